@@ -1,2 +1,189 @@
-//! placeholder
-pub fn main() -> std::process::ExitCode { std::process::ExitCode::SUCCESS }
+//! The `layoutdump` command: parses flags into settings and calls the libraries. Thin on
+//! purpose: analysis lives in the interpreter, rendering in its report module.
+
+mod check;
+mod demo;
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand, ValueEnum};
+use layoutdump_interpreter::analyze::{Options, Outcome, analyze};
+use layoutdump_interpreter::eval::Limits;
+use layoutdump_interpreter::report::{Report, render_text};
+use layoutdump_interpreter::shipped::compile_layout;
+
+/// Async task backtraces for any Rust executor, from crash dumps and DWARF.
+///
+/// layoutdump reads a dump's memory (ELF core or minidump) plus the binary's debug info
+/// and lists the runtimes and tasks in it, using a layout file that describes the
+/// executor (`tokio` is shipped; write your own for a custom executor).
+///
+/// Exit status: 0 complete report; 1 error (nothing analyzed); 2 usage error;
+/// 3 partial report (printed, but something is missing: see its warnings).
+#[derive(Parser, Debug)]
+#[command(name = "layoutdump", version, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Report the runtimes and tasks in a dump.
+    ///
+    /// Example: layoutdump run tokio crash.core --format json
+    Run(RunArgs),
+    /// Check a layout: compile it, and with --binary resolve its roots and types in that
+    /// binary's debug info. No dump needed.
+    ///
+    /// Example: layoutdump check myexec.layout --binary target/debug/app
+    Check(check::CheckArgs),
+    /// Write a dump of a running process that `run` can fully use (all writable memory,
+    /// every thread's registers including the thread pointer). The process is paused only
+    /// while it is read.
+    ///
+    /// Example: layoutdump capture 4242 -o app.core
+    Capture(CaptureArgs),
+    /// Build and start the bundled demo program (a tokio service with two runtimes),
+    /// capture it, and report its tasks next to what the program says it has.
+    Demo(demo::DemoArgs),
+}
+
+#[derive(Parser, Debug)]
+struct RunArgs {
+    /// A shipped layout by name (tokio) or a path to a .layout file.
+    layout: String,
+    /// The dump: an ELF core (gcore, kernel, `layoutdump capture`) or a minidump.
+    dump: PathBuf,
+    /// The executable that was running, if the path recorded in the dump is wrong or gone.
+    #[arg(long)]
+    binary: Option<PathBuf>,
+    /// A folder holding separate debug files (`.build-id/ab/cdef….debug` or debuglink names).
+    #[arg(long = "debug-dir")]
+    debug_dirs: Vec<PathBuf>,
+    /// Use the binary even if its build id differs from the dump's (results may be wrong).
+    #[arg(long)]
+    force: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
+    /// Write the report to this file instead of standard output.
+    #[arg(short, long)]
+    output: Option<PathBuf>,
+    /// Most items one list, slice or `for` may yield (guards against corrupt lengths and cycles).
+    #[arg(long = "limit-items", default_value_t = Limits::default().items)]
+    limit_items: u64,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+enum Format {
+    Text,
+    Json,
+    Yaml,
+}
+
+#[derive(Parser, Debug)]
+struct CaptureArgs {
+    /// The process id.
+    pid: i32,
+    /// Where to write the dump.
+    #[arg(short, long)]
+    output: PathBuf,
+    /// ELF core (default; what gdb and the kernel write) or minidump (with all writable
+    /// memory added, so that tasks can be listed).
+    #[arg(long, value_enum, default_value_t = DumpKind::Core)]
+    format: DumpKind,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+enum DumpKind {
+    Core,
+    Minidump,
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Run(args) => run(args),
+        Command::Check(args) => check::check(args),
+        Command::Capture(args) => capture(args),
+        Command::Demo(args) => demo::demo(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run(args: RunArgs) -> Result<ExitCode> {
+    let program = compile_layout(&args.layout).map_err(anyhow::Error::msg)?;
+    let opts = Options {
+        binary: args.binary,
+        debug_dirs: args.debug_dirs,
+        force: args.force,
+        limits: Limits {
+            items: args.limit_items,
+            ..Limits::default()
+        },
+    };
+    let (report, outcome) = analyze(&program, &args.dump, &opts)?;
+    emit(&report, args.format, args.output.as_deref())?;
+    Ok(exit_code(outcome))
+}
+
+pub(crate) fn exit_code(outcome: Outcome) -> ExitCode {
+    match outcome {
+        Outcome::Complete => ExitCode::SUCCESS,
+        Outcome::Partial => ExitCode::from(3),
+    }
+}
+
+fn emit(report: &Report, format: Format, output: Option<&std::path::Path>) -> Result<()> {
+    let text = match format {
+        Format::Text => render_text(report),
+        Format::Json => report.to_json() + "\n",
+        Format::Yaml => report.to_yaml(),
+    };
+    match output {
+        Some(path) => {
+            std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
+        }
+        None => {
+            let mut out = std::io::stdout().lock();
+            // A closed pipe (`| head`) is not an error worth a message.
+            let _ = out.write_all(text.as_bytes());
+            Ok(())
+        }
+    }
+}
+
+fn capture(args: CaptureArgs) -> Result<ExitCode> {
+    use layoutdump_capture::{CaptureFormat, CaptureOptions, capture};
+    let format = match args.format {
+        DumpKind::Core => CaptureFormat::Core,
+        DumpKind::Minidump => CaptureFormat::Minidump,
+    };
+    let summary = capture(
+        args.pid,
+        &args.output,
+        &CaptureOptions {
+            format,
+            ..Default::default()
+        },
+    )?;
+    eprintln!(
+        "wrote {} ({} threads, {} regions, {} MiB)",
+        summary.path.display(),
+        summary.threads,
+        summary.regions,
+        summary.bytes / (1024 * 1024)
+    );
+    Ok(ExitCode::SUCCESS)
+}

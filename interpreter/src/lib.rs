@@ -1,1 +1,11 @@
-// placeholder
+//! layoutdump's engine: memory sources, the DWARF model, Rust value decoding, execution of
+//! compiled layouts against a dump, and report rendering.
+
+pub mod analyze;
+pub mod check;
+pub mod dwarf;
+pub mod eval;
+pub mod memory;
+pub mod report;
+pub mod run;
+pub mod shipped;

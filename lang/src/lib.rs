@@ -1,1 +1,15 @@
-// placeholder
+//! The layout language: grammar (pest), parsing into a flat program with spans,
+//! name resolution, and diagnostics. Knows nothing of DWARF or dumps.
+
+pub mod compile;
+pub mod diagnostic;
+mod parser;
+pub mod program;
+pub mod source;
+pub mod types;
+
+pub use compile::{Loader, compile};
+pub use diagnostic::{Diagnostic, Diagnostics};
+pub use program::Program;
+pub use source::{SourceFile, Span};
+pub use types::TypeExpr;

@@ -1,0 +1,55 @@
+//! `layoutdump check`: compiles a layout and, given a binary, resolves what it names
+//! there. Every problem is printed with its line and column.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::Parser;
+use layoutdump_interpreter::check::check_against;
+use layoutdump_interpreter::dwarf::DebugInfo;
+use layoutdump_interpreter::memory::BinaryImage;
+use layoutdump_interpreter::shipped::compile_layout;
+
+#[derive(Parser, Debug)]
+pub struct CheckArgs {
+    /// A shipped layout by name or a path to a .layout file.
+    layout: String,
+    /// A binary built with debug info: check the layout's roots, rule types and casts
+    /// against it.
+    #[arg(long)]
+    binary: Option<PathBuf>,
+    /// A folder holding separate debug files.
+    #[arg(long = "debug-dir")]
+    debug_dirs: Vec<PathBuf>,
+}
+
+pub fn check(args: CheckArgs) -> Result<ExitCode> {
+    let program = match compile_layout(&args.layout) {
+        Ok(p) => p,
+        Err(msg) => {
+            eprintln!("{msg}");
+            return Ok(ExitCode::from(1));
+        }
+    };
+    let Some(binary) = args.binary else {
+        println!(
+            "{}: compiles ({} roots, {} rules, {} views)",
+            args.layout,
+            program.roots.len(),
+            program.rules.len(),
+            program.views.len()
+        );
+        return Ok(ExitCode::SUCCESS);
+    };
+    let image = BinaryImage::open_static(&binary, &args.debug_dirs)?;
+    let dbg = DebugInfo::load(&image.debug_path)?;
+    let diags = check_against(&program, &dbg);
+    if diags.list.is_empty() {
+        println!("{}: ok against {}", args.layout, binary.display());
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!("{diags}");
+        Ok(ExitCode::from(1))
+    }
+}

@@ -1,0 +1,100 @@
+//! Checking a compiled layout against a binary's debug info without a dump: every root
+//! variable exists, every runtime/task rule matches some type, every concrete cast names
+//! an existing type. Problems point at the layout's line and column.
+
+use layoutdump_lang::program::{Expr, RootKind};
+use layoutdump_lang::{Diagnostic, Diagnostics, Program, TypeExpr};
+
+use crate::dwarf::{DebugInfo, VarLocation};
+
+pub fn check_against(program: &Program, dbg: &DebugInfo) -> Diagnostics {
+    let mut list = Vec::new();
+    for root in &program.roots {
+        let (path, want_tls) = match &root.kind {
+            RootKind::Tls(p) => (p, true),
+            RootKind::Static(p) => (p, false),
+            RootKind::Frame { .. } => continue,
+        };
+        let vars = dbg.variables(path);
+        let found = vars
+            .iter()
+            .any(|v| matches!(v.location, VarLocation::Tls(_)) == want_tls);
+        if !found {
+            let kind = if want_tls { "thread-local" } else { "static" };
+            list.push(Diagnostic::new(root.span, format!("no {kind} named `{path}` in {}", dbg.path().display())).with_help(
+                "the binary may not use this runtime, or its version names the variable differently; `nm -C BINARY | grep NAME` shows what exists",
+            ));
+        }
+    }
+    for rule in &program.rules {
+        if !any_type_matches(dbg, &rule.pattern) {
+            list.push(
+                Diagnostic::new(
+                    rule.span,
+                    format!(
+                        "no type matches `{}` in {}",
+                        rule.pattern,
+                        dbg.path().display()
+                    ),
+                )
+                .with_help(suggest(dbg, &rule.pattern)),
+            );
+        }
+    }
+    for (i, e) in program.exprs.iter().enumerate() {
+        if let Expr::Cast { ty, vars, .. } = e {
+            if vars.is_empty() && dbg.type_named(&ty.to_string()).is_none() {
+                let span = program.spans[i];
+                list.push(
+                    Diagnostic::new(
+                        span,
+                        format!("cast to `{ty}`: no such type in {}", dbg.path().display()),
+                    )
+                    .with_help(suggest(dbg, ty)),
+                );
+            }
+        }
+    }
+    Diagnostics {
+        files: program.files.clone(),
+        list,
+    }
+}
+
+fn any_type_matches(dbg: &DebugInfo, pattern: &TypeExpr) -> bool {
+    match pattern.base_path() {
+        Some(base) => dbg
+            .index()
+            .type_names()
+            .any(|n| n.starts_with(base) && pattern.matches(n)),
+        None => true,
+    }
+}
+
+/// Names sharing the last path segment of the pattern: what a renamed module looks like.
+fn suggest(dbg: &DebugInfo, pattern: &TypeExpr) -> String {
+    let Some(base) = pattern.base_path() else {
+        return "check the type's spelling".into();
+    };
+    let last = base.rsplit("::").next().unwrap_or(base);
+    let mut near: Vec<&str> = dbg
+        .index()
+        .type_names()
+        .filter(|n| {
+            n.split('<')
+                .next()
+                .is_some_and(|p| p.rsplit("::").next() == Some(last))
+        })
+        .map(|n| n.split('<').next().unwrap_or(n))
+        .collect();
+    near.sort_unstable();
+    near.dedup();
+    near.truncate(5);
+    if near.is_empty() {
+        format!(
+            "no type named `…::{last}` exists either; `layoutdump check` needs a binary that uses this code"
+        )
+    } else {
+        format!("types with that name: {}", near.join(", "))
+    }
+}

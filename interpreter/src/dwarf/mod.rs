@@ -1,0 +1,296 @@
+//! The DWARF model: a binary's debug info, memory-mapped and indexed by qualified Rust name
+//! in parallel; types, functions and variables decoded lazily and cached per DIE.
+
+mod index;
+mod reader;
+mod types;
+mod units;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use memmap2::Mmap;
+use object::{Object, ObjectSection, ObjectSymbol};
+
+pub use index::NameIndex;
+pub use reader::{Reader, SectionBytes};
+pub use types::{BaseKind, Field, Type, TypeKind, Variant, VariantPart};
+
+/// A type, function or variable: the offset of its DIE in `.debug_info`. One binary's
+/// offsets only; never mixed with addresses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct DieId(pub usize);
+
+/// Link-time address (as in the ELF file); add the load bias to get a runtime address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct LinkAddr(pub u64);
+
+#[derive(Debug, thiserror::Error)]
+pub enum DwarfError {
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path} is not an ELF file this tool can read: {reason}")]
+    NotElf { path: PathBuf, reason: String },
+    #[error(
+        "{path} has no DWARF debug info (.debug_info is missing): rebuild with `debug = 2` \
+         (or `debug = 1`) in the profile, or pass a separate debug file with --debug-dir"
+    )]
+    NoDebugInfo { path: PathBuf },
+    #[error("malformed DWARF in {path} at .debug_info offset {offset:#x}: {reason}")]
+    Malformed {
+        path: PathBuf,
+        offset: usize,
+        reason: String,
+    },
+}
+
+/// A function found at an address, with the generic arguments it was instantiated with.
+#[derive(Debug, Clone)]
+pub struct Function {
+    pub name: Arc<str>,
+    pub die: DieId,
+    pub template_params: Vec<(Arc<str>, DieId)>,
+}
+
+/// Where a global variable lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VarLocation {
+    Static(LinkAddr),
+    /// Offset in the module's thread-local block.
+    Tls(u64),
+    Other,
+}
+
+#[derive(Debug, Clone)]
+pub struct Variable {
+    pub name: Arc<str>,
+    pub linkage_name: Option<Arc<str>>,
+    pub ty: Option<DieId>,
+    pub location: VarLocation,
+    /// The symbol table names this variable: the live copy, not a dead duplicate.
+    pub has_symbol: bool,
+}
+
+/// `PT_TLS` of the main executable: size and alignment of its thread-local block.
+#[derive(Debug, Clone, Copy)]
+pub struct TlsTemplate {
+    pub memsz: u64,
+    pub align: u64,
+}
+
+/// Debug info of one binary (the executable itself or its separate debug file).
+pub struct DebugInfo {
+    path: PathBuf,
+    dwarf: gimli::Dwarf<Reader>,
+    units: units::Units,
+    index: NameIndex,
+    types: Mutex<HashMap<DieId, Arc<Type>>>,
+    symbols: HashMap<Arc<str>, (u64, u64)>,
+    vtables: OnceLock<Vec<(u64, u64, Arc<str>)>>,
+    tls: Option<TlsTemplate>,
+}
+
+impl DebugInfo {
+    /// Maps `path`, loads its DWARF sections and builds the name index in parallel.
+    pub fn load(path: &Path) -> Result<DebugInfo, DwarfError> {
+        let file = std::fs::File::open(path).map_err(|source| DwarfError::Io {
+            path: path.into(),
+            source,
+        })?;
+        // SAFETY: the map is read-only; a file truncated under us would fault, which is the
+        // accepted risk of every mapping debugger (gimli, addr2line do the same).
+        let map = unsafe { Mmap::map(&file) }.map_err(|source| DwarfError::Io {
+            path: path.into(),
+            source,
+        })?;
+        let map = Arc::new(map);
+        let obj = object::File::parse(&map[..]).map_err(|e| DwarfError::NotElf {
+            path: path.into(),
+            reason: e.to_string(),
+        })?;
+        if obj.section_by_name(".debug_info").is_none() {
+            return Err(DwarfError::NoDebugInfo { path: path.into() });
+        }
+        let endian = if obj.is_little_endian() {
+            gimli::RunTimeEndian::Little
+        } else {
+            gimli::RunTimeEndian::Big
+        };
+        let load_section = |id: gimli::SectionId| -> Result<Reader, DwarfError> {
+            let bytes = match obj.section_by_name(id.name()) {
+                None => SectionBytes::Owned(Arc::from(&[][..])),
+                Some(section) => {
+                    section_bytes(&map, &section).map_err(|reason| DwarfError::NotElf {
+                        path: path.into(),
+                        reason,
+                    })?
+                }
+            };
+            Ok(gimli::EndianReader::new(bytes, endian))
+        };
+        let dwarf = gimli::Dwarf::load(load_section)?;
+        let units = units::Units::parse(&dwarf, path)?;
+        let index = NameIndex::build(&dwarf, &units);
+        let symbols = obj
+            .symbols()
+            .filter_map(|s| Some((Arc::from(s.name().ok()?), (s.address(), s.size()))))
+            .collect();
+        Ok(DebugInfo {
+            path: path.into(),
+            tls: tls_template(&obj),
+            dwarf,
+            units,
+            index,
+            types: Mutex::new(HashMap::new()),
+            symbols,
+            vtables: OnceLock::new(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn tls_template(&self) -> Option<TlsTemplate> {
+        self.tls
+    }
+
+    pub fn index(&self) -> &NameIndex {
+        &self.index
+    }
+
+    /// The complete definition of the type with this qualified name, e.g.
+    /// `tokio::runtime::task::core::Header`. Rust emits one copy per compilation unit;
+    /// any copy with a size will do, they agree.
+    pub fn type_named(&self, name: &str) -> Option<DieId> {
+        self.index
+            .types
+            .get(name)
+            .and_then(|dies| dies.first().copied())
+    }
+
+    /// Decodes (once, then from the cache) the type at `id`.
+    pub fn ty(&self, id: DieId) -> Result<Arc<Type>, DwarfError> {
+        if let Some(t) = self
+            .types
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&id)
+        {
+            return Ok(t.clone());
+        }
+        let t = Arc::new(types::decode(self, id)?);
+        self.types
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id, t.clone());
+        Ok(t)
+    }
+
+    /// The innermost function whose code contains `addr`, with its template parameters,
+    /// taken from its declaration (`DW_AT_specification`) when the concrete DIE has none.
+    pub fn function_at(&self, addr: LinkAddr) -> Option<Function> {
+        let die = self.index.function_at(addr.0)?;
+        units::function(self, die).ok()
+    }
+
+    /// Global variables whose qualified name is `name` or starts with `name::` (the
+    /// compiler nests a `thread_local!`'s storage under its name).
+    pub fn variables(&self, name: &str) -> Vec<Variable> {
+        let prefix = format!("{name}::");
+        self.index
+            .variables
+            .iter()
+            .filter(|(n, _)| &**n == name || n.starts_with(&prefix))
+            .filter_map(|(_, die)| units::variable(self, *die).ok())
+            .collect()
+    }
+
+    /// Address and size of a symbol by its (mangled) name.
+    pub fn symbol(&self, name: &str) -> Option<(u64, u64)> {
+        self.symbols.get(name).copied()
+    }
+
+    /// The concrete type behind a `dyn Trait` vtable at link address `addr`, from the
+    /// vtable's `<T as Trait>::{vtable}` symbol.
+    pub fn vtable_type_name(&self, addr: LinkAddr) -> Option<Arc<str>> {
+        let vt = self.vtables.get_or_init(|| {
+            let mut v: Vec<(u64, u64, Arc<str>)> = self
+                .symbols
+                .iter()
+                .filter(|(n, _)| n.contains("vtable"))
+                .map(|(n, (a, s))| (*a, *s, n.clone()))
+                .collect();
+            v.sort();
+            v
+        });
+        let i = vt
+            .partition_point(|(a, _, _)| *a <= addr.0)
+            .checked_sub(1)?;
+        let (a, s, n) = &vt[i];
+        (addr.0 < a + (*s).max(1)).then(|| n.clone())
+    }
+
+    pub(crate) fn dwarf(&self) -> &gimli::Dwarf<Reader> {
+        &self.dwarf
+    }
+
+    pub(crate) fn units(&self) -> &units::Units {
+        &self.units
+    }
+}
+
+impl From<gimli::Error> for DwarfError {
+    fn from(e: gimli::Error) -> Self {
+        DwarfError::Malformed {
+            path: PathBuf::new(),
+            offset: 0,
+            reason: e.to_string(),
+        }
+    }
+}
+
+fn section_bytes(
+    map: &Arc<Mmap>,
+    section: &object::Section<'_, '_>,
+) -> Result<SectionBytes, String> {
+    let range = section.compressed_file_range().map_err(|e| e.to_string())?;
+    if range.format == object::CompressionFormat::None {
+        let start = usize::try_from(range.offset).map_err(|e| e.to_string())?;
+        let end =
+            start.checked_add(usize::try_from(range.uncompressed_size).map_err(|e| e.to_string())?);
+        match end {
+            Some(end) if end <= map.len() => Ok(SectionBytes::Mapped {
+                map: map.clone(),
+                start,
+                end,
+            }),
+            _ => Err(format!(
+                "section {} lies outside the file",
+                section.name().unwrap_or("?")
+            )),
+        }
+    } else {
+        let data = section.uncompressed_data().map_err(|e| e.to_string())?;
+        Ok(SectionBytes::Owned(Arc::from(&*data)))
+    }
+}
+
+fn tls_template(obj: &object::File<'_>) -> Option<TlsTemplate> {
+    use object::read::elf::ProgramHeader as _;
+    let object::File::Elf64(elf) = obj else {
+        return None;
+    };
+    let endian = elf.endian();
+    elf.elf_program_headers()
+        .iter()
+        .find(|ph| ph.p_type(endian) == object::elf::PT_TLS)
+        .map(|ph| TlsTemplate {
+            memsz: ph.p_memsz(endian),
+            align: ph.p_align(endian).max(1),
+        })
+}

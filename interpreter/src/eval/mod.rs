@@ -1,0 +1,807 @@
+//! The evaluator: runs a compiled layout's expressions against dump memory and DWARF.
+//! It knows Rust's representation (structs, enums, pointers, arrays) and nothing about any
+//! crate: every library type is understood through the layout's views.
+
+mod value;
+
+use std::cell::{Cell, RefCell};
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use layoutdump_lang::program::{BinOp, Builtin, Expr, ExprId, ParamSource, Program, UnOp};
+
+use crate::dwarf::{BaseKind, DebugInfo, DieId, LinkAddr, Type, TypeKind};
+use crate::memory::Memory;
+pub use value::{EvalError, Value};
+
+/// Bounds on the work a layout and a dump can cause. Each has a default and a flag.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Items of one list, slice or `for`.
+    pub items: u64,
+    /// Nested calls of layout functions and view members.
+    pub depth: u32,
+    /// Expression evaluations in one run.
+    pub steps: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            items: 1_000_000,
+            depth: 64,
+            steps: 200_000_000,
+        }
+    }
+}
+
+/// How many pointer/view hops one field access or coercion may take.
+const MAX_HOPS: usize = 32;
+
+pub struct Evaluator<'a> {
+    pub program: &'a Program,
+    pub dbg: &'a DebugInfo,
+    pub mem: &'a dyn Memory,
+    /// Runtime address minus link-time address of the main executable.
+    pub bias: u64,
+    pub limits: Limits,
+    views: RefCell<HashMap<DieId, Option<usize>>>,
+    steps: Cell<u64>,
+    depth: Cell<u32>,
+    /// Problems that did not stop evaluation (a list cut short), in order.
+    pub warnings: RefCell<Vec<String>>,
+}
+
+type Frame = Vec<Option<Value>>;
+
+impl<'a> Evaluator<'a> {
+    pub fn new(
+        program: &'a Program,
+        dbg: &'a DebugInfo,
+        mem: &'a dyn Memory,
+        bias: u64,
+        limits: Limits,
+    ) -> Self {
+        Evaluator {
+            program,
+            dbg,
+            mem,
+            bias,
+            limits,
+            views: RefCell::new(HashMap::new()),
+            steps: Cell::new(0),
+            depth: Cell::new(0),
+            warnings: RefCell::new(Vec::new()),
+        }
+    }
+
+    pub fn ty(&self, id: DieId) -> Result<Arc<Type>, EvalError> {
+        Ok(self.dbg.ty(id)?)
+    }
+
+    /// Evaluates `expr` in a fresh frame of `size` slots whose slot 0 is `subject`.
+    pub fn eval_with_subject(
+        &self,
+        expr: ExprId,
+        size: u16,
+        subject: Value,
+    ) -> Result<Value, EvalError> {
+        let mut frame: Frame = vec![None; usize::from(size.max(1))];
+        frame[0] = Some(subject);
+        self.eval(expr, &mut frame)
+    }
+
+    /// Evaluates a rule's members in order in one frame; each member's result (or error)
+    /// is returned with its name. `let` members are evaluated but not returned.
+    pub fn eval_members(
+        &self,
+        members: &[layoutdump_lang::program::Member],
+        size: u16,
+        subject: Value,
+    ) -> Vec<(String, Result<Value, EvalError>)> {
+        let mut frame: Frame = vec![None; usize::from(size.max(1))];
+        frame[0] = Some(subject);
+        let mut out = Vec::new();
+        for m in members {
+            let r = self.eval(m.value, &mut frame);
+            if let Ok(v) = &r {
+                if let Some(slot) = frame.get_mut(usize::from(m.slot.0)) {
+                    *slot = Some(v.clone());
+                }
+            }
+            if !m.is_let {
+                out.push((m.name.clone(), r));
+            }
+        }
+        out
+    }
+
+    fn eval(&self, id: ExprId, frame: &mut Frame) -> Result<Value, EvalError> {
+        let steps = self.steps.get() + 1;
+        self.steps.set(steps);
+        if steps > self.limits.steps {
+            return Err(EvalError::Limit {
+                what: "steps",
+                limit: self.limits.steps,
+            });
+        }
+        match self.program.expr(id) {
+            Expr::Int(n) => Ok(Value::Int(i128::from(*n))),
+            Expr::Str(s) => Ok(Value::Str(Arc::from(s.as_str()))),
+            Expr::Local(slot) => frame
+                .get(usize::from(slot.0))
+                .cloned()
+                .flatten()
+                .ok_or_else(|| EvalError::Other("binding used before it has a value".into())),
+            Expr::Field(base, name) => {
+                let v = self.eval(*base, frame)?;
+                self.field(v, name)
+            }
+            Expr::Index(base, index) => {
+                let items = self.eval(*base, frame)?;
+                let i = self.eval(*index, frame)?;
+                let i = self.to_int(&i)?;
+                let items = self.items(items)?;
+                usize::try_from(i)
+                    .ok()
+                    .and_then(|i| items.into_iter().nth(i))
+                    .ok_or_else(|| EvalError::Other(format!("index {i} out of range")))
+            }
+            Expr::Unary(op, e) => {
+                let v = self.eval(*e, frame)?;
+                match op {
+                    UnOp::Deref => self.deref(v),
+                    UnOp::Neg => Ok(Value::Int(self.to_int(&v)?.wrapping_neg())),
+                    UnOp::Not => Ok(Value::Int(i128::from(self.to_int(&v)? == 0))),
+                }
+            }
+            Expr::Binary(op, a, b) => {
+                let a = self.eval(*a, frame)?;
+                let b = self.eval(*b, frame)?;
+                self.binary(*op, &a, &b)
+            }
+            Expr::Cast {
+                value,
+                ty,
+                vars,
+                from,
+            } => {
+                let v = self.eval(*value, frame)?;
+                let mut bound = Vec::new();
+                if let Some((source, e)) = from {
+                    let params = match source {
+                        ParamSource::Function => {
+                            let target = self.eval(*e, frame)?;
+                            let addr = self.to_int(&target)? as u64;
+                            let link = addr.wrapping_sub(self.bias);
+                            let f = self
+                                .dbg
+                                .function_at(LinkAddr(link))
+                                .ok_or(EvalError::NoFunction { addr })?;
+                            f.template_params
+                        }
+                        ParamSource::TypeOf => {
+                            let of = self.eval(*e, frame)?;
+                            let Value::Place { ty, .. } = of else {
+                                return Err(EvalError::Other(
+                                    "`from type` needs a value in memory".into(),
+                                ));
+                            };
+                            self.ty(ty)?.template_params.clone()
+                        }
+                    };
+                    for (i, var) in vars.iter().enumerate() {
+                        let (_, die) = params.get(i).ok_or_else(|| {
+                            EvalError::Other(format!(
+                                "`{var}`: the source has only {} generic parameters",
+                                params.len()
+                            ))
+                        })?;
+                        bound.push((var.clone(), self.ty(*die)?.name.to_string()));
+                    }
+                }
+                let name = ty.substitute(&bound).to_string();
+                let target = self
+                    .dbg
+                    .type_named(&name)
+                    .ok_or(EvalError::TypeNotFound { name })?;
+                let addr = match &v {
+                    Value::Int(a) => *a as u64,
+                    Value::Place { addr, ty } => match self.ty(*ty)?.kind {
+                        TypeKind::Pointer { .. } => self.mem.read_u64_le(*addr)?,
+                        _ => *addr,
+                    },
+                    _ => {
+                        return Err(EvalError::Other(
+                            "only a place, a pointer or an address can be cast".into(),
+                        ));
+                    }
+                };
+                Ok(Value::Place { addr, ty: target })
+            }
+            Expr::Call { func, args } => self.builtin(*func, args, frame),
+            Expr::CallFn { func, args } => {
+                let f = &self.program.functions[func.0 as usize];
+                let mut inner: Frame = vec![None; usize::from(f.frame_size.max(1))];
+                for (i, a) in args.iter().enumerate() {
+                    let v = self.eval(*a, frame)?;
+                    if let Some(slot) = inner.get_mut(i) {
+                        *slot = Some(v);
+                    }
+                }
+                self.nested(|| self.eval(f.body, &mut inner))
+            }
+            Expr::For { var, seq, body } => {
+                let seq = self.eval(*seq, frame)?;
+                let items = self.items(seq)?;
+                let mut out = Vec::new();
+                for item in items {
+                    set(frame, var.0, item);
+                    match self.eval(*body, frame)? {
+                        Value::Seq(inner) => out.extend(inner),
+                        v => out.push(v),
+                    }
+                    if out.len() as u64 > self.limits.items {
+                        return Err(EvalError::Limit {
+                            what: "items",
+                            limit: self.limits.items,
+                        });
+                    }
+                }
+                Ok(Value::Seq(out))
+            }
+            Expr::Bits { value, arms } => {
+                let v = self.eval(*value, frame)?;
+                let bits = self.to_int(&v)?;
+                let label = arms
+                    .iter()
+                    .find(|(mask, _)| mask.is_none_or(|m| bits & i128::from(m) != 0))
+                    .map(|(_, l)| l.clone())
+                    .unwrap_or_else(|| format!("{bits:#x}"));
+                Ok(Value::Str(Arc::from(label)))
+            }
+            Expr::Flags { value, flags } => {
+                let v = self.eval(*value, frame)?;
+                let bits = self.to_int(&v)?;
+                Ok(Value::Seq(
+                    flags
+                        .iter()
+                        .filter(|(_, m)| bits & i128::from(*m) != 0)
+                        .map(|(n, _)| Value::Str(Arc::from(n.as_str())))
+                        .collect(),
+                ))
+            }
+            Expr::Lambda { .. } => Err(EvalError::Other(
+                "a `x => …` function is only allowed in `list`".into(),
+            )),
+            Expr::Name(n)
+            | Expr::CallNamed { name: n, .. }
+            | Expr::LambdaNamed { param: n, .. }
+            | Expr::ForNamed { var: n, .. } => Err(EvalError::Other(format!(
+                "unresolved name `{n}` (layout not compiled)"
+            ))),
+        }
+    }
+
+    fn nested<T>(&self, f: impl FnOnce() -> Result<T, EvalError>) -> Result<T, EvalError> {
+        let d = self.depth.get();
+        if d >= self.limits.depth {
+            return Err(EvalError::Limit {
+                what: "depth",
+                limit: u64::from(self.limits.depth),
+            });
+        }
+        self.depth.set(d + 1);
+        let r = f();
+        self.depth.set(d);
+        r
+    }
+
+    fn builtin(
+        &self,
+        func: Builtin,
+        args: &[ExprId],
+        frame: &mut Frame,
+    ) -> Result<Value, EvalError> {
+        let arg = |i: usize, frame: &mut Frame| -> Result<Value, EvalError> {
+            let id = args
+                .get(i)
+                .ok_or_else(|| EvalError::Other("missing argument".into()))?;
+            self.eval(*id, frame)
+        };
+        match func {
+            Builtin::Addr => match arg(0, frame)? {
+                Value::Place { addr, .. } => Ok(Value::Int(i128::from(addr))),
+                Value::Int(a) => Ok(Value::Int(a)),
+                _ => Err(EvalError::Other("addr() needs a value in memory".into())),
+            },
+            Builtin::Variant => {
+                let v = arg(0, frame)?;
+                let Value::Place { addr, ty } = v else {
+                    return Err(EvalError::Other("variant() needs an enum in memory".into()));
+                };
+                let (name, _) = self.active_variant(addr, ty)?;
+                Ok(Value::Str(name))
+            }
+            Builtin::TypeName => match arg(0, frame)? {
+                Value::Place { ty, .. } => Ok(Value::Str(self.ty(ty)?.name.clone())),
+                _ => Err(EvalError::Other(
+                    "type_name() needs a value in memory".into(),
+                )),
+            },
+            Builtin::Len => {
+                let v = arg(0, frame)?;
+                if let Value::Place { ty, .. } = &v {
+                    if let Some((view, m)) = self.view_member(*ty, "len") {
+                        return self.eval_view_member(view, m, v);
+                    }
+                }
+                Ok(Value::Int(self.items(v)?.len() as i128))
+            }
+            Builtin::IsNull => {
+                let v = arg(0, frame)?;
+                Ok(Value::Int(i128::from(self.list_node(v)?.is_none())))
+            }
+            Builtin::Slice => {
+                let first = arg(0, frame)?;
+                let len = arg(1, frame)?;
+                let len = self.to_int(&len)?;
+                self.slice(first, len)
+            }
+            Builtin::List => self.list(args, frame),
+        }
+    }
+
+    /// `list(first, n => next)`: an intrusive list, stopped at a null/None, a node seen
+    /// before (a cycle in a corrupt dump), or the item limit. A node that cannot be read
+    /// ends the list with a warning; the nodes read so far are kept.
+    fn list(&self, args: &[ExprId], frame: &mut Frame) -> Result<Value, EvalError> {
+        let (Some(first), Some(next)) = (args.first(), args.get(1)) else {
+            return Err(EvalError::Other("list() takes 2 arguments".into()));
+        };
+        let Expr::Lambda { param, body } = self.program.expr(*next) else {
+            return Err(EvalError::Other(
+                "list() needs `node => next` as its second argument".into(),
+            ));
+        };
+        let first = self.eval(*first, frame)?;
+        let mut node = self.list_node(first)?;
+        let mut seen = HashSet::new();
+        let mut out = Vec::new();
+        let here = self.program.location(self.program.span(*next));
+        while let Some(n) = node {
+            let Value::Place { addr, .. } = n else { break };
+            if !seen.insert(addr) {
+                self.warn(format!(
+                    "list at {here}: node {addr:#x} seen twice (a cycle); stopped after {} items",
+                    out.len()
+                ));
+                break;
+            }
+            if out.len() as u64 >= self.limits.items {
+                self.warn(format!(
+                    "list at {here}: item limit {} reached; the rest is not shown",
+                    self.limits.items
+                ));
+                break;
+            }
+            out.push(n.clone());
+            set(frame, param.0, n);
+            node = match self.eval(*body, frame).and_then(|v| self.list_node(v)) {
+                Ok(next) => next,
+                Err(e) => {
+                    self.warn(format!(
+                        "list at {here}: stopped after {} items: {e}",
+                        out.len()
+                    ));
+                    None
+                }
+            };
+        }
+        Ok(Value::Seq(out))
+    }
+
+    /// A list link as a node: follows pointers and views (NonNull, Option) to the
+    /// pointee; None for null or `None`.
+    fn list_node(&self, mut v: Value) -> Result<Option<Value>, EvalError> {
+        for _ in 0..MAX_HOPS {
+            match &v {
+                Value::Int(0) => return Ok(None),
+                Value::Place { addr, ty } => {
+                    let t = self.ty(*ty)?;
+                    match t.kind {
+                        TypeKind::Pointer { .. } => {
+                            if self.mem.read_u64_le(*addr)? == 0 {
+                                return Ok(None);
+                            }
+                            v = self.deref(v)?;
+                        }
+                        _ => match self.view_member(*ty, "deref") {
+                            Some((view, m)) => match self.eval_view_member(view, m, v.clone()) {
+                                Ok(next) => v = next,
+                                Err(e) if e.is_absent() => return Ok(None),
+                                Err(e) => return Err(e),
+                            },
+                            None => return Ok(Some(v)),
+                        },
+                    }
+                }
+                _ => {
+                    return Err(EvalError::Other(
+                        "a list link must be a pointer or an Option".into(),
+                    ));
+                }
+            }
+        }
+        Err(EvalError::Limit {
+            what: "depth",
+            limit: MAX_HOPS as u64,
+        })
+    }
+
+    fn slice(&self, first: Value, len: i128) -> Result<Value, EvalError> {
+        let first = match &first {
+            Value::Place { ty, .. } if matches!(self.ty(*ty)?.kind, TypeKind::Pointer { .. }) => {
+                self.deref(first)?
+            }
+            _ => first,
+        };
+        let Value::Place { addr, ty } = first else {
+            return Err(EvalError::Other(
+                "slice() needs the first element or a pointer to it".into(),
+            ));
+        };
+        let len = u64::try_from(len)
+            .map_err(|_| EvalError::Other(format!("negative slice length {len}")))?;
+        if len > self.limits.items {
+            return Err(EvalError::Limit {
+                what: "items",
+                limit: self.limits.items,
+            });
+        }
+        let size = self.ty(ty)?.size;
+        let items = (0..len)
+            .map(|i| Value::Place {
+                addr: addr.wrapping_add(i.wrapping_mul(size)),
+                ty,
+            })
+            .collect();
+        Ok(Value::Seq(items))
+    }
+
+    /// The elements of a sequence: a `Seq`, an array, or a type whose view has `items`.
+    pub fn items(&self, mut v: Value) -> Result<Vec<Value>, EvalError> {
+        for _ in 0..MAX_HOPS {
+            match v {
+                Value::Seq(items) => return Ok(items),
+                Value::Place { addr, ty } => {
+                    let t = self.ty(ty)?;
+                    if let TypeKind::Array { elem, count } = t.kind {
+                        return match self.slice(
+                            Value::Place { addr, ty: elem },
+                            i128::from(count.unwrap_or(0)),
+                        )? {
+                            Value::Seq(items) => Ok(items),
+                            _ => Ok(vec![]),
+                        };
+                    }
+                    if let Some((view, m)) = self.view_member(ty, "items") {
+                        v = self.eval_view_member(view, m, v)?;
+                        continue;
+                    }
+                    v = self.step_in(v, &t, "items")?;
+                }
+                _ => return Err(EvalError::Other("not a sequence".into())),
+            }
+        }
+        Err(EvalError::Limit {
+            what: "depth",
+            limit: MAX_HOPS as u64,
+        })
+    }
+
+    /// One hop towards what a value stands for: through a pointer, or a view's `deref`.
+    fn step_in(&self, v: Value, t: &Type, wanted: &str) -> Result<Value, EvalError> {
+        if let TypeKind::Pointer { .. } = t.kind {
+            return self.deref(v);
+        }
+        if let Some((view, m)) = self.view_member(t.id, "deref") {
+            return self.eval_view_member(view, m, v);
+        }
+        Err(EvalError::NotA {
+            what: if wanted == "items" {
+                "a sequence"
+            } else {
+                "a number"
+            },
+            ty: t.name.clone(),
+        })
+    }
+
+    /// `v.name`, with Rust's conveniences: through pointers, into an enum's variant by
+    /// its name (`o.Some`) or into the active one, a view member, or a view's `deref`.
+    pub fn field(&self, mut v: Value, name: &str) -> Result<Value, EvalError> {
+        for _ in 0..MAX_HOPS {
+            let Value::Place { addr, ty } = v else {
+                return Err(EvalError::Other(format!(
+                    "`.{name}` applied to a value that is not in memory"
+                )));
+            };
+            let t = self.ty(ty)?;
+            match &t.kind {
+                TypeKind::Pointer { .. } => {
+                    v = self.deref(v)?;
+                    continue;
+                }
+                TypeKind::Struct { fields, .. } | TypeKind::Union { fields } => {
+                    let variants = match &t.kind {
+                        TypeKind::Struct { variants, .. } => variants.as_ref(),
+                        _ => None,
+                    };
+                    if let Some(f) = fields.iter().find(|f| &*f.name == name) {
+                        return Ok(place(addr, f.offset, f.ty, &t)?);
+                    }
+                    if let Some(vp) = variants {
+                        if let Some(var) = vp.variants.iter().find(|var| &*var.field.name == name) {
+                            let (active, _) = self.active_variant(addr, ty)?;
+                            if &*active != name {
+                                return Err(EvalError::Inactive {
+                                    wanted: name.into(),
+                                    active,
+                                    ty: t.name.clone(),
+                                });
+                            }
+                            return place(addr, var.field.offset, var.field.ty, &t);
+                        }
+                    }
+                    if let Some((view, m)) = self.view_member(ty, name) {
+                        return self.eval_view_member(view, m, v);
+                    }
+                    if let Some((view, m)) = self.view_member(ty, "deref") {
+                        v = self.eval_view_member(view, m, v)?;
+                        continue;
+                    }
+                    if variants.is_some() {
+                        let (_, inner) = self.active_variant(addr, ty)?;
+                        v = inner;
+                        continue;
+                    }
+                    let available = fields.iter().map(|f| f.name.clone()).collect();
+                    return Err(EvalError::NoField {
+                        field: name.into(),
+                        ty: t.name.clone(),
+                        available,
+                    });
+                }
+                _ => {
+                    return Err(EvalError::NoField {
+                        field: name.into(),
+                        ty: t.name.clone(),
+                        available: vec![],
+                    });
+                }
+            }
+        }
+        Err(EvalError::Limit {
+            what: "depth",
+            limit: MAX_HOPS as u64,
+        })
+    }
+
+    /// `*v`: the pointee of a pointer, or what a view's `deref` says the value stands for.
+    pub fn deref(&self, v: Value) -> Result<Value, EvalError> {
+        let Value::Place { addr, ty } = v else {
+            return Err(EvalError::Other(
+                "only a value in memory can be dereferenced".into(),
+            ));
+        };
+        let t = self.ty(ty)?;
+        match t.kind {
+            TypeKind::Pointer { pointee } => {
+                let target = self.mem.read_u64_le(addr)?;
+                if target == 0 {
+                    return Err(EvalError::NullPointer { ty: t.name.clone() });
+                }
+                let pointee = pointee.ok_or_else(|| EvalError::NotA {
+                    what: "a pointer to a known type",
+                    ty: t.name.clone(),
+                })?;
+                Ok(Value::Place {
+                    addr: target,
+                    ty: pointee,
+                })
+            }
+            _ => match self.view_member(ty, "deref") {
+                Some((view, m)) => self.eval_view_member(view, m, v),
+                None => Err(EvalError::NotA {
+                    what: "a pointer or a type with a `deref` view",
+                    ty: t.name.clone(),
+                }),
+            },
+        }
+    }
+
+    /// The name and data of the active variant of the enum at `addr`.
+    pub fn active_variant(&self, addr: u64, ty: DieId) -> Result<(Arc<str>, Value), EvalError> {
+        let t = self.ty(ty)?;
+        let TypeKind::Struct {
+            variants: Some(vp), ..
+        } = &t.kind
+        else {
+            return Err(EvalError::NotA {
+                what: "an enum",
+                ty: t.name.clone(),
+            });
+        };
+        let chosen = match &vp.discr {
+            None => vp.variants.first(),
+            Some(d) => {
+                let dty = d.ty.map(|d| self.ty(d)).transpose()?;
+                let size = dty.map_or(8, |t| t.size).clamp(1, 8) as usize;
+                let mut buf = [0u8; 8];
+                self.mem
+                    .read(addr.wrapping_add(d.offset), &mut buf[..size])?;
+                let tag = u64::from_le_bytes(buf);
+                vp.variants
+                    .iter()
+                    .find(|v| v.discr_value == Some(tag))
+                    .or_else(|| vp.variants.iter().find(|v| v.discr_value.is_none()))
+            }
+        };
+        let var = chosen.ok_or_else(|| {
+            EvalError::Other(format!(
+                "enum `{}`: tag matches no variant (corrupt memory?)",
+                t.name
+            ))
+        })?;
+        Ok((
+            var.field.name.clone(),
+            place(addr, var.field.offset, var.field.ty, &t)?,
+        ))
+    }
+
+    /// A number from a value: base types, pointers, C-like enums, and structs that stand
+    /// for a number through a view's `deref` or by having one field (Rust newtypes).
+    pub fn to_int(&self, v: &Value) -> Result<i128, EvalError> {
+        let mut v = v.clone();
+        for _ in 0..MAX_HOPS {
+            let (addr, ty) = match &v {
+                Value::Int(i) => return Ok(*i),
+                Value::Place { addr, ty } => (*addr, *ty),
+                Value::Str(_) | Value::Seq(_) => {
+                    return Err(EvalError::Other("expected a number".into()));
+                }
+            };
+            let t = self.ty(ty)?;
+            match &t.kind {
+                TypeKind::Base(kind) => {
+                    let size = t.size.clamp(1, 16) as usize;
+                    let mut buf = [0u8; 16];
+                    self.mem.read(addr, &mut buf[..size])?;
+                    let raw = u128::from_le_bytes(buf);
+                    let value = if *kind == BaseKind::Signed && size < 16 {
+                        let shift = 128 - 8 * size as u32;
+                        ((raw << shift) as i128) >> shift
+                    } else {
+                        raw as i128
+                    };
+                    return Ok(value);
+                }
+                TypeKind::Pointer { .. } => return Ok(i128::from(self.mem.read_u64_le(addr)?)),
+                TypeKind::CEnum { .. } => {
+                    let size = t.size.clamp(1, 8) as usize;
+                    let mut buf = [0u8; 8];
+                    self.mem.read(addr, &mut buf[..size])?;
+                    return Ok(i128::from(u64::from_le_bytes(buf)));
+                }
+                TypeKind::Struct {
+                    fields,
+                    variants: None,
+                } if fields.len() == 1 && self.view_member(ty, "deref").is_none() => {
+                    v = place(addr, fields[0].offset, fields[0].ty, &t)?;
+                }
+                _ => v = self.step_in(v, &t, "number")?,
+            }
+        }
+        Err(EvalError::Limit {
+            what: "depth",
+            limit: MAX_HOPS as u64,
+        })
+    }
+
+    fn binary(&self, op: BinOp, a: &Value, b: &Value) -> Result<Value, EvalError> {
+        if let (Value::Str(x), Value::Str(y)) = (a, b) {
+            return match op {
+                BinOp::Eq => Ok(Value::Int(i128::from(x == y))),
+                BinOp::Ne => Ok(Value::Int(i128::from(x != y))),
+                _ => Err(EvalError::Other(
+                    "strings can only be compared with == and !=".into(),
+                )),
+            };
+        }
+        let (x, y) = (self.to_int(a)?, self.to_int(b)?);
+        let r = match op {
+            BinOp::Or => x | y,
+            BinOp::And => x & y,
+            BinOp::Eq => i128::from(x == y),
+            BinOp::Ne => i128::from(x != y),
+            BinOp::Lt => i128::from(x < y),
+            BinOp::Le => i128::from(x <= y),
+            BinOp::Gt => i128::from(x > y),
+            BinOp::Ge => i128::from(x >= y),
+            BinOp::Shl => x
+                .checked_shl(u32::try_from(y).unwrap_or(u32::MAX))
+                .unwrap_or(0),
+            BinOp::Shr => x
+                .checked_shr(u32::try_from(y).unwrap_or(u32::MAX))
+                .unwrap_or(0),
+            BinOp::Add => x.wrapping_add(y),
+            BinOp::Sub => x.wrapping_sub(y),
+            BinOp::Mul => x.wrapping_mul(y),
+            BinOp::Div => x
+                .checked_div(y)
+                .ok_or_else(|| EvalError::Other("division by zero".into()))?,
+            BinOp::Rem => x
+                .checked_rem(y)
+                .ok_or_else(|| EvalError::Other("division by zero".into()))?,
+        };
+        Ok(Value::Int(r))
+    }
+
+    /// The first view (in layout order) whose pattern matches the type, cached per type.
+    fn view_of(&self, ty: DieId) -> Option<usize> {
+        if let Some(v) = self.views.borrow().get(&ty) {
+            return *v;
+        }
+        let found = self.ty(ty).ok().and_then(|t| {
+            self.program
+                .views
+                .iter()
+                .position(|v| v.pattern.matches(&t.name))
+        });
+        self.views.borrow_mut().insert(ty, found);
+        found
+    }
+
+    fn view_member(&self, ty: DieId, name: &str) -> Option<(usize, usize)> {
+        let view = self.view_of(ty)?;
+        let m = self.program.views[view]
+            .members
+            .iter()
+            .position(|m| m.name == name)?;
+        Some((view, m))
+    }
+
+    fn eval_view_member(
+        &self,
+        view: usize,
+        member: usize,
+        subject: Value,
+    ) -> Result<Value, EvalError> {
+        let v = &self.program.views[view];
+        let m = &v.members[member];
+        self.nested(|| self.eval_with_subject(m.value, v.frame_size, subject))
+    }
+
+    fn warn(&self, msg: String) {
+        let mut w = self.warnings.borrow_mut();
+        if w.len() < 1000 {
+            w.push(msg);
+        }
+    }
+}
+
+fn set(frame: &mut Frame, slot: u16, v: Value) {
+    if let Some(s) = frame.get_mut(usize::from(slot)) {
+        *s = Some(v);
+    }
+}
+
+fn place(addr: u64, offset: u64, ty: Option<DieId>, parent: &Type) -> Result<Value, EvalError> {
+    let ty =
+        ty.ok_or_else(|| EvalError::Dwarf(format!("a member of `{}` has no type", parent.name)))?;
+    Ok(Value::Place {
+        addr: addr.wrapping_add(offset),
+        ty,
+    })
+}

@@ -1,0 +1,729 @@
+//! The one read-only view of a dumped process's memory (`Memory`), its error, and the sorted
+//! region table every file-backed source shares; parsing dump formats lives in the submodules.
+
+pub mod binary;
+pub mod dump;
+mod elf_core;
+mod minidump;
+
+use std::fs::File;
+use std::io;
+use std::ops::Deref;
+use std::path::Path;
+use std::sync::Arc;
+
+pub use binary::{BinaryError, BinaryImage, FileImageMemory, locate_binary};
+pub use dump::{
+    BuildIdOrigin, CrashInfo, Dump, DumpError, DumpFormat, Mapping, Module, Registers, Thread,
+};
+
+/// Read-only access to the memory of a dumped (or otherwise inspected) process.
+///
+/// Every source implements it: ELF cores, minidumps, binary images, test memory. Missing
+/// memory is an ordinary value, not a crash: dumps routinely lack pages.
+pub trait Memory: Send + Sync {
+    /// Fills `buf` from `addr` (a runtime address in the dumped process), entirely or not at all.
+    fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), MemoryError>;
+
+    fn read_u8(&self, addr: u64) -> Result<u8, MemoryError> {
+        let mut b = [0u8; 1];
+        self.read(addr, &mut b)?;
+        Ok(b[0])
+    }
+
+    fn read_u32_le(&self, addr: u64) -> Result<u32, MemoryError> {
+        let mut b = [0u8; 4];
+        self.read(addr, &mut b)?;
+        Ok(u32::from_le_bytes(b))
+    }
+
+    fn read_u64_le(&self, addr: u64) -> Result<u64, MemoryError> {
+        let mut b = [0u8; 8];
+        self.read(addr, &mut b)?;
+        Ok(u64::from_le_bytes(b))
+    }
+
+    /// Reads `len` bytes, refusing (without allocating) when `len > cap`: lengths often come
+    /// from the dump itself, and a corrupt `Vec` header must not become a 2^63-byte allocation.
+    fn read_vec(&self, addr: u64, len: u64, cap: u64) -> Result<Vec<u8>, MemoryError> {
+        if len > cap {
+            return Err(MemoryError::TooLarge { addr, len, cap });
+        }
+        let size = usize::try_from(len).map_err(|_| MemoryError::TooLarge { addr, len, cap })?;
+        let mut v = vec![0u8; size];
+        self.read(addr, &mut v)?;
+        Ok(v)
+    }
+}
+
+impl<M: Memory + ?Sized> Memory for &M {
+    fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), MemoryError> {
+        (**self).read(addr, buf)
+    }
+}
+
+impl<M: Memory + ?Sized> Memory for Box<M> {
+    fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), MemoryError> {
+        (**self).read(addr, buf)
+    }
+}
+
+impl<M: Memory + ?Sized> Memory for Arc<M> {
+    fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), MemoryError> {
+        (**self).read(addr, buf)
+    }
+}
+
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum MemoryError {
+    /// Some byte of the range is not in any source (not dumped, unmapped, or past the end).
+    #[error("memory unavailable at {addr:#x}, {len} bytes")]
+    Unavailable { addr: u64, len: u64 },
+    #[error("refusing to read {len} bytes at {addr:#x}: more than the limit of {cap} bytes")]
+    TooLarge { addr: u64, len: u64, cap: u64 },
+}
+
+/// A contiguous range of runtime addresses `[start, end)` and where its bytes come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Region {
+    pub start: u64,
+    pub end: u64,
+    pub source: RegionSource,
+    /// From the segment flags or the maps listing; `None` when the format does not say.
+    pub writable: Option<bool>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RegionSource {
+    /// Bytes stored in the dump file itself, starting at this file offset.
+    Dump { offset: u64 },
+    /// Bytes of a file mapped by the process (the binary, a library), read from disk because
+    /// the dump left them out; `file` indexes the owning memory's file table.
+    File { file: usize, offset: u64 },
+}
+
+impl Region {
+    fn len(&self) -> u64 {
+        self.end - self.start
+    }
+}
+
+/// Bytes of a file: memory-mapped in production, owned in unit tests.
+pub(crate) enum Backing {
+    Mapped(memmap2::Mmap),
+    Owned(Vec<u8>),
+}
+
+impl Deref for Backing {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Backing::Mapped(m) => m,
+            Backing::Owned(v) => v,
+        }
+    }
+}
+
+impl Backing {
+    /// Maps `path` read-only; dumps and binaries can be many GiB and are never read whole.
+    pub(crate) fn map(path: &Path) -> io::Result<Backing> {
+        let file = File::open(path)?;
+        if file.metadata()?.len() == 0 {
+            return Ok(Backing::Owned(Vec::new()));
+        }
+        // SAFETY: the mapping is read-only. If another process truncates the file while we
+        // hold the map, reads may fault (SIGBUS); that is the documented memmap caveat, the
+        // same one every debugger that maps cores accepts.
+        let map = unsafe { memmap2::Mmap::map(&file)? };
+        Ok(Backing::Mapped(map))
+    }
+
+    /// The `len` bytes at `offset`, or `None` if the file is shorter.
+    pub(crate) fn bytes_at(&self, offset: u64, len: usize) -> Option<&[u8]> {
+        let start = usize::try_from(offset).ok()?;
+        self.deref().get(start..start.checked_add(len)?)
+    }
+}
+
+/// Copies `buf.len()` bytes at `addr` out of `spans` (sorted by start, non-overlapping),
+/// walking across adjacent spans. Binary search: cores hold tens of thousands of segments.
+fn read_spans<S>(
+    spans: &[S],
+    bounds: impl Fn(&S) -> (u64, u64),
+    addr: u64,
+    buf: &mut [u8],
+    mut copy: impl FnMut(&S, u64, &mut [u8]) -> bool,
+) -> Result<(), MemoryError> {
+    let unavailable = MemoryError::Unavailable {
+        addr,
+        len: buf.len() as u64,
+    };
+    if buf.is_empty() {
+        return Ok(());
+    }
+    if addr.checked_add(buf.len() as u64 - 1).is_none() {
+        return Err(unavailable);
+    }
+    let mut index = spans.partition_point(|s| bounds(s).1 <= addr);
+    let mut cur = addr;
+    let mut done = 0usize;
+    while done < buf.len() {
+        let Some(span) = spans.get(index) else {
+            return Err(unavailable);
+        };
+        let (start, end) = bounds(span);
+        if start > cur {
+            return Err(unavailable);
+        }
+        let want = (buf.len() - done) as u64;
+        let take = want.min(end - cur) as usize;
+        if !copy(span, cur - start, &mut buf[done..done + take]) {
+            return Err(unavailable);
+        }
+        done += take;
+        cur = cur.wrapping_add(take as u64);
+        index += 1;
+    }
+    Ok(())
+}
+
+/// A mapped file serving some regions, and which module it backs (for replacement).
+struct FileLayer {
+    module: usize,
+    backing: Backing,
+    /// The words the dynamic loader wrote, as (runtime address, value), sorted: a file's
+    /// `.data.rel.ro` holds 0 where the process had a vtable pointer.
+    relocations: Vec<(u64, u64)>,
+}
+
+/// The memory of a dump: its own segments first, then mapped files filling the holes.
+///
+/// Core bytes always win: a private file mapping the process wrote to (relocated vtables in
+/// `.data.rel.ro`) differs from the file, and only the dump holds what the process saw.
+pub(crate) struct RegionMemory {
+    dump: Backing,
+    /// The dump's own regions, sorted and non-overlapping.
+    core: Vec<Region>,
+    /// Indexed by `RegionSource::File::file`; `None` once replaced.
+    files: Vec<Option<FileLayer>>,
+    /// File regions in priority order (first wins), before clipping.
+    file_regions: Vec<Region>,
+    /// `core` plus the uncovered parts of `file_regions`, sorted: what reads search.
+    merged: Vec<Region>,
+}
+
+impl RegionMemory {
+    /// `regions` must all be `RegionSource::Dump`; overlaps are clipped (earlier start wins)
+    /// and parts beyond the end of `dump` are dropped. Returns the memory and how many bytes
+    /// were dropped that way, for the reader's warning.
+    pub(crate) fn new(dump: Backing, mut regions: Vec<Region>) -> (RegionMemory, u64) {
+        regions.sort_by_key(|r| (r.start, r.end));
+        let mut core: Vec<Region> = Vec::with_capacity(regions.len());
+        let mut dropped = 0u64;
+        let dump_len = dump.len() as u64;
+        for mut r in regions {
+            let RegionSource::Dump { offset } = r.source else {
+                continue;
+            };
+            if let Some(last) = core.last()
+                && r.start < last.end
+            {
+                let skip = last.end - r.start;
+                if skip >= r.len() {
+                    continue;
+                }
+                r.start = last.end;
+                r.source = RegionSource::Dump {
+                    offset: offset.saturating_add(skip),
+                };
+            }
+            let RegionSource::Dump { offset } = r.source else {
+                continue;
+            };
+            let available = dump_len.saturating_sub(offset);
+            if r.len() > available {
+                dropped += r.len() - available;
+                r.end = r.start + available;
+            }
+            if r.end > r.start {
+                core.push(r);
+            }
+        }
+        let merged = core.clone();
+        let memory = RegionMemory {
+            dump,
+            core,
+            files: Vec::new(),
+            file_regions: Vec::new(),
+            merged,
+        };
+        (memory, dropped)
+    }
+
+    pub(crate) fn regions(&self) -> &[Region] {
+        &self.merged
+    }
+
+    pub(crate) fn core_regions(&self) -> &[Region] {
+        &self.core
+    }
+
+    pub(crate) fn dump_bytes(&self) -> &Backing {
+        &self.dump
+    }
+
+    /// Serves `ranges` (runtime `start`, `end`, file offset) from `backing` for holes in the
+    /// dump, with `relocations` (sorted runtime address, value) applied over the file's
+    /// words, replacing whatever file previously backed `module`. Earlier-added modules keep
+    /// priority where files overlap (the main binary is added first).
+    pub(crate) fn set_module_file(
+        &mut self,
+        module: usize,
+        backing: Backing,
+        ranges: &[(u64, u64, u64)],
+        relocations: Vec<(u64, u64)>,
+    ) {
+        let old: Vec<usize> = self
+            .files
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| f.as_ref().is_some_and(|f| f.module == module))
+            .map(|(i, _)| i)
+            .collect();
+        for &i in &old {
+            self.files[i] = None;
+        }
+        self.file_regions.retain(
+            |r| !matches!(r.source, RegionSource::File { file, .. } if old.contains(&file)),
+        );
+        let file = self.files.len();
+        let file_len = backing.len() as u64;
+        self.files.push(Some(FileLayer {
+            module,
+            backing,
+            relocations,
+        }));
+        for &(start, end, offset) in ranges {
+            // Pages past the end of the file would fault in the process; here they are
+            // simply unavailable.
+            let len = (end.saturating_sub(start)).min(file_len.saturating_sub(offset));
+            if len > 0 {
+                self.file_regions.push(Region {
+                    start,
+                    end: start + len,
+                    source: RegionSource::File { file, offset },
+                    writable: None,
+                });
+            }
+        }
+        self.rebuild();
+    }
+
+    fn rebuild(&mut self) {
+        let mut merged = self.core.clone();
+        let mut placed: Vec<Region> = Vec::new();
+        for r in &self.file_regions {
+            let mut pieces = vec![(r.start, r.end)];
+            for taken in [&self.core, &placed] {
+                pieces = pieces
+                    .into_iter()
+                    .flat_map(|(s, e)| subtract(taken, s, e))
+                    .collect();
+            }
+            let RegionSource::File { file, offset } = r.source else {
+                continue;
+            };
+            for (s, e) in pieces {
+                placed.push(Region {
+                    start: s,
+                    end: e,
+                    source: RegionSource::File {
+                        file,
+                        offset: offset + (s - r.start),
+                    },
+                    writable: r.writable,
+                });
+            }
+            placed.sort_by_key(|r| r.start);
+        }
+        merged.extend(placed);
+        merged.sort_by_key(|r| r.start);
+        self.merged = merged;
+    }
+}
+
+/// Overwrites the bytes of `buf` (read from a file at runtime address `addr`) covered by
+/// `relocations` (sorted (address, 8-byte value)), including words that straddle its ends.
+fn apply_relocations(relocations: &[(u64, u64)], addr: u64, buf: &mut [u8]) {
+    let end = addr.saturating_add(buf.len() as u64);
+    let first = relocations.partition_point(|&(at, _)| at.saturating_add(8) <= addr);
+    for &(at, value) in relocations[first..].iter().take_while(|&&(at, _)| at < end) {
+        for (k, byte) in value.to_le_bytes().into_iter().enumerate() {
+            let a = at.wrapping_add(k as u64);
+            if a >= addr && a < end {
+                buf[(a - addr) as usize] = byte;
+            }
+        }
+    }
+}
+
+/// The parts of `[start, end)` not covered by `taken` (sorted, non-overlapping).
+fn subtract(taken: &[Region], start: u64, end: u64) -> Vec<(u64, u64)> {
+    let mut out = Vec::new();
+    let mut cur = start;
+    let mut i = taken.partition_point(|t| t.end <= start);
+    while cur < end {
+        match taken.get(i) {
+            Some(t) if t.start < end => {
+                if t.start > cur {
+                    out.push((cur, t.start));
+                }
+                cur = cur.max(t.end);
+                i += 1;
+            }
+            _ => {
+                out.push((cur, end));
+                break;
+            }
+        }
+    }
+    out
+}
+
+impl Memory for RegionMemory {
+    fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), MemoryError> {
+        read_spans(
+            &self.merged,
+            |r| (r.start, r.end),
+            addr,
+            buf,
+            |r, within, out| match r.source {
+                RegionSource::Dump { offset } => {
+                    match self.dump.bytes_at(offset + within, out.len()) {
+                        Some(bytes) => {
+                            out.copy_from_slice(bytes);
+                            true
+                        }
+                        None => false,
+                    }
+                }
+                RegionSource::File { file, offset } => {
+                    let Some(layer) = self.files.get(file).and_then(|f| f.as_ref()) else {
+                        return false;
+                    };
+                    let Some(bytes) = layer.backing.bytes_at(offset + within, out.len()) else {
+                        return false;
+                    };
+                    out.copy_from_slice(bytes);
+                    apply_relocations(&layer.relocations, r.start + within, out);
+                    true
+                }
+            },
+        )
+    }
+}
+
+/// In-memory test double: a few byte ranges at chosen addresses.
+#[derive(Debug, Clone, Default)]
+pub struct SliceMemory {
+    /// Sorted by address, non-overlapping.
+    chunks: Vec<(u64, Vec<u8>)>,
+}
+
+pub type TestMemory = SliceMemory;
+
+impl SliceMemory {
+    pub fn new() -> SliceMemory {
+        SliceMemory::default()
+    }
+
+    /// Adds `bytes` at `addr`. Panics on overlap: this is for tests, which should not overlap.
+    pub fn with(mut self, addr: u64, bytes: impl Into<Vec<u8>>) -> SliceMemory {
+        self.insert(addr, bytes);
+        self
+    }
+
+    pub fn insert(&mut self, addr: u64, bytes: impl Into<Vec<u8>>) {
+        let bytes = bytes.into();
+        let end = addr + bytes.len() as u64;
+        let at = self.chunks.partition_point(|(a, _)| *a < addr);
+        let overlaps_prev = at > 0 && {
+            let (a, b) = &self.chunks[at - 1];
+            a + b.len() as u64 > addr
+        };
+        let overlaps_next = self.chunks.get(at).is_some_and(|(a, _)| *a < end);
+        assert!(
+            !overlaps_prev && !overlaps_next,
+            "SliceMemory chunks overlap at {addr:#x}"
+        );
+        self.chunks.insert(at, (addr, bytes));
+    }
+
+    /// Adds a little-endian u64 at `addr`.
+    pub fn with_u64(self, addr: u64, value: u64) -> SliceMemory {
+        self.with(addr, value.to_le_bytes())
+    }
+}
+
+impl Memory for SliceMemory {
+    fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), MemoryError> {
+        read_spans(
+            &self.chunks,
+            |(a, b)| (*a, a + b.len() as u64),
+            addr,
+            buf,
+            |(_, bytes), within, out| {
+                let start = within as usize;
+                out.copy_from_slice(&bytes[start..start + out.len()]);
+                true
+            },
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dump_region(start: u64, end: u64, offset: u64) -> Region {
+        Region {
+            start,
+            end,
+            source: RegionSource::Dump { offset },
+            writable: Some(true),
+        }
+    }
+
+    #[test]
+    fn slice_memory_reads_across_adjacent_chunks() {
+        let m = SliceMemory::new()
+            .with(0x1000, [1, 2, 3, 4])
+            .with(0x1004, [5, 6]);
+        let mut buf = [0u8; 4];
+        m.read(0x1002, &mut buf).unwrap();
+        assert_eq!(buf, [3, 4, 5, 6]);
+        assert_eq!(
+            m.read(0x1003, &mut [0u8; 4]),
+            Err(MemoryError::Unavailable {
+                addr: 0x1003,
+                len: 4
+            })
+        );
+        assert!(m.read(0xfff, &mut [0u8; 1]).is_err());
+        assert!(m.read(u64::MAX, &mut [0u8; 2]).is_err());
+        assert_eq!(m.read_u32_le(0x1000).unwrap(), 0x0403_0201);
+    }
+
+    #[test]
+    fn read_vec_refuses_before_allocating() {
+        let m = SliceMemory::new();
+        assert_eq!(
+            m.read_vec(0x10, u64::MAX, 4096),
+            Err(MemoryError::TooLarge {
+                addr: 0x10,
+                len: u64::MAX,
+                cap: 4096
+            })
+        );
+        assert_eq!(
+            MemoryError::Unavailable { addr: 0x10, len: 8 }.to_string(),
+            "memory unavailable at 0x10, 8 bytes"
+        );
+    }
+
+    #[test]
+    fn region_memory_prefers_dump_bytes_over_file_bytes() {
+        let dump = Backing::Owned((0u8..32).collect());
+        let (mut m, dropped) = RegionMemory::new(
+            dump,
+            vec![
+                dump_region(0x2000, 0x2008, 8),
+                dump_region(0x1004, 0x1008, 0),
+            ],
+        );
+        assert_eq!(dropped, 0);
+        let file = Backing::Owned(vec![0xaa; 0x20]);
+        m.set_module_file(
+            0,
+            file,
+            &[(0x1000, 0x1010, 0)],
+            vec![(0x100e, 0x1122_3344_5566_7788)],
+        );
+        let mut buf = [0u8; 12];
+        m.read(0x1000, &mut buf).unwrap();
+        assert_eq!(
+            buf,
+            [0xaa, 0xaa, 0xaa, 0xaa, 0, 1, 2, 3, 0xaa, 0xaa, 0xaa, 0xaa]
+        );
+        // A relocated word straddling the end of the file's range: only its first 2 bytes show.
+        let mut tail = [0u8; 2];
+        m.read(0x100e, &mut tail).unwrap();
+        assert_eq!(tail, [0x88, 0x77]);
+        assert!(m.read(0x100e, &mut [0u8; 3]).is_err());
+        // Replacing the module's file drops the old one.
+        m.set_module_file(
+            0,
+            Backing::Owned(vec![0xbb; 4]),
+            &[(0x1000, 0x1010, 0)],
+            Vec::new(),
+        );
+        m.read(0x1000, &mut buf[..4]).unwrap();
+        assert_eq!(buf[..4], [0xbb; 4]);
+        assert!(m.read(0x1008, &mut [0u8; 1]).is_err());
+    }
+
+    #[test]
+    fn region_memory_clips_overlaps_and_truncation() {
+        let dump = Backing::Owned(vec![7u8; 32]);
+        let (m, dropped) = RegionMemory::new(
+            dump,
+            vec![
+                dump_region(0x100, 0x110, 0),
+                dump_region(0x108, 0x118, 8),
+                dump_region(0x200, 0x210, 28),
+            ],
+        );
+        assert_eq!(dropped, 12);
+        assert_eq!(m.regions().len(), 3);
+        assert!(m.read(0x100, &mut [0u8; 0x18]).is_ok());
+        assert!(m.read(0x200, &mut [0u8; 4]).is_ok());
+        assert!(m.read(0x203, &mut [0u8; 2]).is_err());
+    }
+}
+
+#[cfg(test)]
+mod scratch_real_dump {
+    use super::*;
+    #[test]
+    fn scratch_real_dump() {
+        let Ok(core) = std::env::var("LD_CORE") else {
+            return;
+        };
+        let t0 = std::time::Instant::now();
+        let dump = Dump::open(Path::new(&core)).unwrap();
+        eprintln!("open took {:?}", t0.elapsed());
+        eprintln!(
+            "format {:?} pid {:?} name {:?} crash {:?}",
+            dump.format, dump.pid, dump.process_name, dump.crash
+        );
+        for t in &dump.threads {
+            eprintln!(
+                "thread {} {:?} rip {:#x} rsp {:#x} fs {:x?}",
+                t.tid, t.name, t.regs.rip, t.regs.rsp, t.regs.fs_base
+            );
+        }
+        for (i, m) in dump.modules.iter().enumerate() {
+            eprintln!(
+                "module {i} {} base {:#x} id {:?} {:?} file {:?} maps {}",
+                m.path.display(),
+                m.base(),
+                m.build_id_hex(),
+                m.build_id_origin,
+                m.file,
+                m.mappings.len()
+            );
+        }
+        eprintln!(
+            "main {:?} has_heap {}",
+            dump.main_module_index(),
+            dump.has_heap()
+        );
+        for w in &dump.warnings {
+            eprintln!("warning: {w}");
+        }
+        let main = dump.main_module().unwrap();
+        let mut magic = [0u8; 4];
+        dump.memory().read(main.base(), &mut magic).unwrap();
+        eprintln!("magic {:?}", magic);
+        let image = locate_binary(&dump, None, &[], false).unwrap();
+        eprintln!("image {:?}", image);
+        // Compare .text bytes via memory vs file.
+        let text = std::env::var("LD_TEXT")
+            .ok()
+            .and_then(|t| u64::from_str_radix(&t, 16).ok())
+            .unwrap();
+        let text_off = std::env::var("LD_TEXT_OFF")
+            .ok()
+            .and_then(|t| u64::from_str_radix(&t, 16).ok())
+            .unwrap();
+        let file = std::fs::read(&image.path).unwrap();
+        let mut word = [0u8; 16];
+        dump.memory()
+            .read(image.load_bias + text + 0x100, &mut word)
+            .unwrap();
+        assert_eq!(
+            &word[..],
+            &file[(text_off + 0x100) as usize..(text_off + 0x110) as usize]
+        );
+        eprintln!("text ok {:02x?}", word);
+        // vtables: compare every RELATIVE word between the dump and FileImageMemory.
+        let fim = image.memory().unwrap();
+        let mut same = 0;
+        let mut differ = 0;
+        let mut missing = 0;
+        for r in dump
+            .regions()
+            .iter()
+            .filter(|r| r.start >= main.base() && r.end <= main.base() + 0x200000)
+        {
+            let mut a = r.start;
+            while a + 8 <= r.end {
+                match (dump.memory().read_u64_le(a), fim.read_u64_le(a)) {
+                    (Ok(x), Ok(y)) if x == y => same += 1,
+                    (Ok(x), Ok(y)) => {
+                        differ += 1;
+                        if differ < 400 {
+                            eprintln!(
+                                "differ at +{:#x}: dump {x:#x} image {y:#x}",
+                                a - main.base()
+                            );
+                        }
+                    }
+                    _ => missing += 1,
+                }
+                a += 8;
+            }
+        }
+        eprintln!(
+            "image vs dump words in main module: same {same} differ {differ} missing {missing}"
+        );
+        let me = std::env::current_exe().unwrap();
+        let err = locate_binary(&dump, Some(&me), &[], false).unwrap_err();
+        eprintln!("mismatch: {err}");
+        let forced = locate_binary(&dump, Some(&me), &[], true).unwrap();
+        eprintln!("forced warnings: {:?}", forced.warnings);
+        let mut d2 = Dump::open(Path::new(&core)).unwrap();
+        let idx = d2.main_module_index().unwrap();
+        d2.set_module_file(idx, &image.path).unwrap();
+        let mut w2 = [0u8; 16];
+        d2.memory()
+            .read(image.load_bias + text + 0x100, &mut w2)
+            .unwrap();
+        assert_eq!(w2, word);
+        // A core cut in half opens, with a warning.
+        let bytes = std::fs::read(&core).unwrap();
+        let cut = std::env::temp_dir().join("ld-cut.core");
+        std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+        match Dump::open(&cut) {
+            Ok(d) => eprintln!(
+                "cut: {} threads, warnings {:?}",
+                d.threads.len(),
+                d.warnings
+            ),
+            Err(e) => eprintln!("cut: error {e}"),
+        }
+        std::fs::write(&cut, &bytes[..3000]).unwrap();
+        match Dump::open(&cut) {
+            Ok(d) => eprintln!(
+                "cut3000: {} threads, warnings {:?}",
+                d.threads.len(),
+                d.warnings
+            ),
+            Err(e) => eprintln!("cut3000: error {e}"),
+        }
+        std::fs::remove_file(&cut).unwrap();
+        let t1 = std::time::Instant::now();
+        let _ = Dump::open(Path::new(&core)).unwrap();
+        eprintln!("reopen took {:?}", t1.elapsed());
+    }
+}

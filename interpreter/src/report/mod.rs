@@ -1,0 +1,135 @@
+//! The report: what a run found, as plain data with a documented, versioned schema
+//! (docs/output-schema.md). Rendering to text, JSON and YAML lives here, not in the CLI.
+
+mod text;
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+pub use text::render_text;
+
+/// Bumped on any incompatible change of the JSON/YAML shape.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// An address, serialized as a `0x…` hex string (JSON numbers lose precision past 2^53).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Hex(pub u64);
+
+impl Serialize for Hex {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format!("{:#x}", self.0))
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub schema_version: u32,
+    pub layout: LayoutInfo,
+    pub dump: Option<DumpInfo>,
+    pub binary: Option<BinaryInfo>,
+    pub runtimes: Vec<RuntimeReport>,
+    pub threads: Vec<ThreadReport>,
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LayoutInfo {
+    pub name: String,
+    pub version: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DumpInfo {
+    pub path: String,
+    pub format: String,
+    pub pid: Option<u32>,
+    pub process_name: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BinaryInfo {
+    pub path: String,
+    pub build_id: Option<String>,
+    pub load_bias: Hex,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RuntimeReport {
+    /// What the layout calls it, e.g. `multi_thread`.
+    pub kind: String,
+    /// The address of the runtime's handle: identifies it across threads.
+    pub address: Hex,
+    pub workers: Option<u64>,
+    /// Threads whose thread-local root led to this runtime.
+    pub threads: Vec<u32>,
+    /// The runtime's own count of live tasks, where the layout reads one.
+    pub task_count: Option<u64>,
+    pub tasks: Vec<TaskReport>,
+    /// Other members of the layout's runtime rule, by name.
+    pub fields: BTreeMap<String, FieldValue>,
+    /// Members that could not be read, with the reason.
+    pub unavailable: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TaskReport {
+    pub id: Option<u64>,
+    pub address: Hex,
+    /// idle, scheduled, running, done, cancelled — as the layout decodes the state word.
+    pub state: Option<String>,
+    pub flags: Vec<String>,
+    /// The task's root future.
+    pub future: Option<FutureRef>,
+    pub fields: BTreeMap<String, FieldValue>,
+    pub unavailable: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FutureRef {
+    /// The future's type as DWARF names it, e.g. `app::serve::{async_fn_env#0}`.
+    #[serde(rename = "type")]
+    pub ty: String,
+    pub address: Hex,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ThreadReport {
+    pub tid: u32,
+    pub name: Option<String>,
+    pub pc: Hex,
+    pub sp: Hex,
+    /// Thread pointer (`fs_base` on x86_64), None when the dump does not record it.
+    pub fs_base: Option<Hex>,
+    /// Address of the runtime this thread belongs to, if a root found one.
+    pub runtime: Option<Hex>,
+}
+
+/// A reported member value.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum FieldValue {
+    Int(i128),
+    Str(String),
+    List(Vec<FieldValue>),
+    /// An object in memory: its type and address.
+    Object {
+        #[serde(rename = "type")]
+        ty: String,
+        address: Hex,
+    },
+}
+
+impl Report {
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+    }
+
+    pub fn to_yaml(&self) -> String {
+        serde_yaml::to_string(self).unwrap_or_else(|e| format!("error: {e}\n"))
+    }
+
+    pub fn task_total(&self) -> usize {
+        self.runtimes.iter().map(|r| r.tasks.len()).sum()
+    }
+}

@@ -1,0 +1,372 @@
+//! Running a layout: evaluates its roots on every thread, matches the values they yield
+//! to runtime rules, walks each runtime's tasks through the task rules, and assembles the
+//! report. Runtimes are deduplicated by address, tasks by address within a runtime.
+
+use std::collections::BTreeMap;
+
+use layoutdump_lang::program::{RootKind, Rule, RuleKind};
+
+use crate::dwarf::{DebugInfo, VarLocation};
+use crate::eval::{EvalError, Evaluator, Limits, Value};
+use crate::memory::Memory;
+use crate::report::{FieldValue, FutureRef, Hex, RuntimeReport, TaskReport};
+
+/// A thread as a root needs it.
+#[derive(Debug, Clone, Copy)]
+pub struct ThreadContext {
+    pub tid: u32,
+    /// Thread pointer (x86_64 `fs_base`).
+    pub fs_base: Option<u64>,
+}
+
+/// What a run found, before it is joined with dump and binary facts into a `Report`.
+#[derive(Debug, Default)]
+pub struct Findings {
+    pub runtimes: Vec<RuntimeReport>,
+    /// Runtime address per thread id, for the threads section.
+    pub thread_runtime: BTreeMap<u32, Hex>,
+    pub warnings: Vec<String>,
+}
+
+/// Runs `program` against the process image `mem` (main executable loaded at `bias`).
+pub fn run(
+    program: &layoutdump_lang::Program,
+    dbg: &DebugInfo,
+    mem: &dyn Memory,
+    bias: u64,
+    threads: &[ThreadContext],
+    limits: Limits,
+) -> Findings {
+    let ev = Evaluator::new(program, dbg, mem, bias, limits);
+    let mut out = Findings::default();
+    if program.roots.is_empty() {
+        out.warnings.push(format!(
+            "layout `{}` declares no root: nothing to start from",
+            program.name
+        ));
+    }
+    for root in &program.roots {
+        let here = program.location(root.span);
+        let subjects: Vec<(Option<u32>, Value)> = match &root.kind {
+            RootKind::Tls(path) => match tls_variable(dbg, path) {
+                Err(msg) => {
+                    out.warnings.push(format!("root at {here}: {msg}"));
+                    continue;
+                }
+                Ok((offset, ty)) => {
+                    let Some(tls) = dbg.tls_template() else {
+                        out.warnings
+                            .push(format!("root at {here}: the binary has no PT_TLS segment"));
+                        continue;
+                    };
+                    let block = tls.memsz.div_ceil(tls.align).saturating_mul(tls.align);
+                    let mut subjects = Vec::new();
+                    let mut no_tp = 0;
+                    for t in threads {
+                        // x86_64 variant II: the executable's TLS block ends at the thread pointer.
+                        match t.fs_base {
+                            Some(tp) if tp != 0 => {
+                                let addr = tp.wrapping_sub(block).wrapping_add(offset);
+                                subjects.push((Some(t.tid), Value::Place { addr, ty }));
+                            }
+                            _ => no_tp += 1,
+                        }
+                    }
+                    if no_tp > 0 {
+                        out.warnings.push(format!(
+                            "root at {here}: {no_tp} of {} threads have no thread pointer (fs_base) in the dump; their thread-locals cannot be read",
+                            threads.len()
+                        ));
+                    }
+                    subjects
+                }
+            },
+            RootKind::Static(path) => match static_variable(dbg, path) {
+                Ok((link, ty)) => vec![(
+                    None,
+                    Value::Place {
+                        addr: link.wrapping_add(bias),
+                        ty,
+                    },
+                )],
+                Err(msg) => {
+                    out.warnings.push(format!("root at {here}: {msg}"));
+                    continue;
+                }
+            },
+            RootKind::Frame { function, local } => {
+                out.warnings.push(format!(
+                    "root at {here}: stack-frame roots (`frame {function} local {local}`) need stack unwinding, which this version does not do yet; root skipped"
+                ));
+                continue;
+            }
+        };
+        for (tid, subject) in subjects {
+            let value = match ev.eval_with_subject(root.value, root.frame_size, subject) {
+                Ok(v) => v,
+                // "No runtime on this thread" is the common case, not a problem.
+                Err(e) if e.is_absent() => continue,
+                Err(e) => {
+                    let on = tid.map_or(String::new(), |t| format!(" on thread {t}"));
+                    out.warnings.push(format!("root at {here}{on}: {e}"));
+                    continue;
+                }
+            };
+            match root.yields {
+                RuleKind::Runtime => add_runtime(&ev, value, tid, &mut out),
+                RuleKind::Task => out.warnings.push(format!(
+                    "root at {here}: roots yielding tasks directly are not supported yet"
+                )),
+            }
+        }
+    }
+    for r in &mut out.runtimes {
+        r.tasks.sort_by_key(|t| (t.id.is_none(), t.id, t.address));
+        r.threads.sort_unstable();
+    }
+    out.runtimes.sort_by(|a, b| {
+        let first = |r: &RuntimeReport| r.tasks.first().and_then(|t| t.id);
+        (a.kind.as_str(), first(a), a.address).cmp(&(b.kind.as_str(), first(b), b.address))
+    });
+    out.warnings.extend(ev.warnings.borrow().iter().cloned());
+    out
+}
+
+/// The thread-local's TLS offset and type. rustc can emit dead duplicates of a
+/// `thread_local!`'s storage (a `{closure#1}` copy typed as the bare value); the copy the
+/// symbol table names is the live one.
+fn tls_variable(dbg: &DebugInfo, path: &str) -> Result<(u64, crate::dwarf::DieId), String> {
+    let vars = dbg.variables(path);
+    let tls: Vec<_> = vars
+        .iter()
+        .filter(|v| matches!(v.location, VarLocation::Tls(_)))
+        .collect();
+    let chosen = tls.iter().find(|v| v.has_symbol).or_else(|| tls.first());
+    match chosen {
+        Some(v) => match (v.location, v.ty) {
+            (VarLocation::Tls(off), Some(ty)) => Ok((off, ty)),
+            _ => Err(format!(
+                "thread-local `{path}` has no type in the debug info"
+            )),
+        },
+        None if vars.is_empty() => Err(format!(
+            "no variable named `{path}` in the debug info: the binary may not use this runtime, or was built without debug info for it"
+        )),
+        None => Err(format!("`{path}` is not a thread-local")),
+    }
+}
+
+fn static_variable(dbg: &DebugInfo, path: &str) -> Result<(u64, crate::dwarf::DieId), String> {
+    let vars = dbg.variables(path);
+    let chosen = vars
+        .iter()
+        .filter(|v| matches!(v.location, VarLocation::Static(_)))
+        .max_by_key(|v| v.has_symbol);
+    match chosen {
+        Some(v) => match (v.location, v.ty) {
+            (VarLocation::Static(a), Some(ty)) => Ok((a.0, ty)),
+            _ => Err(format!("static `{path}` has no type in the debug info")),
+        },
+        None => Err(format!("no static named `{path}` in the debug info")),
+    }
+}
+
+/// Follows pointers and view `deref`s from `v` until a rule of `kind` matches its type.
+fn match_rule<'p>(
+    ev: &Evaluator<'p>,
+    kind: RuleKind,
+    mut v: Value,
+) -> Result<(&'p Rule, u64, Value), EvalError> {
+    for _ in 0..16 {
+        let Value::Place { addr, ty } = v else {
+            return Err(EvalError::Other(
+                "a root or task list yielded a value that is not in memory".into(),
+            ));
+        };
+        let t = ev.ty(ty)?;
+        if let Some(rule) = ev
+            .program
+            .rules
+            .iter()
+            .find(|r| r.kind == kind && r.pattern.matches(&t.name))
+        {
+            return Ok((rule, addr, v));
+        }
+        v = match ev.deref(v) {
+            Ok(next) => next,
+            Err(_) => {
+                let what = if kind == RuleKind::Runtime {
+                    "runtime"
+                } else {
+                    "task"
+                };
+                return Err(EvalError::Other(format!(
+                    "no `{what}` rule matches type `{}`",
+                    t.name
+                )));
+            }
+        };
+    }
+    Err(EvalError::Limit {
+        what: "depth",
+        limit: 16,
+    })
+}
+
+fn add_runtime(ev: &Evaluator<'_>, value: Value, tid: Option<u32>, out: &mut Findings) {
+    let (rule, addr, subject) = match match_rule(ev, RuleKind::Runtime, value) {
+        Ok(m) => m,
+        Err(e) => {
+            out.warnings.push(e.to_string());
+            return;
+        }
+    };
+    if let Some(tid) = tid {
+        out.thread_runtime.insert(tid, Hex(addr));
+    }
+    if let Some(existing) = out.runtimes.iter_mut().find(|r| r.address == Hex(addr)) {
+        existing.threads.extend(tid);
+        return;
+    }
+    let mut report = RuntimeReport {
+        kind: String::new(),
+        address: Hex(addr),
+        workers: None,
+        threads: tid.into_iter().collect(),
+        task_count: None,
+        tasks: Vec::new(),
+        fields: BTreeMap::new(),
+        unavailable: BTreeMap::new(),
+    };
+    let here = ev.program.location(rule.span);
+    for (name, result) in ev.eval_members(&rule.members, rule.frame_size, subject) {
+        let value = match result {
+            Ok(v) => v,
+            Err(e) => {
+                report.unavailable.insert(name, e.to_string());
+                continue;
+            }
+        };
+        match name.as_str() {
+            "kind" => report.kind = display_string(ev, &value),
+            "workers" => {
+                report.workers = ev.to_int(&value).ok().and_then(|n| u64::try_from(n).ok())
+            }
+            "task_count" => {
+                report.task_count = ev.to_int(&value).ok().and_then(|n| u64::try_from(n).ok())
+            }
+            "tasks" => match ev.items(value) {
+                Ok(items) => {
+                    for item in items {
+                        match task_report(ev, item) {
+                            Ok(t) if report.tasks.iter().any(|x| x.address == t.address) => {}
+                            Ok(t) => report.tasks.push(t),
+                            Err(e) => out.warnings.push(format!("task in runtime at {here}: {e}")),
+                        }
+                    }
+                }
+                Err(e) => {
+                    report.unavailable.insert(name, e.to_string());
+                }
+            },
+            _ => {
+                report.fields.insert(name, field_value(ev, &value));
+            }
+        }
+    }
+    if report.kind.is_empty() {
+        report.kind = "runtime".into();
+    }
+    if let Some(count) = report.task_count {
+        if count != report.tasks.len() as u64 {
+            out.warnings.push(format!(
+                "{} runtime at {:#x}: it counts {count} live tasks but {} were found in its task list",
+                report.kind,
+                addr,
+                report.tasks.len()
+            ));
+        }
+    }
+    out.runtimes.push(report);
+}
+
+fn task_report(ev: &Evaluator<'_>, item: Value) -> Result<TaskReport, EvalError> {
+    let (rule, addr, subject) = match_rule(ev, RuleKind::Task, item)?;
+    let mut t = TaskReport {
+        id: None,
+        address: Hex(addr),
+        state: None,
+        flags: Vec::new(),
+        future: None,
+        fields: BTreeMap::new(),
+        unavailable: BTreeMap::new(),
+    };
+    for (name, result) in ev.eval_members(&rule.members, rule.frame_size, subject) {
+        let value = match result {
+            Ok(v) => v,
+            Err(e) => {
+                t.unavailable.insert(name, e.to_string());
+                continue;
+            }
+        };
+        match name.as_str() {
+            "id" => match ev.to_int(&value).map(u64::try_from) {
+                Ok(Ok(id)) => t.id = Some(id),
+                _ => {
+                    t.unavailable.insert(name, "not a number".into());
+                }
+            },
+            "state" => t.state = Some(display_string(ev, &value)),
+            "flags" => {
+                t.flags = ev
+                    .items(value)
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|v| display_string(ev, v))
+                    .collect();
+            }
+            "future" => match value {
+                Value::Place { addr, ty } => {
+                    t.future = Some(FutureRef {
+                        ty: ev.ty(ty).map(|t| t.name.to_string()).unwrap_or_default(),
+                        address: Hex(addr),
+                    })
+                }
+                _ => {
+                    t.unavailable.insert(name, "not a value in memory".into());
+                }
+            },
+            _ => {
+                t.fields.insert(name, field_value(ev, &value));
+            }
+        }
+    }
+    Ok(t)
+}
+
+fn display_string(ev: &Evaluator<'_>, v: &Value) -> String {
+    match field_value(ev, v) {
+        FieldValue::Str(s) => s,
+        FieldValue::Int(i) => i.to_string(),
+        other => format!("{other:?}"),
+    }
+}
+
+/// A member's value for the report: numbers where the value stands for one, strings,
+/// lists, and otherwise the object's type and address.
+fn field_value(ev: &Evaluator<'_>, v: &Value) -> FieldValue {
+    match v {
+        Value::Int(i) => FieldValue::Int(*i),
+        Value::Str(s) => FieldValue::Str(s.to_string()),
+        Value::Seq(items) => {
+            FieldValue::List(items.iter().take(64).map(|i| field_value(ev, i)).collect())
+        }
+        Value::Place { addr, ty } => match ev.to_int(v) {
+            Ok(i) => FieldValue::Int(i),
+            Err(_) => FieldValue::Object {
+                ty: ev.ty(*ty).map(|t| t.name.to_string()).unwrap_or_default(),
+                address: Hex(*addr),
+            },
+        },
+    }
+}

@@ -1,0 +1,302 @@
+//! Compiling: parses a layout and the layouts it `use`s, then resolves every name to a
+//! frame slot, a builtin or a layout `fn`, checking arities. All errors are collected.
+
+use std::collections::HashMap;
+
+use crate::diagnostic::{Diagnostic, Diagnostics};
+use crate::parser::{ParsedFile, parse_file};
+use crate::program::*;
+use crate::source::{FileId, SourceFile, Span};
+
+/// Finds the text of a layout named in `use NAME`.
+pub trait Loader {
+    fn load(&self, name: &str) -> Result<SourceFile, String>;
+}
+
+/// `use` chains deeper than this are a cycle or a mistake.
+const MAX_USE_DEPTH: usize = 16;
+/// A frame has at most this many bindings (subject, lets, members, loop variables).
+const MAX_SLOTS: usize = 1024;
+
+/// Compiles `main` and everything it uses into one program.
+pub fn compile(main: SourceFile, loader: &dyn Loader) -> Result<Program, Diagnostics> {
+    let mut program = Program::default();
+    let mut diags = Vec::new();
+    let mut parsed: Vec<ParsedFile> = Vec::new();
+    let mut pending = vec![(main, 0usize, None::<Span>)];
+    let mut loaded: Vec<String> = Vec::new();
+    while let Some((file, depth, used_at)) = pending.pop() {
+        if loaded.contains(&file.name) {
+            continue;
+        }
+        if depth > MAX_USE_DEPTH {
+            if let Some(span) = used_at {
+                diags.push(Diagnostic::new(
+                    span,
+                    format!("`use` chain deeper than {MAX_USE_DEPTH}: is there a cycle?"),
+                ));
+            }
+            continue;
+        }
+        loaded.push(file.name.clone());
+        let id = FileId(program.files.len() as u32);
+        let text = file.text.clone();
+        program.files.push(file);
+        match parse_file(&text, id, &mut program) {
+            Ok(p) => {
+                for (name, span) in &p.uses {
+                    match loader.load(name) {
+                        Ok(f) => pending.push((f, depth + 1, Some(*span))),
+                        Err(why) => diags.push(
+                            Diagnostic::new(*span, format!("cannot use layout `{name}`: {why}"))
+                                .with_help("shipped layouts are used by name (`use std`); others by a path relative to this file"),
+                        ),
+                    }
+                }
+                if id.0 == 0 {
+                    if let Some((n, v)) = &p.header {
+                        program.name = n.clone();
+                        program.version = v.clone();
+                    }
+                }
+                parsed.push(p);
+            }
+            Err(d) => diags.push(d),
+        }
+    }
+
+    let mut resolver = Resolver {
+        program: &mut program,
+        diags: &mut diags,
+        fns: HashMap::new(),
+    };
+    // Functions first, so that any rule can call any function of any file.
+    let mut fn_params = Vec::new();
+    for p in &mut parsed {
+        for (f, params) in p.functions.drain(..) {
+            if let Some(prev) = resolver.fns.get(&f.name) {
+                let prev_span = resolver.program.functions[prev.0 as usize].span;
+                let at = resolver.program.location(prev_span);
+                resolver.diags.push(Diagnostic::new(
+                    f.span,
+                    format!("function `{}` is defined twice (first at {at})", f.name),
+                ));
+                continue;
+            }
+            resolver.fns.insert(
+                f.name.clone(),
+                FnId(resolver.program.functions.len() as u32),
+            );
+            resolver.program.functions.push(f);
+            fn_params.push(params);
+        }
+    }
+    for (i, params) in fn_params.into_iter().enumerate() {
+        let body = resolver.program.functions[i].body;
+        let mut scope = Scope::new(params);
+        resolver.resolve(body, &mut scope);
+        resolver.program.functions[i].frame_size = scope.size();
+    }
+    for p in parsed {
+        for (mut view, subject) in p.views {
+            let mut scope = Scope::new(vec![subject]);
+            // View members are reached as fields of the subject (`v.len`), not as names;
+            // each is evaluated in its own frame holding only the subject.
+            for m in &mut view.members {
+                let mut s = scope.clone();
+                resolver.resolve(m.value, &mut s);
+                scope.max = scope.max.max(s.max);
+            }
+            view.frame_size = scope.size();
+            resolver.program.views.push(view);
+        }
+        for (mut rule, subject) in p.rules {
+            let mut scope = Scope::new(vec![subject]);
+            for m in &mut rule.members {
+                resolver.resolve(m.value, &mut scope);
+                m.slot = scope.bind(&m.name);
+            }
+            rule.frame_size = scope.size();
+            resolver.program.rules.push(rule);
+        }
+        for (mut root, subject) in p.roots {
+            let mut scope = Scope::new(vec![subject]);
+            resolver.resolve(root.value, &mut scope);
+            root.frame_size = scope.size();
+            resolver.program.roots.push(root);
+        }
+    }
+    if program.roots.is_empty() && diags.is_empty() && !program.rules.is_empty() {
+        // Rules without a root can never be reached; only worth saying for a main layout.
+    }
+    if program.exprs.len() > u32::MAX as usize / 2 {
+        diags.push(Diagnostic::new(Span::default(), "layout too large"));
+    }
+    if diags.is_empty() {
+        Ok(program)
+    } else {
+        Err(Diagnostics {
+            files: program.files,
+            list: diags,
+        })
+    }
+}
+
+/// Bindings visible at a point: names to slots, innermost last.
+#[derive(Clone)]
+struct Scope {
+    names: Vec<(String, Slot)>,
+    next: u16,
+    max: u16,
+}
+
+impl Scope {
+    fn new(initial: Vec<String>) -> Scope {
+        let mut s = Scope {
+            names: Vec::new(),
+            next: 0,
+            max: 0,
+        };
+        for n in initial {
+            s.bind(&n);
+        }
+        s
+    }
+
+    fn bind(&mut self, name: &str) -> Slot {
+        let slot = Slot(self.next.min(MAX_SLOTS as u16));
+        self.next = self.next.saturating_add(1);
+        self.max = self.max.max(self.next);
+        self.names.push((name.to_string(), slot));
+        slot
+    }
+
+    fn lookup(&self, name: &str) -> Option<Slot> {
+        self.names
+            .iter()
+            .rev()
+            .find(|(n, _)| n == name)
+            .map(|(_, s)| *s)
+    }
+
+    fn size(&self) -> u16 {
+        self.max
+    }
+}
+
+struct Resolver<'a> {
+    program: &'a mut Program,
+    diags: &'a mut Vec<Diagnostic>,
+    fns: HashMap<String, FnId>,
+}
+
+impl Resolver<'_> {
+    fn resolve(&mut self, id: ExprId, scope: &mut Scope) {
+        let span = self.program.span(id);
+        let expr = self.program.exprs[id.0 as usize].clone();
+        let replaced = match expr {
+            Expr::Int(_)
+            | Expr::Str(_)
+            | Expr::Local(_)
+            | Expr::Call { .. }
+            | Expr::CallFn { .. }
+            | Expr::Lambda { .. }
+            | Expr::For { .. } => None,
+            Expr::Name(name) => match scope.lookup(&name) {
+                Some(slot) => Some(Expr::Local(slot)),
+                None => {
+                    let visible: Vec<&str> = scope.names.iter().map(|(n, _)| n.as_str()).collect();
+                    self.diags.push(
+                        Diagnostic::new(span, format!("unknown name `{name}`"))
+                            .with_help(format!("names in scope here: {}", visible.join(", "))),
+                    );
+                    None
+                }
+            },
+            Expr::Field(e, _) | Expr::Unary(_, e) => {
+                self.resolve(e, scope);
+                None
+            }
+            Expr::Index(a, b) | Expr::Binary(_, a, b) => {
+                self.resolve(a, scope);
+                self.resolve(b, scope);
+                None
+            }
+            Expr::Cast { value, from, .. } => {
+                self.resolve(value, scope);
+                if let Some((_, f)) = from {
+                    self.resolve(f, scope);
+                }
+                None
+            }
+            Expr::Bits { value, .. } | Expr::Flags { value, .. } => {
+                self.resolve(value, scope);
+                None
+            }
+            Expr::CallNamed { name, args } => {
+                if let Some((func, arity)) = Builtin::by_name(&name) {
+                    self.check_arity(&name, arity, args.len(), span);
+                    for (i, a) in args.iter().enumerate() {
+                        let is_lambda = matches!(self.program.expr(*a), Expr::LambdaNamed { .. });
+                        if is_lambda != (func == Builtin::List && i == 1) {
+                            let msg = if is_lambda {
+                                "a `x => …` function is only allowed as the second argument of `list`"
+                            } else {
+                                "`list` takes a `node => next` function as its second argument"
+                            };
+                            self.diags.push(Diagnostic::new(self.program.span(*a), msg));
+                        }
+                        self.resolve(*a, scope);
+                    }
+                    Some(Expr::Call { func, args })
+                } else if let Some(&func) = self.fns.get(&name) {
+                    let arity = self.program.functions[func.0 as usize].params;
+                    self.check_arity(&name, arity, args.len(), span);
+                    for a in &args {
+                        self.resolve(*a, scope);
+                    }
+                    Some(Expr::CallFn { func, args })
+                } else {
+                    self.diags.push(Diagnostic::new(span, format!("unknown function `{name}`")).with_help(
+                        "builtins are addr, variant, list, slice, len, type_name, is_null; or define it with `fn name(x) = …`",
+                    ));
+                    None
+                }
+            }
+            Expr::LambdaNamed { param, body } => {
+                let mut inner = scope.clone();
+                let slot = inner.bind(&param);
+                self.resolve(body, &mut inner);
+                scope.max = scope.max.max(inner.max);
+                Some(Expr::Lambda { param: slot, body })
+            }
+            Expr::ForNamed { var, seq, body } => {
+                self.resolve(seq, scope);
+                let mut inner = scope.clone();
+                let slot = inner.bind(&var);
+                self.resolve(body, &mut inner);
+                scope.max = scope.max.max(inner.max);
+                Some(Expr::For {
+                    var: slot,
+                    seq,
+                    body,
+                })
+            }
+        };
+        if let Some(e) = replaced {
+            self.program.exprs[id.0 as usize] = e;
+        }
+    }
+
+    fn check_arity(&mut self, name: &str, want: usize, got: usize, span: Span) {
+        if want != got {
+            self.diags.push(Diagnostic::new(
+                span,
+                format!(
+                    "`{name}` takes {want} argument{}, given {got}",
+                    if want == 1 { "" } else { "s" }
+                ),
+            ));
+        }
+    }
+}

@@ -1,0 +1,528 @@
+//! Parsing: pest turns one layout file into syntax, and this module lowers it into the
+//! program's arenas with names still unresolved. pest's types never leave this file.
+
+use pest::Parser as _;
+use pest::iterators::Pair;
+
+use crate::diagnostic::Diagnostic;
+use crate::program::*;
+use crate::source::{FileId, Span};
+use crate::types::TypeExpr;
+
+#[derive(pest_derive::Parser)]
+#[grammar = "grammar.pest"]
+struct LayoutParser;
+
+/// What one file declares, before names are resolved.
+#[derive(Debug, Default)]
+pub struct ParsedFile {
+    pub header: Option<(String, String)>,
+    pub uses: Vec<(String, Span)>,
+    pub functions: Vec<(Function, Vec<String>)>,
+    pub views: Vec<(View, String)>,
+    pub rules: Vec<(crate::program::Rule, String)>,
+    pub roots: Vec<(Root, String)>,
+}
+
+/// Parses `text` (file `file`) into `program`'s expression arena. A syntax error stops
+/// this file only: pest reports the first one, at its line and column.
+pub fn parse_file(
+    text: &str,
+    file: FileId,
+    program: &mut Program,
+) -> Result<ParsedFile, Diagnostic> {
+    let mut pairs = LayoutParser::parse(Rule::file, text).map_err(|e| syntax_error(e, file))?;
+    let mut lower = Lower { file, program };
+    let mut out = ParsedFile::default();
+    let Some(root) = pairs.next() else {
+        return Ok(out);
+    };
+    for item in root.into_inner() {
+        match item.as_rule() {
+            Rule::header => {
+                let mut it = item.into_inner();
+                let name = it
+                    .next()
+                    .map(|p| p.as_str().to_string())
+                    .unwrap_or_default();
+                let version = it.next().map(|p| unquote(p.as_str())).unwrap_or_default();
+                out.header = Some((name, version));
+            }
+            Rule::use_item => {
+                let span = lower.span(&item);
+                out.uses
+                    .push((item.into_inner().as_str().to_string(), span));
+            }
+            Rule::fn_item => {
+                let span = lower.span(&item);
+                let mut it = item.into_inner().peekable();
+                let name = it
+                    .next()
+                    .map(|p| p.as_str().to_string())
+                    .unwrap_or_default();
+                let mut params = Vec::new();
+                let mut body = None;
+                for p in it {
+                    match p.as_rule() {
+                        Rule::ident => params.push(p.as_str().to_string()),
+                        _ => body = Some(lower.expr(p)),
+                    }
+                }
+                let body = body.unwrap_or_else(|| lower.push(Expr::Int(0), span));
+                out.functions.push((
+                    Function {
+                        name,
+                        params: params.len(),
+                        body,
+                        frame_size: 0,
+                        span,
+                    },
+                    params,
+                ));
+            }
+            Rule::view_item => {
+                let span = lower.span(&item);
+                let mut it = item.into_inner();
+                let pattern = it.next().map(type_expr).unwrap_or(TypeExpr::Wildcard);
+                let subject = it
+                    .next()
+                    .map(|p| p.as_str().to_string())
+                    .unwrap_or_default();
+                let members = it.map(|m| lower.member(m)).collect();
+                out.views.push((
+                    View {
+                        pattern,
+                        members,
+                        frame_size: 0,
+                        span,
+                    },
+                    subject,
+                ));
+            }
+            Rule::rule_item => {
+                let span = lower.span(&item);
+                let mut it = item.into_inner();
+                let kind = rule_kind(it.next());
+                let pattern = it.next().map(type_expr).unwrap_or(TypeExpr::Wildcard);
+                let subject = it
+                    .next()
+                    .map(|p| p.as_str().to_string())
+                    .unwrap_or_default();
+                let members = it.map(|m| lower.member(m)).collect();
+                out.rules.push((
+                    crate::program::Rule {
+                        kind,
+                        pattern,
+                        members,
+                        frame_size: 0,
+                        span,
+                    },
+                    subject,
+                ));
+            }
+            Rule::root_item => {
+                let span = lower.span(&item);
+                let mut it = item.into_inner();
+                let kind = it.next().and_then(|k| k.into_inner().next()).map(root_kind);
+                let subject = it
+                    .next()
+                    .map(|p| p.as_str().to_string())
+                    .unwrap_or_default();
+                let yields = rule_kind(it.next());
+                let value = match it.next() {
+                    Some(e) => lower.expr(e),
+                    None => lower.push(Expr::Int(0), span),
+                };
+                let kind = kind.unwrap_or(RootKind::Static(String::new()));
+                out.roots.push((
+                    Root {
+                        kind,
+                        yields,
+                        value,
+                        frame_size: 0,
+                        span,
+                    },
+                    subject,
+                ));
+            }
+            _ => {}
+        }
+    }
+    Ok(out)
+}
+
+fn syntax_error(e: pest::error::Error<Rule>, file: FileId) -> Diagnostic {
+    let (start, end) = match e.location {
+        pest::error::InputLocation::Pos(p) => (p, p + 1),
+        pest::error::InputLocation::Span((s, e)) => (s, e.max(s + 1)),
+    };
+    let message = match &e.variant {
+        pest::error::ErrorVariant::ParsingError { positives, .. } => {
+            let mut names: Vec<String> = positives.iter().map(|r| describe(*r)).collect();
+            names.sort();
+            names.dedup();
+            format!("syntax error: expected {}", names.join(", "))
+        }
+        pest::error::ErrorVariant::CustomError { message } => message.clone(),
+    };
+    Diagnostic::new(
+        Span {
+            file,
+            start: start as u32,
+            end: end as u32,
+        },
+        message,
+    )
+    .with_help("see docs/language.md for the syntax of each item")
+}
+
+/// A grammar rule as a user would call it.
+fn describe(rule: Rule) -> String {
+    match rule {
+        Rule::EOI => "end of file".into(),
+        Rule::ident | Rule::name => "a name".into(),
+        Rule::expr | Rule::bin_or | Rule::postfix | Rule::unary => "an expression".into(),
+        Rule::type_expr => "a type".into(),
+        Rule::number => "a number".into(),
+        Rule::string => "a string".into(),
+        Rule::header => "`layout NAME \"VERSION\"`".into(),
+        Rule::use_item | Rule::fn_item | Rule::view_item | Rule::root_item | Rule::rule_item => {
+            "an item (`use`, `fn`, `view`, `root`, `runtime`, `task`)".into()
+        }
+        Rule::let_member | Rule::field_member => {
+            "a member (`name = expr` or `let name = expr`)".into()
+        }
+        other => format!("{other:?}").replace('_', " "),
+    }
+}
+
+fn rule_kind(p: Option<Pair<'_, Rule>>) -> RuleKind {
+    match p.map(|p| p.as_str()) {
+        Some("task") => RuleKind::Task,
+        _ => RuleKind::Runtime,
+    }
+}
+
+fn root_kind(p: Pair<'_, Rule>) -> RootKind {
+    let rule = p.as_rule();
+    let mut it = p.into_inner();
+    let path = it
+        .next()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_default();
+    match rule {
+        Rule::root_tls => RootKind::Tls(path),
+        Rule::root_frame => RootKind::Frame {
+            function: path,
+            local: it
+                .next()
+                .map(|p| p.as_str().to_string())
+                .unwrap_or_default(),
+        },
+        _ => RootKind::Static(path),
+    }
+}
+
+fn unquote(s: &str) -> String {
+    s.trim_matches('"').to_string()
+}
+
+fn type_expr(p: Pair<'_, Rule>) -> TypeExpr {
+    let inner = match p.as_rule() {
+        Rule::type_expr => match p.into_inner().next() {
+            Some(i) => i,
+            None => return TypeExpr::Wildcard,
+        },
+        _ => p,
+    };
+    match inner.as_rule() {
+        Rule::wildcard => TypeExpr::Wildcard,
+        Rule::rest => TypeExpr::Rest,
+        Rule::type_ref => {
+            let mut it = inner.into_inner();
+            let path = it
+                .next()
+                .map(|p| p.as_str().to_string())
+                .unwrap_or_default();
+            let args = it
+                .next()
+                .map(|args| args.into_inner().map(type_expr).collect());
+            // `Foo<>` is written as `Foo<` `>` with no type_args pair.
+            TypeExpr::Path { path, args }
+        }
+        Rule::type_ptr => {
+            let text = inner.as_str();
+            let prefix = ["&mut ", "&", "*const ", "*mut "]
+                .into_iter()
+                .find(|p| text.starts_with(p.trim_end()))
+                .unwrap_or("&")
+                .to_string();
+            let target = inner
+                .into_inner()
+                .next()
+                .map(type_expr)
+                .unwrap_or(TypeExpr::Wildcard);
+            TypeExpr::Ptr {
+                prefix,
+                target: Box::new(target),
+            }
+        }
+        Rule::type_slice => TypeExpr::Slice(Box::new(
+            inner
+                .into_inner()
+                .next()
+                .map(type_expr)
+                .unwrap_or(TypeExpr::Wildcard),
+        )),
+        Rule::type_tuple => TypeExpr::Tuple(inner.into_inner().map(type_expr).collect()),
+        _ => TypeExpr::Wildcard,
+    }
+}
+
+struct Lower<'p> {
+    file: FileId,
+    program: &'p mut Program,
+}
+
+impl Lower<'_> {
+    fn span(&self, p: &Pair<'_, Rule>) -> Span {
+        let s = p.as_span();
+        Span {
+            file: self.file,
+            start: s.start() as u32,
+            end: s.end() as u32,
+        }
+    }
+
+    fn push(&mut self, e: Expr, span: Span) -> ExprId {
+        self.program.exprs.push(e);
+        self.program.spans.push(span);
+        ExprId(self.program.exprs.len() as u32 - 1)
+    }
+
+    fn member(&mut self, p: Pair<'_, Rule>) -> Member {
+        let span = self.span(&p);
+        let is_let = p.as_rule() == Rule::let_member;
+        let mut it = p.into_inner();
+        let name = it
+            .next()
+            .map(|n| n.as_str().to_string())
+            .unwrap_or_default();
+        let value = match it.next() {
+            Some(e) => self.expr(e),
+            None => self.push(Expr::Int(0), span),
+        };
+        Member {
+            name,
+            is_let,
+            slot: Slot(0),
+            value,
+            span,
+        }
+    }
+
+    fn expr(&mut self, p: Pair<'_, Rule>) -> ExprId {
+        let span = self.span(&p);
+        match p.as_rule() {
+            Rule::expr | Rule::cmp if p.clone().into_inner().count() == 1 => {
+                let only = p.into_inner().next();
+                match only {
+                    Some(i) => self.expr(i),
+                    None => self.push(Expr::Int(0), span),
+                }
+            }
+            Rule::expr => {
+                let only = p.into_inner().next();
+                match only {
+                    Some(i) => self.expr(i),
+                    None => self.push(Expr::Int(0), span),
+                }
+            }
+            Rule::for_expr => {
+                let mut it = p.into_inner();
+                let var = it
+                    .next()
+                    .map(|v| v.as_str().to_string())
+                    .unwrap_or_default();
+                let seq = self.next_expr(&mut it, span);
+                let body = self.next_expr(&mut it, span);
+                self.push(Expr::ForNamed { var, seq, body }, span)
+            }
+            Rule::lambda => {
+                let mut it = p.into_inner();
+                let param = it
+                    .next()
+                    .map(|v| v.as_str().to_string())
+                    .unwrap_or_default();
+                let body = self.next_expr(&mut it, span);
+                self.push(Expr::LambdaNamed { param, body }, span)
+            }
+            Rule::bin_or | Rule::bin_and | Rule::cmp | Rule::shift | Rule::sum | Rule::product => {
+                let mut it = p.into_inner();
+                let mut left = self.next_expr(&mut it, span);
+                while let Some(op) = it.next() {
+                    let op = bin_op(op.as_str());
+                    let right = self.next_expr(&mut it, span);
+                    left = self.push(Expr::Binary(op, left, right), span);
+                }
+                left
+            }
+            Rule::unary => {
+                let mut ops = Vec::new();
+                let mut operand = None;
+                for i in p.into_inner() {
+                    if i.as_rule() == Rule::op_unary {
+                        ops.push(match i.as_str() {
+                            "-" => UnOp::Neg,
+                            "!" => UnOp::Not,
+                            _ => UnOp::Deref,
+                        });
+                    } else {
+                        operand = Some(self.expr(i));
+                    }
+                }
+                let mut e = operand.unwrap_or_else(|| self.push(Expr::Int(0), span));
+                for op in ops.into_iter().rev() {
+                    e = self.push(Expr::Unary(op, e), span);
+                }
+                e
+            }
+            Rule::postfix => {
+                let mut it = p.into_inner();
+                let mut e = self.next_expr(&mut it, span);
+                for s in it {
+                    let sspan = Span {
+                        start: span.start,
+                        ..self.span(&s)
+                    };
+                    e = match s.as_rule() {
+                        Rule::field_suffix => {
+                            let name = s.into_inner().as_str();
+                            let name = if name.chars().all(|c| c.is_ascii_digit()) {
+                                format!("__{name}")
+                            } else {
+                                name.to_string()
+                            };
+                            self.push(Expr::Field(e, name), sspan)
+                        }
+                        Rule::index_suffix => {
+                            let mut it = s.into_inner();
+                            let index = self.next_expr(&mut it, sspan);
+                            self.push(Expr::Index(e, index), sspan)
+                        }
+                        _ => {
+                            let mut it = s.into_inner();
+                            let ty = it.next().map(type_expr).unwrap_or(TypeExpr::Wildcard);
+                            let mut vars = Vec::new();
+                            let mut from = None;
+                            let mut source = ParamSource::Function;
+                            if let Some(clause) = it.next() {
+                                for f in clause.into_inner() {
+                                    match f.as_rule() {
+                                        Rule::ident => vars.push(f.as_str().to_string()),
+                                        Rule::from_kind if f.as_str() == "type" => {
+                                            source = ParamSource::TypeOf
+                                        }
+                                        Rule::from_kind => {}
+                                        _ => from = Some((source, self.expr(f))),
+                                    }
+                                }
+                            }
+                            self.push(
+                                Expr::Cast {
+                                    value: e,
+                                    ty,
+                                    vars,
+                                    from,
+                                },
+                                sspan,
+                            )
+                        }
+                    };
+                }
+                e
+            }
+            Rule::call => {
+                let mut it = p.into_inner();
+                let name = it
+                    .next()
+                    .map(|n| n.as_str().to_string())
+                    .unwrap_or_default();
+                let args = it.map(|a| self.expr(a)).collect();
+                self.push(Expr::CallNamed { name, args }, span)
+            }
+            Rule::bits_expr => {
+                let mut it = p.into_inner();
+                let value = self.next_expr(&mut it, span);
+                let arms = it
+                    .map(|arm| {
+                        let mut a = arm.into_inner();
+                        let mask = a.next().and_then(|m| parse_number(m.as_str()));
+                        let label = a.next().map(|l| unquote(l.as_str())).unwrap_or_default();
+                        (mask, label)
+                    })
+                    .collect();
+                self.push(Expr::Bits { value, arms }, span)
+            }
+            Rule::flags_expr => {
+                let mut it = p.into_inner();
+                let value = self.next_expr(&mut it, span);
+                let flags = it
+                    .map(|f| {
+                        let mut a = f.into_inner();
+                        let name = a.next().map(|n| n.as_str().to_string()).unwrap_or_default();
+                        let mask = a.next().and_then(|m| parse_number(m.as_str())).unwrap_or(0);
+                        (name, mask)
+                    })
+                    .collect();
+                self.push(Expr::Flags { value, flags }, span)
+            }
+            Rule::number => {
+                let n = parse_number(p.as_str()).unwrap_or(u64::MAX);
+                self.push(Expr::Int(n), span)
+            }
+            Rule::string => self.push(Expr::Str(unquote(p.as_str())), span),
+            Rule::ident => self.push(Expr::Name(p.as_str().to_string()), span),
+            _ => self.push(Expr::Int(0), span),
+        }
+    }
+
+    fn next_expr<'i>(
+        &mut self,
+        it: &mut impl Iterator<Item = Pair<'i, Rule>>,
+        span: Span,
+    ) -> ExprId {
+        match it.next() {
+            Some(p) => self.expr(p),
+            None => self.push(Expr::Int(0), span),
+        }
+    }
+}
+
+fn bin_op(s: &str) -> BinOp {
+    match s {
+        "|" => BinOp::Or,
+        "&" => BinOp::And,
+        "==" => BinOp::Eq,
+        "!=" => BinOp::Ne,
+        "<" => BinOp::Lt,
+        "<=" => BinOp::Le,
+        ">" => BinOp::Gt,
+        ">=" => BinOp::Ge,
+        "<<" => BinOp::Shl,
+        ">>" => BinOp::Shr,
+        "+" => BinOp::Add,
+        "-" => BinOp::Sub,
+        "*" => BinOp::Mul,
+        "/" => BinOp::Div,
+        _ => BinOp::Rem,
+    }
+}
+
+/// Decimal or `0x` hex; None when it does not fit in 64 bits (reported by the compiler).
+pub fn parse_number(s: &str) -> Option<u64> {
+    match s.strip_prefix("0x") {
+        Some(hex) => u64::from_str_radix(hex, 16).ok(),
+        None => s.parse().ok(),
+    }
+}

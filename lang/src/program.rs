@@ -1,0 +1,258 @@
+//! The compiled layout: a flat program. Expressions live in one arena addressed by
+//! `ExprId`, with a parallel span table for messages; rules refer to expressions by id
+//! and to bindings by slot number. This is what the interpreter runs.
+
+use crate::source::{SourceFile, Span};
+use crate::types::TypeExpr;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ExprId(pub u32);
+
+/// A binding's place in the frame of the rule, view member or function that declares it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Slot(pub u16);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FnId(pub u32);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BinOp {
+    Or,
+    And,
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+    Shl,
+    Shr,
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Rem,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnOp {
+    Neg,
+    Not,
+    /// `*e`: follow a pointer or reference.
+    Deref,
+}
+
+/// Functions the interpreter provides. Each one's doc is its entry in docs/language.md.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Builtin {
+    /// `addr(e)`: the address of the place `e` (a number).
+    Addr,
+    /// `variant(e)`: the name of the active variant of the enum `e` (a string).
+    Variant,
+    /// `list(first, n => next)`: follows an intrusive list from `first` (a pointer or a
+    /// null/None) through `next` until null, a repeat, or the length limit.
+    List,
+    /// `slice(ptr, len)`: `len` values of the pointee type of `ptr`, laid out contiguously.
+    Slice,
+    /// `len(seq)`: the number of items of a sequence.
+    Len,
+    /// `type_name(e)`: the qualified type name of `e` (a string).
+    TypeName,
+    /// `is_null(e)`: whether the pointer `e` is null (or the Option is None).
+    IsNull,
+}
+
+impl Builtin {
+    pub fn by_name(name: &str) -> Option<(Builtin, usize)> {
+        Some(match name {
+            "addr" => (Builtin::Addr, 1),
+            "variant" => (Builtin::Variant, 1),
+            "list" => (Builtin::List, 2),
+            "slice" => (Builtin::Slice, 2),
+            "len" => (Builtin::Len, 1),
+            "type_name" => (Builtin::TypeName, 1),
+            "is_null" => (Builtin::IsNull, 1),
+            _ => return None,
+        })
+    }
+}
+
+/// Where the type variables of a cast get their values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParamSource {
+    /// The template parameters of the function at a code address.
+    Function,
+    /// The generic parameters of a value's type.
+    TypeOf,
+}
+
+#[derive(Debug, Clone)]
+pub enum Expr {
+    Int(u64),
+    Str(String),
+    /// A binding of the enclosing frame: the rule's subject, a `let`, a parameter, a
+    /// `for` or lambda variable.
+    Local(Slot),
+    /// A name not yet resolved (only between parsing and compiling).
+    Name(String),
+    /// `e.name` (or `e.0`, which means the tuple field `__0`).
+    Field(ExprId, String),
+    Index(ExprId, ExprId),
+    Unary(UnOp, ExprId),
+    Binary(BinOp, ExprId, ExprId),
+    /// `e as Type` or `e as Cell<T, S> with T, S from fn f`: reinterpret the place `e`
+    /// (or the place a pointer or number `e` points at) as another type. With `from fn`,
+    /// the type's variables are the template parameters of the function whose code
+    /// address is `f`; with `from type v`, the generic parameters of `v`'s type.
+    Cast {
+        value: ExprId,
+        ty: TypeExpr,
+        vars: Vec<String>,
+        from: Option<(ParamSource, ExprId)>,
+    },
+    Call {
+        func: Builtin,
+        args: Vec<ExprId>,
+    },
+    /// A call of a layout `fn` (before compiling: `CallNamed`).
+    CallFn {
+        func: FnId,
+        args: Vec<ExprId>,
+    },
+    CallNamed {
+        name: String,
+        args: Vec<ExprId>,
+    },
+    /// `x => body`, only as an argument of `list`.
+    Lambda {
+        param: Slot,
+        body: ExprId,
+    },
+    LambdaNamed {
+        param: String,
+        body: ExprId,
+    },
+    /// `for x in seq => body`: a sequence, flattened when `body` is one too.
+    For {
+        var: Slot,
+        seq: ExprId,
+        body: ExprId,
+    },
+    ForNamed {
+        var: String,
+        seq: ExprId,
+        body: ExprId,
+    },
+    /// `bits(e) { 0x2 => "done", _ => "idle" }`: the string of the first arm whose mask
+    /// has a bit in common with `e` (or the `_` arm).
+    Bits {
+        value: ExprId,
+        arms: Vec<(Option<u64>, String)>,
+    },
+    /// `flags(e) { RUNNING = 0x1, ... }`: the names of the flags set in `e`.
+    Flags {
+        value: ExprId,
+        flags: Vec<(String, u64)>,
+    },
+}
+
+/// `name = expr` in a rule or view; `let` members are bindings, not reported.
+#[derive(Debug, Clone)]
+pub struct Member {
+    pub name: String,
+    pub is_let: bool,
+    pub slot: Slot,
+    pub value: ExprId,
+    pub span: Span,
+}
+
+/// A view of a standard type, e.g. `view alloc::sync::Arc as a { deref = a.ptr.pointer.data }`.
+#[derive(Debug, Clone)]
+pub struct View {
+    pub pattern: TypeExpr,
+    pub members: Vec<Member>,
+    pub frame_size: u16,
+    pub span: Span,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RuleKind {
+    Runtime,
+    Task,
+}
+
+/// `runtime TYPE as h { … }` or `task TYPE as t { … }`: how to report a value of that type.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    pub kind: RuleKind,
+    pub pattern: TypeExpr,
+    pub members: Vec<Member>,
+    pub frame_size: u16,
+    pub span: Span,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RootKind {
+    /// A thread-local, evaluated once per thread of the dump.
+    Tls(String),
+    Static(String),
+    /// A local variable of a function's frame on some thread's stack.
+    Frame {
+        function: String,
+        local: String,
+    },
+}
+
+/// `root tls PATH as x => runtime EXPR`: where values to report are found.
+#[derive(Debug, Clone)]
+pub struct Root {
+    pub kind: RootKind,
+    pub yields: RuleKind,
+    pub value: ExprId,
+    pub frame_size: u16,
+    pub span: Span,
+}
+
+#[derive(Debug, Clone)]
+pub struct Function {
+    pub name: String,
+    pub params: usize,
+    pub body: ExprId,
+    pub frame_size: u16,
+    pub span: Span,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Program {
+    /// The layout's own name and version (`layout tokio "1.x"`).
+    pub name: String,
+    pub version: String,
+    pub files: Vec<SourceFile>,
+    pub exprs: Vec<Expr>,
+    pub spans: Vec<Span>,
+    pub views: Vec<View>,
+    pub rules: Vec<Rule>,
+    pub roots: Vec<Root>,
+    pub functions: Vec<Function>,
+}
+
+impl Program {
+    pub fn expr(&self, id: ExprId) -> &Expr {
+        &self.exprs[id.0 as usize]
+    }
+
+    pub fn span(&self, id: ExprId) -> Span {
+        self.spans[id.0 as usize]
+    }
+
+    /// `file:line:col` of a span, for runtime messages that point back into the layout.
+    pub fn location(&self, span: Span) -> String {
+        match self.files.get(span.file.0 as usize) {
+            Some(f) => {
+                let (l, c) = f.line_col(span.start);
+                format!("{}:{l}:{c}", f.name)
+            }
+            None => "?".into(),
+        }
+    }
+}

@@ -1,0 +1,268 @@
+//! Type expressions as written in layouts (`alloc::sync::Arc<_>`, `Cell<T, S>`, `&[_]`),
+//! their rendering in rustc's DWARF spelling, and matching them against DWARF type names.
+
+use std::fmt;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TypeExpr {
+    /// `a::b::C` or `a::b::C<args>`; without `<…>` a pattern matches every instantiation.
+    Path {
+        path: String,
+        args: Option<Vec<TypeExpr>>,
+    },
+    /// `&T`, `&mut T`, `*const T`, `*mut T` (the prefix as written, e.g. "&mut ").
+    Ptr {
+        prefix: String,
+        target: Box<TypeExpr>,
+    },
+    /// `[T]`
+    Slice(Box<TypeExpr>),
+    /// `(A, B)`
+    Tuple(Vec<TypeExpr>),
+    /// `_`: any one type.
+    Wildcard,
+    /// `..`: any remaining generic arguments.
+    Rest,
+}
+
+impl fmt::Display for TypeExpr {
+    /// rustc's spelling: `a::B<c::D, e::F>`, `&[u8]`, `(A, B)`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TypeExpr::Path { path, args } => {
+                f.write_str(path)?;
+                if let Some(args) = args {
+                    f.write_str("<")?;
+                    write_list(f, args)?;
+                    f.write_str(">")?;
+                }
+                Ok(())
+            }
+            TypeExpr::Ptr { prefix, target } => write!(f, "{prefix}{target}"),
+            TypeExpr::Slice(t) => write!(f, "[{t}]"),
+            TypeExpr::Tuple(items) => {
+                f.write_str("(")?;
+                write_list(f, items)?;
+                f.write_str(")")
+            }
+            TypeExpr::Wildcard => f.write_str("_"),
+            TypeExpr::Rest => f.write_str(".."),
+        }
+    }
+}
+
+fn write_list(f: &mut fmt::Formatter<'_>, items: &[TypeExpr]) -> fmt::Result {
+    for (i, a) in items.iter().enumerate() {
+        if i > 0 {
+            f.write_str(", ")?;
+        }
+        write!(f, "{a}")?;
+    }
+    Ok(())
+}
+
+impl TypeExpr {
+    /// Replaces single-segment paths named like a variable (`T`) by the given types.
+    pub fn substitute(&self, vars: &[(String, String)]) -> TypeExpr {
+        match self {
+            TypeExpr::Path { path, args: None } => match vars.iter().find(|(v, _)| v == path) {
+                Some((_, ty)) => TypeExpr::Path {
+                    path: ty.clone(),
+                    args: None,
+                },
+                None => self.clone(),
+            },
+            TypeExpr::Path {
+                path,
+                args: Some(args),
+            } => TypeExpr::Path {
+                path: path.clone(),
+                args: Some(args.iter().map(|a| a.substitute(vars)).collect()),
+            },
+            TypeExpr::Ptr { prefix, target } => TypeExpr::Ptr {
+                prefix: prefix.clone(),
+                target: Box::new(target.substitute(vars)),
+            },
+            TypeExpr::Slice(t) => TypeExpr::Slice(Box::new(t.substitute(vars))),
+            TypeExpr::Tuple(items) => {
+                TypeExpr::Tuple(items.iter().map(|a| a.substitute(vars)).collect())
+            }
+            TypeExpr::Wildcard | TypeExpr::Rest => self.clone(),
+        }
+    }
+
+    /// Does the DWARF type name `name` match this pattern? Matching is structural on
+    /// rustc's spelling: `_` takes one balanced generic argument, `..` the rest, and a
+    /// path without `<…>` matches any instantiation of that path.
+    pub fn matches(&self, name: &str) -> bool {
+        matches_at(self, name.trim()).is_some_and(|rest| rest.is_empty())
+    }
+
+    /// The path part, for indexing rules by the type they are about.
+    pub fn base_path(&self) -> Option<&str> {
+        match self {
+            TypeExpr::Path { path, .. } => Some(path),
+            _ => None,
+        }
+    }
+}
+
+/// Matches a prefix of `s` against `pat`, returning what is left of `s`.
+fn matches_at<'a>(pat: &TypeExpr, s: &'a str) -> Option<&'a str> {
+    match pat {
+        TypeExpr::Wildcard => Some(&s[balanced_len(s)..]),
+        TypeExpr::Rest => Some(""),
+        TypeExpr::Path { path, args } => {
+            let rest = s.strip_prefix(path.as_str())?;
+            match args {
+                None => {
+                    // The path must end here (not `Vec` matching `VecDeque`); any
+                    // generic arguments that follow are accepted.
+                    if rest.starts_with('<') {
+                        let n = balanced_len(rest);
+                        Some(&rest[n..])
+                    } else if rest.is_empty() || rest.starts_with([',', '>', ']', ')', ';']) {
+                        Some(rest)
+                    } else {
+                        None
+                    }
+                }
+                Some(args) => {
+                    let mut rest = rest.strip_prefix('<')?;
+                    for (i, a) in args.iter().enumerate() {
+                        if *a == TypeExpr::Rest {
+                            let close = rest_of_list(rest)?;
+                            rest = close;
+                            break;
+                        }
+                        if i > 0 {
+                            rest = rest.strip_prefix(", ").or_else(|| rest.strip_prefix(','))?;
+                        }
+                        rest = matches_at(a, rest)?;
+                    }
+                    rest.strip_prefix('>')
+                }
+            }
+        }
+        TypeExpr::Ptr { prefix, target } => matches_at(target, s.strip_prefix(prefix.as_str())?),
+        TypeExpr::Slice(t) => matches_at(t, s.strip_prefix('[')?)?.strip_prefix(']'),
+        TypeExpr::Tuple(items) => {
+            let mut rest = s.strip_prefix('(')?;
+            for (i, a) in items.iter().enumerate() {
+                if i > 0 {
+                    rest = rest.strip_prefix(", ")?;
+                }
+                rest = matches_at(a, rest)?;
+            }
+            rest.strip_prefix(')')
+        }
+    }
+}
+
+/// Length of the balanced type text at the start of `s`, up to a top-level `,` or closer.
+fn balanced_len(s: &str) -> usize {
+    let mut depth = 0i32;
+    for (i, c) in s.char_indices() {
+        match c {
+            '<' | '[' | '(' | '{' => depth += 1,
+            '>' | ']' | ')' | '}' => {
+                if depth == 0 {
+                    return i;
+                }
+                depth -= 1;
+                if depth == 0 && c == '>' && i + 1 == s.len() {
+                    return s.len();
+                }
+            }
+            ',' if depth == 0 => return i,
+            _ => {}
+        }
+    }
+    s.len()
+}
+
+/// Skips the remaining arguments of a generic list, stopping at its closing `>`.
+fn rest_of_list(s: &str) -> Option<&str> {
+    let mut depth = 0i32;
+    for (i, c) in s.char_indices() {
+        match c {
+            '<' | '[' | '(' | '{' => depth += 1,
+            '>' | ']' | ')' | '}' if depth > 0 => depth -= 1,
+            '>' => return Some(&s[i..]),
+            _ => {}
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn path(p: &str, args: Option<Vec<TypeExpr>>) -> TypeExpr {
+        TypeExpr::Path {
+            path: p.into(),
+            args,
+        }
+    }
+
+    #[test]
+    fn bare_path_matches_any_instantiation_but_not_a_longer_name() {
+        let p = path("alloc::vec::Vec", None);
+        assert!(p.matches("alloc::vec::Vec<u8, alloc::alloc::Global>"));
+        assert!(p.matches("alloc::vec::Vec"));
+        assert!(!p.matches("alloc::vec::VecDeque<u8, alloc::alloc::Global>"));
+    }
+
+    #[test]
+    fn wildcards_take_balanced_arguments() {
+        let p = path(
+            "alloc::sync::Arc",
+            Some(vec![TypeExpr::Wildcard, TypeExpr::Wildcard]),
+        );
+        assert!(p.matches("alloc::sync::Arc<tokio::x::Handle<a::B<c, d>>, alloc::alloc::Global>"));
+        assert!(!p.matches("alloc::sync::Arc<u8>"));
+        let rest = path(
+            "alloc::sync::Arc",
+            Some(vec![TypeExpr::Wildcard, TypeExpr::Rest]),
+        );
+        assert!(rest.matches("alloc::sync::Arc<u8, alloc::alloc::Global>"));
+    }
+
+    #[test]
+    fn slices_and_pointers() {
+        let p = path(
+            "alloc::boxed::Box",
+            Some(vec![
+                TypeExpr::Slice(Box::new(TypeExpr::Wildcard)),
+                TypeExpr::Rest,
+            ]),
+        );
+        assert!(p.matches("alloc::boxed::Box<[tokio::Mutex<u8>], alloc::alloc::Global>"));
+        let r = TypeExpr::Ptr {
+            prefix: "&".into(),
+            target: Box::new(TypeExpr::Slice(Box::new(TypeExpr::Wildcard))),
+        };
+        assert!(r.matches("&[u8]"));
+        assert!(!r.matches("&mut [u8]"));
+    }
+
+    #[test]
+    fn substitution_renders_rustc_spelling() {
+        let p = path(
+            "tokio::runtime::task::core::Cell",
+            Some(vec![path("T", None), path("S", None)]),
+        );
+        let s = p.substitute(&[
+            ("T".into(), "app::f::{async_fn_env#0}".into()),
+            (
+                "S".into(),
+                "alloc::sync::Arc<h::H, alloc::alloc::Global>".into(),
+            ),
+        ]);
+        assert_eq!(
+            s.to_string(),
+            "tokio::runtime::task::core::Cell<app::f::{async_fn_env#0}, alloc::sync::Arc<h::H, alloc::alloc::Global>>"
+        );
+    }
+}
