@@ -43,6 +43,9 @@ pub struct Dump {
     pub(crate) memory: RegionMemory,
     pub(crate) main_module: Option<usize>,
     pub(crate) has_heap: bool,
+    /// Per module: the warning that its file was not used, withdrawn if a file is attached
+    /// later (`--binary`).
+    file_warnings: Vec<(usize, String)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -279,6 +282,7 @@ impl Dump {
             memory: parts.memory,
             main_module: parts.main_module,
             has_heap: false,
+            file_warnings: Vec::new(),
         };
         // Before any file is attached, memory holds only the dump's bytes: a build id read
         // now is what the process had, not what is on disk.
@@ -343,6 +347,12 @@ impl Dump {
         self.memory
             .set_module_file(module_index, backing, &fill.ranges, fill.relocations);
         self.modules[module_index].file = Some(path.to_owned());
+        for (_, text) in self
+            .file_warnings
+            .extract_if(.., |(m, _)| *m == module_index)
+        {
+            self.warnings.retain(|w| *w != text);
+        }
         Ok(())
     }
 
@@ -356,11 +366,13 @@ impl Dump {
             let module = &self.modules[index];
             let Some(path) = existing_path(&module.path) else {
                 if is_main {
-                    self.warnings.push(format!(
+                    let text = format!(
                         "the main executable {} is not on this machine: code and read-only \
                          data missing from the dump are unavailable; pass --binary",
                         module.path.display()
-                    ));
+                    );
+                    self.warnings.push(text.clone());
+                    self.file_warnings.push((index, text));
                 }
                 continue;
             };
@@ -373,7 +385,7 @@ impl Dump {
             };
             match (&module.build_id, &file_id) {
                 (Some(dump_id), Some(file_id)) if !build_ids_match(dump_id, file_id) => {
-                    self.warnings.push(format!(
+                    let text = format!(
                         "not reading {}: its build id {} differs from the dump's {}{}",
                         path.display(),
                         hex(file_id),
@@ -383,7 +395,9 @@ impl Dump {
                         } else {
                             ""
                         }
-                    ));
+                    );
+                    self.warnings.push(text.clone());
+                    self.file_warnings.push((index, text));
                     continue;
                 }
                 (None, Some(file_id)) => {
@@ -396,9 +410,10 @@ impl Dump {
             }
             let fill = image_fill(&backing, &mapping_triples(&self.modules[index]));
             self.memory
-                .set_module_file(index, backing, &fill.ranges, fill.relocations);
+                .add_module_file(index, backing, &fill.ranges, fill.relocations);
             self.modules[index].file = Some(path);
         }
+        self.memory.rebuild();
         if !unverified.is_empty() {
             let shown: Vec<_> = unverified.iter().take(3).map(String::as_str).collect();
             self.warnings.push(format!(

@@ -629,6 +629,18 @@ mod tests {
     }
 
     #[test]
+    fn corrupt_cores_never_panic() {
+        let good = tiny_core();
+        for at in 0..good.len() {
+            for byte in [0xff, 0x80, 0x01] {
+                let mut bad = good.clone();
+                bad[at] = byte;
+                let _ = read(Path::new("bad.core"), Backing::Owned(bad));
+            }
+        }
+    }
+
+    #[test]
     fn corrupt_counts_are_refused_without_allocating() {
         let mut core = tiny_core();
         core[0x38..0x3a].copy_from_slice(&0xfffeu16.to_le_bytes());

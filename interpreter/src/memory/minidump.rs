@@ -106,8 +106,9 @@ fn read_streams<'a>(
             });
         }
     } else {
-        warnings
-            .push("the minidump has no system info stream: thread registers are unknown".into());
+        warnings.push(
+            "the minidump has no readable system info stream: thread registers are unknown".into(),
+        );
     }
     let misc = md.get_stream::<MinidumpMiscInfo>().ok();
     let maps = md
@@ -454,6 +455,110 @@ fn recover_fs_base(memory: &RegionMemory, threads: &mut [Thread], warnings: &mut
 mod tests {
     use super::*;
     use crate::memory::Memory;
+
+    /// A hand-made minidump: system info, one thread with an AMD64 context and a stack,
+    /// a memory list (the stack and a 4 KiB "heap" page holding the thread's TCB), and a
+    /// SIGSEGV exception.
+    fn tiny_minidump() -> Vec<u8> {
+        fn put(b: &mut [u8], at: usize, v: &[u8]) {
+            b[at..at + v.len()].copy_from_slice(v);
+        }
+        let (sysinfo, csd, threads, context, memlist, exception, stack, heap) = (
+            80usize, 136usize, 144usize, 200usize, 1432usize, 1468usize, 1636usize, 1892usize,
+        );
+        let (stack_addr, heap_addr, tcb) = (0x7ff0_0000u64, 0x5000_0000u64, 0x5000_0040u64);
+        let mut b = vec![0u8; heap + 0x1000];
+        put(&mut b, 0, b"MDMP");
+        put(&mut b, 4, &0xa793u32.to_le_bytes());
+        put(&mut b, 8, &4u32.to_le_bytes());
+        put(&mut b, 12, &32u32.to_le_bytes());
+        for (i, (ty, size, rva)) in [
+            (7u32, 56u32, sysinfo),
+            (3, 52, threads),
+            (5, 36, memlist),
+            (6, 168, exception),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let d = 32 + i * 12;
+            put(&mut b, d, &ty.to_le_bytes());
+            put(&mut b, d + 4, &size.to_le_bytes());
+            put(&mut b, d + 8, &(rva as u32).to_le_bytes());
+        }
+        put(&mut b, sysinfo, &9u16.to_le_bytes()); // PROCESSOR_ARCHITECTURE_AMD64
+        put(&mut b, sysinfo + 20, &0x8201u32.to_le_bytes()); // Linux
+        put(&mut b, sysinfo + 24, &(csd as u32).to_le_bytes());
+        put(&mut b, threads, &1u32.to_le_bytes());
+        put(&mut b, threads + 4, &4321u32.to_le_bytes());
+        put(&mut b, threads + 4 + 24, &stack_addr.to_le_bytes());
+        put(&mut b, threads + 4 + 32, &256u32.to_le_bytes());
+        put(&mut b, threads + 4 + 36, &(stack as u32).to_le_bytes());
+        put(&mut b, threads + 4 + 40, &1232u32.to_le_bytes());
+        put(&mut b, threads + 4 + 44, &(context as u32).to_le_bytes());
+        put(&mut b, context + 48, &0x0010_0003u32.to_le_bytes()); // CONTEXT_AMD64 | control | integer
+        put(&mut b, context + 152, &(stack_addr + 0x10).to_le_bytes()); // rsp
+        put(&mut b, context + 160, &(stack_addr + 0x20).to_le_bytes()); // rbp
+        put(&mut b, context + 248, &0x40_1234u64.to_le_bytes()); // rip
+        put(&mut b, memlist, &2u32.to_le_bytes());
+        for (i, (addr, size, rva)) in [(stack_addr, 256u32, stack), (heap_addr, 0x1000, heap)]
+            .into_iter()
+            .enumerate()
+        {
+            let d = memlist + 4 + i * 16;
+            put(&mut b, d, &addr.to_le_bytes());
+            put(&mut b, d + 8, &size.to_le_bytes());
+            put(&mut b, d + 12, &(rva as u32).to_le_bytes());
+        }
+        put(&mut b, exception, &4321u32.to_le_bytes());
+        put(&mut b, exception + 8, &11u32.to_le_bytes()); // SIGSEGV
+        put(&mut b, exception + 8 + 16, &0xdeadu64.to_le_bytes());
+        put(&mut b, stack + 0x10, &0x1122u64.to_le_bytes());
+        let t = heap + (tcb - heap_addr) as usize;
+        put(&mut b, t, &tcb.to_le_bytes());
+        put(&mut b, t + 0x10, &tcb.to_le_bytes());
+        put(&mut b, t + 0x2d0, &4321u32.to_le_bytes());
+        b
+    }
+
+    #[test]
+    fn reads_a_synthetic_minidump() {
+        let dump = read(Path::new("tiny.dmp"), Backing::Owned(tiny_minidump())).unwrap();
+        assert_eq!(dump.format, DumpFormat::Minidump);
+        assert_eq!(dump.threads.len(), 1, "{:?}", dump.warnings);
+        let regs = dump.threads[0].regs;
+        assert_eq!(
+            (dump.threads[0].tid, regs.rsp, regs.rbp, regs.rip),
+            (4321, 0x7ff0_0010, 0x7ff0_0020, 0x40_1234)
+        );
+        assert_eq!(regs.fs_base, Some(0x5000_0040));
+        assert_eq!(
+            dump.crash,
+            Some(CrashInfo {
+                signal: Some(11),
+                tid: Some(4321),
+                fault_addr: Some(0xdead)
+            })
+        );
+        assert_eq!(dump.memory().read_u64_le(0x7ff0_0010).unwrap(), 0x1122);
+        assert!(dump.memory().read_u8(0x7ff0_0100).is_err());
+        assert!(dump.has_heap());
+    }
+
+    #[test]
+    fn corrupt_minidumps_never_panic() {
+        let good = tiny_minidump();
+        for len in (0..good.len()).step_by(7) {
+            let _ = read(Path::new("cut.dmp"), Backing::Owned(good[..len].to_vec()));
+        }
+        for at in 0..1700 {
+            for byte in [0xff, 0x80] {
+                let mut bad = good.clone();
+                bad[at] = byte;
+                let _ = read(Path::new("bad.dmp"), Backing::Owned(bad));
+            }
+        }
+    }
 
     #[test]
     fn maps_lines_parse() {

@@ -1,0 +1,196 @@
+//! Shared by the end-to-end tests: builds the fixture programs (once per profile), starts
+//! one, waits until it reports its ground truth and parks, and captures it in every
+//! format — once per test run; the dumps are then reused by every test.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn layoutdump() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_layoutdump"))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Profile {
+    Dev,
+    Release,
+}
+
+impl Profile {
+    fn dir(self) -> &'static str {
+        match self {
+            Profile::Dev => "debug",
+            Profile::Release => "release",
+        }
+    }
+}
+
+/// Builds a fixture program of tests/fixtures and returns its executable.
+pub fn build_fixture(name: &str, profile: Profile) -> PathBuf {
+    static LOCK: Mutex<()> = Mutex::new(());
+    let _guard = LOCK.lock().unwrap_or_else(|p| p.into_inner());
+    let fixtures = root().join("tests/fixtures");
+    let mut cmd = Command::new(env!("CARGO"));
+    cmd.args(["build", "--quiet", "-p", name, "--manifest-path"]).arg(fixtures.join("Cargo.toml"));
+    if profile == Profile::Release {
+        cmd.arg("--release");
+    }
+    let status = cmd.status().expect("run cargo to build a fixture");
+    assert!(status.success(), "building fixture {name} ({profile:?}) failed");
+    fixtures.join("target").join(profile.dir()).join(name)
+}
+
+/// A fixture process; killed when dropped.
+pub struct Running {
+    pub child: Child,
+    /// The `GROUND_TRUTH` JSON the program printed about itself.
+    pub truth: Value,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn start(exe: &Path) -> Running {
+    let mut child = Command::new(exe).stdout(Stdio::piped()).spawn().expect("start fixture");
+    let stdout = child.stdout.take().expect("fixture stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut truth = None;
+    loop {
+        let line = rx
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .expect("fixture did not print READY within 60 s");
+        if let Some(t) = line.strip_prefix("GROUND_TRUTH ") {
+            truth = Some(serde_json::from_str(t).expect("ground truth is JSON"));
+        }
+        if line == "READY" {
+            break;
+        }
+    }
+    Running { child, truth: truth.expect("fixture printed no GROUND_TRUTH") }
+}
+
+/// The dumps of one fixture run, in every format we can produce here.
+pub struct Dumps {
+    pub exe: PathBuf,
+    pub truth: Value,
+    pub core: PathBuf,
+    pub minidump: PathBuf,
+    /// gdb's `gcore`: a dump this project did not write. None when gdb is not installed.
+    pub gcore: Option<PathBuf>,
+}
+
+/// Captures the tokio fixture of `profile` once per test run.
+pub fn tokio_dumps(profile: Profile) -> &'static Dumps {
+    static DEV: OnceLock<Dumps> = OnceLock::new();
+    static RELEASE: OnceLock<Dumps> = OnceLock::new();
+    let cell = if profile == Profile::Dev { &DEV } else { &RELEASE };
+    cell.get_or_init(|| capture_all("tokio-tasks", profile))
+}
+
+fn capture_all(name: &str, profile: Profile) -> Dumps {
+    let exe = build_fixture(name, profile);
+    let dir = root().join("target/fixture-dumps").join(profile.dir());
+    std::fs::create_dir_all(&dir).unwrap();
+    let running = start(&exe);
+    let pid = running.child.id();
+    let core = dir.join(format!("{name}.core"));
+    let minidump = dir.join(format!("{name}.dmp"));
+    for (path, format) in [(&core, "core"), (&minidump, "minidump")] {
+        let out = layoutdump()
+            .args(["capture", &pid.to_string(), "--format", format, "-o"])
+            .arg(path)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "layoutdump capture --format {format} failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let gcore = which("gcore").map(|gcore| {
+        let prefix = dir.join(format!("{name}.gcore"));
+        let out = Command::new(gcore).arg("-o").arg(&prefix).arg(pid.to_string()).output().unwrap();
+        assert!(out.status.success(), "gcore failed: {}", String::from_utf8_lossy(&out.stderr));
+        let written = PathBuf::from(format!("{}.{pid}", prefix.display()));
+        let path = dir.join(format!("{name}.gcore"));
+        std::fs::rename(&written, &path).unwrap();
+        path
+    });
+    let truth = running.truth.clone();
+    drop(running);
+    Dumps { exe, truth, core, minidump, gcore }
+}
+
+fn which(cmd: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH")?.to_str()?.split(':').map(|d| Path::new(d).join(cmd)).find(|p| p.is_file())
+}
+
+/// `layoutdump ARGS…`, with its output.
+pub fn run_layoutdump(args: &[&str]) -> Output {
+    layoutdump().args(args).output().expect("run layoutdump")
+}
+
+/// Replaces what changes from run to run (addresses, pids, thread ids, paths, build ids)
+/// so that a snapshot shows only what must stay the same.
+pub fn redact(text: &str, dumps: &Dumps) -> String {
+    let mut s = text.replace(&root().display().to_string(), "[ROOT]");
+    if let Some(pid) = dumps.truth.get("pid").and_then(Value::as_u64) {
+        s = s.replace(&format!("pid {pid}"), "pid [PID]");
+    }
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s.as_str();
+    while let Some(i) = rest.find("0x") {
+        out.push_str(&rest[..i]);
+        let hex_len = rest[i + 2..].chars().take_while(|c| c.is_ascii_hexdigit()).count();
+        out.push_str("[ADDR]");
+        rest = &rest[i + 2 + hex_len..];
+    }
+    out.push_str(rest);
+    redact_words(&out)
+}
+
+/// Thread ids (7-digit and shorter numbers after "threads:" or at a thread line's start)
+/// and 40-hex build ids.
+fn redact_words(s: &str) -> String {
+    s.lines()
+        .map(|line| {
+            let t = line.trim_start();
+            if let Some(rest) = t.strip_prefix("threads: ") {
+                let n = rest.split_whitespace().count();
+                return format!("{}threads: [{n} TIDS]", &line[..line.len() - t.len()]);
+            }
+            let first = t.split_whitespace().next().unwrap_or("");
+            let line = if !first.is_empty() && first.chars().all(|c| c.is_ascii_digit()) && line.contains(" pc ") {
+                line.replacen(first, "[TID]", 1)
+            } else {
+                line.to_string()
+            };
+            match line.find("build-id ") {
+                Some(i) => {
+                    let end = line[i + 9..].find(')').map_or(line.len(), |e| i + 9 + e);
+                    format!("{}build-id [BUILD-ID]{}", &line[..i], &line[end..])
+                }
+                None => line,
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}

@@ -1,0 +1,137 @@
+//! End to end on real dumps of the real tokio fixture (tests/fixtures/tokio-tasks): built
+//! dev and release, captured by `layoutdump capture` (core and minidump) and by gdb's
+//! gcore; `layoutdump run tokio` must report exactly the tasks the program said it had.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use common::{Dumps, Profile, redact, run_layoutdump, tokio_dumps};
+use serde_json::Value;
+
+/// Runs the tokio layout on `dump` as JSON and checks it against the fixture's truth.
+fn assert_matches_ground_truth(dumps: &Dumps, dump: &Path) {
+    let out = run_layoutdump(&["run", "tokio", dump.to_str().unwrap(), "--format", "json"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.is_empty(), "stderr not empty: {stderr}");
+    let report: Value = serde_json::from_slice(&out.stdout).expect("JSON report");
+    assert_eq!(out.status.code(), Some(0), "exit code (0 = complete); warnings: {}", report["warnings"]);
+    assert_eq!(report["warnings"], Value::Array(vec![]), "no warnings expected");
+
+    let truth = dumps.truth["runtimes"].as_array().unwrap();
+    let found = report["runtimes"].as_array().unwrap();
+    assert_eq!(found.len(), truth.len(), "runtime count");
+    for t in truth {
+        let kind = match t["kind"].as_str().unwrap() {
+            "MultiThread" => "multi_thread",
+            "CurrentThread" => "current_thread",
+            other => panic!("fixture reported unknown kind {other}"),
+        };
+        let rt = found.iter().find(|r| r["kind"] == kind).unwrap_or_else(|| panic!("no {kind} runtime in report"));
+        assert_eq!(rt["workers"], t["workers"], "{kind}: workers");
+        assert_eq!(rt["task_count"], t["alive"], "{kind}: the runtime's own live-task count");
+
+        let tasks = rt["tasks"].as_array().unwrap();
+        assert_eq!(tasks.len() as u64, t["alive"].as_u64().unwrap(), "{kind}: number of tasks");
+        let want: BTreeSet<u64> = t["tasks"].as_array().unwrap().iter().map(|x| x["id"].as_u64().unwrap()).collect();
+        let got: BTreeSet<u64> = tasks.iter().map(|x| x["id"].as_u64().unwrap()).collect();
+        assert_eq!(got, want, "{kind}: task ids");
+
+        for spawned in t["tasks"].as_array().unwrap() {
+            let task = tasks.iter().find(|x| x["id"] == spawned["id"]).unwrap();
+            let future = task["future"]["type"].as_str().unwrap_or("");
+            let root = spawned["root"].as_str().unwrap();
+            assert!(future.starts_with(&format!("{root}::")), "{kind} task {}: future `{future}` is not from `{root}`", spawned["id"]);
+            // Every task of the fixture is parked at an await when it is captured.
+            assert_eq!(task["state"], "idle", "{kind} task {}: state", spawned["id"]);
+        }
+    }
+}
+
+#[test]
+fn dev_core_from_layoutdump_capture() {
+    let d = tokio_dumps(Profile::Dev);
+    assert_matches_ground_truth(d, &d.core);
+}
+
+#[test]
+fn dev_minidump_from_layoutdump_capture() {
+    let d = tokio_dumps(Profile::Dev);
+    assert_matches_ground_truth(d, &d.minidump);
+}
+
+#[test]
+fn dev_core_from_gcore() {
+    let d = tokio_dumps(Profile::Dev);
+    match &d.gcore {
+        Some(core) => assert_matches_ground_truth(d, core),
+        None => eprintln!("gcore not installed: skipped (.ci/run installs gdb)"),
+    }
+}
+
+#[test]
+fn release_core_from_layoutdump_capture() {
+    let d = tokio_dumps(Profile::Release);
+    assert_matches_ground_truth(d, &d.core);
+}
+
+#[test]
+fn release_minidump_from_layoutdump_capture() {
+    let d = tokio_dumps(Profile::Release);
+    assert_matches_ground_truth(d, &d.minidump);
+}
+
+#[test]
+fn release_core_from_gcore() {
+    let d = tokio_dumps(Profile::Release);
+    match &d.gcore {
+        Some(core) => assert_matches_ground_truth(d, core),
+        None => eprintln!("gcore not installed: skipped (.ci/run installs gdb)"),
+    }
+}
+
+#[test]
+fn text_report_dev_core() {
+    let d = tokio_dumps(Profile::Dev);
+    let out = run_layoutdump(&["run", "tokio", d.core.to_str().unwrap()]);
+    assert!(out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = redact(&String::from_utf8_lossy(&out.stdout), d);
+    let text = text.replace(&d.core.display().to_string().replace(&common::root().display().to_string(), "[ROOT]"), "[DUMP]");
+    insta::assert_snapshot!(text);
+}
+
+#[test]
+fn json_report_dev_core() {
+    let d = tokio_dumps(Profile::Dev);
+    let out = run_layoutdump(&["run", "tokio", d.core.to_str().unwrap(), "--format", "json"]);
+    let mut report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    // Thread ids and the pid change every run; everything else is redacted by address.
+    report["dump"]["pid"] = Value::from("[PID]");
+    report["dump"]["path"] = Value::from("[DUMP]");
+    report["binary"]["path"] = Value::from("[BINARY]");
+    report["binary"]["build_id"] = Value::from("[BUILD-ID]");
+    for rt in report["runtimes"].as_array_mut().unwrap() {
+        let n = rt["threads"].as_array().unwrap().len();
+        rt["threads"] = Value::from(format!("[{n} TIDS]"));
+    }
+    for t in report["threads"].as_array_mut().unwrap() {
+        t["tid"] = Value::from("[TID]");
+    }
+    let text = redact(&serde_json::to_string_pretty(&report).unwrap(), d);
+    insta::assert_snapshot!(text);
+}
+
+#[test]
+fn yaml_report_parses_and_matches_json() {
+    let d = tokio_dumps(Profile::Dev);
+    let json = run_layoutdump(&["run", "tokio", d.core.to_str().unwrap(), "--format", "json"]);
+    let yaml = run_layoutdump(&["run", "tokio", d.core.to_str().unwrap(), "--format", "yaml"]);
+    let a: Value = serde_json::from_slice(&json.stdout).unwrap();
+    let b: Value = serde_yaml_value(&yaml.stdout);
+    assert_eq!(a, b);
+}
+
+fn serde_yaml_value(bytes: &[u8]) -> Value {
+    serde_yaml::from_slice(bytes).expect("YAML report")
+}
