@@ -16,8 +16,17 @@ fn assert_matches_ground_truth(dumps: &Dumps, dump: &Path) {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.is_empty(), "stderr not empty: {stderr}");
     let report: Value = serde_json::from_slice(&out.stdout).expect("JSON report");
-    assert_eq!(out.status.code(), Some(0), "exit code (0 = complete); warnings: {}", report["warnings"]);
-    assert_eq!(report["warnings"], Value::Array(vec![]), "no warnings expected");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "exit code (0 = complete); warnings: {}",
+        report["warnings"]
+    );
+    assert_eq!(
+        report["warnings"],
+        Value::Array(vec![]),
+        "no warnings expected"
+    );
 
     let truth = dumps.truth["runtimes"].as_array().unwrap();
     let found = report["runtimes"].as_array().unwrap();
@@ -28,13 +37,28 @@ fn assert_matches_ground_truth(dumps: &Dumps, dump: &Path) {
             "CurrentThread" => "current_thread",
             other => panic!("fixture reported unknown kind {other}"),
         };
-        let rt = found.iter().find(|r| r["kind"] == kind).unwrap_or_else(|| panic!("no {kind} runtime in report"));
+        let rt = found
+            .iter()
+            .find(|r| r["kind"] == kind)
+            .unwrap_or_else(|| panic!("no {kind} runtime in report"));
         assert_eq!(rt["workers"], t["workers"], "{kind}: workers");
-        assert_eq!(rt["task_count"], t["alive"], "{kind}: the runtime's own live-task count");
+        assert_eq!(
+            rt["task_count"], t["alive"],
+            "{kind}: the runtime's own live-task count"
+        );
 
         let tasks = rt["tasks"].as_array().unwrap();
-        assert_eq!(tasks.len() as u64, t["alive"].as_u64().unwrap(), "{kind}: number of tasks");
-        let want: BTreeSet<u64> = t["tasks"].as_array().unwrap().iter().map(|x| x["id"].as_u64().unwrap()).collect();
+        assert_eq!(
+            tasks.len() as u64,
+            t["alive"].as_u64().unwrap(),
+            "{kind}: number of tasks"
+        );
+        let want: BTreeSet<u64> = t["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x["id"].as_u64().unwrap())
+            .collect();
         let got: BTreeSet<u64> = tasks.iter().map(|x| x["id"].as_u64().unwrap()).collect();
         assert_eq!(got, want, "{kind}: task ids");
 
@@ -42,9 +66,17 @@ fn assert_matches_ground_truth(dumps: &Dumps, dump: &Path) {
             let task = tasks.iter().find(|x| x["id"] == spawned["id"]).unwrap();
             let future = task["future"]["type"].as_str().unwrap_or("");
             let root = spawned["root"].as_str().unwrap();
-            assert!(future.starts_with(&format!("{root}::")), "{kind} task {}: future `{future}` is not from `{root}`", spawned["id"]);
+            assert!(
+                future.starts_with(&format!("{root}::")),
+                "{kind} task {}: future `{future}` is not from `{root}`",
+                spawned["id"]
+            );
             // Every task of the fixture is parked at an await when it is captured.
-            assert_eq!(task["state"], "idle", "{kind} task {}: state", spawned["id"]);
+            assert_eq!(
+                task["state"], "idle",
+                "{kind} task {}: state",
+                spawned["id"]
+            );
         }
     }
 }
@@ -95,9 +127,19 @@ fn release_core_from_gcore() {
 fn text_report_dev_core() {
     let d = tokio_dumps(Profile::Dev);
     let out = run_layoutdump(&["run", "tokio", d.core.to_str().unwrap()]);
-    assert!(out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = redact(&String::from_utf8_lossy(&out.stdout), d);
-    let text = text.replace(&d.core.display().to_string().replace(&common::root().display().to_string(), "[ROOT]"), "[DUMP]");
+    let text = text.replace(
+        &d.core
+            .display()
+            .to_string()
+            .replace(&common::root().display().to_string(), "[ROOT]"),
+        "[DUMP]",
+    );
     insta::assert_snapshot!(text);
 }
 

@@ -43,6 +43,9 @@ pub enum CaptureFormat {
     /// A Breakpad minidump (via minidump-writer) with all writable memory added, and each
     /// thread's fs_base in its `teb` field.
     Minidump,
+    /// What a crash reporter writes by default: thread stacks only, no heap, no thread
+    /// pointers. Tasks cannot be listed from it; it exists to test how that is reported.
+    MinidumpStacksOnly,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -189,7 +192,12 @@ mod linux {
             .map_err(write_err(&tmp))?;
         let result = match opts.format {
             CaptureFormat::Core => capture_core(pid, &mut file, &tmp, opts.include_readonly),
-            CaptureFormat::Minidump => capture_minidump(pid, &mut file, opts.include_readonly),
+            CaptureFormat::Minidump => {
+                capture_minidump(pid, &mut file, opts.include_readonly, false)
+            }
+            CaptureFormat::MinidumpStacksOnly => {
+                capture_minidump(pid, &mut file, opts.include_readonly, true)
+            }
         }
         .and_then(|summary| {
             file.sync_all().map_err(write_err(&tmp))?;
@@ -236,10 +244,15 @@ mod linux {
         pid: i32,
         file: &mut File,
         include_readonly: bool,
+        stacks_only: bool,
     ) -> Result<CaptureSummary, CaptureError> {
-        let stats = minidump::capture(pid, file, include_readonly)?;
+        let stats = minidump::capture(pid, file, include_readonly, stacks_only)?;
         Ok(CaptureSummary {
-            format: CaptureFormat::Minidump,
+            format: if stacks_only {
+                CaptureFormat::MinidumpStacksOnly
+            } else {
+                CaptureFormat::Minidump
+            },
             threads: stats.threads,
             regions: stats.regions,
             bytes: stats.bytes,

@@ -49,6 +49,7 @@ pub fn capture(
     pid: i32,
     file: &mut File,
     include_readonly: bool,
+    stacks_only: bool,
 ) -> Result<MinidumpStats, CaptureError> {
     let was_stopped = procfs::read_stat(pid, None).is_ok_and(|s| s.state == b'T');
     let (app_memory, mut skipped, fs_bases, resume) = {
@@ -60,11 +61,15 @@ pub fn capture(
             .iter()
             .map(|r| r.rsp() & !(PAGE_SIZE - 1))
             .collect();
-        let (app_memory, skipped) =
-            plan_app_memory(&mappings, &stack_pages, &memory, include_readonly);
+        let (app_memory, skipped) = if stacks_only {
+            (Vec::new(), Vec::new())
+        } else {
+            plan_app_memory(&mappings, &stack_pages, &memory, include_readonly)
+        };
         let fs_bases: HashMap<u32, u64> = registers
             .iter()
             .map(|r| (r.tid as u32, r.fs_base()))
+            .filter(|_| !stacks_only)
             .collect();
         let resume = if was_stopped {
             None

@@ -102,6 +102,9 @@ struct CaptureArgs {
 enum DumpKind {
     Core,
     Minidump,
+    /// A default crash reporter's minidump: stacks only, no heap (tasks cannot be listed
+    /// from it; useful to see what such a dump still shows).
+    MinidumpStacksOnly,
 }
 
 /// Entry point of the binary.
@@ -169,6 +172,7 @@ fn capture(args: CaptureArgs) -> Result<ExitCode> {
     let format = match args.format {
         DumpKind::Core => CaptureFormat::Core,
         DumpKind::Minidump => CaptureFormat::Minidump,
+        DumpKind::MinidumpStacksOnly => CaptureFormat::MinidumpStacksOnly,
     };
     let summary = capture(
         args.pid,

@@ -90,11 +90,25 @@ fn suggest(dbg: &DebugInfo, pattern: &TypeExpr) -> String {
     near.sort_unstable();
     near.dedup();
     near.truncate(5);
-    if near.is_empty() {
+    if !near.is_empty() {
+        return format!("types with that name: {}", near.join(", "));
+    }
+    // A misspelled name: show what the same module has.
+    let module = base.rsplit_once("::").map_or("", |(m, _)| m);
+    let mut siblings: Vec<&str> = dbg
+        .index()
+        .type_names()
+        .filter_map(|n| n.split('<').next())
+        .filter(|p| p.rsplit_once("::").is_some_and(|(m, _)| m == module))
+        .collect();
+    siblings.sort_unstable();
+    siblings.dedup();
+    siblings.truncate(8);
+    if siblings.is_empty() {
         format!(
-            "no type named `…::{last}` exists either; `layoutdump check` needs a binary that uses this code"
+            "no type named `…::{last}` and no types in `{module}`: does this binary use that code?"
         )
     } else {
-        format!("types with that name: {}", near.join(", "))
+        format!("types in `{module}`: {}", siblings.join(", "))
     }
 }

@@ -53,11 +53,9 @@ pub fn compile(main: SourceFile, loader: &dyn Loader) -> Result<Program, Diagnos
                         ),
                     }
                 }
-                if id.0 == 0 {
-                    if let Some((n, v)) = &p.header {
-                        program.name = n.clone();
-                        program.version = v.clone();
-                    }
+                if let (0, Some((n, v))) = (id.0, &p.header) {
+                    program.name = n.clone();
+                    program.version = v.clone();
                 }
                 parsed.push(p);
             }
@@ -125,9 +123,6 @@ pub fn compile(main: SourceFile, loader: &dyn Loader) -> Result<Program, Diagnos
             root.frame_size = scope.size();
             resolver.program.roots.push(root);
         }
-    }
-    if program.roots.is_empty() && diags.is_empty() && !program.rules.is_empty() {
-        // Rules without a root can never be reached; only worth saying for a main layout.
     }
     if program.exprs.len() > u32::MAX as usize / 2 {
         diags.push(Diagnostic::new(Span::default(), "layout too large"));

@@ -41,12 +41,16 @@ pub fn build_fixture(name: &str, profile: Profile) -> PathBuf {
     let _guard = LOCK.lock().unwrap_or_else(|p| p.into_inner());
     let fixtures = root().join("tests/fixtures");
     let mut cmd = Command::new(env!("CARGO"));
-    cmd.args(["build", "--quiet", "-p", name, "--manifest-path"]).arg(fixtures.join("Cargo.toml"));
+    cmd.args(["build", "--quiet", "-p", name, "--manifest-path"])
+        .arg(fixtures.join("Cargo.toml"));
     if profile == Profile::Release {
         cmd.arg("--release");
     }
     let status = cmd.status().expect("run cargo to build a fixture");
-    assert!(status.success(), "building fixture {name} ({profile:?}) failed");
+    assert!(
+        status.success(),
+        "building fixture {name} ({profile:?}) failed"
+    );
     fixtures.join("target").join(profile.dir()).join(name)
 }
 
@@ -65,7 +69,10 @@ impl Drop for Running {
 }
 
 pub fn start(exe: &Path) -> Running {
-    let mut child = Command::new(exe).stdout(Stdio::piped()).spawn().expect("start fixture");
+    let mut child = Command::new(exe)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start fixture");
     let stdout = child.stdout.take().expect("fixture stdout");
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -88,7 +95,10 @@ pub fn start(exe: &Path) -> Running {
             break;
         }
     }
-    Running { child, truth: truth.expect("fixture printed no GROUND_TRUTH") }
+    Running {
+        child,
+        truth: truth.expect("fixture printed no GROUND_TRUTH"),
+    }
 }
 
 /// The dumps of one fixture run, in every format we can produce here.
@@ -99,13 +109,19 @@ pub struct Dumps {
     pub minidump: PathBuf,
     /// gdb's `gcore`: a dump this project did not write. None when gdb is not installed.
     pub gcore: Option<PathBuf>,
+    /// A default crash reporter's minidump: stacks only, no heap.
+    pub stacks_only: PathBuf,
 }
 
 /// Captures the tokio fixture of `profile` once per test run.
 pub fn tokio_dumps(profile: Profile) -> &'static Dumps {
     static DEV: OnceLock<Dumps> = OnceLock::new();
     static RELEASE: OnceLock<Dumps> = OnceLock::new();
-    let cell = if profile == Profile::Dev { &DEV } else { &RELEASE };
+    let cell = if profile == Profile::Dev {
+        &DEV
+    } else {
+        &RELEASE
+    };
     cell.get_or_init(|| capture_all("tokio-tasks", profile))
 }
 
@@ -117,18 +133,36 @@ fn capture_all(name: &str, profile: Profile) -> Dumps {
     let pid = running.child.id();
     let core = dir.join(format!("{name}.core"));
     let minidump = dir.join(format!("{name}.dmp"));
-    for (path, format) in [(&core, "core"), (&minidump, "minidump")] {
+    let stacks_only = dir.join(format!("{name}.stacks.dmp"));
+    for (path, format) in [
+        (&core, "core"),
+        (&minidump, "minidump"),
+        (&stacks_only, "minidump-stacks-only"),
+    ] {
         let out = layoutdump()
             .args(["capture", &pid.to_string(), "--format", format, "-o"])
             .arg(path)
             .output()
             .unwrap();
-        assert!(out.status.success(), "layoutdump capture --format {format} failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "layoutdump capture --format {format} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     let gcore = which("gcore").map(|gcore| {
         let prefix = dir.join(format!("{name}.gcore"));
-        let out = Command::new(gcore).arg("-o").arg(&prefix).arg(pid.to_string()).output().unwrap();
-        assert!(out.status.success(), "gcore failed: {}", String::from_utf8_lossy(&out.stderr));
+        let out = Command::new(gcore)
+            .arg("-o")
+            .arg(&prefix)
+            .arg(pid.to_string())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "gcore failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let written = PathBuf::from(format!("{}.{pid}", prefix.display()));
         let path = dir.join(format!("{name}.gcore"));
         std::fs::rename(&written, &path).unwrap();
@@ -136,11 +170,22 @@ fn capture_all(name: &str, profile: Profile) -> Dumps {
     });
     let truth = running.truth.clone();
     drop(running);
-    Dumps { exe, truth, core, minidump, gcore }
+    Dumps {
+        exe,
+        truth,
+        core,
+        minidump,
+        gcore,
+        stacks_only,
+    }
 }
 
 fn which(cmd: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH")?.to_str()?.split(':').map(|d| Path::new(d).join(cmd)).find(|p| p.is_file())
+    std::env::var_os("PATH")?
+        .to_str()?
+        .split(':')
+        .map(|d| Path::new(d).join(cmd))
+        .find(|p| p.is_file())
 }
 
 /// `layoutdump ARGS…`, with its output.
@@ -159,7 +204,10 @@ pub fn redact(text: &str, dumps: &Dumps) -> String {
     let mut rest = s.as_str();
     while let Some(i) = rest.find("0x") {
         out.push_str(&rest[..i]);
-        let hex_len = rest[i + 2..].chars().take_while(|c| c.is_ascii_hexdigit()).count();
+        let hex_len = rest[i + 2..]
+            .chars()
+            .take_while(|c| c.is_ascii_hexdigit())
+            .count();
         out.push_str("[ADDR]");
         rest = &rest[i + 2 + hex_len..];
     }
@@ -178,7 +226,10 @@ fn redact_words(s: &str) -> String {
                 return format!("{}threads: [{n} TIDS]", &line[..line.len() - t.len()]);
             }
             let first = t.split_whitespace().next().unwrap_or("");
-            let line = if !first.is_empty() && first.chars().all(|c| c.is_ascii_digit()) && line.contains(" pc ") {
+            let line = if !first.is_empty()
+                && first.chars().all(|c| c.is_ascii_digit())
+                && line.contains(" pc ")
+            {
                 line.replacen(first, "[TID]", 1)
             } else {
                 line.to_string()

@@ -232,7 +232,8 @@ pub(crate) struct DumpParts {
 
 impl Dump {
     /// Opens a dump, whichever its format, and fills the bytes it lacks from the mapped files
-    /// found on disk (the main binary first) whose build ids match.
+    /// found on disk (the main binary first) whose build ids match: their read-only parts
+    /// and RELRO (relocated), never `.data`/`.bss`, whose file bytes are only initial values.
     pub fn open(path: &Path) -> Result<Dump, DumpError> {
         let data = Backing::map(path).map_err(|source| DumpError::Io {
             path: path.to_owned(),
@@ -327,7 +328,8 @@ impl Dump {
     }
 
     /// Serves the bytes of module `module_index` that the dump lacks from `path` (e.g. the
-    /// `--binary` the user gave), replacing any file attached before. Dump bytes still win.
+    /// `--binary` the user gave), as `open` does, replacing any file attached before and
+    /// withdrawing the warning that none matched. Dump bytes still win.
     /// The build id is not checked here: `binary::locate_binary` does that (and `--force`).
     pub fn set_module_file(&mut self, module_index: usize, path: &Path) -> Result<(), DumpError> {
         let Some(module) = self.modules.get(module_index) else {

@@ -1,0 +1,171 @@
+//! Bad input, end to end: each case gets a clear message naming what is missing and what
+//! to do, a non-zero exit status, no panic, and whatever can still be shown.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use common::{Profile, run_layoutdump, tokio_dumps};
+use serde_json::Value;
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = common::root().join("target/test-scratch");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}
+
+/// Runs `layoutdump run tokio …` and returns (exit code, stderr, parsed JSON report if any).
+fn run_json(args: &[&str]) -> (Option<i32>, String, Option<Value>) {
+    let mut all = vec!["run", "tokio"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["--format", "json"]);
+    let out = run_layoutdump(&all);
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(
+        !stderr.contains("panicked"),
+        "layoutdump panicked: {stderr}"
+    );
+    (
+        out.status.code(),
+        stderr,
+        serde_json::from_slice(&out.stdout).ok(),
+    )
+}
+
+fn warnings(report: &Value) -> String {
+    report["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w.as_str().unwrap_or(""))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn minidump_without_heap_explains_and_shows_threads() {
+    let d = tokio_dumps(Profile::Dev);
+    let (code, _, report) = run_json(&[d.stacks_only.to_str().unwrap()]);
+    let report = report.expect("a report is still printed");
+    assert_eq!(code, Some(3), "partial");
+    let w = warnings(&report);
+    assert!(w.contains("thread stacks only, no heap"), "{w}");
+    assert!(w.contains("layoutdump capture"), "says what to do: {w}");
+    assert_eq!(report["runtimes"], Value::Array(vec![]));
+    assert_eq!(
+        report["threads"].as_array().unwrap().len(),
+        6,
+        "the threads are still shown"
+    );
+}
+
+#[test]
+fn binary_without_debug_info() {
+    let d = tokio_dumps(Profile::Dev);
+    let stripped = scratch("tokio-tasks.stripped");
+    let status = Command::new("objcopy")
+        .arg("--strip-debug")
+        .arg(&d.exe)
+        .arg(&stripped)
+        .status()
+        .expect("objcopy (binutils)");
+    assert!(status.success());
+    let (code, _, report) = run_json(&[
+        d.core.to_str().unwrap(),
+        "--binary",
+        stripped.to_str().unwrap(),
+    ]);
+    let report = report.expect("a report is still printed");
+    assert_eq!(code, Some(3));
+    let w = warnings(&report);
+    assert!(w.contains("no DWARF debug info"), "{w}");
+    assert!(w.contains("debug = 2"), "says what to do: {w}");
+    assert_eq!(report["threads"].as_array().unwrap().len(), 6);
+}
+
+#[test]
+fn wrong_binary_is_refused_unless_forced() {
+    let dev = tokio_dumps(Profile::Dev);
+    let release = tokio_dumps(Profile::Release);
+    let (code, _, report) = run_json(&[
+        dev.core.to_str().unwrap(),
+        "--binary",
+        release.exe.to_str().unwrap(),
+    ]);
+    let report = report.unwrap();
+    assert_eq!(code, Some(3));
+    let w = warnings(&report);
+    assert!(w.contains("build id") && w.contains("--force"), "{w}");
+    assert_eq!(
+        report["runtimes"],
+        Value::Array(vec![]),
+        "no tasks from a mismatched binary"
+    );
+
+    let (code, _, report) = run_json(&[
+        dev.core.to_str().unwrap(),
+        "--binary",
+        release.exe.to_str().unwrap(),
+        "--force",
+    ]);
+    assert_eq!(code, Some(3), "forced: still partial, with a warning");
+    assert!(warnings(&report.unwrap()).contains("--force"));
+}
+
+#[test]
+fn truncated_dumps_never_panic() {
+    let d = tokio_dumps(Profile::Dev);
+    let bytes = std::fs::read(&d.core).unwrap();
+    for fraction in [0.0, 0.001, 0.01, 0.1, 0.5, 0.9] {
+        let cut = scratch(&format!("truncated-{fraction}.core"));
+        std::fs::write(&cut, &bytes[..(bytes.len() as f64 * fraction) as usize]).unwrap();
+        let (code, stderr, report) = run_json(&[cut.to_str().unwrap()]);
+        assert!(
+            matches!(code, Some(1) | Some(3)),
+            "cut at {fraction}: exit {code:?}, {stderr}"
+        );
+        if code == Some(1) {
+            assert!(
+                stderr.contains(cut.to_str().unwrap()),
+                "the error names the file: {stderr}"
+            );
+        } else {
+            assert!(!warnings(&report.unwrap()).is_empty());
+        }
+    }
+}
+
+#[test]
+fn garbage_and_empty_files_are_not_dumps() {
+    let garbage = scratch("garbage.core");
+    std::fs::write(&garbage, b"this is not a dump at all, just text").unwrap();
+    let empty = scratch("empty.core");
+    std::fs::write(&empty, b"").unwrap();
+    for f in [&garbage, &empty] {
+        let (code, stderr, _) = run_json(&[f.to_str().unwrap()]);
+        assert_eq!(code, Some(1), "{stderr}");
+        assert!(
+            stderr.contains("error:") && stderr.contains(f.to_str().unwrap()),
+            "{stderr}"
+        );
+    }
+}
+
+#[test]
+fn missing_dump_file() {
+    let (code, stderr, _) = run_json(&["/nonexistent/crash.core"]);
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("/nonexistent/crash.core"), "{stderr}");
+}
+
+#[test]
+fn unknown_layout_name() {
+    let out = run_layoutdump(&["run", "tokyo", "x.core"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("neither a shipped layout (tokio)"),
+        "{stderr}"
+    );
+}

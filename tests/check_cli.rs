@@ -1,0 +1,62 @@
+//! `layoutdump check`: shipped layouts pass against real fixture binaries; broken layouts
+//! get every error at once, each with line, column and what is missing.
+
+mod common;
+
+use common::{Profile, build_fixture, run_layoutdump};
+
+#[test]
+fn tokio_layout_checks_against_dev_and_release_binaries() {
+    for profile in [Profile::Dev, Profile::Release] {
+        let exe = build_fixture("tokio-tasks", profile);
+        let out = run_layoutdump(&[
+            "check",
+            "layouts/tokio.layout",
+            "--binary",
+            exe.to_str().unwrap(),
+        ]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{profile:?}: {stderr}");
+        assert!(stderr.is_empty(), "{stderr}");
+    }
+}
+
+#[test]
+fn broken_layout_against_binary_reports_each_problem_at_its_place() {
+    let exe = build_fixture("tokio-tasks", Profile::Dev);
+    let dir = common::root().join("target/test-scratch");
+    std::fs::create_dir_all(&dir).unwrap();
+    let layout = dir.join("broken.layout");
+    std::fs::write(
+        &layout,
+        "layout broken \"0\"\nuse std\n\nroot tls tokio::runtime::context::NO_SUCH_CONTEXT as ctx => runtime ctx.current\n\nruntime tokio::runtime::scheduler::multi_thread::handle::Handel as h {\n    kind = \"x\"\n    tasks = (addr(h) + 8) as tokio::runtime::task::core::Heder\n}\n",
+    )
+    .unwrap();
+    let out = run_layoutdump(&[
+        "check",
+        layout.to_str().unwrap(),
+        "--binary",
+        exe.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stderr)
+        .replace(&dir.display().to_string(), "[DIR]")
+        .replace(&exe.display().to_string(), "[BINARY]");
+    insta::assert_snapshot!(text);
+}
+
+#[test]
+fn syntax_and_name_errors_are_all_reported() {
+    let dir = common::root().join("target/test-scratch");
+    std::fs::create_dir_all(&dir).unwrap();
+    let layout = dir.join("names.layout");
+    std::fs::write(
+        &layout,
+        "layout names \"0\"\nuse std\nfn f(x) = x.a + y\nruntime a::B as b {\n    kind = g(b)\n    tasks = list(b.head, 3)\n    n = len(b, b)\n}\n",
+    )
+    .unwrap();
+    let out = run_layoutdump(&["check", layout.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stderr).replace(&dir.display().to_string(), "[DIR]");
+    insta::assert_snapshot!(text);
+}
