@@ -87,12 +87,11 @@ pub fn analyze(
             return Ok((report, Outcome::Partial));
         }
     };
-    if opts.binary.is_some() {
-        if let Some(main) = dump.main_module_index() {
-            if let Err(e) = dump.set_module_file(main, &image.path) {
-                report.warnings.push(e.to_string());
-            }
-        }
+    if opts.binary.is_some()
+        && let Some(main) = dump.main_module_index()
+        && let Err(e) = dump.set_module_file(main, &image.path)
+    {
+        report.warnings.push(e.to_string());
     }
     report.binary = Some(binary_info(&image));
     report.warnings.extend(image.warnings.iter().cloned());

@@ -42,17 +42,18 @@ pub fn check_against(program: &Program, dbg: &DebugInfo) -> Diagnostics {
         }
     }
     for (i, e) in program.exprs.iter().enumerate() {
-        if let Expr::Cast { ty, vars, .. } = e {
-            if vars.is_empty() && dbg.type_named(&ty.to_string()).is_none() {
-                let span = program.spans[i];
-                list.push(
-                    Diagnostic::new(
-                        span,
-                        format!("cast to `{ty}`: no such type in {}", dbg.path().display()),
-                    )
-                    .with_help(suggest(dbg, ty)),
-                );
-            }
+        if let Expr::Cast { ty, vars, .. } = e
+            && vars.is_empty()
+            && dbg.type_named(&ty.to_string()).is_none()
+        {
+            let span = program.spans[i];
+            list.push(
+                Diagnostic::new(
+                    span,
+                    format!("cast to `{ty}`: no such type in {}", dbg.path().display()),
+                )
+                .with_help(suggest(dbg, ty)),
+            );
         }
     }
     Diagnostics {

@@ -277,15 +277,15 @@ fn add_runtime(ev: &Evaluator<'_>, value: Value, tid: Option<u32>, out: &mut Fin
     if report.kind.is_empty() {
         report.kind = "runtime".into();
     }
-    if let Some(count) = report.task_count {
-        if count != report.tasks.len() as u64 {
-            out.warnings.push(format!(
-                "{} runtime at {:#x}: it counts {count} live tasks but {} were found in its task list",
-                report.kind,
-                addr,
-                report.tasks.len()
-            ));
-        }
+    if let Some(count) = report.task_count
+        && count != report.tasks.len() as u64
+    {
+        out.warnings.push(format!(
+            "{} runtime at {:#x}: it counts {count} live tasks but {} were found in its task list",
+            report.kind,
+            addr,
+            report.tasks.len()
+        ));
     }
     out.runtimes.push(report);
 }

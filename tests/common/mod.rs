@@ -230,7 +230,8 @@ fn redact_words(s: &str) -> String {
                 && first.chars().all(|c| c.is_ascii_digit())
                 && line.contains(" pc ")
             {
-                line.replacen(first, "[TID]", 1)
+                // Right-aligned thread ids change width from run to run too.
+                format!("  [TID] {}", t[first.len()..].trim_start())
             } else {
                 line.to_string()
             };

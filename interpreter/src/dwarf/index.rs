@@ -79,13 +79,16 @@ impl NameIndex {
     }
 }
 
+/// An open DIE with children: its depth, the path segment it adds (a namespace or type
+/// name), and the enclosing function with whether that function had code ranges.
+type Scope = (isize, Option<Arc<str>>, Option<(DieId, bool)>);
+
 fn index_unit(
     dwarf: &gimli::Dwarf<Reader>,
     unit: &gimli::Unit<Reader>,
 ) -> gimli::Result<UnitIndex> {
     let mut out = UnitIndex::default();
-    // (depth, path segment or None, enclosing function die, whether that function had code ranges)
-    let mut scopes: Vec<(isize, Option<Arc<str>>, Option<(DieId, bool)>)> = Vec::new();
+    let mut scopes: Vec<Scope> = Vec::new();
     let mut cursor = unit.entries();
     let mut path = String::new();
     while let Some(entry) = cursor.next_dfs()? {
@@ -146,12 +149,12 @@ fn index_unit(
                 }
             }
             gimli::DW_TAG_variable if enclosing_fn.is_none() => {
-                if let Some(name) = &name {
-                    if entry.attr_value(gimli::DW_AT_location).is_some() {
-                        let q = qualify(name);
-                        out.names.push((die, q.clone()));
-                        out.variables.push((q, die));
-                    }
+                if let Some(name) = &name
+                    && entry.attr_value(gimli::DW_AT_location).is_some()
+                {
+                    let q = qualify(name);
+                    out.names.push((die, q.clone()));
+                    out.variables.push((q, die));
                 }
             }
             _ => {}

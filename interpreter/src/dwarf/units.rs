@@ -141,13 +141,13 @@ pub fn template_params(dbg: &DebugInfo, die: DieId) -> Result<Vec<(Arc<str>, Die
         .map_err(|e| malformed(dbg, die, &e.to_string()))?
     {
         let e = child.entry();
-        if e.tag() == gimli::DW_TAG_template_type_parameter {
-            if let (Some(name), Some(ty)) = (
+        if e.tag() == gimli::DW_TAG_template_type_parameter
+            && let (Some(name), Some(ty)) = (
                 attr_str(dbg.dwarf(), unit, e, gimli::DW_AT_name),
                 attr_ref(unit, e, gimli::DW_AT_type),
-            ) {
-                out.push((name, ty));
-            }
+            )
+        {
+            out.push((name, ty));
         }
     }
     Ok(out)

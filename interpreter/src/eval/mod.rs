@@ -104,10 +104,10 @@ impl<'a> Evaluator<'a> {
         let mut out = Vec::new();
         for m in members {
             let r = self.eval(m.value, &mut frame);
-            if let Ok(v) = &r {
-                if let Some(slot) = frame.get_mut(usize::from(m.slot.0)) {
-                    *slot = Some(v.clone());
-                }
+            if let Ok(v) = &r
+                && let Some(slot) = frame.get_mut(usize::from(m.slot.0))
+            {
+                *slot = Some(v.clone());
             }
             if !m.is_let {
                 out.push((m.name.clone(), r));
@@ -331,10 +331,10 @@ impl<'a> Evaluator<'a> {
             },
             Builtin::Len => {
                 let v = arg(0, frame)?;
-                if let Value::Place { ty, .. } = &v {
-                    if let Some((view, m)) = self.view_member(*ty, "len") {
-                        return self.eval_view_member(view, m, v);
-                    }
+                if let Value::Place { ty, .. } = &v
+                    && let Some((view, m)) = self.view_member(*ty, "len")
+                {
+                    return self.eval_view_member(view, m, v);
                 }
                 Ok(Value::Int(self.items(v)?.len() as i128))
             }
@@ -539,20 +539,20 @@ impl<'a> Evaluator<'a> {
                         _ => None,
                     };
                     if let Some(f) = fields.iter().find(|f| &*f.name == name) {
-                        return Ok(place(addr, f.offset, f.ty, &t)?);
+                        return place(addr, f.offset, f.ty, &t);
                     }
-                    if let Some(vp) = variants {
-                        if let Some(var) = vp.variants.iter().find(|var| &*var.field.name == name) {
-                            let (active, _) = self.active_variant(addr, ty)?;
-                            if &*active != name {
-                                return Err(EvalError::Inactive {
-                                    wanted: name.into(),
-                                    active,
-                                    ty: t.name.clone(),
-                                });
-                            }
-                            return place(addr, var.field.offset, var.field.ty, &t);
+                    if let Some(vp) = variants
+                        && let Some(var) = vp.variants.iter().find(|var| &*var.field.name == name)
+                    {
+                        let (active, _) = self.active_variant(addr, ty)?;
+                        if &*active != name {
+                            return Err(EvalError::Inactive {
+                                wanted: name.into(),
+                                active,
+                                ty: t.name.clone(),
+                            });
                         }
+                        return place(addr, var.field.offset, var.field.ty, &t);
                     }
                     if let Some((view, m)) = self.view_member(ty, name) {
                         return self.eval_view_member(view, m, v);
