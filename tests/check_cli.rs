@@ -29,7 +29,7 @@ fn broken_layout_against_binary_reports_each_problem_at_its_place() {
     let layout = dir.join("broken.layout");
     std::fs::write(
         &layout,
-        "layout broken \"0\"\nuse std\n\nroot tls tokio::runtime::context::NO_SUCH_CONTEXT as ctx => runtime ctx.current\n\nruntime tokio::runtime::scheduler::multi_thread::handle::Handel as h {\n    kind = \"x\"\n    tasks = (addr(h) + 8) as tokio::runtime::task::core::Heder\n}\n",
+        "layout broken \"0\"\nuse std\n\nroot tls tokio::runtime::context::NO_SUCH_CONTEXT as ctx => runtime ctx.current\n\nruntime tokio::runtime::scheduler::multi_thread::handle::Handel as h {\n    kind = \"x\"\n    tasks = (addr(h) + 8) as tokio::runtime::task::core::Heder\n}\n\ntask tokio::runtime::task::core::Header as hdr {\n    id = hdr.vtable.trailer_ofset\n    state = hdr.state.vall\n}\n",
     )
     .unwrap();
     let out = run_layoutdump(&[

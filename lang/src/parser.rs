@@ -391,10 +391,9 @@ impl Lower<'_> {
                 let mut it = p.into_inner();
                 let mut e = self.next_expr(&mut it, span);
                 for s in it {
-                    let sspan = Span {
-                        start: span.start,
-                        ..self.span(&s)
-                    };
+                    // Suffix spans cover the suffix alone (`.field`, `as Type`): a
+                    // diagnostic points at the part that is wrong.
+                    let sspan = self.span(&s);
                     e = match s.as_rule() {
                         Rule::field_suffix => {
                             let name = s.into_inner().as_str();

@@ -1,6 +1,9 @@
 //! Checking a compiled layout against a binary's debug info without a dump: every root
 //! variable exists, every runtime/task rule matches some type, every concrete cast names
-//! an existing type. Problems point at the layout's line and column.
+//! an existing type, and every field path resolves on the types (`typing.rs`). Problems
+//! point at the layout's line and column.
+
+mod typing;
 
 use layoutdump_lang::program::{Expr, RootKind};
 use layoutdump_lang::{Diagnostic, Diagnostics, Program, TypeExpr};
@@ -56,6 +59,14 @@ pub fn check_against(program: &Program, dbg: &DebugInfo) -> Diagnostics {
             );
         }
     }
+    let mut typing = typing::TypeChecker::new(program, dbg);
+    for rule in &program.rules {
+        if let Some(subject) = typing.any_instance(&rule.pattern) {
+            typing.check_members(&rule.members, rule.frame_size, typing::AType::Obj(subject));
+        }
+    }
+    list.extend(typing.diags);
+    list.sort_by_key(|d| (d.span.file.0, d.span.start));
     Diagnostics {
         files: program.files.clone(),
         list,

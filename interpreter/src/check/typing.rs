@@ -1,0 +1,416 @@
+//! Type-level evaluation for `check --binary`: runs a rule's expressions on types instead
+//! of memory, so that a field that does not exist is reported at its line and column
+//! without a dump. Follows the evaluator's lookup order (eval/mod.rs); where a type can
+//! only be known from memory (a vtable, an enum's active variant) it picks any candidate
+//! and where none can be picked the value becomes unknown and is not checked further.
+
+use std::cell::Cell;
+
+use layoutdump_lang::program::{Builtin, Expr, ExprId, ParamSource, Program};
+use layoutdump_lang::{Diagnostic, TypeExpr};
+
+use crate::dwarf::{DebugInfo, DieId, TypeKind};
+
+/// What an expression is known to produce.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AType {
+    Obj(DieId),
+    Int,
+    Str,
+    Seq(Box<AType>),
+    Unknown,
+}
+
+pub struct TypeChecker<'a> {
+    pub program: &'a Program,
+    pub dbg: &'a DebugInfo,
+    pub diags: Vec<Diagnostic>,
+    depth: Cell<u32>,
+}
+
+const MAX_DEPTH: u32 = 32;
+
+impl<'a> TypeChecker<'a> {
+    pub fn new(program: &'a Program, dbg: &'a DebugInfo) -> Self {
+        TypeChecker {
+            program,
+            dbg,
+            diags: Vec::new(),
+            depth: Cell::new(0),
+        }
+    }
+
+    /// Any type of the binary matching `pattern`, preferring the first by name.
+    pub fn any_instance(&self, pattern: &TypeExpr) -> Option<DieId> {
+        let base = pattern.base_path()?;
+        let mut names: Vec<_> = self
+            .dbg
+            .index()
+            .type_names()
+            .filter(|n| n.starts_with(base) && pattern.matches(n))
+            .collect();
+        names.sort();
+        names.first().and_then(|n| self.dbg.type_named(n))
+    }
+
+    /// Checks members in order, as a rule evaluates them.
+    pub fn check_members(
+        &mut self,
+        members: &[layoutdump_lang::program::Member],
+        size: u16,
+        subject: AType,
+    ) {
+        let mut frame = vec![AType::Unknown; usize::from(size.max(1))];
+        frame[0] = subject;
+        for m in members {
+            let t = self.eval(m.value, &mut frame);
+            if let Some(slot) = frame.get_mut(usize::from(m.slot.0)) {
+                *slot = t;
+            }
+        }
+    }
+
+    fn error(&mut self, id: ExprId, msg: String) -> AType {
+        // One message per place: a view used from many rules would repeat itself.
+        let span = self.program.span(id);
+        if !self.diags.iter().any(|d| d.span == span) {
+            self.diags.push(Diagnostic::new(span, msg));
+        }
+        AType::Unknown
+    }
+
+    fn eval(&mut self, id: ExprId, frame: &mut Vec<AType>) -> AType {
+        if self.depth.get() > MAX_DEPTH {
+            return AType::Unknown;
+        }
+        match self.program.expr(id).clone() {
+            Expr::Int(_) => AType::Int,
+            Expr::Str(_) => AType::Str,
+            Expr::Local(slot) => frame
+                .get(usize::from(slot.0))
+                .cloned()
+                .unwrap_or(AType::Unknown),
+            Expr::Field(base, name) => {
+                let t = self.eval(base, frame);
+                self.field(id, t, &name)
+            }
+            Expr::Index(base, index) => {
+                self.eval(index, frame);
+                let t = self.eval(base, frame);
+                self.items(t)
+            }
+            Expr::Unary(op, e) => {
+                let t = self.eval(e, frame);
+                match op {
+                    layoutdump_lang::program::UnOp::Deref => self.deref(t),
+                    _ => AType::Int,
+                }
+            }
+            Expr::Binary(_, a, b) => {
+                self.eval(a, frame);
+                self.eval(b, frame);
+                AType::Int
+            }
+            Expr::Cast {
+                value,
+                ty,
+                vars,
+                from,
+            } => {
+                self.eval(value, frame);
+                if let Some((source, e)) = from {
+                    let of = self.eval(e, frame);
+                    if let (ParamSource::TypeOf, AType::Obj(t)) = (source, &of) {
+                        let params = self
+                            .dbg
+                            .ty(*t)
+                            .map(|t| t.template_params.clone())
+                            .unwrap_or_default();
+                        let bound: Vec<(String, String)> = vars
+                            .iter()
+                            .zip(&params)
+                            .filter_map(|(v, (_, p))| {
+                                Some((v.clone(), self.dbg.ty(*p).ok()?.name.to_string()))
+                            })
+                            .collect();
+                        if bound.len() == vars.len() {
+                            return self
+                                .dbg
+                                .type_named(&ty.substitute(&bound).to_string())
+                                .map_or(AType::Unknown, AType::Obj);
+                        }
+                    }
+                    // Function template parameters need memory (a vtable slot): check
+                    // against any instantiation of the pattern instead.
+                    let wild: Vec<(String, String)> =
+                        vars.iter().map(|v| (v.clone(), "_".to_string())).collect();
+                    let pattern = wildcard_vars(&ty.substitute(&wild));
+                    return self
+                        .any_instance(&pattern)
+                        .map_or(AType::Unknown, AType::Obj);
+                }
+                // Unknown concrete cast types are reported by the name check.
+                self.dbg
+                    .type_named(&ty.to_string())
+                    .map_or(AType::Unknown, AType::Obj)
+            }
+            Expr::Call { func, args } => self.builtin(func, &args, frame),
+            Expr::CallFn { func, args } => {
+                let f = self.program.functions[func.0 as usize].clone();
+                let mut inner = vec![AType::Unknown; usize::from(f.frame_size.max(1))];
+                for (i, a) in args.iter().enumerate() {
+                    let t = self.eval(*a, frame);
+                    if let Some(slot) = inner.get_mut(i) {
+                        *slot = t;
+                    }
+                }
+                self.nested(|me| me.eval(f.body, &mut inner))
+            }
+            Expr::For { var, seq, body } => {
+                let s = self.eval(seq, frame);
+                let item = self.items(s);
+                set(frame, var.0, item);
+                match self.eval(body, frame) {
+                    AType::Seq(inner) => AType::Seq(inner),
+                    t => AType::Seq(Box::new(t)),
+                }
+            }
+            Expr::Bits { value, .. } => {
+                self.eval(value, frame);
+                AType::Str
+            }
+            Expr::Flags { value, .. } => {
+                self.eval(value, frame);
+                AType::Seq(Box::new(AType::Str))
+            }
+            Expr::Lambda { body, .. } => self.eval(body, frame),
+            _ => AType::Unknown,
+        }
+    }
+
+    fn nested(&mut self, f: impl FnOnce(&mut Self) -> AType) -> AType {
+        let d = self.depth.get();
+        self.depth.set(d + 1);
+        let r = f(self);
+        self.depth.set(d);
+        r
+    }
+
+    fn builtin(&mut self, func: Builtin, args: &[ExprId], frame: &mut Vec<AType>) -> AType {
+        match func {
+            Builtin::List => {
+                let first = args
+                    .first()
+                    .map_or(AType::Unknown, |a| self.eval(*a, frame));
+                let node = self.list_node(first);
+                if let Some(Expr::Lambda { param, body }) =
+                    args.get(1).map(|a| self.program.expr(*a).clone())
+                {
+                    set(frame, param.0, node.clone());
+                    let next = self.eval(body, frame);
+                    self.list_node(next);
+                }
+                AType::Seq(Box::new(node))
+            }
+            Builtin::Slice => {
+                let first = args
+                    .first()
+                    .map_or(AType::Unknown, |a| self.eval(*a, frame));
+                if let Some(len) = args.get(1) {
+                    self.eval(*len, frame);
+                }
+                let elem = match first {
+                    AType::Obj(t) if self.is_pointer(t) => self.deref(AType::Obj(t)),
+                    t => t,
+                };
+                AType::Seq(Box::new(elem))
+            }
+            Builtin::Addr | Builtin::Len | Builtin::IsNull => {
+                for a in args {
+                    self.eval(*a, frame);
+                }
+                AType::Int
+            }
+            Builtin::Variant | Builtin::TypeName => {
+                for a in args {
+                    self.eval(*a, frame);
+                }
+                AType::Str
+            }
+        }
+    }
+
+    fn is_pointer(&self, t: DieId) -> bool {
+        self.dbg
+            .ty(t)
+            .is_ok_and(|t| matches!(t.kind, TypeKind::Pointer { .. }))
+    }
+
+    fn view_member(&self, ty: DieId, name: &str) -> Option<(usize, usize)> {
+        let t = self.dbg.ty(ty).ok()?;
+        let view = self
+            .program
+            .views
+            .iter()
+            .position(|v| v.pattern.matches(&t.name))?;
+        let m = self.program.views[view]
+            .members
+            .iter()
+            .position(|m| m.name == name)?;
+        Some((view, m))
+    }
+
+    fn eval_view_member(&mut self, (view, member): (usize, usize), subject: AType) -> AType {
+        let v = self.program.views[view].clone();
+        let mut frame = vec![AType::Unknown; usize::from(v.frame_size.max(1))];
+        frame[0] = subject;
+        self.nested(|me| me.eval(v.members[member].value, &mut frame))
+    }
+
+    fn deref(&mut self, t: AType) -> AType {
+        let AType::Obj(id) = t else {
+            return AType::Unknown;
+        };
+        let Ok(ty) = self.dbg.ty(id) else {
+            return AType::Unknown;
+        };
+        match ty.kind {
+            TypeKind::Pointer { pointee } => pointee.map_or(AType::Unknown, AType::Obj),
+            _ => match self.view_member(id, "deref") {
+                Some(m) => self.eval_view_member(m, t),
+                None => AType::Unknown,
+            },
+        }
+    }
+
+    fn list_node(&mut self, mut t: AType) -> AType {
+        for _ in 0..16 {
+            let AType::Obj(id) = t else { return t };
+            if self.is_pointer(id) || self.view_member(id, "deref").is_some() {
+                t = self.deref(t);
+            } else {
+                return t;
+            }
+        }
+        AType::Unknown
+    }
+
+    fn items(&mut self, mut t: AType) -> AType {
+        for _ in 0..16 {
+            match t {
+                AType::Seq(inner) => return *inner,
+                AType::Obj(id) => {
+                    let Ok(ty) = self.dbg.ty(id) else {
+                        return AType::Unknown;
+                    };
+                    if let TypeKind::Array { elem, .. } = ty.kind {
+                        return AType::Obj(elem);
+                    }
+                    if let Some(m) = self.view_member(id, "items") {
+                        t = self.eval_view_member(m, t);
+                        continue;
+                    }
+                    t = self.deref(AType::Obj(id));
+                }
+                _ => return AType::Unknown,
+            }
+        }
+        AType::Unknown
+    }
+
+    /// `t.name` on types, in the evaluator's order; an error when no step can apply.
+    fn field(&mut self, at: ExprId, mut t: AType, name: &str) -> AType {
+        for _ in 0..32 {
+            let AType::Obj(id) = t else {
+                return AType::Unknown;
+            };
+            let Ok(ty) = self.dbg.ty(id) else {
+                return AType::Unknown;
+            };
+            match &ty.kind {
+                TypeKind::Pointer { .. } => t = self.deref(t),
+                TypeKind::Struct { fields, .. } | TypeKind::Union { fields } => {
+                    if let Some(f) = fields.iter().find(|f| &*f.name == name) {
+                        return f.ty.map_or(AType::Unknown, AType::Obj);
+                    }
+                    let variants = match &ty.kind {
+                        TypeKind::Struct {
+                            variants: Some(vp), ..
+                        } => Some(vp.clone()),
+                        _ => None,
+                    };
+                    if let Some(vp) = &variants
+                        && let Some(v) = vp.variants.iter().find(|v| &*v.field.name == name)
+                    {
+                        return v.field.ty.map_or(AType::Unknown, AType::Obj);
+                    }
+                    if let Some(m) = self.view_member(id, name) {
+                        return self.eval_view_member(m, t);
+                    }
+                    if let Some(m) = self.view_member(id, "deref") {
+                        t = self.eval_view_member(m, t);
+                        continue;
+                    }
+                    if let Some(vp) = variants {
+                        // Which variant is active needs memory: accept the field if any
+                        // variant has it.
+                        for v in &vp.variants {
+                            if let Some(vt) = v.field.ty {
+                                let found = self.field_in(vt, name);
+                                if found != AType::Unknown {
+                                    return found;
+                                }
+                            }
+                        }
+                    }
+                    let available: Vec<&str> = fields.iter().take(12).map(|f| &*f.name).collect();
+                    let has = if available.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" (it has: {})", available.join(", "))
+                    };
+                    return self
+                        .error(at, format!("type `{}` has no field `{name}`{has}", ty.name));
+                }
+                _ => return self.error(at, format!("type `{}` has no field `{name}`", ty.name)),
+            }
+        }
+        AType::Unknown
+    }
+
+    /// A direct field of a variant's struct, without reporting.
+    fn field_in(&self, ty: DieId, name: &str) -> AType {
+        match self.dbg.ty(ty).map(|t| t.kind.clone()) {
+            Ok(TypeKind::Struct { fields, .. }) => fields
+                .iter()
+                .find(|f| &*f.name == name)
+                .and_then(|f| f.ty)
+                .map_or(AType::Unknown, AType::Obj),
+            _ => AType::Unknown,
+        }
+    }
+}
+
+/// Turns the `_` that replaced type variables into pattern wildcards (they render as `_`).
+fn wildcard_vars(t: &TypeExpr) -> TypeExpr {
+    match t {
+        TypeExpr::Path { path, args: None } if path == "_" => TypeExpr::Wildcard,
+        TypeExpr::Path { path, args } => TypeExpr::Path {
+            path: path.clone(),
+            args: args.as_ref().map(|a| a.iter().map(wildcard_vars).collect()),
+        },
+        TypeExpr::Ptr { prefix, target } => TypeExpr::Ptr {
+            prefix: prefix.clone(),
+            target: Box::new(wildcard_vars(target)),
+        },
+        TypeExpr::Slice(t) => TypeExpr::Slice(Box::new(wildcard_vars(t))),
+        TypeExpr::Tuple(items) => TypeExpr::Tuple(items.iter().map(wildcard_vars).collect()),
+        other => other.clone(),
+    }
+}
+
+fn set(frame: &mut [AType], slot: u16, t: AType) {
+    if let Some(s) = frame.get_mut(usize::from(slot)) {
+        *s = t;
+    }
+}
