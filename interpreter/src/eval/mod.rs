@@ -334,7 +334,8 @@ impl<'a> Evaluator<'a> {
                 if let Value::Place { ty, .. } = &v
                     && let Some((view, m)) = self.view_member(*ty, "len")
                 {
-                    return self.eval_view_member(view, m, v);
+                    let len = self.eval_view_member(view, m, v)?;
+                    return Ok(Value::Int(self.to_int(&len)?));
                 }
                 Ok(Value::Int(self.items(v)?.len() as i128))
             }
@@ -382,6 +383,15 @@ impl<'a> Evaluator<'a> {
                 self.warn(format!(
                     "list at {here}: item limit {} reached; the rest is not shown",
                     self.limits.items
+                ));
+                break;
+            }
+            // A link into memory the dump lacks ends the list here, rather than yielding
+            // a node whose every field would be unavailable.
+            if let Err(e) = self.mem.read(addr, &mut [0u8; 1]) {
+                self.warn(format!(
+                    "list at {here}: stopped after {} items: {e}",
+                    out.len()
                 ));
                 break;
             }

@@ -1,0 +1,292 @@
+//! The evaluator on synthetic memory with real DWARF: this test binary's own debug info
+//! describes the structs below; their bytes are copied into a `SliceMemory` at their real
+//! addresses, then patched to be hostile (cycles, lying lengths, nulls, bad tags).
+
+use std::sync::OnceLock;
+
+use layoutdump_interpreter::dwarf::DebugInfo;
+use layoutdump_interpreter::eval::{EvalError, Evaluator, Limits, Value};
+use layoutdump_interpreter::memory::SliceMemory;
+use layoutdump_lang::{Loader, Program, SourceFile};
+
+#[repr(C)]
+pub struct Node {
+    pub value: u64,
+    pub next: *const Node,
+}
+
+#[repr(C)]
+pub struct FakeVec {
+    pub ptr: *const u32,
+    pub len: usize,
+}
+
+pub enum Shape {
+    Empty,
+    Circle(u32),
+    Rect { w: u16, h: u16 },
+}
+
+pub struct Holder {
+    pub head: *const Node,
+    pub fake: FakeVec,
+    pub real: Vec<u32>,
+    pub maybe: Option<u32>,
+    pub niche: Option<&'static u64>,
+    pub shape: Shape,
+}
+
+fn debug_info() -> &'static DebugInfo {
+    static DBG: OnceLock<DebugInfo> = OnceLock::new();
+    DBG.get_or_init(|| {
+        DebugInfo::load(&std::env::current_exe().unwrap()).expect("test binary has DWARF")
+    })
+}
+
+struct NoUse;
+impl Loader for NoUse {
+    fn load(&self, name: &str) -> Result<SourceFile, String> {
+        layoutdump_interpreter::shipped::LayoutLoader { dir: None }.load(name)
+    }
+}
+
+const LAYOUT: &str = r#"
+layout synthetic "0"
+use std
+view eval_synthetic::FakeVec as v { items = slice(v.ptr, v.len) }
+runtime eval_synthetic::Holder as h {
+    nodes = list(h.head, n => n.next)
+    values = for n in list(h.head, n => n.next) => n.value + 0
+    fake_len = len(h.fake)
+    fake = for x in h.fake => x + 0
+    real = for x in h.real => x + 0
+    real_len = len(h.real)
+    maybe = h.maybe + 0
+    niche = **h.niche + 0
+    shape = variant(h.shape)
+    width = h.shape.Rect.w + 0
+}
+"#;
+
+fn program() -> Program {
+    let src = SourceFile {
+        name: "synthetic.layout".into(),
+        text: LAYOUT.into(),
+    };
+    layoutdump_lang::compile(src, &NoUse).unwrap_or_else(|d| panic!("{d}"))
+}
+
+/// Copies `value`'s bytes into `mem` at its own address.
+fn copy<T>(mem: &mut SliceMemory, value: &T) {
+    let addr = value as *const T as u64;
+    let bytes =
+        unsafe { std::slice::from_raw_parts(value as *const T as *const u8, size_of::<T>()) };
+    mem.insert(addr, bytes.to_vec());
+}
+
+fn eval_all(
+    mem: &SliceMemory,
+    holder: &Holder,
+    limits: Limits,
+) -> (Vec<(String, Result<Value, EvalError>)>, Vec<String>) {
+    let program = program();
+    let dbg = debug_info();
+    let ty = dbg
+        .type_named("eval_synthetic::Holder")
+        .expect("Holder in DWARF");
+    let ev = Evaluator::new(&program, dbg, mem, 0, limits);
+    let rule = &program.rules[0];
+    let subject = Value::Place {
+        addr: holder as *const Holder as u64,
+        ty,
+    };
+    let out = ev.eval_members(&rule.members, rule.frame_size, subject);
+    let warnings = ev.warnings.borrow().clone();
+    (out, warnings)
+}
+
+fn get<'a>(
+    out: &'a [(String, Result<Value, EvalError>)],
+    name: &str,
+) -> &'a Result<Value, EvalError> {
+    &out.iter().find(|(n, _)| n == name).unwrap().1
+}
+
+fn ints(v: &Result<Value, EvalError>) -> Vec<i128> {
+    match v {
+        Ok(Value::Seq(items)) => items
+            .iter()
+            .map(|i| {
+                if let Value::Int(n) = i {
+                    *n
+                } else {
+                    panic!("{i:?}")
+                }
+            })
+            .collect(),
+        other => panic!("not a sequence of numbers: {other:?}"),
+    }
+}
+
+static TARGET: u64 = 77;
+
+#[test]
+fn honest_memory_decodes_everything() {
+    let n3 = Node {
+        value: 3,
+        next: std::ptr::null(),
+    };
+    let n2 = Node {
+        value: 2,
+        next: &n3,
+    };
+    let n1 = Node {
+        value: 1,
+        next: &n2,
+    };
+    let backing = [10u32, 20, 30];
+    let holder = Holder {
+        head: &n1,
+        fake: FakeVec {
+            ptr: backing.as_ptr(),
+            len: 3,
+        },
+        real: vec![4, 5],
+        maybe: Some(9),
+        niche: Some(&TARGET),
+        shape: Shape::Rect { w: 640, h: 480 },
+    };
+    let mut mem = SliceMemory::new();
+    copy(&mut mem, &n1);
+    copy(&mut mem, &n2);
+    copy(&mut mem, &n3);
+    copy(&mut mem, &backing);
+    copy(&mut mem, &holder);
+    mem.insert(holder.real.as_ptr() as u64, vec![4, 0, 0, 0, 5, 0, 0, 0]);
+    copy(&mut mem, &TARGET);
+
+    let (out, warnings) = eval_all(&mem, &holder, Limits::default());
+    assert!(warnings.is_empty(), "{warnings:?}");
+    assert_eq!(ints(get(&out, "values")), vec![1, 2, 3]);
+    assert_eq!(ints(get(&out, "fake")), vec![10, 20, 30]);
+    assert_eq!(ints(get(&out, "real")), vec![4, 5]);
+    assert_eq!(get(&out, "real_len"), &Ok(Value::Int(2)));
+    assert_eq!(get(&out, "fake_len"), &Ok(Value::Int(3)));
+    assert_eq!(get(&out, "maybe"), &Ok(Value::Int(9)));
+    assert_eq!(get(&out, "niche"), &Ok(Value::Int(77)));
+    assert_eq!(get(&out, "shape"), &Ok(Value::Str("Rect".into())));
+    assert_eq!(get(&out, "width"), &Ok(Value::Int(640)));
+    std::hint::black_box((Shape::Empty, Shape::Circle(1)));
+}
+
+#[test]
+fn hostile_memory_is_bounded_and_reported() {
+    // A cycle: n1 -> n2 -> n1.
+    let mut n1 = Node {
+        value: 1,
+        next: std::ptr::null(),
+    };
+    let n2 = Node {
+        value: 2,
+        next: &n1,
+    };
+    n1.next = &n2;
+    let backing = [10u32; 4];
+    let holder = Holder {
+        head: &n1,
+        // A lying length: 2^60 elements.
+        fake: FakeVec {
+            ptr: backing.as_ptr(),
+            len: 1 << 60,
+        },
+        real: Vec::new(),
+        maybe: None,
+        niche: None,
+        shape: Shape::Circle(5),
+    };
+    let mut mem = SliceMemory::new();
+    copy(&mut mem, &n1);
+    copy(&mut mem, &n2);
+    copy(&mut mem, &holder);
+
+    let (out, warnings) = eval_all(
+        &mem,
+        &holder,
+        Limits {
+            items: 1000,
+            ..Limits::default()
+        },
+    );
+    assert_eq!(
+        ints(get(&out, "values")),
+        vec![1, 2],
+        "the cycle is cut after each node once"
+    );
+    assert!(
+        warnings.iter().any(|w| w.contains("seen twice")),
+        "{warnings:?}"
+    );
+    assert!(
+        matches!(
+            get(&out, "fake"),
+            Err(EvalError::Limit { what: "items", .. })
+        ),
+        "{:?}",
+        get(&out, "fake")
+    );
+    assert_eq!(ints(get(&out, "real")), Vec::<i128>::new());
+    assert!(
+        matches!(get(&out, "maybe"), Err(e) if e.is_absent()),
+        "None is reported as such"
+    );
+    assert!(matches!(get(&out, "niche"), Err(e) if e.is_absent()));
+    match get(&out, "width") {
+        Err(EvalError::Inactive { active, wanted, .. }) => {
+            assert_eq!((&**active, wanted.as_str()), ("Circle", "Rect"))
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn missing_memory_is_a_value_not_a_crash() {
+    let n2 = Node {
+        value: 2,
+        next: 0xdead_0000 as *const Node,
+    };
+    let n1 = Node {
+        value: 1,
+        next: &n2,
+    };
+    let holder = Holder {
+        head: &n1,
+        fake: FakeVec {
+            ptr: 0x10 as *const u32,
+            len: 2,
+        },
+        real: Vec::new(),
+        maybe: Some(1),
+        niche: None,
+        shape: Shape::Empty,
+    };
+    let mut mem = SliceMemory::new();
+    copy(&mut mem, &n1);
+    copy(&mut mem, &n2);
+    copy(&mut mem, &holder);
+    let (out, warnings) = eval_all(&mem, &holder, Limits::default());
+    // The list keeps what it read and says where it stopped.
+    assert_eq!(
+        ints(get(&out, "values")).len(),
+        2,
+        "{:?}",
+        get(&out, "values")
+    );
+    assert!(
+        warnings.iter().any(|w| w.contains("0xdead0000")),
+        "{warnings:?}"
+    );
+    match get(&out, "fake") {
+        Err(EvalError::Memory(e)) => assert!(e.to_string().contains("0x10"), "{e}"),
+        other => panic!("{other:?}"),
+    }
+}

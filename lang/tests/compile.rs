@@ -1,0 +1,103 @@
+//! Compiling real layouts: the shipped ones compile, and errors are collected across all
+//! files of a program, each pointing at its own file, line and column.
+
+use layoutdump_lang::program::{Expr, RootKind, RuleKind};
+use layoutdump_lang::{Loader, SourceFile, compile};
+
+struct Files(Vec<(&'static str, &'static str)>);
+
+impl Loader for Files {
+    fn load(&self, name: &str) -> Result<SourceFile, String> {
+        self.0
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(n, t)| SourceFile {
+                name: format!("{n}.layout"),
+                text: (*t).into(),
+            })
+            .ok_or_else(|| format!("no layout {name}"))
+    }
+}
+
+fn shipped() -> Files {
+    Files(vec![
+        ("std", include_str!("../../layouts/std.layout")),
+        ("tokio", include_str!("../../layouts/tokio.layout")),
+    ])
+}
+
+#[test]
+fn tokio_and_std_compile() {
+    let main = shipped().load("tokio").unwrap();
+    let p = compile(main, &shipped()).unwrap_or_else(|d| panic!("{d}"));
+    assert_eq!((p.name.as_str(), p.version.as_str()), ("tokio", "1.54"));
+    assert_eq!(p.files.len(), 2, "tokio and std");
+    assert_eq!(p.roots.len(), 1);
+    assert_eq!(
+        p.roots[0].kind,
+        RootKind::Tls("tokio::runtime::context::CONTEXT".into())
+    );
+    let kinds: Vec<RuleKind> = p.rules.iter().map(|r| r.kind).collect();
+    assert_eq!(
+        kinds,
+        [RuleKind::Runtime, RuleKind::Runtime, RuleKind::Task]
+    );
+    let task = &p.rules[2];
+    let names: Vec<&str> = task.members.iter().map(|m| m.name.as_str()).collect();
+    assert_eq!(names, ["cell", "id", "state", "flags", "refs", "future"]);
+    assert!(task.members[0].is_let);
+    // No name is left unresolved after compiling.
+    assert!(
+        !p.exprs
+            .iter()
+            .any(|e| matches!(e, Expr::Name(_) | Expr::CallNamed { .. }))
+    );
+}
+
+#[test]
+fn errors_from_every_file_are_collected() {
+    let files = Files(vec![("lib", "fn ok(x) = x.a\nfn bad(x) = nope(x)\n")]);
+    let main = SourceFile {
+        name: "main.layout".into(),
+        text: "use lib\nuse missing\nfn f(y) = z\n".into(),
+    };
+    let diags = compile(main, &files).unwrap_err();
+    let text = diags.to_string();
+    assert!(
+        text.contains("main.layout:2:1: error: cannot use layout `missing`"),
+        "{text}"
+    );
+    assert!(
+        text.contains("main.layout:3:11: error: unknown name `z`"),
+        "{text}"
+    );
+    assert!(
+        text.contains("lib.layout:2:13: error: unknown function `nope`"),
+        "{text}"
+    );
+    assert!(text.ends_with("3 errors in layout"), "{text}");
+}
+
+#[test]
+fn use_cycles_terminate() {
+    let files = Files(vec![("a", "use b\n"), ("b", "use a\n")]);
+    let main = SourceFile {
+        name: "main.layout".into(),
+        text: "use a\n".into(),
+    };
+    compile(main, &files).expect("a cycle of uses loads each file once");
+}
+
+#[test]
+fn syntax_errors_name_what_was_expected() {
+    let main = SourceFile {
+        name: "m.layout".into(),
+        text: "layout m \"1\"\nview Foo as f { deref = }\n".into(),
+    };
+    let text = compile(main, &shipped()).unwrap_err().to_string();
+    assert!(
+        text.starts_with("m.layout:2:25: error: syntax error: expected"),
+        "{text}"
+    );
+    assert!(text.contains("an expression"), "{text}");
+}
