@@ -84,11 +84,10 @@ fn copy<T>(mem: &mut SliceMemory, value: &T) {
     mem.insert(addr, bytes.to_vec());
 }
 
-fn eval_all(
-    mem: &SliceMemory,
-    holder: &Holder,
-    limits: Limits,
-) -> (Vec<(String, Result<Value, EvalError>)>, Vec<String>) {
+/// Each reported member's name and value.
+type Members = Vec<(String, Result<Value, EvalError>)>;
+
+fn eval_all(mem: &SliceMemory, holder: &Holder, limits: Limits) -> (Members, Vec<String>) {
     let program = program();
     let dbg = debug_info();
     let ty = dbg
