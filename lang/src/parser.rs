@@ -82,13 +82,7 @@ pub fn parse_file(
             }
             Rule::view_item => {
                 let span = lower.span(&item);
-                let mut it = item.into_inner();
-                let pattern = it.next().map(type_expr).unwrap_or(TypeExpr::Wildcard);
-                let subject = it
-                    .next()
-                    .map(|p| p.as_str().to_string())
-                    .unwrap_or_default();
-                let members = it.map(|m| lower.member(m)).collect();
+                let (pattern, subject, members) = lower.typed_block(item.into_inner());
                 out.views.push((
                     View {
                         pattern,
@@ -103,22 +97,15 @@ pub fn parse_file(
                 let span = lower.span(&item);
                 let mut it = item.into_inner();
                 let kind = rule_kind(it.next());
-                let pattern = it.next().map(type_expr).unwrap_or(TypeExpr::Wildcard);
-                let subject = it
-                    .next()
-                    .map(|p| p.as_str().to_string())
-                    .unwrap_or_default();
-                let members = it.map(|m| lower.member(m)).collect();
-                out.rules.push((
-                    crate::program::Rule {
-                        kind,
-                        pattern,
-                        members,
-                        frame_size: 0,
-                        span,
-                    },
-                    subject,
-                ));
+                let (pattern, subject, members) = lower.typed_block(it);
+                let rule = crate::program::Rule {
+                    kind,
+                    pattern,
+                    members,
+                    frame_size: 0,
+                    span,
+                };
+                out.rules.push((rule, subject));
             }
             Rule::root_item => {
                 let span = lower.span(&item);
@@ -300,6 +287,20 @@ impl Lower<'_> {
         ExprId(self.program.exprs.len() as u32 - 1)
     }
 
+    /// `TYPE as NAME { MEMBER* }`, shared by views and rules.
+    fn typed_block<'i>(
+        &mut self,
+        mut it: impl Iterator<Item = Pair<'i, Rule>>,
+    ) -> (TypeExpr, String, Vec<Member>) {
+        let pattern = it.next().map(type_expr).unwrap_or(TypeExpr::Wildcard);
+        let subject = it
+            .next()
+            .map(|p| p.as_str().to_string())
+            .unwrap_or_default();
+        let members = it.map(|m| self.member(m)).collect();
+        (pattern, subject, members)
+    }
+
     fn member(&mut self, p: Pair<'_, Rule>) -> Member {
         let span = self.span(&p);
         let is_let = p.as_rule() == Rule::let_member;
@@ -324,19 +325,11 @@ impl Lower<'_> {
     fn expr(&mut self, p: Pair<'_, Rule>) -> ExprId {
         let span = self.span(&p);
         match p.as_rule() {
-            Rule::expr | Rule::cmp if p.clone().into_inner().count() == 1 => {
-                let only = p.into_inner().next();
-                match only {
-                    Some(i) => self.expr(i),
-                    None => self.push(Expr::Int(0), span),
-                }
-            }
+            // `expr` wraps exactly one alternative; binary levels with one operand fall
+            // through to the loop below and add nothing.
             Rule::expr => {
-                let only = p.into_inner().next();
-                match only {
-                    Some(i) => self.expr(i),
-                    None => self.push(Expr::Int(0), span),
-                }
+                let mut it = p.into_inner();
+                self.next_expr(&mut it, span)
             }
             Rule::for_expr => {
                 let mut it = p.into_inner();
