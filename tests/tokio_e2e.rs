@@ -177,3 +177,96 @@ fn yaml_report_parses_and_matches_json() {
 fn serde_yaml_value(bytes: &[u8]) -> Value {
     serde_yaml::from_slice(bytes).expect("YAML report")
 }
+
+/// tokio.layout with its thread-local root replaced by a stack-frame root: the `self` of
+/// `Runtime::block_on`, found by unwinding every thread.
+fn frame_root_layout() -> std::path::PathBuf {
+    let tokio = std::fs::read_to_string(common::root().join("layouts/tokio.layout")).unwrap();
+    let tls_root =
+        "root tls tokio::runtime::context::CONTEXT as ctx => runtime ctx.current.handle.0";
+    assert!(
+        tokio.contains(tls_root),
+        "tokio.layout's root changed: update this test"
+    );
+    let frame_root = "root frame tokio::runtime::runtime::Runtime::block_on local self as rt => runtime rt.handle.inner.0";
+    let dir = common::root().join("target/test-scratch");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("tokio-frame-root.layout");
+    std::fs::write(&path, tokio.replace(tls_root, frame_root)).unwrap();
+    path
+}
+
+fn runtimes_and_ids(report: &Value) -> Vec<(String, String, Vec<u64>)> {
+    report["runtimes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let ids = r["tasks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| t["id"].as_u64().unwrap())
+                .collect();
+            (
+                r["kind"].as_str().unwrap().to_string(),
+                r["address"].as_str().unwrap().to_string(),
+                ids,
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn frame_root_finds_the_same_runtimes_as_the_thread_local_root() {
+    let d = tokio_dumps(Profile::Dev);
+    let layout = frame_root_layout();
+    for dump in [&d.core, &d.minidump] {
+        let by_tls = run_layoutdump(&["run", "tokio", dump.to_str().unwrap(), "--format", "json"]);
+        let by_frame = run_layoutdump(&[
+            "run",
+            layout.to_str().unwrap(),
+            dump.to_str().unwrap(),
+            "--format",
+            "json",
+        ]);
+        assert_eq!(
+            by_frame.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&by_frame.stdout)
+        );
+        let a: Value = serde_json::from_slice(&by_tls.stdout).unwrap();
+        let b: Value = serde_json::from_slice(&by_frame.stdout).unwrap();
+        assert_eq!(
+            runtimes_and_ids(&a),
+            runtimes_and_ids(&b),
+            "{}",
+            dump.display()
+        );
+        assert_eq!(runtimes_and_ids(&b).len(), 2);
+    }
+}
+
+#[test]
+fn frame_root_in_release_says_why_it_found_nothing() {
+    // Optimized code keeps `self` only as an entry value: the report must say so.
+    let d = tokio_dumps(Profile::Release);
+    let layout = frame_root_layout();
+    let out = run_layoutdump(&[
+        "run",
+        layout.to_str().unwrap(),
+        d.core.to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    if report["runtimes"].as_array().unwrap().is_empty() {
+        assert_eq!(out.status.code(), Some(3));
+        let warnings = report["warnings"].to_string();
+        assert!(warnings.contains("`self`"), "{warnings}");
+    } else {
+        // A compiler that keeps `self` in memory gives the full answer instead.
+        assert_eq!(out.status.code(), Some(0));
+    }
+}

@@ -5,12 +5,14 @@
 use std::path::{Path, PathBuf};
 
 use layoutdump_lang::Program;
+use layoutdump_lang::program::RootKind;
 
 use crate::dwarf::DebugInfo;
 use crate::eval::Limits;
 use crate::memory::{BinaryImage, Dump, DumpFormat, locate_binary};
 use crate::report::{BinaryInfo, DumpInfo, Hex, LayoutInfo, Report, SCHEMA_VERSION, ThreadReport};
 use crate::run::{ThreadContext, run};
+use crate::unwind::StackWalker;
 
 #[derive(Debug, Clone, Default)]
 pub struct Options {
@@ -113,12 +115,26 @@ pub fn analyze(
             return Ok((report, Outcome::Partial));
         }
     };
+    // Stacks are unwound only when a root needs them.
+    let needs_frames = program
+        .roots
+        .iter()
+        .any(|r| matches!(r.kind, RootKind::Frame { .. }));
+    let mut walker = needs_frames.then(|| {
+        let (walker, warnings) = StackWalker::new(&dump);
+        report.warnings.extend(warnings);
+        walker
+    });
     let threads: Vec<ThreadContext> = dump
         .threads
         .iter()
         .map(|t| ThreadContext {
             tid: t.tid,
             fs_base: t.regs.fs_base,
+            frames: walker
+                .as_mut()
+                .map(|w| w.frames(dump.memory(), &t.regs))
+                .unwrap_or_default(),
         })
         .collect();
     let findings = run(

@@ -9,3 +9,4 @@ pub mod memory;
 pub mod report;
 pub mod run;
 pub mod shipped;
+pub mod unwind;

@@ -6,17 +6,20 @@ use std::collections::BTreeMap;
 
 use layoutdump_lang::program::{RootKind, Rule, RuleKind};
 
-use crate::dwarf::{DebugInfo, VarLocation};
+use crate::dwarf::{DebugInfo, FrameRegs, LinkAddr, VarLocation};
 use crate::eval::{EvalError, Evaluator, Limits, Value};
 use crate::memory::Memory;
 use crate::report::{FieldValue, FutureRef, Hex, RuntimeReport, TaskReport};
+use crate::unwind::Frame;
 
 /// A thread as a root needs it.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ThreadContext {
     pub tid: u32,
     /// Thread pointer (x86_64 `fs_base`).
     pub fs_base: Option<u64>,
+    /// Its stack, innermost first; empty when the layout has no frame root (not unwound).
+    pub frames: Vec<Frame>,
 }
 
 /// What a run found, before it is joined with dump and binary facts into a `Report`.
@@ -45,6 +48,7 @@ pub fn run(
             program.name
         ));
     }
+    let mut frame_notes = Vec::new();
     for root in &program.roots {
         let here = program.location(root.span);
         let subjects: Vec<(Option<u32>, Value)> = match &root.kind {
@@ -95,10 +99,13 @@ pub fn run(
                 }
             },
             RootKind::Frame { function, local } => {
-                out.warnings.push(format!(
-                    "root at {here}: stack-frame roots (`frame {function} local {local}`) need stack unwinding, which this version does not do yet; root skipped"
-                ));
-                continue;
+                let (found, misses) = frame_locals(dbg, mem, bias, threads, function, local);
+                if found.is_empty() {
+                    // Said only when the root found nothing at all: a local optimized out
+                    // in one frame while another frame has it is not worth a warning.
+                    frame_notes.extend(misses.into_iter().map(|m| format!("root at {here}: {m}")));
+                }
+                found
             }
         };
         for (tid, subject) in subjects {
@@ -129,7 +136,62 @@ pub fn run(
         (a.kind.as_str(), first(a), a.address).cmp(&(b.kind.as_str(), first(b), b.address))
     });
     out.warnings.extend(ev.warnings.borrow().iter().cloned());
+    if out.runtimes.is_empty() {
+        out.warnings.extend(frame_notes);
+    }
     out
+}
+
+/// `frame FUNCTION local NAME`: the local in every frame of `function` on every thread.
+/// Returns the places found and, for frames where the local could not be located, why.
+fn frame_locals(
+    dbg: &DebugInfo,
+    mem: &dyn Memory,
+    bias: u64,
+    threads: &[ThreadContext],
+    function: &str,
+    local: &str,
+) -> (Vec<(Option<u32>, Value)>, Vec<String>) {
+    let mut found = Vec::new();
+    let mut misses = Vec::new();
+    for t in threads {
+        for frame in &t.frames {
+            let pc = LinkAddr(frame.lookup_pc.wrapping_sub(bias));
+            let Some(f) = dbg.function_at(pc) else {
+                continue;
+            };
+            if f.path.as_deref() != Some(function) && &*f.name != function {
+                continue;
+            }
+            let regs = FrameRegs {
+                sp: frame.sp,
+                bp: frame.bp,
+                cfa: frame.cfa,
+            };
+            let locals = match dbg.locals(f.die, pc) {
+                Ok(l) => l,
+                Err(e) => {
+                    misses.push(format!("thread {}: {e}", t.tid));
+                    continue;
+                }
+            };
+            let Some(var) = locals.iter().find(|l| &*l.name == local) else {
+                let names: Vec<&str> = locals.iter().map(|l| &*l.name).collect();
+                misses.push(format!(
+                    "thread {}: `{function}` has no local `{local}` here (it has: {})",
+                    t.tid,
+                    names.join(", ")
+                ));
+                continue;
+            };
+            match (dbg.local_address(f.die, var, pc, regs, mem, bias), var.ty) {
+                (Ok(addr), Some(ty)) => found.push((Some(t.tid), Value::Place { addr, ty })),
+                (Ok(_), None) => misses.push(format!("thread {}: `{local}` has no type", t.tid)),
+                (Err(why), _) => misses.push(format!("thread {}: {why}", t.tid)),
+            }
+        }
+    }
+    (found, misses)
 }
 
 /// The thread-local's TLS offset and type. rustc can emit dead duplicates of a

@@ -2,6 +2,7 @@
 //! in parallel; types, functions and variables decoded lazily and cached per DIE.
 
 mod index;
+mod locals;
 mod reader;
 mod types;
 mod units;
@@ -14,6 +15,7 @@ use memmap2::Mmap;
 use object::{Object, ObjectSection, ObjectSymbol};
 
 pub use index::NameIndex;
+pub use locals::{FrameRegs, Local};
 pub use reader::{Reader, SectionBytes};
 pub use types::{BaseKind, Field, Type, TypeKind, Variant, VariantPart};
 
@@ -51,7 +53,11 @@ pub enum DwarfError {
 /// A function found at an address, with the generic arguments it was instantiated with.
 #[derive(Debug, Clone)]
 pub struct Function {
+    /// Qualified DWARF name (`tokio::runtime::runtime::{impl#0}::block_on<F>`).
     pub name: Arc<str>,
+    /// The path as written in source, from the linkage name
+    /// (`tokio::runtime::runtime::Runtime::block_on`); None without one.
+    pub path: Option<Arc<str>>,
     pub die: DieId,
     pub template_params: Vec<(Arc<str>, DieId)>,
 }

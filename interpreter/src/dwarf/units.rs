@@ -157,31 +157,103 @@ pub fn template_params(dbg: &DebugInfo, die: DieId) -> Result<Vec<(Arc<str>, Die
 /// the concrete DIE in most cases, but async-task's `RawTask<F,T,S,M>::run` has them only
 /// on the declaration that `DW_AT_specification` points to.
 pub fn function(dbg: &DebugInfo, die: DieId) -> Result<Function, DwarfError> {
-    let mut current = die;
-    let mut name = None;
-    let mut params = Vec::new();
+    let mut current = Some(die);
+    let (mut name, mut linkage, mut params) = (None, None, Vec::new());
+    // The concrete DIE, its declaration, and an abstract origin: at most a short chain.
     for _ in 0..4 {
-        params = template_params(dbg, current)?;
-        let (n, next) = with_entry(dbg, current, |unit, e| {
+        let Some(at) = current else { break };
+        if params.is_empty() {
+            params = template_params(dbg, at)?;
+        }
+        let (n, l, next) = with_entry(dbg, at, |unit, e| {
             Ok((
                 attr_str(dbg.dwarf(), unit, e, gimli::DW_AT_name),
+                attr_str(dbg.dwarf(), unit, e, gimli::DW_AT_linkage_name),
                 attr_ref(unit, e, gimli::DW_AT_specification)
                     .or_else(|| attr_ref(unit, e, gimli::DW_AT_abstract_origin)),
             ))
         })?;
-        if name.is_none() {
-            name = dbg.index().qualified_name(current).or(n);
-        }
-        match next {
-            Some(next) if params.is_empty() || name.is_none() => current = next,
-            _ => break,
-        }
+        name = name.or_else(|| dbg.index().qualified_name(at)).or(n);
+        linkage = linkage.or(l);
+        current = next;
     }
+    let display = linkage.as_deref().map(|l| Arc::from(symbol_path(l)));
     Ok(Function {
         name: name.unwrap_or_else(|| Arc::from("<unnamed>")),
+        path: display,
         die,
         template_params: params,
     })
+}
+
+/// A function's path as a user writes it, from its mangled name: demangled, without the
+/// hash and generic arguments, with `<Type>::method` and `<Type as Trait>::method` (v0
+/// mangling) written `Type::method` as legacy mangling does. E.g.
+/// `tokio::runtime::runtime::Runtime::block_on`.
+pub fn symbol_path(mangled: &str) -> String {
+    let demangled = format!("{:#}", rustc_demangle::demangle(mangled));
+    let mut out = String::with_capacity(demangled.len());
+    let mut chars = demangled.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            // `::<…>` generic arguments: skip the balanced group.
+            ':' if out.ends_with(':') && chars.peek() == Some(&'<') => {
+                out.pop();
+                skip_group(&mut chars);
+            }
+            // `<Type>::` or `<Type as Trait>::` at a path start: keep `Type`.
+            '<' if out.is_empty() || out.ends_with("::") => {
+                let inner = take_group(&mut chars);
+                let ty = inner.split(" as ").next().unwrap_or(&inner);
+                out.push_str(&symbol_path(ty));
+            }
+            '<' => skip_group_after_open(&mut chars),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+fn skip_group(chars: &mut std::iter::Peekable<std::str::Chars<'_>>) {
+    if chars.next() == Some('<') {
+        skip_group_after_open(chars);
+    }
+}
+
+fn skip_group_after_open(chars: &mut std::iter::Peekable<std::str::Chars<'_>>) {
+    let mut depth = 1;
+    for c in chars.by_ref() {
+        match c {
+            '<' => depth += 1,
+            '>' => {
+                depth -= 1;
+                if depth == 0 {
+                    return;
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The text of a `<…>` group whose `<` was just read, without the closing `>`.
+fn take_group(chars: &mut std::iter::Peekable<std::str::Chars<'_>>) -> String {
+    let mut depth = 1;
+    let mut s = String::new();
+    for c in chars.by_ref() {
+        match c {
+            '<' => depth += 1,
+            '>' => {
+                depth -= 1;
+                if depth == 0 {
+                    break;
+                }
+            }
+            _ => {}
+        }
+        s.push(c);
+    }
+    s
 }
 
 pub fn variable(dbg: &DebugInfo, die: DieId) -> Result<Variable, DwarfError> {
@@ -224,4 +296,27 @@ fn decode_location(expr: gimli::Expression<Reader>, encoding: gimli::Encoding) -
         }
     }
     VarLocation::Other
+}
+
+#[cfg(test)]
+mod tests {
+    use super::symbol_path;
+
+    #[test]
+    fn symbol_paths_from_both_manglings() {
+        // Legacy mangling (what rustc 1.95 uses for crates by default).
+        assert_eq!(
+            symbol_path("_ZN5tokio7runtime7runtime7Runtime8block_on17h0123456789abcdefE"),
+            "tokio::runtime::runtime::Runtime::block_on"
+        );
+        // v0-style demangled forms (std is built with v0).
+        assert_eq!(
+            symbol_path("<std::sync::mpmc::context::Context>::with::<u8>"),
+            "std::sync::mpmc::context::Context::with"
+        );
+        assert_eq!(
+            symbol_path("<alloc::vec::Vec<u8> as core::ops::drop::Drop>::drop"),
+            "alloc::vec::Vec::drop"
+        );
+    }
 }
