@@ -289,3 +289,44 @@ fn missing_memory_is_a_value_not_a_crash() {
         other => panic!("{other:?}"),
     }
 }
+
+async fn parked_here(n: u32) -> u32 {
+    std::future::pending::<()>().await; // AWAIT_LINE
+    n
+}
+
+#[test]
+fn coroutine_variants_carry_the_await_line_and_file() {
+    std::hint::black_box(parked_here(1));
+    let dbg = debug_info();
+    let id = dbg
+        .type_named("eval_synthetic::parked_here::{async_fn_env#0}")
+        .expect("async fn env in DWARF");
+    let ty = dbg.ty(id).unwrap();
+    let layoutdump_interpreter::dwarf::TypeKind::Struct {
+        variants: Some(vp), ..
+    } = &ty.kind
+    else {
+        panic!("not a coroutine: {:?}", ty.kind)
+    };
+    let suspend0 = vp
+        .variants
+        .iter()
+        .find(|v| v.discr_value == Some(3))
+        .expect("Suspend0 has tag 3");
+    let source = include_str!("eval_synthetic.rs");
+    let line = source
+        .lines()
+        .position(|l| l.ends_with("// AWAIT_LINE"))
+        .unwrap() as u64
+        + 1;
+    assert_eq!(suspend0.field.decl_line, Some(line));
+    let file = dbg
+        .decl_file(id, suspend0.field.decl_file.unwrap())
+        .unwrap()
+        .unwrap();
+    assert!(
+        file.ends_with("interpreter/tests/eval_synthetic.rs"),
+        "{file}"
+    );
+}

@@ -2,6 +2,7 @@
 //! in parallel; types, functions and variables decoded lazily and cached per DIE.
 
 mod index;
+mod lines;
 mod locals;
 mod reader;
 mod types;
@@ -15,6 +16,7 @@ use memmap2::Mmap;
 use object::{Object, ObjectSection, ObjectSymbol};
 
 pub use index::NameIndex;
+pub use lines::SourceLocation;
 pub use locals::{FrameRegs, Local};
 pub use reader::{Reader, SectionBytes};
 pub use types::{BaseKind, Field, Type, TypeKind, Variant, VariantPart};
@@ -98,6 +100,8 @@ pub struct DebugInfo {
     symbols: HashMap<Arc<str>, (u64, u64)>,
     vtables: OnceLock<Vec<(u64, u64, Arc<str>)>>,
     tls: Option<TlsTemplate>,
+    /// Line tables (addr2line), built on first use from a second view of the sections.
+    lines: lines::LineTables,
 }
 
 impl DebugInfo {
@@ -138,7 +142,18 @@ impl DebugInfo {
             };
             Ok(gimli::EndianReader::new(bytes, endian))
         };
-        let dwarf = gimli::Dwarf::load(load_section)?;
+        // Each section is read (or decompressed) once; both DWARF views share the bytes.
+        let mut loaded: HashMap<gimli::SectionId, Reader> = HashMap::new();
+        let mut cached = |id: gimli::SectionId| -> Result<Reader, DwarfError> {
+            if let Some(r) = loaded.get(&id) {
+                return Ok(r.clone());
+            }
+            let r = load_section(id)?;
+            loaded.insert(id, r.clone());
+            Ok(r)
+        };
+        let dwarf = gimli::Dwarf::load(&mut cached)?;
+        let for_lines = gimli::Dwarf::load(&mut cached)?;
         let units = units::Units::parse(&dwarf, path)?;
         let index = NameIndex::build(&dwarf, &units);
         let symbols = obj
@@ -148,6 +163,7 @@ impl DebugInfo {
         Ok(DebugInfo {
             path: path.into(),
             tls: tls_template(&obj),
+            lines: lines::LineTables::new(for_lines),
             dwarf,
             units,
             index,
