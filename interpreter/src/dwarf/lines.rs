@@ -101,12 +101,12 @@ impl DebugInfo {
             .attr_string(unit, file.path_name())
             .map_err(|e| malformed(self, die, &e.to_string()))?;
         let mut path = String::new();
-        if let Some(dir) = file.directory(header) {
-            if let Ok(dir) = self.dwarf().attr_string(unit, dir) {
-                path.push_str(&dir.to_string_lossy().unwrap_or_default());
-                if !path.is_empty() && !path.ends_with('/') {
-                    path.push('/');
-                }
+        if let Some(dir) = file.directory(header)
+            && let Ok(dir) = self.dwarf().attr_string(unit, dir)
+        {
+            path.push_str(&dir.to_string_lossy().unwrap_or_default());
+            if !path.is_empty() && !path.ends_with('/') {
+                path.push('/');
             }
         }
         path.push_str(&name.to_string_lossy().unwrap_or_default());
