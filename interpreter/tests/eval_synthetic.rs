@@ -297,7 +297,7 @@ async fn parked_here(n: u32) -> u32 {
 
 #[test]
 fn coroutine_variants_carry_the_await_line_and_file() {
-    std::hint::black_box(parked_here(1));
+    drop(std::hint::black_box(parked_here(1)));
     let dbg = debug_info();
     let id = dbg
         .type_named("eval_synthetic::parked_here::{async_fn_env#0}")
