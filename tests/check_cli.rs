@@ -7,8 +7,12 @@ use common::{Profile, build_fixture, run_layoutdump};
 
 #[test]
 fn tokio_layout_checks_against_dev_and_release_binaries() {
-    for profile in [Profile::Dev, Profile::Release] {
-        let exe = build_fixture("tokio-tasks", profile);
+    for (name, profile) in [
+        ("tokio-tasks", Profile::Dev),
+        ("tokio-tasks", Profile::Release),
+        ("tokio-full", Profile::Dev),
+    ] {
+        let exe = build_fixture(name, profile);
         let out = run_layoutdump(&[
             "check",
             "layouts/tokio.layout",
@@ -16,7 +20,7 @@ fn tokio_layout_checks_against_dev_and_release_binaries() {
             exe.to_str().unwrap(),
         ]);
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(out.status.success(), "{profile:?}: {stderr}");
+        assert!(out.status.success(), "{name} {profile:?}: {stderr}");
         assert!(stderr.is_empty(), "{stderr}");
     }
 }

@@ -7,7 +7,7 @@ mod common;
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use common::{Dumps, Profile, redact, run_layoutdump, tokio_dumps};
+use common::{Dumps, Profile, fixture_dumps, redact, run_layoutdump, tokio_dumps};
 use serde_json::Value;
 
 /// Runs the tokio layout on `dump` as JSON and checks it against the fixture's truth.
@@ -121,6 +121,19 @@ fn release_core_from_gcore() {
         Some(core) => assert_matches_ground_truth(d, core),
         None => eprintln!("gcore not installed: skipped (.ci/run installs gdb)"),
     }
+}
+
+/// tokio with `full` features (parking_lot locks inside the runtime).
+#[test]
+fn full_features_dev_core() {
+    let d = fixture_dumps("tokio-full", Profile::Dev);
+    assert_matches_ground_truth(d, &d.core);
+}
+
+#[test]
+fn full_features_release_minidump() {
+    let d = fixture_dumps("tokio-full", Profile::Release);
+    assert_matches_ground_truth(d, &d.minidump);
 }
 
 #[test]

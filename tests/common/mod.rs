@@ -7,7 +7,7 @@
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::{Mutex, OnceLock};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -115,14 +115,20 @@ pub struct Dumps {
 
 /// Captures the tokio fixture of `profile` once per test run.
 pub fn tokio_dumps(profile: Profile) -> &'static Dumps {
-    static DEV: OnceLock<Dumps> = OnceLock::new();
-    static RELEASE: OnceLock<Dumps> = OnceLock::new();
-    let cell = if profile == Profile::Dev {
-        &DEV
-    } else {
-        &RELEASE
-    };
-    cell.get_or_init(|| capture_all("tokio-tasks", profile))
+    fixture_dumps("tokio-tasks", profile)
+}
+
+/// Captures fixture `name` of `profile` once per test run (tests asking at the same time
+/// wait for the one capture).
+pub fn fixture_dumps(name: &str, profile: Profile) -> &'static Dumps {
+    static CACHE: Mutex<Vec<(String, Profile, &'static Dumps)>> = Mutex::new(Vec::new());
+    let mut cache = CACHE.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((_, _, d)) = cache.iter().find(|(n, p, _)| n == name && *p == profile) {
+        return d;
+    }
+    let dumps: &'static Dumps = Box::leak(Box::new(capture_all(name, profile)));
+    cache.push((name.to_string(), profile, dumps));
+    dumps
 }
 
 fn capture_all(name: &str, profile: Profile) -> Dumps {
