@@ -77,7 +77,43 @@ fn assert_matches_ground_truth(dumps: &Dumps, dump: &Path) {
                 "{kind} task {}: state",
                 spawned["id"]
             );
+            assert_backtrace(kind, task, spawned);
         }
+    }
+}
+
+/// The task's async backtrace, as far as it runs through the program's own code, must be
+/// the chain of awaits the fixture reported (function and line of each `.await`), and
+/// the task must be blocked on what the fixture said, with the detail it gave (the
+/// listener's fd, the awaited task's id, the channel's capacity…).
+fn assert_backtrace(kind: &str, task: &Value, spawned: &Value) {
+    let root = spawned["root"].as_str().unwrap();
+    let krate = format!("{}::", root.split("::").next().unwrap());
+    let own: Vec<(String, u64)> = task["backtrace"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["function"].as_str().unwrap_or("").starts_with(&krate))
+        .map(|f| (f["function"].as_str().unwrap().to_string(), f["location"]["line"].as_u64().unwrap_or(0)))
+        .collect();
+    let want: Vec<(String, u64)> = spawned["awaits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| (a[0].as_str().unwrap().to_string(), a[1].as_u64().unwrap()))
+        .collect();
+    assert_eq!(own, want, "{kind} task {}: await chain", spawned["id"]);
+    for f in task["backtrace"].as_array().unwrap() {
+        if f["function"].as_str().unwrap_or("").starts_with(&krate) {
+            let file = f["location"]["file"].as_str().unwrap_or("");
+            assert!(file.ends_with("tokio-tasks/src/main.rs"), "{kind} task {}: await file {file}", spawned["id"]);
+        }
+    }
+    let blocked = &task["blocked_on"];
+    assert_eq!(blocked["kind"], spawned["leaf"], "{kind} task {}: blocked on", spawned["id"]);
+    if let Some(detail) = spawned["detail"].as_array() {
+        let key = detail[0].as_str().unwrap();
+        assert_eq!(blocked["fields"][key], detail[1], "{kind} task {}: {key}", spawned["id"]);
     }
 }
 

@@ -11,7 +11,7 @@ use anyhow::{Context, Result, bail};
 use clap::Parser;
 use layoutdump_capture::{CaptureFormat, CaptureOptions, capture};
 use layoutdump_interpreter::analyze::{Options, analyze};
-use layoutdump_interpreter::report::render_text;
+use layoutdump_interpreter::report::{TextOptions, render_text};
 use layoutdump_interpreter::shipped::compile_layout;
 
 #[derive(Parser, Debug)]
@@ -84,7 +84,7 @@ pub fn demo(args: DemoArgs) -> Result<ExitCode> {
     eprintln!("[4/4] layoutdump run tokio {}\n", dump.display());
     let program = compile_layout("tokio").map_err(anyhow::Error::msg)?;
     let (report, outcome) = analyze(&program, &dump, &Options::default())?;
-    print!("{}", render_text(&report));
+    print!("{}", render_text(&report, TextOptions { locals: true }));
     println!("\nthe program said about itself (before it was captured):\n  {truth}");
     println!(
         "layoutdump found {} tasks in {} runtimes",

@@ -12,7 +12,7 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use layoutdump_interpreter::analyze::{Options, Outcome, analyze};
 use layoutdump_interpreter::eval::Limits;
-use layoutdump_interpreter::report::{Report, render_text};
+use layoutdump_interpreter::report::{Report, TextOptions, render_text};
 use layoutdump_interpreter::shipped::compile_layout;
 
 /// Async task backtraces for any Rust executor, from crash dumps and DWARF.
@@ -73,6 +73,9 @@ struct RunArgs {
     /// Write the report to this file instead of standard output.
     #[arg(short, long)]
     output: Option<PathBuf>,
+    /// Show the values each task holds across its awaits (JSON and YAML always have them).
+    #[arg(long)]
+    locals: bool,
     /// Most items one list, slice or `for` may yield (guards against corrupt lengths and cycles).
     #[arg(long = "limit-items", default_value_t = Limits::default().items)]
     limit_items: u64,
@@ -137,7 +140,7 @@ fn run(args: RunArgs) -> Result<ExitCode> {
         },
     };
     let (report, outcome) = analyze(&program, &args.dump, &opts)?;
-    emit(&report, args.format, args.output.as_deref())?;
+    emit(&report, args.format, args.locals, args.output.as_deref())?;
     Ok(exit_code(outcome))
 }
 
@@ -148,9 +151,9 @@ pub(crate) fn exit_code(outcome: Outcome) -> ExitCode {
     }
 }
 
-fn emit(report: &Report, format: Format, output: Option<&std::path::Path>) -> Result<()> {
+fn emit(report: &Report, format: Format, locals: bool, output: Option<&std::path::Path>) -> Result<()> {
     let text = match format {
-        Format::Text => render_text(report),
+        Format::Text => render_text(report, TextOptions { locals }),
         Format::Json => report.to_json() + "\n",
         Format::Yaml => report.to_yaml(),
     };

@@ -10,3 +10,4 @@ pub mod report;
 pub mod run;
 pub mod shipped;
 pub mod unwind;
+pub mod backtrace;

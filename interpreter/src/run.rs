@@ -121,7 +121,7 @@ pub fn run(
             };
             match root.yields {
                 RuleKind::Runtime => add_runtime(&ev, value, tid, &mut out),
-                RuleKind::Task => out.warnings.push(format!(
+                _ => out.warnings.push(format!(
                     "root at {here}: roots yielding tasks directly are not supported yet"
                 )),
             }
@@ -360,6 +360,8 @@ fn task_report(ev: &Evaluator<'_>, item: Value) -> Result<TaskReport, EvalError>
         state: None,
         flags: Vec::new(),
         future: None,
+        backtrace: Vec::new(),
+        blocked_on: None,
         fields: BTreeMap::new(),
         unavailable: BTreeMap::new(),
     };
@@ -389,6 +391,9 @@ fn task_report(ev: &Evaluator<'_>, item: Value) -> Result<TaskReport, EvalError>
             }
             "future" => match value {
                 Value::Place { addr, ty } => {
+                    let chain = crate::backtrace::await_chain(ev, value.clone());
+                    t.backtrace = chain.frames;
+                    t.blocked_on = chain.blocked_on;
                     t.future = Some(FutureRef {
                         ty: ev.ty(ty).map(|t| t.name.to_string()).unwrap_or_default(),
                         address: Hex(addr),
@@ -416,7 +421,7 @@ fn display_string(ev: &Evaluator<'_>, v: &Value) -> String {
 
 /// A member's value for the report: numbers where the value stands for one, strings,
 /// lists, and otherwise the object's type and address.
-fn field_value(ev: &Evaluator<'_>, v: &Value) -> FieldValue {
+pub(crate) fn field_value(ev: &Evaluator<'_>, v: &Value) -> FieldValue {
     match v {
         Value::Int(i) => FieldValue::Int(*i),
         Value::Str(s) => FieldValue::Str(s.to_string()),

@@ -118,6 +118,12 @@ pub fn compile(main: SourceFile, loader: &dyn Loader) -> Result<Program, Diagnos
             resolver.program.rules.push(rule);
         }
         for (mut root, subject) in p.roots {
+            if root.yields != RuleKind::Runtime {
+                resolver.diags.push(
+                    Diagnostic::new(root.span, "a root yields a runtime: `root … as x => runtime EXPR`")
+                        .with_help("tasks are reached from a runtime rule's `tasks`"),
+                );
+            }
             let mut scope = Scope::new(vec![subject]);
             resolver.resolve(root.value, &mut scope);
             root.frame_size = scope.size();

@@ -186,6 +186,8 @@ fn describe(rule: Rule) -> String {
 fn rule_kind(p: Option<Pair<'_, Rule>>) -> RuleKind {
     match p.map(|p| p.as_str()) {
         Some("task") => RuleKind::Task,
+        Some("future") => RuleKind::Future,
+        Some("leaf") => RuleKind::Leaf,
         _ => RuleKind::Runtime,
     }
 }

@@ -179,9 +179,16 @@ pub struct View {
 pub enum RuleKind {
     Runtime,
     Task,
+    /// `future TYPE as f { awaits = … }`: how to see into a future that is not an async
+    /// fn (a boxed `dyn Future`, a combinator): what it is waiting on.
+    Future,
+    /// `leaf TYPE as f { kind = "sleep", … }`: what a task waiting on this future is
+    /// blocked on.
+    Leaf,
 }
 
-/// `runtime TYPE as h { … }` or `task TYPE as t { … }`: how to report a value of that type.
+/// `runtime TYPE as h { … }`, `task …`, `future …` or `leaf …`: how to report or see
+/// into a value of that type.
 #[derive(Debug, Clone)]
 pub struct Rule {
     pub kind: RuleKind,

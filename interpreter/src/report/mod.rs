@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-pub use text::render_text;
+pub use text::{TextOptions, render_text};
 
 /// Bumped on any incompatible change of the JSON/YAML shape.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -81,8 +81,50 @@ pub struct TaskReport {
     pub flags: Vec<String>,
     /// The task's root future.
     pub future: Option<FutureRef>,
+    /// The async backtrace: the root future first, then what each awaits, down to the
+    /// future the task is parked on.
+    pub backtrace: Vec<AwaitFrame>,
+    /// What the innermost future means, from the layout's `leaf` rules.
+    pub blocked_on: Option<BlockedOn>,
     pub fields: BTreeMap<String, FieldValue>,
     pub unavailable: BTreeMap<String, String>,
+}
+
+/// One future of an async backtrace.
+#[derive(Debug, Clone, Serialize)]
+pub struct AwaitFrame {
+    /// The async fn or block it comes from (`app::serve::handle_conn`), or the type name
+    /// of any other future.
+    pub function: String,
+    /// The future's type as DWARF names it.
+    pub future: String,
+    /// For async fns and blocks: `Unresumed`, `Suspend0`, `Suspend1`, …, `Returned`.
+    pub state: Option<String>,
+    /// For a suspended async fn or block: where it awaits.
+    pub location: Option<SourceRef>,
+    pub address: Hex,
+    /// Values held across the await, by name.
+    pub locals: BTreeMap<String, FieldValue>,
+    /// Why the chain stops or what could not be read here.
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SourceRef {
+    pub file: Option<String>,
+    pub line: u64,
+}
+
+/// What a task is waiting for.
+#[derive(Debug, Clone, Serialize)]
+pub struct BlockedOn {
+    /// The `kind` of the matching `leaf` rule (`sleep`, `join`, `mutex`, …), or `unknown`.
+    pub kind: String,
+    /// The leaf future's type and address.
+    pub future: String,
+    pub address: Hex,
+    /// The leaf rule's other members (`task`, `deadline`, `fd`, …).
+    pub fields: BTreeMap<String, FieldValue>,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -3,9 +3,16 @@
 
 use std::fmt::Write as _;
 
-use super::{FieldValue, Report};
+use super::{FieldValue, Report, TaskReport};
 
-pub fn render_text(r: &Report) -> String {
+/// What the text report shows beyond the default.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TextOptions {
+    /// Values held across each await (always in JSON/YAML).
+    pub locals: bool,
+}
+
+pub fn render_text(r: &Report, opts: TextOptions) -> String {
     let mut s = String::new();
     if let Some(d) = &r.dump {
         let name = d.process_name.as_deref().unwrap_or("?");
@@ -52,19 +59,7 @@ pub fn render_text(r: &Report) -> String {
             let _ = writeln!(s, "  {name}: unavailable ({why})");
         }
         for t in &rt.tasks {
-            let id = t.id.map_or("?".to_string(), |i| i.to_string());
-            let state = t.state.as_deref().unwrap_or("?");
-            let future = t
-                .future
-                .as_ref()
-                .map_or("<future unavailable>", |f| f.ty.as_str());
-            let _ = writeln!(s, "  task {id:>5}  {state:<9}  {future}");
-            for (name, v) in &t.fields {
-                let _ = writeln!(s, "             {name}: {}", show(v));
-            }
-            for (name, why) in &t.unavailable {
-                let _ = writeln!(s, "             {name}: unavailable ({why})");
-            }
+            task(&mut s, t, opts);
         }
     }
     if !r.threads.is_empty() {
@@ -84,6 +79,54 @@ pub fn render_text(r: &Report) -> String {
         }
     }
     s
+}
+
+/// One task: a header line, then its async backtrace as a tree, root future first and
+/// the future it is parked on last, then what it is blocked on.
+fn task(s: &mut String, t: &TaskReport, opts: TextOptions) {
+    let id = t.id.map_or("?".to_string(), |i| i.to_string());
+    let state = t.state.as_deref().unwrap_or("?");
+    let root = t.backtrace.first().map(|f| f.function.as_str()).or(t.future.as_ref().map(|f| f.ty.as_str()));
+    let _ = writeln!(s, "\n  task {id} [{state}]  {}", root.unwrap_or("<future unavailable>"));
+    let width = t.backtrace.iter().map(|f| f.function.chars().count()).max().unwrap_or(0).min(70);
+    for (i, f) in t.backtrace.iter().enumerate() {
+        let last = i + 1 == t.backtrace.len();
+        let branch = if last { "└─" } else { "├─" };
+        let cont = if last { "  " } else { "│ " };
+        if let Some(note) = &f.note {
+            if f.function.is_empty() {
+                let _ = writeln!(s, "    {branch} ({note})");
+                continue;
+            }
+        }
+        let at = match &f.location {
+            Some(l) => format!("  at {}:{}", l.file.as_deref().unwrap_or("?"), l.line),
+            None => String::new(),
+        };
+        let state = match f.state.as_deref() {
+            Some(st) if !st.starts_with("Suspend") => format!("  [{st}]"),
+            _ => String::new(),
+        };
+        let _ = writeln!(s, "    {branch} {:<width$}{at}{state}", f.function);
+        if let Some(note) = &f.note {
+            let _ = writeln!(s, "    {cont}   ({note})");
+        }
+        if opts.locals && !f.locals.is_empty() {
+            let values: Vec<String> = f.locals.iter().map(|(n, v)| format!("{n} = {}", show(v))).collect();
+            let _ = writeln!(s, "    {cont}   {}", values.join(", "));
+        }
+    }
+    if let Some(b) = &t.blocked_on {
+        let details: Vec<String> = b.fields.iter().map(|(n, v)| format!("{n} {}", show(v))).collect();
+        let details = if details.is_empty() { String::new() } else { format!(": {}", details.join(", ")) };
+        let _ = writeln!(s, "    blocked on {}{details}", b.kind);
+    }
+    for (name, v) in &t.fields {
+        let _ = writeln!(s, "    {name}: {}", show(v));
+    }
+    for (name, why) in &t.unavailable {
+        let _ = writeln!(s, "    {name}: unavailable ({why})");
+    }
 }
 
 fn show(v: &FieldValue) -> String {

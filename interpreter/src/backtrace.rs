@@ -1,0 +1,278 @@
+//! Async backtraces: from a task's root future down to the future it is waiting on.
+//! Runtime-independent: async fns and blocks are decoded from DWARF alone (coroutine
+//! state -> the `SuspendN` variant's await line -> its `__awaitee`); every other future is
+//! seen through the layout's `future` rules and views; the innermost one is matched
+//! against `leaf` rules to say what the task is blocked on.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+
+use layoutdump_lang::program::RuleKind;
+
+use crate::dwarf::{DieId, Type, TypeKind};
+use crate::eval::{EvalError, Evaluator, Value};
+use crate::report::{AwaitFrame, BlockedOn, FieldValue, Hex, SourceRef};
+
+/// Await chains deeper than this are cut (with a frame saying so).
+pub const MAX_AWAIT_DEPTH: usize = 128;
+/// Pointer and view hops between two frames.
+const MAX_HOPS: usize = 16;
+
+pub struct Backtrace {
+    pub frames: Vec<AwaitFrame>,
+    pub blocked_on: Option<BlockedOn>,
+}
+
+/// Walks the await chain of `future`.
+pub fn await_chain(ev: &Evaluator<'_>, future: Value) -> Backtrace {
+    let mut frames = Vec::new();
+    let mut seen: HashSet<(u64, DieId)> = HashSet::new();
+    let mut current = Some(future);
+    let mut blocked_on = None;
+    while let Some(v) = current.take() {
+        if frames.len() >= MAX_AWAIT_DEPTH {
+            frames.push(note_frame(format!("await chain deeper than {MAX_AWAIT_DEPTH}: cut here")));
+            break;
+        }
+        let Value::Place { addr, ty } = v else { break };
+        // Nested futures can share an address (an `__awaitee` at offset 0): key on the type too.
+        if !seen.insert((addr, ty)) {
+            frames.push(note_frame(format!("cycle: the future at {addr:#x} was already shown")));
+            break;
+        }
+        let Ok(t) = ev.ty(ty) else { break };
+        // A leaf rule ends the chain, even on an async fn: `accept on fd 12` says more
+        // than the runtime's internals beneath it.
+        if let Some(rule) = ev.program.rules.iter().find(|r| r.kind == RuleKind::Leaf && r.pattern.matches(&t.name)) {
+            let frame = if is_coroutine(&t) {
+                coroutine_frame(ev, addr, &t).map(|(f, _)| f).unwrap_or_else(|e| unreadable_frame(&t, addr, e))
+            } else {
+                plain_frame(&t, addr)
+            };
+            frames.push(frame);
+            blocked_on = Some(leaf_report(ev, rule, v, &t, addr));
+            break;
+        }
+        if is_coroutine(&t) {
+            match coroutine_frame(ev, addr, &t) {
+                Ok((frame, awaitee)) => {
+                    frames.push(frame);
+                    current = awaitee;
+                }
+                Err(e) => frames.push(unreadable_frame(&t, addr, e)),
+            }
+            continue;
+        }
+        if let Some(rule) = ev.program.rules.iter().find(|r| r.kind == RuleKind::Future && r.pattern.matches(&t.name)) {
+            frames.push(plain_frame(&t, addr));
+            let members = ev.eval_members(&rule.members, rule.frame_size, v.clone());
+            match members.into_iter().find(|(n, _)| n == "awaits").map(|(_, r)| r) {
+                Some(Ok(next)) => current = first_item(ev, next),
+                Some(Err(e)) => frames.push(note_frame(format!("cannot see into `{}`: {e}", t.name))),
+                None => {}
+            }
+            continue;
+        }
+        // Pointers, Pin, Box: step through without a frame of their own.
+        match step_through(ev, v) {
+            Some(next) => current = Some(next),
+            None => {
+                frames.push(plain_frame(&t, addr));
+                blocked_on =
+                    Some(BlockedOn { kind: "unknown".into(), future: t.name.to_string(), address: Hex(addr), fields: BTreeMap::new() });
+            }
+        }
+    }
+    Backtrace { frames, blocked_on }
+}
+
+/// An async fn, block or closure future: a struct whose variant part is chosen by the
+/// artificial `__state` member.
+pub fn is_coroutine(t: &Type) -> bool {
+    matches!(&t.kind, TypeKind::Struct { variants: Some(vp), .. } if vp.discr.as_ref().is_some_and(|d| &*d.name == "__state"))
+}
+
+/// The frame of one coroutine and, if it is suspended, the future it awaits.
+fn coroutine_frame(ev: &Evaluator<'_>, addr: u64, t: &Type) -> Result<(AwaitFrame, Option<Value>), EvalError> {
+    let TypeKind::Struct { variants: Some(vp), .. } = &t.kind else { unreachable!("checked by is_coroutine") };
+    let (member, data) = ev.active_variant(addr, t.id)?;
+    let variant = vp.variants.iter().find(|v| v.field.name == member);
+    let state_ty = variant.and_then(|v| v.field.ty).and_then(|id| ev.ty(id).ok());
+    // The variant's own struct is named after the state: `Unresumed`, `Suspend0`, ….
+    let state = state_ty.as_ref().map_or_else(|| member.to_string(), |s| last_segment(&s.name).to_string());
+    let location = variant.and_then(|v| {
+        let line = v.field.decl_line?;
+        let file = v.field.decl_file.and_then(|f| ev.dbg.decl_file(t.id, f).ok().flatten());
+        Some(SourceRef { file: file.map(|f| display_path(&f)), line })
+    });
+    let mut locals = BTreeMap::new();
+    let mut awaitee = None;
+    if let (Some(st), Value::Place { addr: vaddr, .. }) = (&state_ty, &data) {
+        if let TypeKind::Struct { fields, .. } = &st.kind {
+            for f in fields {
+                let Some(fty) = f.ty else { continue };
+                let place = Value::Place { addr: vaddr.wrapping_add(f.offset), ty: fty };
+                if &*f.name == "__awaitee" {
+                    awaitee = Some(place);
+                } else if !is_drop_flag(&f.name) && !locals.contains_key(&*f.name) {
+                    locals.insert(f.name.to_string(), local_value(ev, &place));
+                }
+            }
+        }
+    }
+    // Unresumed holds the arguments; only a suspended coroutine awaits something.
+    let awaitee = if state.starts_with("Suspend") { awaitee } else { None };
+    let frame = AwaitFrame {
+        function: function_name(&t.name),
+        future: t.name.to_string(),
+        state: Some(state),
+        location,
+        address: Hex(addr),
+        locals,
+        note: None,
+    };
+    Ok((frame, awaitee))
+}
+
+fn leaf_report(ev: &Evaluator<'_>, rule: &layoutdump_lang::program::Rule, v: Value, t: &Type, addr: u64) -> BlockedOn {
+    let mut out = BlockedOn { kind: "unknown".into(), future: t.name.to_string(), address: Hex(addr), fields: BTreeMap::new() };
+    for (name, r) in ev.eval_members(&rule.members, rule.frame_size, v) {
+        match (name.as_str(), r) {
+            ("kind", Ok(Value::Str(s))) => out.kind = s.to_string(),
+            (_, Ok(value)) => {
+                out.fields.insert(name, crate::run::field_value(ev, &value));
+            }
+            (_, Err(e)) => {
+                out.fields.insert(name, FieldValue::Str(format!("unavailable: {e}")));
+            }
+        }
+    }
+    out
+}
+
+/// Through a pointer or a view's `deref` (Pin, Box, NonNull…), if the type has one.
+fn step_through(ev: &Evaluator<'_>, v: Value) -> Option<Value> {
+    let mut v = v;
+    for _ in 0..MAX_HOPS {
+        let next = ev.deref(v.clone()).ok()?;
+        let Value::Place { ty, .. } = next else { return None };
+        let t = ev.ty(ty).ok()?;
+        // Stop at anything with meaning of its own: a coroutine or a rule's type.
+        let has_rule = ev.program.rules.iter().any(|r| matches!(r.kind, RuleKind::Future | RuleKind::Leaf) && r.pattern.matches(&t.name));
+        if is_coroutine(&t) || has_rule || !matches!(t.kind, TypeKind::Pointer { .. }) {
+            return Some(next);
+        }
+        v = next;
+    }
+    None
+}
+
+/// `awaits` may give one future or several (a join): v1 follows the first.
+fn first_item(ev: &Evaluator<'_>, v: Value) -> Option<Value> {
+    match v {
+        Value::Seq(items) => items.into_iter().next(),
+        Value::Place { .. } => Some(v),
+        _ => ev.items(v).ok()?.into_iter().next(),
+    }
+}
+
+fn plain_frame(t: &Type, addr: u64) -> AwaitFrame {
+    AwaitFrame {
+        function: function_name(&t.name),
+        future: t.name.to_string(),
+        state: None,
+        location: None,
+        address: Hex(addr),
+        locals: BTreeMap::new(),
+        note: None,
+    }
+}
+
+fn unreadable_frame(t: &Type, addr: u64, e: EvalError) -> AwaitFrame {
+    let mut f = plain_frame(t, addr);
+    f.note = Some(format!("state unreadable: {e}"));
+    f
+}
+
+fn note_frame(note: String) -> AwaitFrame {
+    AwaitFrame {
+        function: String::new(),
+        future: String::new(),
+        state: None,
+        location: None,
+        address: Hex(0),
+        locals: BTreeMap::new(),
+        note: Some(note),
+    }
+}
+
+/// A saved local: its number where it stands for one, else its type (and length where a
+/// view gives one).
+fn local_value(ev: &Evaluator<'_>, v: &Value) -> FieldValue {
+    crate::run::field_value(ev, v)
+}
+
+fn is_drop_flag(name: &str) -> bool {
+    name.strip_prefix("__").is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
+fn last_segment(name: &str) -> &str {
+    name.rsplit("::").next().unwrap_or(name)
+}
+
+/// `app::serve::handle_conn::{async_fn_env#0}` -> `app::serve::handle_conn`;
+/// `app::main::{async_block_env#1}` -> `app::main::{async block#1}`; other futures keep
+/// their type name.
+pub fn function_name(type_name: &str) -> String {
+    let mut out = String::with_capacity(type_name.len());
+    let mut rest = type_name;
+    while let Some(i) = rest.find("::{") {
+        out.push_str(&rest[..i]);
+        let seg_end = rest[i..].find('}').map_or(rest.len(), |e| i + e + 1);
+        let segment = &rest[i + 2..seg_end];
+        // `{async_fn_env#0}` is the async fn itself; blocks and closures keep a marker.
+        if let Some(n) = segment.strip_prefix("{async_block_env#") {
+            out.push_str("::{async block#");
+            out.push_str(n);
+        } else if let Some(n) = segment.strip_prefix("{closure_env#") {
+            out.push_str("::{closure#");
+            out.push_str(n);
+        } else if !segment.starts_with("{async_fn_env#") && !segment.starts_with("{async_fn#") {
+            // `{async_fn#0}` is an async fn's body, where its blocks and closures live.
+            out.push_str(&rest[i..seg_end]);
+        }
+        rest = &rest[seg_end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Paths from the build machine, shortened where the crate can be told: a crates.io
+/// dependency as `tokio-1.54.1/src/time/sleep.rs`, the standard library from `library/`.
+pub fn display_path(path: &Arc<str>) -> String {
+    if let Some(i) = path.find("/registry/src/") {
+        let rest = &path[i + "/registry/src/".len()..];
+        return rest.split_once('/').map_or(rest, |(_, r)| r).to_string();
+    }
+    if let Some(i) = path.find("/library/") {
+        return path[i + 1..].to_string();
+    }
+    path.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::function_name;
+
+    #[test]
+    fn function_names_read_like_source() {
+        assert_eq!(function_name("app::serve::handle_conn::{async_fn_env#0}"), "app::serve::handle_conn");
+        assert_eq!(function_name("app::main::{async_block_env#1}"), "app::main::{async block#1}");
+        assert_eq!(
+            function_name("tokio::sync::mpsc::bounded::{impl#0}::recv::{async_fn_env#0}<u64>"),
+            "tokio::sync::mpsc::bounded::{impl#0}::recv<u64>"
+        );
+        assert_eq!(function_name("tokio::time::sleep::Sleep"), "tokio::time::sleep::Sleep");
+        assert_eq!(function_name("app::spawn_mix::{async_fn#0}::{async_block_env#0}"), "app::spawn_mix::{async block#0}");
+    }
+}
