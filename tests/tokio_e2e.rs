@@ -94,7 +94,12 @@ fn assert_backtrace(kind: &str, task: &Value, spawned: &Value) {
         .unwrap()
         .iter()
         .filter(|f| f["function"].as_str().unwrap_or("").starts_with(&krate))
-        .map(|f| (f["function"].as_str().unwrap().to_string(), f["location"]["line"].as_u64().unwrap_or(0)))
+        .map(|f| {
+            (
+                f["function"].as_str().unwrap().to_string(),
+                f["location"]["line"].as_u64().unwrap_or(0),
+            )
+        })
         .collect();
     let want: Vec<(String, u64)> = spawned["awaits"]
         .as_array()
@@ -106,14 +111,41 @@ fn assert_backtrace(kind: &str, task: &Value, spawned: &Value) {
     for f in task["backtrace"].as_array().unwrap() {
         if f["function"].as_str().unwrap_or("").starts_with(&krate) {
             let file = f["location"]["file"].as_str().unwrap_or("");
-            assert!(file.ends_with("tokio-tasks/src/main.rs"), "{kind} task {}: await file {file}", spawned["id"]);
+            assert!(
+                file.ends_with("tokio-tasks/src/main.rs"),
+                "{kind} task {}: await file {file}",
+                spawned["id"]
+            );
         }
     }
+    if let Some(holds) = spawned["holds"].as_array() {
+        let (function, name) = (holds[0].as_str().unwrap(), holds[1].as_str().unwrap());
+        let frame = task["backtrace"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["function"] == function);
+        let frame =
+            frame.unwrap_or_else(|| panic!("{kind} task {}: no frame {function}", spawned["id"]));
+        assert_eq!(
+            frame["locals"][name], holds[2],
+            "{kind} task {}: {function} holds {name}",
+            spawned["id"]
+        );
+    }
     let blocked = &task["blocked_on"];
-    assert_eq!(blocked["kind"], spawned["leaf"], "{kind} task {}: blocked on", spawned["id"]);
+    assert_eq!(
+        blocked["kind"], spawned["leaf"],
+        "{kind} task {}: blocked on",
+        spawned["id"]
+    );
     if let Some(detail) = spawned["detail"].as_array() {
         let key = detail[0].as_str().unwrap();
-        assert_eq!(blocked["fields"][key], detail[1], "{kind} task {}: {key}", spawned["id"]);
+        assert_eq!(
+            blocked["fields"][key], detail[1],
+            "{kind} task {}: {key}",
+            spawned["id"]
+        );
     }
 }
 

@@ -151,7 +151,12 @@ pub(crate) fn exit_code(outcome: Outcome) -> ExitCode {
     }
 }
 
-fn emit(report: &Report, format: Format, locals: bool, output: Option<&std::path::Path>) -> Result<()> {
+fn emit(
+    report: &Report,
+    format: Format,
+    locals: bool,
+    output: Option<&std::path::Path>,
+) -> Result<()> {
     let text = match format {
         Format::Text => render_text(report, TextOptions { locals }),
         Format::Json => report.to_json() + "\n",

@@ -31,21 +31,32 @@ pub fn await_chain(ev: &Evaluator<'_>, future: Value) -> Backtrace {
     let mut blocked_on = None;
     while let Some(v) = current.take() {
         if frames.len() >= MAX_AWAIT_DEPTH {
-            frames.push(note_frame(format!("await chain deeper than {MAX_AWAIT_DEPTH}: cut here")));
+            frames.push(note_frame(format!(
+                "await chain deeper than {MAX_AWAIT_DEPTH}: cut here"
+            )));
             break;
         }
         let Value::Place { addr, ty } = v else { break };
         // Nested futures can share an address (an `__awaitee` at offset 0): key on the type too.
         if !seen.insert((addr, ty)) {
-            frames.push(note_frame(format!("cycle: the future at {addr:#x} was already shown")));
+            frames.push(note_frame(format!(
+                "cycle: the future at {addr:#x} was already shown"
+            )));
             break;
         }
         let Ok(t) = ev.ty(ty) else { break };
         // A leaf rule ends the chain, even on an async fn: `accept on fd 12` says more
         // than the runtime's internals beneath it.
-        if let Some(rule) = ev.program.rules.iter().find(|r| r.kind == RuleKind::Leaf && r.pattern.matches(&t.name)) {
+        if let Some(rule) = ev
+            .program
+            .rules
+            .iter()
+            .find(|r| r.kind == RuleKind::Leaf && r.pattern.matches(&t.name))
+        {
             let frame = if is_coroutine(&t) {
-                coroutine_frame(ev, addr, &t).map(|(f, _)| f).unwrap_or_else(|e| unreadable_frame(&t, addr, e))
+                coroutine_frame(ev, addr, &t)
+                    .map(|(f, _)| f)
+                    .unwrap_or_else(|e| unreadable_frame(&t, addr, e))
             } else {
                 plain_frame(&t, addr)
             };
@@ -63,12 +74,23 @@ pub fn await_chain(ev: &Evaluator<'_>, future: Value) -> Backtrace {
             }
             continue;
         }
-        if let Some(rule) = ev.program.rules.iter().find(|r| r.kind == RuleKind::Future && r.pattern.matches(&t.name)) {
+        if let Some(rule) = ev
+            .program
+            .rules
+            .iter()
+            .find(|r| r.kind == RuleKind::Future && r.pattern.matches(&t.name))
+        {
             frames.push(plain_frame(&t, addr));
             let members = ev.eval_members(&rule.members, rule.frame_size, v.clone());
-            match members.into_iter().find(|(n, _)| n == "awaits").map(|(_, r)| r) {
+            match members
+                .into_iter()
+                .find(|(n, _)| n == "awaits")
+                .map(|(_, r)| r)
+            {
                 Some(Ok(next)) => current = first_item(ev, next),
-                Some(Err(e)) => frames.push(note_frame(format!("cannot see into `{}`: {e}", t.name))),
+                Some(Err(e)) => {
+                    frames.push(note_frame(format!("cannot see into `{}`: {e}", t.name)))
+                }
                 None => {}
             }
             continue;
@@ -78,8 +100,12 @@ pub fn await_chain(ev: &Evaluator<'_>, future: Value) -> Backtrace {
             Some(next) => current = Some(next),
             None => {
                 frames.push(plain_frame(&t, addr));
-                blocked_on =
-                    Some(BlockedOn { kind: "unknown".into(), future: t.name.to_string(), address: Hex(addr), fields: BTreeMap::new() });
+                blocked_on = Some(BlockedOn {
+                    kind: "unknown".into(),
+                    future: t.name.to_string(),
+                    address: Hex(addr),
+                    fields: BTreeMap::new(),
+                });
             }
         }
     }
@@ -93,35 +119,61 @@ pub fn is_coroutine(t: &Type) -> bool {
 }
 
 /// The frame of one coroutine and, if it is suspended, the future it awaits.
-fn coroutine_frame(ev: &Evaluator<'_>, addr: u64, t: &Type) -> Result<(AwaitFrame, Option<Value>), EvalError> {
-    let TypeKind::Struct { variants: Some(vp), .. } = &t.kind else { unreachable!("checked by is_coroutine") };
+fn coroutine_frame(
+    ev: &Evaluator<'_>,
+    addr: u64,
+    t: &Type,
+) -> Result<(AwaitFrame, Option<Value>), EvalError> {
+    let TypeKind::Struct {
+        variants: Some(vp), ..
+    } = &t.kind
+    else {
+        unreachable!("checked by is_coroutine")
+    };
     let (member, data) = ev.active_variant(addr, t.id)?;
     let variant = vp.variants.iter().find(|v| v.field.name == member);
-    let state_ty = variant.and_then(|v| v.field.ty).and_then(|id| ev.ty(id).ok());
+    let state_ty = variant
+        .and_then(|v| v.field.ty)
+        .and_then(|id| ev.ty(id).ok());
     // The variant's own struct is named after the state: `Unresumed`, `Suspend0`, ….
-    let state = state_ty.as_ref().map_or_else(|| member.to_string(), |s| last_segment(&s.name).to_string());
+    let state = state_ty
+        .as_ref()
+        .map_or_else(|| member.to_string(), |s| last_segment(&s.name).to_string());
     let location = variant.and_then(|v| {
         let line = v.field.decl_line?;
-        let file = v.field.decl_file.and_then(|f| ev.dbg.decl_file(t.id, f).ok().flatten());
-        Some(SourceRef { file: file.map(|f| display_path(&f)), line })
+        let file = v
+            .field
+            .decl_file
+            .and_then(|f| ev.dbg.decl_file(t.id, f).ok().flatten());
+        Some(SourceRef {
+            file: file.map(|f| display_path(&f)),
+            line,
+        })
     });
     let mut locals = BTreeMap::new();
     let mut awaitee = None;
-    if let (Some(st), Value::Place { addr: vaddr, .. }) = (&state_ty, &data) {
-        if let TypeKind::Struct { fields, .. } = &st.kind {
-            for f in fields {
-                let Some(fty) = f.ty else { continue };
-                let place = Value::Place { addr: vaddr.wrapping_add(f.offset), ty: fty };
-                if &*f.name == "__awaitee" {
-                    awaitee = Some(place);
-                } else if !is_drop_flag(&f.name) && !locals.contains_key(&*f.name) {
-                    locals.insert(f.name.to_string(), local_value(ev, &place));
-                }
+    if let (Some(st), Value::Place { addr: vaddr, .. }) = (&state_ty, &data)
+        && let TypeKind::Struct { fields, .. } = &st.kind
+    {
+        for f in fields {
+            let Some(fty) = f.ty else { continue };
+            let place = Value::Place {
+                addr: vaddr.wrapping_add(f.offset),
+                ty: fty,
+            };
+            if &*f.name == "__awaitee" {
+                awaitee = Some(place);
+            } else if !is_drop_flag(&f.name) && !locals.contains_key(&*f.name) {
+                locals.insert(f.name.to_string(), local_value(ev, &place));
             }
         }
     }
     // Unresumed holds the arguments; only a suspended coroutine awaits something.
-    let awaitee = if state.starts_with("Suspend") { awaitee } else { None };
+    let awaitee = if state.starts_with("Suspend") {
+        awaitee
+    } else {
+        None
+    };
     let frame = AwaitFrame {
         function: function_name(&t.name),
         future: t.name.to_string(),
@@ -134,8 +186,19 @@ fn coroutine_frame(ev: &Evaluator<'_>, addr: u64, t: &Type) -> Result<(AwaitFram
     Ok((frame, awaitee))
 }
 
-fn leaf_report(ev: &Evaluator<'_>, rule: &layoutdump_lang::program::Rule, v: Value, t: &Type, addr: u64) -> BlockedOn {
-    let mut out = BlockedOn { kind: "unknown".into(), future: t.name.to_string(), address: Hex(addr), fields: BTreeMap::new() };
+fn leaf_report(
+    ev: &Evaluator<'_>,
+    rule: &layoutdump_lang::program::Rule,
+    v: Value,
+    t: &Type,
+    addr: u64,
+) -> BlockedOn {
+    let mut out = BlockedOn {
+        kind: "unknown".into(),
+        future: t.name.to_string(),
+        address: Hex(addr),
+        fields: BTreeMap::new(),
+    };
     for (name, r) in ev.eval_members(&rule.members, rule.frame_size, v) {
         match (name.as_str(), r) {
             ("kind", Ok(Value::Str(s))) => out.kind = s.to_string(),
@@ -143,7 +206,8 @@ fn leaf_report(ev: &Evaluator<'_>, rule: &layoutdump_lang::program::Rule, v: Val
                 out.fields.insert(name, crate::run::field_value(ev, &value));
             }
             (_, Err(e)) => {
-                out.fields.insert(name, FieldValue::Str(format!("unavailable: {e}")));
+                out.fields
+                    .insert(name, FieldValue::Str(format!("unavailable: {e}")));
             }
         }
     }
@@ -155,10 +219,14 @@ fn step_through(ev: &Evaluator<'_>, v: Value) -> Option<Value> {
     let mut v = v;
     for _ in 0..MAX_HOPS {
         let next = ev.deref(v.clone()).ok()?;
-        let Value::Place { ty, .. } = next else { return None };
+        let Value::Place { ty, .. } = next else {
+            return None;
+        };
         let t = ev.ty(ty).ok()?;
         // Stop at anything with meaning of its own: a coroutine or a rule's type.
-        let has_rule = ev.program.rules.iter().any(|r| matches!(r.kind, RuleKind::Future | RuleKind::Leaf) && r.pattern.matches(&t.name));
+        let has_rule = ev.program.rules.iter().any(|r| {
+            matches!(r.kind, RuleKind::Future | RuleKind::Leaf) && r.pattern.matches(&t.name)
+        });
         if is_coroutine(&t) || has_rule || !matches!(t.kind, TypeKind::Pointer { .. }) {
             return Some(next);
         }
@@ -213,7 +281,8 @@ fn local_value(ev: &Evaluator<'_>, v: &Value) -> FieldValue {
 }
 
 fn is_drop_flag(name: &str) -> bool {
-    name.strip_prefix("__").is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    name.strip_prefix("__")
+        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
 }
 
 fn last_segment(name: &str) -> &str {
@@ -266,13 +335,25 @@ mod tests {
 
     #[test]
     fn function_names_read_like_source() {
-        assert_eq!(function_name("app::serve::handle_conn::{async_fn_env#0}"), "app::serve::handle_conn");
-        assert_eq!(function_name("app::main::{async_block_env#1}"), "app::main::{async block#1}");
+        assert_eq!(
+            function_name("app::serve::handle_conn::{async_fn_env#0}"),
+            "app::serve::handle_conn"
+        );
+        assert_eq!(
+            function_name("app::main::{async_block_env#1}"),
+            "app::main::{async block#1}"
+        );
         assert_eq!(
             function_name("tokio::sync::mpsc::bounded::{impl#0}::recv::{async_fn_env#0}<u64>"),
             "tokio::sync::mpsc::bounded::{impl#0}::recv<u64>"
         );
-        assert_eq!(function_name("tokio::time::sleep::Sleep"), "tokio::time::sleep::Sleep");
-        assert_eq!(function_name("app::spawn_mix::{async_fn#0}::{async_block_env#0}"), "app::spawn_mix::{async block#0}");
+        assert_eq!(
+            function_name("tokio::time::sleep::Sleep"),
+            "tokio::time::sleep::Sleep"
+        );
+        assert_eq!(
+            function_name("app::spawn_mix::{async_fn#0}::{async_block_env#0}"),
+            "app::spawn_mix::{async block#0}"
+        );
     }
 }

@@ -2,6 +2,7 @@
 //! compiled layouts against a dump, and report rendering.
 
 pub mod analyze;
+pub mod backtrace;
 pub mod check;
 pub mod dwarf;
 pub mod eval;
@@ -10,4 +11,3 @@ pub mod report;
 pub mod run;
 pub mod shipped;
 pub mod unwind;
-pub mod backtrace;

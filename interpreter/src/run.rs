@@ -422,18 +422,43 @@ fn display_string(ev: &Evaluator<'_>, v: &Value) -> String {
 /// A member's value for the report: numbers where the value stands for one, strings,
 /// lists, and otherwise the object's type and address.
 pub(crate) fn field_value(ev: &Evaluator<'_>, v: &Value) -> FieldValue {
+    field_value_depth(ev, v, 0)
+}
+
+fn field_value_depth(ev: &Evaluator<'_>, v: &Value, depth: u32) -> FieldValue {
     match v {
         Value::Int(i) => FieldValue::Int(*i),
+        Value::Addr(a) => FieldValue::Address(Hex(*a)),
         Value::Str(s) => FieldValue::Str(s.to_string()),
-        Value::Seq(items) => {
-            FieldValue::List(items.iter().take(64).map(|i| field_value(ev, i)).collect())
+        Value::Seq(items) => FieldValue::List(
+            items
+                .iter()
+                .take(64)
+                .map(|i| field_value_depth(ev, i, depth + 1))
+                .collect(),
+        ),
+        Value::Place { addr, ty } => {
+            // A view's `show` says how the type reads (a String's text); bounded, since a
+            // `show` may name another value with a `show`.
+            if depth < 4
+                && let Some(Ok(shown)) = ev.show(v)
+            {
+                return field_value_depth(ev, &shown, depth + 1);
+            }
+            let t = ev.ty(*ty).ok();
+            if let Some(t) = &t
+                && matches!(t.kind, crate::dwarf::TypeKind::Pointer { .. })
+                && let Ok(target) = ev.mem.read_u64_le(*addr)
+            {
+                return FieldValue::Address(Hex(target));
+            }
+            match ev.to_int(v) {
+                Ok(i) => FieldValue::Int(i),
+                Err(_) => FieldValue::Object {
+                    ty: t.map(|t| t.name.to_string()).unwrap_or_default(),
+                    address: Hex(*addr),
+                },
+            }
         }
-        Value::Place { addr, ty } => match ev.to_int(v) {
-            Ok(i) => FieldValue::Int(i),
-            Err(_) => FieldValue::Object {
-                ty: ev.ty(*ty).map(|t| t.name.to_string()).unwrap_or_default(),
-                address: Hex(*addr),
-            },
-        },
     }
 }

@@ -120,8 +120,11 @@ pub fn compile(main: SourceFile, loader: &dyn Loader) -> Result<Program, Diagnos
         for (mut root, subject) in p.roots {
             if root.yields != RuleKind::Runtime {
                 resolver.diags.push(
-                    Diagnostic::new(root.span, "a root yields a runtime: `root … as x => runtime EXPR`")
-                        .with_help("tasks are reached from a runtime rule's `tasks`"),
+                    Diagnostic::new(
+                        root.span,
+                        "a root yields a runtime: `root … as x => runtime EXPR`",
+                    )
+                    .with_help("tasks are reached from a runtime rule's `tasks`"),
                 );
             }
             let mut scope = Scope::new(vec![subject]);
@@ -259,7 +262,7 @@ impl Resolver<'_> {
                     Some(Expr::CallFn { func, args })
                 } else {
                     self.diags.push(Diagnostic::new(span, format!("unknown function `{name}`")).with_help(
-                        "builtins are addr, variant, list, slice, len, type_name, is_null; or define it with `fn name(x) = …`",
+                        "builtins are addr, variant, list, slice, len, type_name, is_null, str; or define it with `fn name(x) = …`",
                     ));
                     None
                 }

@@ -60,6 +60,8 @@ pub enum Builtin {
     TypeName,
     /// `is_null(e)`: whether the pointer `e` is null (or the Option is None).
     IsNull,
+    /// `str(ptr, len)`: the UTF-8 text of `len` bytes at `ptr` (the first 256 shown).
+    Str,
 }
 
 impl Builtin {
@@ -72,6 +74,7 @@ impl Builtin {
             "len" => (Builtin::Len, 1),
             "type_name" => (Builtin::TypeName, 1),
             "is_null" => (Builtin::IsNull, 1),
+            "str" => (Builtin::Str, 2),
             _ => return None,
         })
     }

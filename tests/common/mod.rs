@@ -218,7 +218,38 @@ pub fn redact(text: &str, dumps: &Dumps) -> String {
         rest = &rest[i + 2 + hex_len..];
     }
     out.push_str(rest);
-    redact_words(&out)
+    redact_values(
+        &redact_words(&out),
+        &["deadline_secs", "deadline_nanos", "fd"],
+    )
+}
+
+/// Numbers that depend on when and where the fixture ran (a monotonic-clock deadline, a
+/// file descriptor) after `key ` (text) or `"key": ` (JSON). The tests compare them with
+/// the fixture's own report instead.
+fn redact_values(s: &str, keys: &[&str]) -> String {
+    let mut out = s.to_string();
+    for key in keys {
+        for prefix in [format!("{key} "), format!("\"{key}\": ")] {
+            let mut result = String::with_capacity(out.len());
+            let mut rest = out.as_str();
+            while let Some(i) = rest.find(&prefix) {
+                let start = i + prefix.len();
+                let digits = rest[start..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_digit())
+                    .count();
+                result.push_str(&rest[..start]);
+                if digits > 0 {
+                    result.push_str(&format!("[{}]", key.to_uppercase()));
+                }
+                rest = &rest[start + digits..];
+            }
+            result.push_str(rest);
+            out = result;
+        }
+    }
+    out
 }
 
 /// Thread ids (7-digit and shorter numbers after "threads:" or at a thread line's start)

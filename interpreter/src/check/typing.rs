@@ -231,7 +231,7 @@ impl<'a> TypeChecker<'a> {
                 }
                 AType::Int
             }
-            Builtin::Variant | Builtin::TypeName => {
+            Builtin::Variant | Builtin::TypeName | Builtin::Str => {
                 for a in args {
                     self.eval(*a, frame);
                 }

@@ -35,6 +35,9 @@ impl Default for Limits {
     }
 }
 
+/// Bytes of a string that `str()` reads.
+const MAX_STR: u64 = 256;
+
 /// How many pointer/view hops one field access or coercion may take.
 const MAX_HOPS: usize = 32;
 
@@ -207,6 +210,7 @@ impl<'a> Evaluator<'a> {
                     .ok_or(EvalError::TypeNotFound { name })?;
                 let addr = match &v {
                     Value::Int(a) => *a as u64,
+                    Value::Addr(a) => *a,
                     Value::Place { addr, ty } => match self.ty(*ty)?.kind {
                         TypeKind::Pointer { .. } => self.mem.read_u64_le(*addr)?,
                         _ => *addr,
@@ -311,8 +315,9 @@ impl<'a> Evaluator<'a> {
         };
         match func {
             Builtin::Addr => match arg(0, frame)? {
-                Value::Place { addr, .. } => Ok(Value::Int(i128::from(addr))),
-                Value::Int(a) => Ok(Value::Int(a)),
+                Value::Place { addr, .. } => Ok(Value::Addr(addr)),
+                Value::Int(a) => Ok(Value::Addr(a as u64)),
+                Value::Addr(a) => Ok(Value::Addr(a)),
                 _ => Err(EvalError::Other("addr() needs a value in memory".into())),
             },
             Builtin::Variant => {
@@ -350,6 +355,27 @@ impl<'a> Evaluator<'a> {
                 self.slice(first, len)
             }
             Builtin::List => self.list(args, frame),
+            Builtin::Str => {
+                let at = arg(0, frame)?;
+                let len = arg(1, frame)?;
+                let len = u64::try_from(self.to_int(&len)?)
+                    .map_err(|_| EvalError::Other("negative string length".into()))?;
+                let addr = match &at {
+                    Value::Place { addr, ty } => match self.ty(*ty)?.kind {
+                        TypeKind::Pointer { .. } => self.mem.read_u64_le(*addr)?,
+                        _ => *addr,
+                    },
+                    other => self.to_int(other)? as u64,
+                };
+                // Strings are shown, not processed: the first 256 bytes say enough.
+                let shown = len.min(MAX_STR);
+                let bytes = self.mem.read_vec(addr, shown, MAX_STR)?;
+                let mut text = String::from_utf8_lossy(&bytes).into_owned();
+                if len > shown {
+                    text.push('…');
+                }
+                Ok(Value::Str(Arc::from(text)))
+            }
         }
     }
 
@@ -416,7 +442,7 @@ impl<'a> Evaluator<'a> {
     fn list_node(&self, mut v: Value) -> Result<Option<Value>, EvalError> {
         for _ in 0..MAX_HOPS {
             match &v {
-                Value::Int(0) => return Ok(None),
+                Value::Int(0) | Value::Addr(0) => return Ok(None),
                 Value::Place { addr, ty } => {
                     let t = self.ty(*ty)?;
                     match t.kind {
@@ -677,6 +703,7 @@ impl<'a> Evaluator<'a> {
         for _ in 0..MAX_HOPS {
             let (addr, ty) = match &v {
                 Value::Int(i) => return Ok(*i),
+                Value::Addr(a) => return Ok(i128::from(*a)),
                 Value::Place { addr, ty } => (*addr, *ty),
                 Value::Str(_) | Value::Seq(_) => {
                     return Err(EvalError::Other("expected a number".into()));
@@ -771,6 +798,16 @@ impl<'a> Evaluator<'a> {
         });
         self.views.borrow_mut().insert(ty, found);
         found
+    }
+
+    /// The value of the type's view member `show` (how a value is shown in reports), if
+    /// its view has one.
+    pub fn show(&self, v: &Value) -> Option<Result<Value, EvalError>> {
+        let Value::Place { ty, .. } = v else {
+            return None;
+        };
+        let (view, m) = self.view_member(*ty, "show")?;
+        Some(self.eval_view_member(view, m, v.clone()))
     }
 
     fn view_member(&self, ty: DieId, name: &str) -> Option<(usize, usize)> {

@@ -14,6 +14,8 @@ pub enum Value {
         ty: DieId,
     },
     Int(i128),
+    /// A number that is an address (`addr(x)`, a pointer's value): reported in hex.
+    Addr(u64),
     Str(Arc<str>),
     Seq(Vec<Value>),
 }

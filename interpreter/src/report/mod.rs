@@ -152,6 +152,8 @@ pub struct ThreadReport {
 #[serde(untagged)]
 pub enum FieldValue {
     Int(i128),
+    /// An address (a pointer's value, `addr(x)`), as a hex string.
+    Address(Hex),
     Str(String),
     List(Vec<FieldValue>),
     /// An object in memory: its type and address.

@@ -86,18 +86,32 @@ pub fn render_text(r: &Report, opts: TextOptions) -> String {
 fn task(s: &mut String, t: &TaskReport, opts: TextOptions) {
     let id = t.id.map_or("?".to_string(), |i| i.to_string());
     let state = t.state.as_deref().unwrap_or("?");
-    let root = t.backtrace.first().map(|f| f.function.as_str()).or(t.future.as_ref().map(|f| f.ty.as_str()));
-    let _ = writeln!(s, "\n  task {id} [{state}]  {}", root.unwrap_or("<future unavailable>"));
-    let width = t.backtrace.iter().map(|f| f.function.chars().count()).max().unwrap_or(0).min(70);
+    let root = t
+        .backtrace
+        .first()
+        .map(|f| f.function.as_str())
+        .or(t.future.as_ref().map(|f| f.ty.as_str()));
+    let _ = writeln!(
+        s,
+        "\n  task {id} [{state}]  {}",
+        root.unwrap_or("<future unavailable>")
+    );
+    let width = t
+        .backtrace
+        .iter()
+        .map(|f| f.function.chars().count())
+        .max()
+        .unwrap_or(0)
+        .min(70);
     for (i, f) in t.backtrace.iter().enumerate() {
         let last = i + 1 == t.backtrace.len();
         let branch = if last { "└─" } else { "├─" };
         let cont = if last { "  " } else { "│ " };
-        if let Some(note) = &f.note {
-            if f.function.is_empty() {
-                let _ = writeln!(s, "    {branch} ({note})");
-                continue;
-            }
+        if let Some(note) = &f.note
+            && f.function.is_empty()
+        {
+            let _ = writeln!(s, "    {branch} ({note})");
+            continue;
         }
         let at = match &f.location {
             Some(l) => format!("  at {}:{}", l.file.as_deref().unwrap_or("?"), l.line),
@@ -107,18 +121,31 @@ fn task(s: &mut String, t: &TaskReport, opts: TextOptions) {
             Some(st) if !st.starts_with("Suspend") => format!("  [{st}]"),
             _ => String::new(),
         };
-        let _ = writeln!(s, "    {branch} {:<width$}{at}{state}", f.function);
+        let line = format!("    {branch} {:<width$}{at}{state}", f.function);
+        let _ = writeln!(s, "{}", line.trim_end());
         if let Some(note) = &f.note {
             let _ = writeln!(s, "    {cont}   ({note})");
         }
         if opts.locals && !f.locals.is_empty() {
-            let values: Vec<String> = f.locals.iter().map(|(n, v)| format!("{n} = {}", show(v))).collect();
+            let values: Vec<String> = f
+                .locals
+                .iter()
+                .map(|(n, v)| format!("{n} = {}", show(v)))
+                .collect();
             let _ = writeln!(s, "    {cont}   {}", values.join(", "));
         }
     }
     if let Some(b) = &t.blocked_on {
-        let details: Vec<String> = b.fields.iter().map(|(n, v)| format!("{n} {}", show(v))).collect();
-        let details = if details.is_empty() { String::new() } else { format!(": {}", details.join(", ")) };
+        let details: Vec<String> = b
+            .fields
+            .iter()
+            .map(|(n, v)| format!("{n} {}", show(v)))
+            .collect();
+        let details = if details.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", details.join(", "))
+        };
         let _ = writeln!(s, "    blocked on {}{details}", b.kind);
     }
     for (name, v) in &t.fields {
@@ -132,6 +159,7 @@ fn task(s: &mut String, t: &TaskReport, opts: TextOptions) {
 fn show(v: &FieldValue) -> String {
     match v {
         FieldValue::Int(i) => i.to_string(),
+        FieldValue::Address(a) => format!("{:#x}", a.0),
         FieldValue::Str(s) => s.clone(),
         FieldValue::List(items) => items.iter().map(show).collect::<Vec<_>>().join(" | "),
         FieldValue::Object { ty, address } => format!("{ty} @ {:#x}", address.0),
