@@ -64,11 +64,17 @@ fn assert_matches_ground_truth(dumps: &Dumps, dump: &Path) {
 
         for spawned in t["tasks"].as_array().unwrap() {
             let task = tasks.iter().find(|x| x["id"] == spawned["id"]).unwrap();
+            // The root future's own type, or for a boxed `dyn Future` (whose type is
+            // `Pin<Box<dyn …>>`) the concrete future behind it, which the backtrace
+            // shows first.
             let future = task["future"]["type"].as_str().unwrap_or("");
+            let first = task["backtrace"][0]["future"].as_str().unwrap_or("");
             let root = spawned["root"].as_str().unwrap();
             assert!(
-                future.starts_with(&format!("{root}::")),
-                "{kind} task {}: future `{future}` is not from `{root}`",
+                [future, first]
+                    .iter()
+                    .any(|f| f.starts_with(&format!("{root}::"))),
+                "{kind} task {}: future `{future}` / `{first}` is not from `{root}`",
                 spawned["id"]
             );
             // Every task of the fixture is parked at an await when it is captured.

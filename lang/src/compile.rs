@@ -262,7 +262,7 @@ impl Resolver<'_> {
                     Some(Expr::CallFn { func, args })
                 } else {
                     self.diags.push(Diagnostic::new(span, format!("unknown function `{name}`")).with_help(
-                        "builtins are addr, variant, list, slice, len, type_name, is_null, str; or define it with `fn name(x) = …`",
+                        "builtins are addr, variant, list, slice, len, type_name, is_null, str, dyn_target; or define it with `fn name(x) = …`",
                     ));
                     None
                 }

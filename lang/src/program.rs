@@ -62,6 +62,9 @@ pub enum Builtin {
     IsNull,
     /// `str(ptr, len)`: the UTF-8 text of `len` bytes at `ptr` (the first 256 shown).
     Str,
+    /// `dyn_target(data, vtable)`: the object a trait object points at, typed by its
+    /// concrete type, which the vtable's address names.
+    DynTarget,
 }
 
 impl Builtin {
@@ -75,6 +78,7 @@ impl Builtin {
             "type_name" => (Builtin::TypeName, 1),
             "is_null" => (Builtin::IsNull, 1),
             "str" => (Builtin::Str, 2),
+            "dyn_target" => (Builtin::DynTarget, 2),
             _ => return None,
         })
     }

@@ -225,6 +225,12 @@ impl<'a> TypeChecker<'a> {
                 };
                 AType::Seq(Box::new(elem))
             }
+            Builtin::DynTarget => {
+                for a in args {
+                    self.eval(*a, frame);
+                }
+                AType::Unknown
+            }
             Builtin::Addr | Builtin::Len | Builtin::IsNull => {
                 for a in args {
                     self.eval(*a, frame);

@@ -98,7 +98,7 @@ pub struct DebugInfo {
     index: NameIndex,
     types: Mutex<HashMap<DieId, Arc<Type>>>,
     symbols: HashMap<Arc<str>, (u64, u64)>,
-    vtables: OnceLock<Vec<(u64, u64, Arc<str>)>>,
+    vtables: OnceLock<Vec<(u64, DieId)>>,
     tls: Option<TlsTemplate>,
     /// Line tables (addr2line), built on first use from a second view of the sections.
     lines: lines::LineTables,
@@ -237,24 +237,35 @@ impl DebugInfo {
         self.symbols.get(name).copied()
     }
 
-    /// The concrete type behind a `dyn Trait` vtable at link address `addr`, from the
-    /// vtable's `<T as Trait>::{vtable}` symbol.
-    pub fn vtable_type_name(&self, addr: LinkAddr) -> Option<Arc<str>> {
-        let vt = self.vtables.get_or_init(|| {
-            let mut v: Vec<(u64, u64, Arc<str>)> = self
-                .symbols
+    /// The concrete type behind a `dyn Trait` vtable at link address `addr`. rustc
+    /// describes each vtable as a variable `<T as Trait>::{vtable}` whose type has
+    /// `DW_AT_containing_type` = `T`; the map from addresses is built on first use.
+    pub fn vtable_type(&self, addr: LinkAddr) -> Option<DieId> {
+        let map = self.vtables.get_or_init(|| {
+            let mut v: Vec<(u64, DieId)> = self
+                .index
+                .variables
                 .iter()
-                .filter(|(n, _)| n.contains("vtable"))
-                .map(|(n, (a, s))| (*a, *s, n.clone()))
+                .filter(|(n, _)| n.ends_with("::{vtable}"))
+                .filter_map(|(_, die)| {
+                    let var = units::variable(self, *die).ok()?;
+                    let VarLocation::Static(at) = var.location else {
+                        return None;
+                    };
+                    let containing = units::with_entry(self, var.ty?, |unit, e| {
+                        Ok(units::attr_ref(unit, e, gimli::DW_AT_containing_type))
+                    })
+                    .ok()??;
+                    Some((at.0, containing))
+                })
                 .collect();
             v.sort();
+            v.dedup_by_key(|(a, _)| *a);
             v
         });
-        let i = vt
-            .partition_point(|(a, _, _)| *a <= addr.0)
-            .checked_sub(1)?;
-        let (a, s, n) = &vt[i];
-        (addr.0 < a + (*s).max(1)).then(|| n.clone())
+        map.binary_search_by_key(&addr.0, |(a, _)| *a)
+            .ok()
+            .map(|i| map[i].1)
     }
 
     pub(crate) fn dwarf(&self) -> &gimli::Dwarf<Reader> {

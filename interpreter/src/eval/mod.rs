@@ -355,6 +355,24 @@ impl<'a> Evaluator<'a> {
                 self.slice(first, len)
             }
             Builtin::List => self.list(args, frame),
+            Builtin::DynTarget => {
+                let data = arg(0, frame)?;
+                let vtable = arg(1, frame)?;
+                let data = self.to_int(&data)? as u64;
+                let vtable = self.to_int(&vtable)? as u64;
+                if data == 0 {
+                    return Err(EvalError::Other("null trait object".into()));
+                }
+                let ty = self
+                    .dbg
+                    .vtable_type(LinkAddr(vtable.wrapping_sub(self.bias)))
+                    .ok_or_else(|| {
+                        EvalError::Other(format!(
+                            "no vtable known at {vtable:#x}: cannot tell the concrete type"
+                        ))
+                    })?;
+                Ok(Value::Place { addr: data, ty })
+            }
             Builtin::Str => {
                 let at = arg(0, frame)?;
                 let len = arg(1, frame)?;
