@@ -38,10 +38,10 @@ fn tokio_and_std_compile() {
         RootKind::Tls("tokio::runtime::context::CONTEXT".into())
     );
     let kinds: Vec<RuleKind> = p.rules.iter().map(|r| r.kind).collect();
-    use RuleKind::{Leaf, Runtime, Task};
+    use RuleKind::{Future, Leaf, Runtime, Task};
     assert_eq!(
         kinds,
-        [Runtime, Runtime, Task, Leaf, Leaf, Leaf, Leaf, Leaf]
+        [Runtime, Runtime, Task, Future, Leaf, Leaf, Leaf, Leaf, Leaf]
     );
     let task = &p.rules[2];
     let names: Vec<&str> = task.members.iter().map(|m| m.name.as_str()).collect();
