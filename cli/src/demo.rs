@@ -84,7 +84,16 @@ pub fn demo(args: DemoArgs) -> Result<ExitCode> {
     eprintln!("[4/4] layoutdump run tokio {}\n", dump.display());
     let program = compile_layout("tokio").map_err(anyhow::Error::msg)?;
     let (report, outcome) = analyze(&program, &dump, &Options::default())?;
-    print!("{}", render_text(&report, TextOptions { locals: true }));
+    print!(
+        "{}",
+        render_text(
+            &report,
+            TextOptions {
+                locals: true,
+                group: false
+            }
+        )
+    );
     println!("\nthe program said about itself (before it was captured):\n  {truth}");
     println!(
         "layoutdump found {} tasks in {} runtimes",

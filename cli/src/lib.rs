@@ -12,6 +12,7 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use layoutdump_interpreter::analyze::{Options, Outcome, analyze};
 use layoutdump_interpreter::eval::Limits;
+use layoutdump_interpreter::report::triage::{self, TaskFilter};
 use layoutdump_interpreter::report::{Report, TextOptions, render_text};
 use layoutdump_interpreter::shipped::compile_layout;
 
@@ -76,9 +77,32 @@ struct RunArgs {
     /// Show the values each task holds across its awaits (JSON and YAML always have them).
     #[arg(long)]
     locals: bool,
+    /// Coalesce tasks whose async stacks are the same (same frames and await lines; values
+    /// ignored), most common first, with their count and ids.
+    #[arg(long)]
+    group: bool,
+    /// Only tasks in this state (idle, scheduled, running, done, cancelled); repeatable.
+    #[arg(long = "state", value_name = "STATE")]
+    states: Vec<String>,
+    /// Only the task with this id; repeatable.
+    #[arg(long = "task", value_name = "ID")]
+    tasks: Vec<u64>,
+    /// Only tasks with a frame whose function, future type or file:line matches this
+    /// regular expression (or whose blocked-on kind does), e.g. `--match 'mutex|semaphore'`.
+    #[arg(long = "match", value_name = "REGEX")]
+    pattern: Option<String>,
+    /// Instead of the report, write the wait-for graph (task → task for JoinHandles,
+    /// task → resource for locks, channels, sockets) in Graphviz DOT. Cycles are red.
+    #[arg(long, value_enum)]
+    graph: Option<GraphFormat>,
     /// Most items one list, slice or `for` may yield (guards against corrupt lengths and cycles).
     #[arg(long = "limit-items", default_value_t = Limits::default().items)]
     limit_items: u64,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+enum GraphFormat {
+    Dot,
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
@@ -139,8 +163,36 @@ fn run(args: RunArgs) -> Result<ExitCode> {
             ..Limits::default()
         },
     };
-    let (report, outcome) = analyze(&program, &args.dump, &opts)?;
-    emit(&report, args.format, args.locals, args.output.as_deref())?;
+    let filter = TaskFilter {
+        states: args.states,
+        ids: args.tasks,
+        pattern: args
+            .pattern
+            .as_deref()
+            .map(regex::Regex::new)
+            .transpose()
+            .context("--match is not a valid regular expression")?,
+    };
+    let (mut report, outcome) = analyze(&program, &args.dump, &opts)?;
+    filter.apply(&mut report);
+    if let Some(GraphFormat::Dot) = args.graph {
+        write_out(&triage::to_dot(&report), args.output.as_deref())?;
+        return Ok(exit_code(outcome));
+    }
+    if args.group {
+        for rt in &mut report.runtimes {
+            rt.groups = Some(triage::group_tasks(&rt.tasks));
+        }
+    }
+    emit(
+        &report,
+        args.format,
+        TextOptions {
+            locals: args.locals,
+            group: args.group,
+        },
+        args.output.as_deref(),
+    )?;
     Ok(exit_code(outcome))
 }
 
@@ -154,14 +206,18 @@ pub(crate) fn exit_code(outcome: Outcome) -> ExitCode {
 fn emit(
     report: &Report,
     format: Format,
-    locals: bool,
+    text: TextOptions,
     output: Option<&std::path::Path>,
 ) -> Result<()> {
-    let text = match format {
-        Format::Text => render_text(report, TextOptions { locals }),
+    let rendered = match format {
+        Format::Text => render_text(report, text),
         Format::Json => report.to_json() + "\n",
         Format::Yaml => report.to_yaml(),
     };
+    write_out(&rendered, output)
+}
+
+fn write_out(text: &str, output: Option<&std::path::Path>) -> Result<()> {
     match output {
         Some(path) => {
             std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))

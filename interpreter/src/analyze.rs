@@ -161,14 +161,19 @@ pub fn analyze(
             .runtimes
             .iter()
             .all(|r| r.unavailable.is_empty() && r.tasks.iter().all(|t| t.unavailable.is_empty()));
-    Ok((
-        report,
-        if complete {
-            Outcome::Complete
-        } else {
-            Outcome::Partial
-        },
-    ))
+    // A cycle of tasks waiting for each other is a finding about the program, not missing
+    // data: it is reported with the warnings but does not make the report partial.
+    for cycle in crate::report::triage::wait_cycles(&report) {
+        report
+            .warnings
+            .push(crate::report::triage::cycle_warning(&cycle));
+    }
+    let outcome = if complete {
+        Outcome::Complete
+    } else {
+        Outcome::Partial
+    };
+    Ok((report, outcome))
 }
 
 fn binary_info(image: &BinaryImage) -> BinaryInfo {

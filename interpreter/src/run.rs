@@ -297,6 +297,7 @@ fn add_runtime(ev: &Evaluator<'_>, value: Value, tid: Option<u32>, out: &mut Fin
         threads: tid.into_iter().collect(),
         task_count: None,
         tasks: Vec::new(),
+        groups: None,
         fields: BTreeMap::new(),
         unavailable: BTreeMap::new(),
     };

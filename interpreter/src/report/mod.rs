@@ -2,6 +2,7 @@
 //! (docs/output-schema.md). Rendering to text, JSON and YAML lives here, not in the CLI.
 
 mod text;
+pub mod triage;
 
 use std::collections::BTreeMap;
 
@@ -66,6 +67,9 @@ pub struct RuntimeReport {
     /// The runtime's own count of live tasks, where the layout reads one.
     pub task_count: Option<u64>,
     pub tasks: Vec<TaskReport>,
+    /// With `--group`: the tasks grouped by identical async stacks, most common first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub groups: Option<Vec<triage::TaskGroup>>,
     /// Other members of the layout's runtime rule, by name.
     pub fields: BTreeMap<String, FieldValue>,
     /// Members that could not be read, with the reason.

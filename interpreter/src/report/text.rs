@@ -10,6 +10,8 @@ use super::{FieldValue, Report, TaskReport};
 pub struct TextOptions {
     /// Values held across each await (always in JSON/YAML).
     pub locals: bool,
+    /// Show each runtime's task groups instead of every task.
+    pub group: bool,
 }
 
 pub fn render_text(r: &Report, opts: TextOptions) -> String {
@@ -58,8 +60,17 @@ pub fn render_text(r: &Report, opts: TextOptions) -> String {
         for (name, why) in &rt.unavailable {
             let _ = writeln!(s, "  {name}: unavailable ({why})");
         }
-        for t in &rt.tasks {
-            task(&mut s, t, opts);
+        match (&rt.groups, opts.group) {
+            (Some(groups), true) => {
+                for g in groups {
+                    group(&mut s, g);
+                }
+            }
+            _ => {
+                for t in &rt.tasks {
+                    task(&mut s, t, opts);
+                }
+            }
         }
     }
     if !r.threads.is_empty() {
@@ -153,6 +164,46 @@ fn task(s: &mut String, t: &TaskReport, opts: TextOptions) {
     }
     for (name, why) in &t.unavailable {
         let _ = writeln!(s, "    {name}: unavailable ({why})");
+    }
+}
+
+/// One group: how many tasks, which ids (the first few), and their shared stack.
+fn group(s: &mut String, g: &super::triage::TaskGroup) {
+    let ids: Vec<String> = g.task_ids.iter().take(12).map(|i| i.to_string()).collect();
+    let more = if g.task_ids.len() > 12 {
+        format!(", … ({} more)", g.task_ids.len() - 12)
+    } else {
+        String::new()
+    };
+    let state = g.state.as_deref().unwrap_or("?");
+    let plural = if g.count == 1 { "" } else { "s" };
+    let _ = writeln!(
+        s,
+        "\n  {} task{plural} [{state}]  ids {}{more}",
+        g.count,
+        ids.join(", ")
+    );
+    let width = g
+        .frames
+        .iter()
+        .map(|f| f.function.chars().count())
+        .max()
+        .unwrap_or(0)
+        .min(70);
+    for (i, f) in g.frames.iter().enumerate() {
+        let branch = if i + 1 == g.frames.len() {
+            "└─"
+        } else {
+            "├─"
+        };
+        let at = f.location.as_ref().map_or(String::new(), |l| {
+            format!("  at {}:{}", l.file.as_deref().unwrap_or("?"), l.line)
+        });
+        let line = format!("    {branch} {:<width$}{at}", f.function);
+        let _ = writeln!(s, "{}", line.trim_end());
+    }
+    if let Some(kind) = &g.blocked_on {
+        let _ = writeln!(s, "    blocked on {kind}");
     }
 }
 

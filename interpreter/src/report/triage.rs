@@ -1,0 +1,287 @@
+//! Triage at scale: filtering tasks (`--state`, `--task`, `--match`), grouping tasks whose
+//! async stacks are the same (`--group`), and the wait-for graph (`--graph dot`) with its
+//! cycles, which are possible deadlocks.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use super::{FieldValue, Hex, Report, SourceRef, TaskReport};
+
+/// Which tasks to keep. Empty lists keep everything.
+#[derive(Debug, Clone, Default)]
+pub struct TaskFilter {
+    pub states: Vec<String>,
+    pub ids: Vec<u64>,
+    /// Matched against every frame's function, future type and `file:line`.
+    pub pattern: Option<regex::Regex>,
+}
+
+impl TaskFilter {
+    pub fn is_empty(&self) -> bool {
+        self.states.is_empty() && self.ids.is_empty() && self.pattern.is_none()
+    }
+
+    pub fn keeps(&self, t: &TaskReport) -> bool {
+        let state_ok =
+            self.states.is_empty() || t.state.as_ref().is_some_and(|s| self.states.contains(s));
+        let id_ok = self.ids.is_empty() || t.id.is_some_and(|id| self.ids.contains(&id));
+        let pattern_ok = self.pattern.as_ref().is_none_or(|re| {
+            t.backtrace.iter().any(|f| {
+                re.is_match(&f.function)
+                    || re.is_match(&f.future)
+                    || f.location.as_ref().is_some_and(|l| {
+                        re.is_match(&format!("{}:{}", l.file.as_deref().unwrap_or(""), l.line))
+                    })
+            }) || t
+                .blocked_on
+                .as_ref()
+                .is_some_and(|b| re.is_match(&b.kind) || re.is_match(&b.future))
+        });
+        state_ok && id_ok && pattern_ok
+    }
+
+    /// Drops the tasks the filter does not keep (runtimes stay, with what is left).
+    pub fn apply(&self, report: &mut Report) {
+        if self.is_empty() {
+            return;
+        }
+        for rt in &mut report.runtimes {
+            rt.tasks.retain(|t| self.keeps(t));
+        }
+    }
+}
+
+/// Tasks whose async stacks are the same: same frames and await locations, and the same
+/// kind of leaf; values ignored.
+#[derive(Debug, Clone, Serialize)]
+pub struct TaskGroup {
+    pub count: usize,
+    pub task_ids: Vec<u64>,
+    pub state: Option<String>,
+    pub frames: Vec<GroupFrame>,
+    pub blocked_on: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct GroupFrame {
+    pub function: String,
+    pub location: Option<SourceRef>,
+}
+
+impl PartialOrd for SourceRef {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for SourceRef {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (&self.file, self.line).cmp(&(&other.file, other.line))
+    }
+}
+
+/// The groups of one runtime's tasks, most common first (ties: by first task id).
+pub fn group_tasks(tasks: &[TaskReport]) -> Vec<TaskGroup> {
+    type Key = (Option<String>, Vec<GroupFrame>, Option<String>);
+    let mut groups: BTreeMap<Key, Vec<u64>> = BTreeMap::new();
+    for t in tasks {
+        let frames = t
+            .backtrace
+            .iter()
+            .map(|f| GroupFrame {
+                function: f.function.clone(),
+                location: f.location.clone(),
+            })
+            .collect();
+        let key = (
+            t.state.clone(),
+            frames,
+            t.blocked_on.as_ref().map(|b| b.kind.clone()),
+        );
+        groups
+            .entry(key)
+            .or_default()
+            .push(t.id.unwrap_or(u64::MAX));
+    }
+    let mut out: Vec<TaskGroup> = groups
+        .into_iter()
+        .map(|((state, frames, blocked_on), mut ids)| {
+            ids.sort_unstable();
+            TaskGroup {
+                count: ids.len(),
+                task_ids: ids,
+                state,
+                frames,
+                blocked_on,
+            }
+        })
+        .collect();
+    out.sort_by(|a, b| {
+        b.count
+            .cmp(&a.count)
+            .then(a.task_ids.first().cmp(&b.task_ids.first()))
+    });
+    out
+}
+
+/// A wait-for edge: a task waits for another task, or for a resource.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum WaitTarget {
+    Task(u64),
+    /// A resource node: its kind and an identity (an address, an fd).
+    Resource {
+        kind: String,
+        id: String,
+    },
+}
+
+/// Every task's edge, from its `blocked_on`: `task` fields name tasks (JoinHandle), other
+/// leaves are resources identified by their address-like fields.
+pub fn wait_edges(report: &Report) -> Vec<(u64, WaitTarget)> {
+    let mut edges = Vec::new();
+    for t in report.runtimes.iter().flat_map(|r| &r.tasks) {
+        let (Some(id), Some(b)) = (t.id, &t.blocked_on) else {
+            continue;
+        };
+        if let Some(FieldValue::Int(target)) = b.fields.get("task")
+            && let Ok(target) = u64::try_from(*target)
+        {
+            edges.push((id, WaitTarget::Task(target)));
+            continue;
+        }
+        let resource = ["semaphore", "channel", "fd"]
+            .iter()
+            .find_map(|k| b.fields.get(*k).map(|v| format!("{k} {}", show(v))))
+            .unwrap_or_else(|| format!("{:#x}", b.address.0));
+        edges.push((
+            id,
+            WaitTarget::Resource {
+                kind: b.kind.clone(),
+                id: resource,
+            },
+        ));
+    }
+    edges.sort();
+    edges
+}
+
+/// Cycles of tasks waiting for each other, each starting at its smallest id, in order.
+pub fn wait_cycles(report: &Report) -> Vec<Vec<u64>> {
+    let next: BTreeMap<u64, u64> = wait_edges(report)
+        .into_iter()
+        .filter_map(|(from, to)| match to {
+            WaitTarget::Task(t) => Some((from, t)),
+            WaitTarget::Resource { .. } => None,
+        })
+        .collect();
+    let mut cycles = BTreeSet::new();
+    let mut done = BTreeSet::new();
+    for &start in next.keys() {
+        let mut path = Vec::new();
+        let mut at = start;
+        // Each task waits for at most one task: follow the chain until it ends, meets a
+        // chain already explored, or closes on itself.
+        while !done.contains(&at) {
+            if let Some(pos) = path.iter().position(|&p| p == at) {
+                let mut cycle: Vec<u64> = path[pos..].to_vec();
+                let min = cycle
+                    .iter()
+                    .enumerate()
+                    .min_by_key(|(_, id)| **id)
+                    .map_or(0, |(i, _)| i);
+                cycle.rotate_left(min);
+                cycles.insert(cycle);
+                break;
+            }
+            path.push(at);
+            match next.get(&at) {
+                Some(&n) => at = n,
+                None => break,
+            }
+        }
+        done.extend(path);
+    }
+    cycles.into_iter().collect()
+}
+
+/// "possible deadlock: task 4 → task 9 → task 4"
+pub fn cycle_warning(cycle: &[u64]) -> String {
+    let mut s = String::from("possible deadlock:");
+    for id in cycle.iter().chain(cycle.first()) {
+        let _ = write!(s, "{}task {id}", if s.ends_with(':') { " " } else { " → " });
+    }
+    s.push_str(" (each waits for the next to finish)");
+    s
+}
+
+/// The wait-for graph in Graphviz DOT: tasks as boxes (labelled with their innermost
+/// own frame), resources as ellipses, cycles in red.
+pub fn to_dot(report: &Report) -> String {
+    let cycles = wait_cycles(report);
+    let in_cycle: BTreeSet<u64> = cycles.iter().flatten().copied().collect();
+    let mut s = String::from(
+        "digraph waits {\n  rankdir=LR;\n  node [fontname=\"monospace\", fontsize=10];\n",
+    );
+    for t in report.runtimes.iter().flat_map(|r| &r.tasks) {
+        let Some(id) = t.id else { continue };
+        let label = t
+            .backtrace
+            .first()
+            .map_or(String::new(), |f| f.function.clone());
+        let color = if in_cycle.contains(&id) {
+            ", color=red"
+        } else {
+            ""
+        };
+        let _ = writeln!(
+            s,
+            "  t{id} [shape=box, label=\"task {id}\\n{}\"{color}];",
+            escape(&label)
+        );
+    }
+    let mut resources = BTreeSet::new();
+    for (from, to) in wait_edges(report) {
+        match to {
+            WaitTarget::Task(t) => {
+                let color = if in_cycle.contains(&from) && in_cycle.contains(&t) {
+                    " [color=red]"
+                } else {
+                    ""
+                };
+                let _ = writeln!(s, "  t{from} -> t{t}{color};");
+            }
+            WaitTarget::Resource { kind, id } => {
+                let node = format!(
+                    "r_{}",
+                    id.replace(|c: char| !c.is_ascii_alphanumeric(), "_")
+                );
+                if resources.insert(node.clone()) {
+                    let _ = writeln!(
+                        s,
+                        "  {node} [shape=ellipse, label=\"{}\\n{}\"];",
+                        escape(&kind),
+                        escape(&id)
+                    );
+                }
+                let _ = writeln!(s, "  t{from} -> {node};");
+            }
+        }
+    }
+    s.push_str("}\n");
+    s
+}
+
+fn escape(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('"', "\\\"")
+}
+
+fn show(v: &FieldValue) -> String {
+    match v {
+        FieldValue::Int(i) => i.to_string(),
+        FieldValue::Address(Hex(a)) => format!("{a:#x}"),
+        FieldValue::Str(s) => s.clone(),
+        FieldValue::List(_) | FieldValue::Object { .. } => "?".into(),
+    }
+}
