@@ -25,6 +25,7 @@ fn assert_matches_ground_truth(dumps: &Dumps, dump: &Path) {
     // The only warnings: the deadlocks the fixture built (two tasks, each joining the
     // other), one per runtime, as the fixture reported them.
     let truth = dumps.truth["runtimes"].as_array().unwrap();
+    assert_block_on(dumps, &report);
     let mut expected = Vec::new();
     for rt in truth {
         let tasks = rt["tasks"].as_array().unwrap();
@@ -119,6 +120,54 @@ fn assert_matches_ground_truth(dumps: &Dumps, dump: &Path) {
             );
             assert_backtrace(kind, task, spawned);
         }
+    }
+}
+
+/// The futures given to `block_on` (one per runtime in the fixture): each one found must
+/// be parked at the line the fixture reported for its runtime, on `pending()`. Dev builds
+/// keep both in memory; optimized ones may keep only a register copy, and then that one
+/// is absent — but never wrong.
+fn assert_block_on(dumps: &Dumps, report: &Value) {
+    let truth = dumps.truth["runtimes"].as_array().unwrap();
+    let found = report["block_on"].as_array().unwrap();
+    let optimized = dumps.exe.to_string_lossy().contains("/release/");
+    if !optimized {
+        assert_eq!(
+            found.len(),
+            truth.len(),
+            "one block_on future per runtime: {found:?}"
+        );
+    }
+    for b in found {
+        let runtime = report["runtimes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["address"] == b["runtime"]);
+        let kind = runtime
+            .map(|r| r["kind"].as_str().unwrap())
+            .expect("block_on future of a known runtime");
+        let want = truth
+            .iter()
+            .find(|t| {
+                t["kind"]
+                    .as_str()
+                    .unwrap()
+                    .to_lowercase()
+                    .replace("thread", "_thread")
+                    == kind
+            })
+            .unwrap();
+        let first = &b["backtrace"][0];
+        assert!(
+            first["function"].as_str().unwrap().contains("::main::"),
+            "{first}"
+        );
+        assert_eq!(
+            first["location"]["line"], want["block_on_await"],
+            "{kind} block_on future: await line"
+        );
+        assert_eq!(b["blocked_on"]["kind"], "pending forever");
     }
 }
 
@@ -278,8 +327,14 @@ fn json_report_dev_core() {
         let n = rt["threads"].as_array().unwrap().len();
         rt["threads"] = Value::from(format!("[{n} TIDS]"));
     }
+    // Where each thread is parked natively depends on timing (which worker holds the
+    // I/O driver); thread stacks are checked by `main_thread_stack_reaches_main`.
     for t in report["threads"].as_array_mut().unwrap() {
         t["tid"] = Value::from("[TID]");
+        t["frames"] = Value::from("[FRAMES]");
+    }
+    for b in report["block_on"].as_array_mut().unwrap() {
+        b["thread"] = Value::from("[TID]");
     }
     let text = redact(&serde_json::to_string_pretty(&report).unwrap(), d);
     insta::assert_snapshot!(text);
@@ -389,5 +444,47 @@ fn frame_root_in_release_says_why_it_found_nothing() {
     } else {
         // A compiler that keeps `self` in memory gives the full answer instead.
         assert_eq!(out.status.code(), Some(0));
+    }
+}
+
+/// Native stacks: the main thread's, unwound through libc and symbolized with inlined
+/// frames, runs from `main` through `Runtime::block_on` down to the parking code.
+#[test]
+fn main_thread_stack_reaches_main() {
+    for profile in [Profile::Dev, Profile::Release] {
+        let d = tokio_dumps(profile);
+        let out = run_layoutdump(&["run", "tokio", d.core.to_str().unwrap(), "--format", "json"]);
+        let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let pid = d.truth["pid"].as_u64().unwrap();
+        let main = report["threads"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["tid"] == pid)
+            .expect("main thread");
+        let functions: Vec<&str> = main["frames"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|f| f["function"].as_str())
+            .collect();
+        let has = |name: &str| functions.iter().any(|f| f.starts_with(name));
+        assert!(has("tokio_tasks::main"), "{profile:?}: {functions:?}");
+        assert!(
+            has("tokio::runtime::runtime::Runtime::block_on"),
+            "{profile:?}: {functions:?}"
+        );
+        let main_frame = main["frames"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["function"] == "tokio_tasks::main")
+            .unwrap();
+        assert!(
+            main_frame["location"]["file"]
+                .as_str()
+                .unwrap()
+                .ends_with("tokio-tasks/src/main.rs")
+        );
     }
 }

@@ -5,13 +5,17 @@
 use std::path::{Path, PathBuf};
 
 use layoutdump_lang::Program;
-use layoutdump_lang::program::RootKind;
 
 use crate::dwarf::DebugInfo;
+use crate::dwarf::LinkAddr;
 use crate::eval::Limits;
 use crate::memory::{BinaryImage, Dump, DumpFormat, locate_binary};
-use crate::report::{BinaryInfo, DumpInfo, Hex, LayoutInfo, Report, SCHEMA_VERSION, ThreadReport};
+use crate::report::{
+    BinaryInfo, DumpInfo, Hex, LayoutInfo, NativeFrame, Report, SCHEMA_VERSION, SourceRef,
+    ThreadReport,
+};
 use crate::run::{ThreadContext, run};
+use crate::unwind::Frame;
 use crate::unwind::StackWalker;
 
 #[derive(Debug, Clone, Default)]
@@ -66,6 +70,7 @@ pub fn analyze(
         }),
         binary: None,
         runtimes: Vec::new(),
+        block_on: Vec::new(),
         threads: dump
             .threads
             .iter()
@@ -76,10 +81,23 @@ pub fn analyze(
                 sp: Hex(t.regs.rsp),
                 fs_base: t.regs.fs_base.map(Hex),
                 runtime: None,
+                frames: Vec::new(),
             })
             .collect(),
         warnings: dump.warnings.clone(),
     };
+    // Native stacks need only the mapped files' unwind info, not DWARF: they are shown
+    // even when the binary's debug info is missing.
+    let (mut walker, walk_warnings) = StackWalker::new(&dump);
+    report.warnings.extend(walk_warnings);
+    let stacks: Vec<Vec<Frame>> = dump
+        .threads
+        .iter()
+        .map(|t| walker.frames(dump.memory(), &t.regs))
+        .collect();
+    for (t, stack) in report.threads.iter_mut().zip(&stacks) {
+        t.frames = stack.iter().map(|f| unsymbolized(&dump, f)).collect();
+    }
     let image = match locate_binary(&dump, opts.binary.as_deref(), &opts.debug_dirs, opts.force) {
         Ok(image) => image,
         Err(e) => {
@@ -115,26 +133,17 @@ pub fn analyze(
             return Ok((report, Outcome::Partial));
         }
     };
-    // Stacks are unwound only when a root needs them.
-    let needs_frames = program
-        .roots
-        .iter()
-        .any(|r| matches!(r.kind, RootKind::Frame { .. }));
-    let mut walker = needs_frames.then(|| {
-        let (walker, warnings) = StackWalker::new(&dump);
-        report.warnings.extend(warnings);
-        walker
-    });
+    for (t, stack) in report.threads.iter_mut().zip(&stacks) {
+        t.frames = symbolize(&dbg, &dump, image.load_bias, stack);
+    }
     let threads: Vec<ThreadContext> = dump
         .threads
         .iter()
-        .map(|t| ThreadContext {
+        .zip(stacks)
+        .map(|(t, frames)| ThreadContext {
             tid: t.tid,
             fs_base: t.regs.fs_base,
-            frames: walker
-                .as_mut()
-                .map(|w| w.frames(dump.memory(), &t.regs))
-                .unwrap_or_default(),
+            frames,
         })
         .collect();
     let findings = run(
@@ -149,6 +158,7 @@ pub fn analyze(
         t.runtime = findings.thread_runtime.get(&t.tid).copied();
     }
     report.runtimes = findings.runtimes;
+    report.block_on = findings.block_on;
     report.warnings.extend(findings.warnings);
     if report.runtimes.is_empty() {
         report.warnings.push(format!(
@@ -174,6 +184,58 @@ pub fn analyze(
         Outcome::Partial
     };
     Ok((report, outcome))
+}
+
+/// A frame before (or without) debug info: its pc and the file mapped there.
+fn unsymbolized(dump: &Dump, f: &Frame) -> NativeFrame {
+    NativeFrame {
+        pc: Hex(f.pc),
+        function: None,
+        location: None,
+        module: module_name(dump, f.pc),
+        inlined: false,
+    }
+}
+
+/// Frames in the executable get function names and file:line, inlined calls expanded
+/// (innermost first, all at the same pc); others keep their module name.
+fn symbolize(dbg: &DebugInfo, dump: &Dump, bias: u64, stack: &[Frame]) -> Vec<NativeFrame> {
+    let main = dump.main_module();
+    let mut out = Vec::new();
+    for f in stack {
+        let in_main = main.is_some_and(|m| m.contains(f.pc));
+        let inlined = if in_main {
+            dbg.frames_at(LinkAddr(f.lookup_pc.wrapping_sub(bias)))
+        } else {
+            Vec::new()
+        };
+        if inlined.is_empty() {
+            out.push(unsymbolized(dump, f));
+            continue;
+        }
+        let last = inlined.len() - 1;
+        for (i, frame) in inlined.into_iter().enumerate() {
+            out.push(NativeFrame {
+                pc: Hex(f.pc),
+                function: frame.function,
+                location: frame.location.map(|l| SourceRef {
+                    file: Some(crate::backtrace::display_path(&l.file)),
+                    line: u64::from(l.line.unwrap_or(0)),
+                }),
+                module: None,
+                inlined: i < last,
+            });
+        }
+    }
+    out
+}
+
+fn module_name(dump: &Dump, pc: u64) -> Option<String> {
+    let m = dump.modules.iter().find(|m| m.contains(pc))?;
+    Some(m.path.file_name().map_or_else(
+        || m.path.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    ))
 }
 
 fn binary_info(image: &BinaryImage) -> BinaryInfo {

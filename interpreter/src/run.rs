@@ -9,7 +9,7 @@ use layoutdump_lang::program::{RootKind, Rule, RuleKind};
 use crate::dwarf::{DebugInfo, FrameRegs, LinkAddr, VarLocation};
 use crate::eval::{EvalError, Evaluator, Limits, Value};
 use crate::memory::Memory;
-use crate::report::{FieldValue, FutureRef, Hex, RuntimeReport, TaskReport};
+use crate::report::{BlockOnReport, FieldValue, FutureRef, Hex, RuntimeReport, TaskReport};
 use crate::unwind::Frame;
 
 /// A thread as a root needs it.
@@ -26,6 +26,7 @@ pub struct ThreadContext {
 #[derive(Debug, Default)]
 pub struct Findings {
     pub runtimes: Vec<RuntimeReport>,
+    pub block_on: Vec<BlockOnReport>,
     /// Runtime address per thread id, for the threads section.
     pub thread_runtime: BTreeMap<u32, Hex>,
     pub warnings: Vec<String>,
@@ -121,7 +122,8 @@ pub fn run(
             };
             match root.yields {
                 RuleKind::Runtime => add_runtime(&ev, value, tid, &mut out),
-                _ => out.warnings.push(format!(
+                RuleKind::Future => add_block_on(&ev, value, tid, &mut out),
+                RuleKind::Task | RuleKind::Leaf => out.warnings.push(format!(
                     "root at {here}: roots yielding tasks directly are not supported yet"
                 )),
             }
@@ -135,6 +137,10 @@ pub fn run(
         let first = |r: &RuntimeReport| r.tasks.first().and_then(|t| t.id);
         (a.kind.as_str(), first(a), a.address).cmp(&(b.kind.as_str(), first(b), b.address))
     });
+    for b in &mut out.block_on {
+        b.runtime = b.thread.and_then(|t| out.thread_runtime.get(&t).copied());
+    }
+    out.block_on.sort_by_key(|b| (b.thread, b.future.address));
     out.warnings.extend(ev.warnings.borrow().iter().cloned());
     if out.runtimes.is_empty() {
         out.warnings.extend(frame_notes);
@@ -175,7 +181,9 @@ fn frame_locals(
                     continue;
                 }
             };
-            let Some(var) = locals.iter().find(|l| &*l.name == local) else {
+            // A name can be bound twice in one function (`let mut f = pin!(f);` shadows
+            // the parameter, whose bytes are a stale copy): the innermost binding wins.
+            let Some(var) = locals.iter().rev().find(|l| &*l.name == local) else {
                 let names: Vec<&str> = locals.iter().map(|l| &*l.name).collect();
                 misses.push(format!(
                     "thread {}: `{function}` has no local `{local}` here (it has: {})",
@@ -273,6 +281,42 @@ fn match_rule<'p>(
         what: "depth",
         limit: 16,
     })
+}
+
+/// A `=> future` root: the value is a future being run outside the task system (the
+/// argument of `block_on`), reported with its own async backtrace.
+fn add_block_on(ev: &Evaluator<'_>, value: Value, tid: Option<u32>, out: &mut Findings) {
+    // A pinned reference (`Pin<&mut F>`) or a pointer: report the future itself.
+    let mut v = value;
+    for _ in 0..8 {
+        let Value::Place { ty, .. } = v else { return };
+        let Ok(t) = ev.ty(ty) else { return };
+        if crate::backtrace::is_coroutine(&t)
+            || !matches!(t.kind, crate::dwarf::TypeKind::Pointer { .. })
+                && !t.name.starts_with("core::pin::Pin<")
+        {
+            break;
+        }
+        match ev.deref(v.clone()) {
+            Ok(next) => v = next,
+            Err(_) => break,
+        }
+    }
+    let Value::Place { addr, ty } = v else { return };
+    if out.block_on.iter().any(|b| b.future.address == Hex(addr)) {
+        return;
+    }
+    let chain = crate::backtrace::await_chain(ev, v);
+    out.block_on.push(BlockOnReport {
+        thread: tid,
+        runtime: None,
+        future: FutureRef {
+            ty: ev.ty(ty).map(|t| t.name.to_string()).unwrap_or_default(),
+            address: Hex(addr),
+        },
+        backtrace: chain.frames,
+        blocked_on: chain.blocked_on,
+    });
 }
 
 fn add_runtime(ev: &Evaluator<'_>, value: Value, tid: Option<u32>, out: &mut Findings) {

@@ -118,11 +118,11 @@ pub fn compile(main: SourceFile, loader: &dyn Loader) -> Result<Program, Diagnos
             resolver.program.rules.push(rule);
         }
         for (mut root, subject) in p.roots {
-            if root.yields != RuleKind::Runtime {
+            if !matches!(root.yields, RuleKind::Runtime | RuleKind::Future) {
                 resolver.diags.push(
                     Diagnostic::new(
                         root.span,
-                        "a root yields a runtime: `root … as x => runtime EXPR`",
+                        "a root yields a runtime or a future: `root … as x => runtime EXPR`",
                     )
                     .with_help("tasks are reached from a runtime rule's `tasks`"),
                 );

@@ -32,17 +32,27 @@ fn tokio_and_std_compile() {
     let p = compile(main, &shipped()).unwrap_or_else(|d| panic!("{d}"));
     assert_eq!((p.name.as_str(), p.version.as_str()), ("tokio", "1.54"));
     assert_eq!(p.files.len(), 2, "tokio and std");
-    assert_eq!(p.roots.len(), 1);
+    // The runtime root, and the two block_on frame roots.
+    assert_eq!(p.roots.len(), 3);
     assert_eq!(
         p.roots[0].kind,
         RootKind::Tls("tokio::runtime::context::CONTEXT".into())
     );
+    assert_eq!(
+        p.roots[1].kind,
+        RootKind::Frame {
+            function: "tokio::runtime::park::CachedParkThread::block_on".into(),
+            local: "f".into()
+        }
+    );
+    assert_eq!(p.roots[1].yields, RuleKind::Future);
     let kinds: Vec<RuleKind> = p.rules.iter().map(|r| r.kind).collect();
     use RuleKind::{Future, Leaf, Runtime, Task};
-    assert_eq!(
-        kinds,
-        [Runtime, Runtime, Task, Future, Leaf, Leaf, Leaf, Leaf, Leaf]
-    );
+    // tokio's rules, then std's leaf for `pending()`.
+    let want = [
+        Runtime, Runtime, Task, Future, Leaf, Leaf, Leaf, Leaf, Leaf, Leaf,
+    ];
+    assert_eq!(kinds, want);
     let task = &p.rules[2];
     let names: Vec<&str> = task.members.iter().map(|m| m.name.as_str()).collect();
     assert_eq!(names, ["cell", "id", "state", "flags", "refs", "future"]);

@@ -220,7 +220,7 @@ pub fn redact(text: &str, dumps: &Dumps) -> String {
     out.push_str(rest);
     redact_values(
         &redact_words(&out),
-        &["deadline_secs", "deadline_nanos", "fd"],
+        &["deadline_secs", "deadline_nanos", "fd", "on thread"],
     )
 }
 
@@ -241,7 +241,7 @@ fn redact_values(s: &str, keys: &[&str]) -> String {
                     .count();
                 result.push_str(&rest[..start]);
                 if digits > 0 {
-                    result.push_str(&format!("[{}]", key.to_uppercase()));
+                    result.push_str(&format!("[{}]", key.to_uppercase().replace(" ", "_")));
                 }
                 rest = &rest[start + digits..];
             }

@@ -30,6 +30,8 @@ pub struct Report {
     pub dump: Option<DumpInfo>,
     pub binary: Option<BinaryInfo>,
     pub runtimes: Vec<RuntimeReport>,
+    /// Futures run by `block_on` (found by the layout's `=> future` roots).
+    pub block_on: Vec<BlockOnReport>,
     pub threads: Vec<ThreadReport>,
     pub warnings: Vec<String>,
 }
@@ -149,6 +151,34 @@ pub struct ThreadReport {
     pub fs_base: Option<Hex>,
     /// Address of the runtime this thread belongs to, if a root found one.
     pub runtime: Option<Hex>,
+    /// The thread's native stack, innermost first (inlined calls expanded).
+    pub frames: Vec<NativeFrame>,
+}
+
+/// One native stack frame.
+#[derive(Debug, Clone, Serialize)]
+pub struct NativeFrame {
+    pub pc: Hex,
+    /// Demangled function name where the binary's debug info knows it; otherwise None and
+    /// `module` says where the code is.
+    pub function: Option<String>,
+    pub location: Option<SourceRef>,
+    /// The file mapped at `pc` (`libc.so.6`), for frames outside the executable.
+    pub module: Option<String>,
+    /// A call inlined into the frame below it (same pc).
+    pub inlined: bool,
+}
+
+/// The future passed to a runtime's `block_on`: not a task, but often the program's main
+/// loop.
+#[derive(Debug, Clone, Serialize)]
+pub struct BlockOnReport {
+    pub thread: Option<u32>,
+    /// The runtime that thread runs, if known.
+    pub runtime: Option<Hex>,
+    pub future: FutureRef,
+    pub backtrace: Vec<AwaitFrame>,
+    pub blocked_on: Option<BlockedOn>,
 }
 
 /// A reported member value.

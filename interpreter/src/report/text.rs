@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use super::{FieldValue, Report, TaskReport};
+use super::{AwaitFrame, BlockedOn, FieldValue, Report, TaskReport};
 
 /// What the text report shows beyond the default.
 #[derive(Debug, Clone, Copy, Default)]
@@ -73,6 +73,25 @@ pub fn render_text(r: &Report, opts: TextOptions) -> String {
             }
         }
     }
+    if !r.block_on.is_empty() {
+        let _ = writeln!(s, "\nblock_on futures (run by a thread, not tasks):");
+        for b in &r.block_on {
+            let on = b
+                .thread
+                .map_or(String::new(), |t| format!(" on thread {t}"));
+            let root = b
+                .backtrace
+                .first()
+                .map_or(b.future.ty.as_str(), |f| f.function.as_str());
+            tree(
+                &mut s,
+                &format!("block_on{on}  {root}"),
+                &b.backtrace,
+                b.blocked_on.as_ref(),
+                opts,
+            );
+        }
+    }
     if !r.threads.is_empty() {
         let _ = writeln!(s, "\nthreads:");
         for t in &r.threads {
@@ -102,20 +121,36 @@ fn task(s: &mut String, t: &TaskReport, opts: TextOptions) {
         .first()
         .map(|f| f.function.as_str())
         .or(t.future.as_ref().map(|f| f.ty.as_str()));
-    let _ = writeln!(
-        s,
-        "\n  task {id} [{state}]  {}",
+    let header = format!(
+        "task {id} [{state}]  {}",
         root.unwrap_or("<future unavailable>")
     );
-    let width = t
-        .backtrace
+    tree(s, &header, &t.backtrace, t.blocked_on.as_ref(), opts);
+    for (name, v) in &t.fields {
+        let _ = writeln!(s, "    {name}: {}", show(v));
+    }
+    for (name, why) in &t.unavailable {
+        let _ = writeln!(s, "    {name}: unavailable ({why})");
+    }
+}
+
+/// A header, an async backtrace as a tree and what it is blocked on.
+fn tree(
+    s: &mut String,
+    header: &str,
+    backtrace: &[AwaitFrame],
+    blocked_on: Option<&BlockedOn>,
+    opts: TextOptions,
+) {
+    let _ = writeln!(s, "\n  {header}");
+    let width = backtrace
         .iter()
         .map(|f| f.function.chars().count())
         .max()
         .unwrap_or(0)
         .min(70);
-    for (i, f) in t.backtrace.iter().enumerate() {
-        let last = i + 1 == t.backtrace.len();
+    for (i, f) in backtrace.iter().enumerate() {
+        let last = i + 1 == backtrace.len();
         let branch = if last { "└─" } else { "├─" };
         let cont = if last { "  " } else { "│ " };
         if let Some(note) = &f.note
@@ -146,7 +181,7 @@ fn task(s: &mut String, t: &TaskReport, opts: TextOptions) {
             let _ = writeln!(s, "    {cont}   {}", values.join(", "));
         }
     }
-    if let Some(b) = &t.blocked_on {
+    if let Some(b) = blocked_on {
         let details: Vec<String> = b
             .fields
             .iter()
@@ -158,12 +193,6 @@ fn task(s: &mut String, t: &TaskReport, opts: TextOptions) {
             format!(": {}", details.join(", "))
         };
         let _ = writeln!(s, "    blocked on {}{details}", b.kind);
-    }
-    for (name, v) in &t.fields {
-        let _ = writeln!(s, "    {name}: {}", show(v));
-    }
-    for (name, why) in &t.unavailable {
-        let _ = writeln!(s, "    {name}: unavailable ({why})");
     }
 }
 
