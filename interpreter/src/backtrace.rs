@@ -11,7 +11,7 @@ use layoutdump_lang::program::RuleKind;
 
 use crate::dwarf::{DieId, Type, TypeKind};
 use crate::eval::{EvalError, Evaluator, Value};
-use crate::report::{AwaitFrame, BlockedOn, FieldValue, Hex, SourceRef};
+use crate::report::{AwaitFrame, BlockedOn, Branch, FieldValue, Hex, SourceRef};
 
 /// Await chains deeper than this are cut (with a frame saying so).
 pub const MAX_AWAIT_DEPTH: usize = 128;
@@ -25,17 +25,25 @@ pub struct Backtrace {
 
 /// Walks the await chain of `future`.
 pub fn await_chain(ev: &Evaluator<'_>, future: Value) -> Backtrace {
+    let mut budget = MAX_AWAIT_DEPTH * 4;
+    chain(ev, future, 0, &mut budget)
+}
+
+/// Futures shown in one backtrace, over all its branches: a hostile dump must not make a
+/// join of joins explode.
+fn chain(ev: &Evaluator<'_>, future: Value, depth: usize, budget: &mut usize) -> Backtrace {
     let mut frames = Vec::new();
     let mut seen: HashSet<(u64, DieId)> = HashSet::new();
     let mut current = Some(future);
     let mut blocked_on = None;
     while let Some(v) = current.take() {
-        if frames.len() >= MAX_AWAIT_DEPTH {
+        if frames.len() + depth >= MAX_AWAIT_DEPTH || *budget == 0 {
             frames.push(note_frame(format!(
-                "await chain deeper than {MAX_AWAIT_DEPTH}: cut here"
+                "await chain deeper than {MAX_AWAIT_DEPTH} futures: cut here"
             )));
             break;
         }
+        *budget -= 1;
         let Value::Place { addr, ty } = v else { break };
         // Nested futures can share an address (an `__awaitee` at offset 0): key on the type too.
         if !seen.insert((addr, ty)) {
@@ -74,25 +82,35 @@ pub fn await_chain(ev: &Evaluator<'_>, future: Value) -> Backtrace {
             }
             continue;
         }
-        if let Some(rule) = ev
-            .program
-            .rules
-            .iter()
-            .find(|r| r.kind == RuleKind::Future && r.pattern.matches(&t.name))
-        {
-            frames.push(plain_frame(&t, addr));
-            let members = ev.eval_members(&rule.members, rule.frame_size, v.clone());
-            match members
-                .into_iter()
-                .find(|(n, _)| n == "awaits")
-                .map(|(_, r)| r)
-            {
-                Some(Ok(next)) => current = first_item(ev, next),
-                Some(Err(e)) => {
-                    frames.push(note_frame(format!("cannot see into `{}`: {e}", t.name)))
+        if let Some((kind, next)) = see_into(ev, &v, &t) {
+            let mut frame = plain_frame(&t, addr);
+            match next {
+                Err(e) => frame.note = Some(format!("cannot see into it: {e}")),
+                Ok(mut items) if items.len() == 1 => current = items.pop(),
+                Ok(items) => {
+                    // Several futures at once (join!, select!): one branch each.
+                    frame.branches = items
+                        .into_iter()
+                        .map(|item| {
+                            let b = chain(ev, item, depth + frames.len() + 1, budget);
+                            Branch {
+                                backtrace: b.frames,
+                                blocked_on: b.blocked_on,
+                            }
+                        })
+                        .collect();
+                    blocked_on = Some(BlockedOn {
+                        kind: kind.unwrap_or_else(|| "all of".into()),
+                        future: t.name.to_string(),
+                        address: Hex(addr),
+                        fields: BTreeMap::from([(
+                            "branches".to_string(),
+                            FieldValue::Int(frame.branches.len() as i128),
+                        )]),
+                    });
                 }
-                None => {}
             }
+            frames.push(frame);
             continue;
         }
         // Pointers, Pin, Box: step through without a frame of their own.
@@ -110,6 +128,74 @@ pub fn await_chain(ev: &Evaluator<'_>, future: Value) -> Backtrace {
         }
     }
     Backtrace { frames, blocked_on }
+}
+
+/// What a `future` rule says: its `kind`, and the futures it waits on (or why not).
+type SeenInto = (Option<String>, Result<Vec<Value>, EvalError>);
+
+/// The `future` rules for this type, tried in layout order: the first whose `awaits`
+/// can be evaluated says what the future waits on (its `kind`, and the futures). Several
+/// rules may share a pattern (`PollFn` built by `join!` or by `select!`); a rule whose
+/// fields do not fit fails and the next is tried. None when no rule matches the type.
+fn see_into(ev: &Evaluator<'_>, v: &Value, t: &Type) -> Option<SeenInto> {
+    let mut first_error = None;
+    for rule in ev
+        .program
+        .rules
+        .iter()
+        .filter(|r| r.kind == RuleKind::Future && r.pattern.matches(&t.name))
+    {
+        let members = ev.eval_members(&rule.members, rule.frame_size, v.clone());
+        let kind = members
+            .iter()
+            .find(|(n, _)| n == "kind")
+            .and_then(|(_, r)| match r {
+                Ok(Value::Str(s)) => Some(s.to_string()),
+                _ => None,
+            });
+        match members
+            .into_iter()
+            .find(|(n, _)| n == "awaits")
+            .map(|(_, r)| r)
+        {
+            Some(Ok(next)) => {
+                // `&mut (A, B)`: the tuple itself.
+                let mut next = next;
+                for _ in 0..MAX_HOPS {
+                    let is_ptr = matches!(&next, Value::Place { ty, .. } if ev.ty(*ty).is_ok_and(|t| matches!(t.kind, TypeKind::Pointer { .. })));
+                    if !is_ptr {
+                        break;
+                    }
+                    match ev.deref(next.clone()) {
+                        Ok(n) => next = n,
+                        Err(_) => break,
+                    }
+                }
+                let items = match next {
+                    Value::Seq(items) => items,
+                    Value::Place { .. } => match ev.items(next.clone()) {
+                        Ok(items) if is_tuple(ev, &next) => items,
+                        _ => vec![next],
+                    },
+                    other => vec![other],
+                };
+                return Some((kind, Ok(items)));
+            }
+            Some(Err(e)) => {
+                first_error.get_or_insert(e);
+            }
+            None => {}
+        }
+    }
+    first_error.map(|e| (None, Err(e)))
+}
+
+/// A tuple `(A, B, …)`: the futures of a join or select, each its own branch.
+fn is_tuple(ev: &Evaluator<'_>, v: &Value) -> bool {
+    let Value::Place { ty, .. } = v else {
+        return false;
+    };
+    ev.ty(*ty).is_ok_and(|t| t.name.starts_with('('))
 }
 
 /// An async fn, block or closure future: a struct whose variant part is chosen by the
@@ -182,6 +268,7 @@ fn coroutine_frame(
         address: Hex(addr),
         locals,
         note: None,
+        branches: Vec::new(),
     };
     Ok((frame, awaitee))
 }
@@ -235,15 +322,6 @@ fn step_through(ev: &Evaluator<'_>, v: Value) -> Option<Value> {
     None
 }
 
-/// `awaits` may give one future or several (a join): v1 follows the first.
-fn first_item(ev: &Evaluator<'_>, v: Value) -> Option<Value> {
-    match v {
-        Value::Seq(items) => items.into_iter().next(),
-        Value::Place { .. } => Some(v),
-        _ => ev.items(v).ok()?.into_iter().next(),
-    }
-}
-
 fn plain_frame(t: &Type, addr: u64) -> AwaitFrame {
     AwaitFrame {
         function: function_name(&t.name),
@@ -253,6 +331,7 @@ fn plain_frame(t: &Type, addr: u64) -> AwaitFrame {
         address: Hex(addr),
         locals: BTreeMap::new(),
         note: None,
+        branches: Vec::new(),
     }
 }
 
@@ -271,6 +350,7 @@ fn note_frame(note: String) -> AwaitFrame {
         address: Hex(0),
         locals: BTreeMap::new(),
         note: Some(note),
+        branches: Vec::new(),
     }
 }
 

@@ -46,13 +46,18 @@ fn tokio_and_std_compile() {
         }
     );
     assert_eq!(p.roots[1].yields, RuleKind::Future);
-    let kinds: Vec<RuleKind> = p.rules.iter().map(|r| r.kind).collect();
-    use RuleKind::{Future, Leaf, Runtime, Task};
-    // tokio's rules, then std's leaf for `pending()`.
-    let want = [
-        Runtime, Runtime, Task, Future, Leaf, Leaf, Leaf, Leaf, Leaf, Leaf,
-    ];
-    assert_eq!(kinds, want);
+    let count = |k: RuleKind| p.rules.iter().filter(|r| r.kind == k).count();
+    assert_eq!(
+        count(RuleKind::Runtime),
+        2,
+        "multi_thread and current_thread"
+    );
+    assert_eq!(count(RuleKind::Task), 1);
+    assert!(
+        count(RuleKind::Future) >= 1 && count(RuleKind::Leaf) >= 1,
+        "combinators and leaves"
+    );
+    assert_eq!(p.rules[2].kind, RuleKind::Task, "rules keep layout order");
     let task = &p.rules[2];
     let names: Vec<&str> = task.members.iter().map(|m| m.name.as_str()).collect();
     assert_eq!(names, ["cell", "id", "state", "flags", "refs", "future"]);

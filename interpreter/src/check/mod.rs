@@ -60,10 +60,23 @@ pub fn check_against(program: &Program, dbg: &DebugInfo) -> Diagnostics {
         }
     }
     let mut typing = typing::TypeChecker::new(program, dbg);
+    // A rule may be meant for some instances of its pattern only (tokio's join! and
+    // select! rules both match every PollFn): it passes if one of the first instances
+    // type-checks; otherwise the first instance's errors are reported.
+    const INSTANCES_TRIED: usize = 64;
     for rule in &program.rules {
-        if let Some(subject) = typing.any_instance(&rule.pattern) {
+        let before = typing.diags.len();
+        let mut first_errors = None;
+        for subject in typing.instances(&rule.pattern, INSTANCES_TRIED) {
             typing.check_members(&rule.members, rule.frame_size, typing::AType::Obj(subject));
+            let errors: Vec<_> = typing.diags.drain(before..).collect();
+            if errors.is_empty() {
+                first_errors = None;
+                break;
+            }
+            first_errors.get_or_insert(errors);
         }
+        typing.diags.extend(first_errors.unwrap_or_default());
     }
     list.extend(typing.diags);
     list.sort_by_key(|d| (d.span.file.0, d.span.start));

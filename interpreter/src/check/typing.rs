@@ -42,7 +42,14 @@ impl<'a> TypeChecker<'a> {
 
     /// Any type of the binary matching `pattern`, preferring the first by name.
     pub fn any_instance(&self, pattern: &TypeExpr) -> Option<DieId> {
-        let base = pattern.base_path()?;
+        self.instances(pattern, 1).into_iter().next()
+    }
+
+    /// Up to `max` types of the binary matching `pattern`, in name order.
+    pub fn instances(&self, pattern: &TypeExpr, max: usize) -> Vec<DieId> {
+        let Some(base) = pattern.base_path() else {
+            return vec![];
+        };
         let mut names: Vec<_> = self
             .dbg
             .index()
@@ -50,7 +57,11 @@ impl<'a> TypeChecker<'a> {
             .filter(|n| n.starts_with(base) && pattern.matches(n))
             .collect();
         names.sort();
-        names.first().and_then(|n| self.dbg.type_named(n))
+        names
+            .into_iter()
+            .take(max)
+            .filter_map(|n| self.dbg.type_named(n))
+            .collect()
     }
 
     /// Checks members in order, as a rule evaluates them.

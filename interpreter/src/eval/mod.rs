@@ -539,6 +539,21 @@ impl<'a> Evaluator<'a> {
                             _ => Ok(vec![]),
                         };
                     }
+                    // A tuple's elements, in order (the futures of a join!).
+                    if let TypeKind::Struct {
+                        fields,
+                        variants: None,
+                    } = &t.kind
+                        && t.name.starts_with('(')
+                    {
+                        let mut fields: Vec<_> =
+                            fields.iter().filter(|f| f.name.starts_with("__")).collect();
+                        fields.sort_by_key(|f| f.name[2..].parse::<u32>().unwrap_or(u32::MAX));
+                        return fields
+                            .iter()
+                            .map(|f| place(addr, f.offset, f.ty, &t))
+                            .collect();
+                    }
                     if let Some((view, m)) = self.view_member(ty, "items") {
                         v = self.eval_view_member(view, m, v)?;
                         continue;

@@ -113,6 +113,16 @@ pub struct AwaitFrame {
     pub locals: BTreeMap<String, FieldValue>,
     /// Why the chain stops or what could not be read here.
     pub note: Option<String>,
+    /// For a future waiting on several at once (`join!`, `select!`): each one's chain.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub branches: Vec<Branch>,
+}
+
+/// One of the futures a combinator waits on, with its own chain.
+#[derive(Debug, Clone, Serialize)]
+pub struct Branch {
+    pub backtrace: Vec<AwaitFrame>,
+    pub blocked_on: Option<BlockedOn>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -143,6 +143,28 @@ fn tree(
     opts: TextOptions,
 ) {
     let _ = writeln!(s, "\n  {header}");
+    frames(s, "    ", backtrace, opts);
+    if let Some(b) = blocked_on {
+        let _ = writeln!(s, "    blocked on {}", blocked_text(b));
+    }
+}
+
+fn blocked_text(b: &BlockedOn) -> String {
+    let details: Vec<String> = b
+        .fields
+        .iter()
+        .map(|(n, v)| format!("{n} {}", show(v)))
+        .collect();
+    if details.is_empty() {
+        b.kind.clone()
+    } else {
+        format!("{}: {}", b.kind, details.join(", "))
+    }
+}
+
+/// The frames of one chain under `indent`; a combinator's branches are drawn beneath it,
+/// each as its own chain, ending with what that branch is blocked on.
+fn frames(s: &mut String, indent: &str, backtrace: &[AwaitFrame], opts: TextOptions) {
     let width = backtrace
         .iter()
         .map(|f| f.function.chars().count())
@@ -156,7 +178,7 @@ fn tree(
         if let Some(note) = &f.note
             && f.function.is_empty()
         {
-            let _ = writeln!(s, "    {branch} ({note})");
+            let _ = writeln!(s, "{indent}{branch} ({note})");
             continue;
         }
         let at = match &f.location {
@@ -167,10 +189,10 @@ fn tree(
             Some(st) if !st.starts_with("Suspend") => format!("  [{st}]"),
             _ => String::new(),
         };
-        let line = format!("    {branch} {:<width$}{at}{state}", f.function);
+        let line = format!("{indent}{branch} {:<width$}{at}{state}", f.function);
         let _ = writeln!(s, "{}", line.trim_end());
         if let Some(note) = &f.note {
-            let _ = writeln!(s, "    {cont}   ({note})");
+            let _ = writeln!(s, "{indent}{cont}   ({note})");
         }
         if opts.locals && !f.locals.is_empty() {
             let values: Vec<String> = f
@@ -178,21 +200,16 @@ fn tree(
                 .iter()
                 .map(|(n, v)| format!("{n} = {}", show(v)))
                 .collect();
-            let _ = writeln!(s, "    {cont}   {}", values.join(", "));
+            let _ = writeln!(s, "{indent}{cont}   {}", values.join(", "));
         }
-    }
-    if let Some(b) = blocked_on {
-        let details: Vec<String> = b
-            .fields
-            .iter()
-            .map(|(n, v)| format!("{n} {}", show(v)))
-            .collect();
-        let details = if details.is_empty() {
-            String::new()
-        } else {
-            format!(": {}", details.join(", "))
-        };
-        let _ = writeln!(s, "    blocked on {}{details}", b.kind);
+        for (b, br) in f.branches.iter().enumerate() {
+            let _ = writeln!(s, "{indent}{cont}   [branch {}]", b + 1);
+            let inner = format!("{indent}{cont}     ");
+            frames(s, &inner, &br.backtrace, opts);
+            if let Some(blocked) = &br.blocked_on {
+                let _ = writeln!(s, "{inner}blocked on {}", blocked_text(blocked));
+            }
+        }
     }
 }
 
