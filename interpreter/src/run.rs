@@ -258,7 +258,7 @@ fn match_rule<'p>(
             .program
             .rules
             .iter()
-            .find(|r| r.kind == kind && r.pattern.matches(&t.name))
+            .find(|r| r.kind == kind && r.pattern.matches(&t.name) && ev.guard_holds(r, &v))
         {
             return Ok((rule, addr, v));
         }

@@ -110,6 +110,11 @@ pub fn compile(main: SourceFile, loader: &dyn Loader) -> Result<Program, Diagnos
         }
         for (mut rule, subject) in p.rules {
             let mut scope = Scope::new(vec![subject]);
+            if let Some(g) = rule.guard {
+                let mut s = scope.clone();
+                resolver.resolve(g, &mut s);
+                scope.max = scope.max.max(s.max);
+            }
             for m in &mut rule.members {
                 resolver.resolve(m.value, &mut scope);
                 m.slot = scope.bind(&m.name);

@@ -82,7 +82,7 @@ pub fn parse_file(
             }
             Rule::view_item => {
                 let span = lower.span(&item);
-                let (pattern, subject, members) = lower.typed_block(item.into_inner());
+                let (pattern, subject, _, members) = lower.typed_block(item.into_inner());
                 out.views.push((
                     View {
                         pattern,
@@ -97,10 +97,11 @@ pub fn parse_file(
                 let span = lower.span(&item);
                 let mut it = item.into_inner();
                 let kind = rule_kind(it.next());
-                let (pattern, subject, members) = lower.typed_block(it);
+                let (pattern, subject, guard, members) = lower.typed_block(it);
                 let rule = crate::program::Rule {
                     kind,
                     pattern,
+                    guard,
                     members,
                     frame_size: 0,
                     span,
@@ -289,18 +290,27 @@ impl Lower<'_> {
         ExprId(self.program.exprs.len() as u32 - 1)
     }
 
-    /// `TYPE as NAME { MEMBER* }`, shared by views and rules.
+    /// `TYPE as NAME [when EXPR] { MEMBER* }`, shared by views and rules (the grammar
+    /// allows `when` on rules only).
     fn typed_block<'i>(
         &mut self,
         mut it: impl Iterator<Item = Pair<'i, Rule>>,
-    ) -> (TypeExpr, String, Vec<Member>) {
+    ) -> (TypeExpr, String, Option<ExprId>, Vec<Member>) {
         let pattern = it.next().map(type_expr).unwrap_or(TypeExpr::Wildcard);
         let subject = it
             .next()
             .map(|p| p.as_str().to_string())
             .unwrap_or_default();
-        let members = it.map(|m| self.member(m)).collect();
-        (pattern, subject, members)
+        let mut guard = None;
+        let mut members = Vec::new();
+        for p in it {
+            if p.as_rule() == Rule::guard {
+                guard = p.into_inner().next().map(|e| self.expr(e));
+            } else {
+                members.push(self.member(p));
+            }
+        }
+        (pattern, subject, guard, members)
     }
 
     fn member(&mut self, p: Pair<'_, Rule>) -> Member {

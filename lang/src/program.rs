@@ -200,6 +200,9 @@ pub enum RuleKind {
 pub struct Rule {
     pub kind: RuleKind,
     pub pattern: TypeExpr,
+    /// `when EXPR`: the rule applies only to values for which EXPR can be evaluated and
+    /// is not 0 (evaluated with the subject bound, before the members).
+    pub guard: Option<ExprId>,
     pub members: Vec<Member>,
     pub frame_size: u16,
     pub span: Span,

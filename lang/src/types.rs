@@ -98,10 +98,11 @@ impl TypeExpr {
         matches_at(self, name.trim()).is_some_and(|rest| rest.is_empty())
     }
 
-    /// The path part, for indexing rules by the type they are about.
+    /// The literal start of the path (up to a `{impl#*}` wildcard): every matching name
+    /// starts with it, so it narrows a search over all type names.
     pub fn base_path(&self) -> Option<&str> {
         match self {
-            TypeExpr::Path { path, .. } => Some(path),
+            TypeExpr::Path { path, .. } => Some(path.split("#*}").next().unwrap_or(path)),
             _ => None,
         }
     }
@@ -113,7 +114,7 @@ fn matches_at<'a>(pat: &TypeExpr, s: &'a str) -> Option<&'a str> {
         TypeExpr::Wildcard => Some(&s[balanced_len(s)..]),
         TypeExpr::Rest => Some(""),
         TypeExpr::Path { path, args } => {
-            let rest = s.strip_prefix(path.as_str())?;
+            let rest = strip_path(path, s)?;
             match args {
                 None => {
                     // The path must end here (not `Vec` matching `VecDeque`); any
@@ -157,6 +158,26 @@ fn matches_at<'a>(pat: &TypeExpr, s: &'a str) -> Option<&'a str> {
             rest.strip_prefix(')')
         }
     }
+}
+
+/// `s` without the leading `path`. In a pattern, `#*}` matches any number in a
+/// compiler-numbered segment: `{impl#*}` matches `{impl#3}` (impl blocks are numbered in
+/// source order, which changes between releases of a crate).
+fn strip_path<'a>(path: &str, s: &'a str) -> Option<&'a str> {
+    let mut rest = s;
+    let mut pieces = path.split("#*}").peekable();
+    while let Some(piece) = pieces.next() {
+        rest = rest.strip_prefix(piece)?;
+        if pieces.peek().is_some() {
+            rest = rest.strip_prefix('#')?;
+            let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+            if digits == 0 {
+                return None;
+            }
+            rest = rest[digits..].strip_prefix('}')?;
+        }
+    }
+    Some(rest)
 }
 
 /// Length of the balanced type text at the start of `s`, up to a top-level `,` or closer.
@@ -227,6 +248,18 @@ mod tests {
             Some(vec![TypeExpr::Wildcard, TypeExpr::Rest]),
         );
         assert!(rest.matches("alloc::sync::Arc<u8, alloc::alloc::Global>"));
+    }
+
+    #[test]
+    fn numbered_segments_match_any_number() {
+        let p = path(
+            "tokio::sync::mpsc::unbounded::{impl#*}::recv::{async_fn_env#0}",
+            None,
+        );
+        assert!(p.matches("tokio::sync::mpsc::unbounded::{impl#3}::recv::{async_fn_env#0}<u64>"));
+        assert!(p.matches("tokio::sync::mpsc::unbounded::{impl#12}::recv::{async_fn_env#0}<u64>"));
+        assert!(!p.matches("tokio::sync::mpsc::unbounded::{impl#}::recv::{async_fn_env#0}<u64>"));
+        assert!(!p.matches("tokio::sync::mpsc::unbounded::{impl#3}::send::{async_fn_env#0}<u64>"));
     }
 
     #[test]

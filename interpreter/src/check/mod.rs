@@ -5,7 +5,7 @@
 
 mod typing;
 
-use layoutdump_lang::program::{Expr, RootKind};
+use layoutdump_lang::program::{Expr, RootKind, RuleKind};
 use layoutdump_lang::{Diagnostic, Diagnostics, Program, TypeExpr};
 
 use crate::dwarf::{DebugInfo, VarLocation};
@@ -29,7 +29,14 @@ pub fn check_against(program: &Program, dbg: &DebugInfo) -> Diagnostics {
             ));
         }
     }
-    for rule in &program.rules {
+    // Runtime and task rules are what a layout is for: one that matches nothing is an
+    // error. Future and leaf rules describe types a program may not use (a broadcast
+    // channel): matching nothing is normal.
+    for rule in program
+        .rules
+        .iter()
+        .filter(|r| matches!(r.kind, RuleKind::Runtime | RuleKind::Task))
+    {
         if !any_type_matches(dbg, &rule.pattern) {
             list.push(
                 Diagnostic::new(
@@ -60,14 +67,18 @@ pub fn check_against(program: &Program, dbg: &DebugInfo) -> Diagnostics {
         }
     }
     let mut typing = typing::TypeChecker::new(program, dbg);
-    // A rule may be meant for some instances of its pattern only (tokio's join! and
-    // select! rules both match every PollFn): it passes if one of the first instances
-    // type-checks; otherwise the first instance's errors are reported.
+    // A rule passes if one of the first instances of its pattern that its `when` guard
+    // fits type-checks; otherwise the first such instance's errors are reported. (tokio's
+    // join! and select! rules match every PollFn; their guards pick the macros' closures.)
     const INSTANCES_TRIED: usize = 64;
     for rule in &program.rules {
         let before = typing.diags.len();
         let mut first_errors = None;
         for subject in typing.instances(&rule.pattern, INSTANCES_TRIED) {
+            // A guarded rule is about the instances its guard fits, only.
+            if !typing.guard_fits(rule.guard, rule.frame_size, typing::AType::Obj(subject)) {
+                continue;
+            }
             typing.check_members(&rule.members, rule.frame_size, typing::AType::Obj(subject));
             let errors: Vec<_> = typing.diags.drain(before..).collect();
             if errors.is_empty() {

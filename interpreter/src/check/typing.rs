@@ -64,6 +64,19 @@ impl<'a> TypeChecker<'a> {
             .collect()
     }
 
+    /// Whether a rule's `when` guard type-checks on `subject` (no guard: yes). Leaves no
+    /// diagnostics: a guard that does not fit means the rule is not about this instance.
+    pub fn guard_fits(&mut self, guard: Option<ExprId>, size: u16, subject: AType) -> bool {
+        let Some(g) = guard else { return true };
+        let before = self.diags.len();
+        let mut frame = vec![AType::Unknown; usize::from(size.max(1))];
+        frame[0] = subject;
+        self.eval(g, &mut frame);
+        let fits = self.diags.len() == before;
+        self.diags.truncate(before);
+        fits
+    }
+
     /// Checks members in order, as a rule evaluates them.
     pub fn check_members(
         &mut self,

@@ -82,6 +82,17 @@ impl<'a> Evaluator<'a> {
         Ok(self.dbg.ty(id)?)
     }
 
+    /// Whether `rule` applies to `subject`: it has no `when` guard, or the guard can be
+    /// evaluated and is not 0.
+    pub fn guard_holds(&self, rule: &layoutdump_lang::program::Rule, subject: &Value) -> bool {
+        let Some(guard) = rule.guard else { return true };
+        match self.eval_with_subject(guard, rule.frame_size, subject.clone()) {
+            Ok(Value::Int(0)) | Ok(Value::Addr(0)) | Err(_) => false,
+            Ok(v @ Value::Place { .. }) => !matches!(self.to_int(&v), Ok(0)),
+            Ok(_) => true,
+        }
+    }
+
     /// Evaluates `expr` in a fresh frame of `size` slots whose slot 0 is `subject`.
     pub fn eval_with_subject(
         &self,
