@@ -9,11 +9,18 @@ use layoutdump_lang::{Loader, SourceFile};
 pub const SHIPPED: &[(&str, &str)] = &[
     ("std", include_str!("../../layouts/std.layout")),
     ("tokio", include_str!("../../layouts/tokio.layout")),
+    ("futures", include_str!("../../layouts/futures.layout")),
 ];
+
+/// Layouts that describe combinators or std types, used by others, not run on their own.
+const LIBRARIES: &[&str] = &["std", "futures"];
 
 /// Layouts a user can run by name (std is a prelude, not a runtime).
 pub fn runnable() -> impl Iterator<Item = &'static str> {
-    SHIPPED.iter().map(|(n, _)| *n).filter(|n| *n != "std")
+    SHIPPED
+        .iter()
+        .map(|(n, _)| *n)
+        .filter(|n| !LIBRARIES.contains(n))
 }
 
 /// Resolves a layout argument: a shipped name, or a path to a `.layout` file.

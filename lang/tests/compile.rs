@@ -23,6 +23,7 @@ fn shipped() -> Files {
     Files(vec![
         ("std", include_str!("../../layouts/std.layout")),
         ("tokio", include_str!("../../layouts/tokio.layout")),
+        ("futures", include_str!("../../layouts/futures.layout")),
     ])
 }
 
@@ -31,7 +32,7 @@ fn tokio_and_std_compile() {
     let main = shipped().load("tokio").unwrap();
     let p = compile(main, &shipped()).unwrap_or_else(|d| panic!("{d}"));
     assert_eq!((p.name.as_str(), p.version.as_str()), ("tokio", "1.54"));
-    assert_eq!(p.files.len(), 2, "tokio and std");
+    assert_eq!(p.files.len(), 3, "tokio, std and futures");
     // The runtime root, and the two block_on frame roots.
     assert_eq!(p.roots.len(), 3);
     assert_eq!(
