@@ -85,6 +85,7 @@ pub fn analyze(
             })
             .collect(),
         warnings: dump.warnings.clone(),
+        notes: Vec::new(),
     };
     // Native stacks need only the mapped files' unwind info, not DWARF: they are shown
     // even when the binary's debug info is missing.
@@ -159,6 +160,7 @@ pub fn analyze(
     }
     report.runtimes = findings.runtimes;
     report.block_on = findings.block_on;
+    report.notes = findings.notes;
     report.warnings.extend(findings.warnings);
     if report.runtimes.is_empty() {
         report.warnings.push(format!(

@@ -26,6 +26,9 @@ pub struct ThreadContext {
 #[derive(Debug, Default)]
 pub struct Findings {
     pub runtimes: Vec<RuntimeReport>,
+    /// What could not be read but does not make the report partial (a block_on future
+    /// kept only in a register).
+    pub notes: Vec<String>,
     pub block_on: Vec<BlockOnReport>,
     /// Runtime address per thread id, for the threads section.
     pub thread_runtime: BTreeMap<u32, Hex>,
@@ -101,11 +104,10 @@ pub fn run(
             },
             RootKind::Frame { function, local } => {
                 let (found, misses) = frame_locals(dbg, mem, bias, threads, function, local);
-                if found.is_empty() {
-                    // Said only when the root found nothing at all: a local optimized out
-                    // in one frame while another frame has it is not worth a warning.
-                    frame_notes.extend(misses.into_iter().map(|m| format!("root at {here}: {m}")));
-                }
+                // A local optimized out in some frame is said in the notes (what DWARF could
+                // not tell us is never silent); it becomes a warning only if no runtime was
+                // found at all.
+                frame_notes.extend(misses.into_iter().map(|m| format!("root at {here}: {m}")));
                 found
             }
         };
@@ -143,8 +145,9 @@ pub fn run(
     out.block_on.sort_by_key(|b| (b.thread, b.future.address));
     out.warnings.extend(ev.warnings.borrow().iter().cloned());
     if out.runtimes.is_empty() {
-        out.warnings.extend(frame_notes);
+        out.warnings.extend(frame_notes.iter().cloned());
     }
+    out.notes = frame_notes;
     out
 }
 
@@ -466,6 +469,9 @@ fn display_string(ev: &Evaluator<'_>, v: &Value) -> String {
 
 /// A member's value for the report: numbers where the value stands for one, strings,
 /// lists, and otherwise the object's type and address.
+/// Items of a collection shown in a report.
+const FIRST_ITEMS: usize = 8;
+
 pub(crate) fn field_value(ev: &Evaluator<'_>, v: &Value) -> FieldValue {
     field_value_depth(ev, v, 0)
 }
@@ -497,12 +503,34 @@ fn field_value_depth(ev: &Evaluator<'_>, v: &Value, depth: u32) -> FieldValue {
             {
                 return FieldValue::Address(Hex(target));
             }
-            match ev.to_int(v) {
-                Ok(i) => FieldValue::Int(i),
-                Err(_) => FieldValue::Object {
-                    ty: t.map(|t| t.name.to_string()).unwrap_or_default(),
-                    address: Hex(*addr),
-                },
+            if let Ok(i) = ev.to_int(v) {
+                return FieldValue::Int(i);
+            }
+            if depth < 4 {
+                // A collection: its length and first items (a Vec, a slice).
+                if let Some(Ok(items)) = ev.view_items(v) {
+                    let first = items
+                        .iter()
+                        .take(FIRST_ITEMS)
+                        .map(|i| field_value_depth(ev, i, depth + 1))
+                        .collect();
+                    return FieldValue::Collection {
+                        len: items.len() as u64,
+                        first,
+                    };
+                }
+                // What a wrapper stands for (an Arc's target, a Mutex's value), where that
+                // reads as a value rather than as another object.
+                if let Ok(inner) = ev.deref(v.clone()) {
+                    let shown = field_value_depth(ev, &inner, depth + 1);
+                    if !matches!(shown, FieldValue::Object { .. }) {
+                        return shown;
+                    }
+                }
+            }
+            FieldValue::Object {
+                ty: t.map(|t| t.name.to_string()).unwrap_or_default(),
+                address: Hex(*addr),
             }
         }
     }

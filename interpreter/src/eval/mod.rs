@@ -844,6 +844,15 @@ impl<'a> Evaluator<'a> {
         found
     }
 
+    /// The items of a value whose type's view has `items` (a collection), if it has one.
+    pub fn view_items(&self, v: &Value) -> Option<Result<Vec<Value>, EvalError>> {
+        let Value::Place { ty, .. } = v else {
+            return None;
+        };
+        self.view_member(*ty, "items")?;
+        Some(self.items(v.clone()))
+    }
+
     /// The value of the type's view member `show` (how a value is shown in reports), if
     /// its view has one.
     pub fn show(&self, v: &Value) -> Option<Result<Value, EvalError>> {

@@ -34,6 +34,9 @@ pub struct Report {
     pub block_on: Vec<BlockOnReport>,
     pub threads: Vec<ThreadReport>,
     pub warnings: Vec<String>,
+    /// What could not be read without making the report partial, e.g. a `block_on`
+    /// future that an optimized build keeps only in a register.
+    pub notes: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -200,6 +203,11 @@ pub enum FieldValue {
     Address(Hex),
     Str(String),
     List(Vec<FieldValue>),
+    /// A collection (a type whose view has `items`): its length and its first items.
+    Collection {
+        len: u64,
+        first: Vec<FieldValue>,
+    },
     /// An object in memory: its type and address.
     Object {
         #[serde(rename = "type")]

@@ -102,6 +102,12 @@ pub fn render_text(r: &Report, opts: TextOptions) -> String {
             let _ = writeln!(s, "  {:>7} {name:<16} pc {:#x}{rt}", t.tid, t.pc.0);
         }
     }
+    if !r.notes.is_empty() {
+        let _ = writeln!(s, "\nnotes:");
+        for n in &r.notes {
+            let _ = writeln!(s, "  - {n}");
+        }
+    }
     if !r.warnings.is_empty() {
         let _ = writeln!(s, "\nwarnings:");
         for w in &r.warnings {
@@ -194,13 +200,10 @@ fn frames(s: &mut String, indent: &str, backtrace: &[AwaitFrame], opts: TextOpti
         if let Some(note) = &f.note {
             let _ = writeln!(s, "{indent}{cont}   ({note})");
         }
-        if opts.locals && !f.locals.is_empty() {
-            let values: Vec<String> = f
-                .locals
-                .iter()
-                .map(|(n, v)| format!("{n} = {}", show(v)))
-                .collect();
-            let _ = writeln!(s, "{indent}{cont}   {}", values.join(", "));
+        if opts.locals {
+            for (n, v) in &f.locals {
+                let _ = writeln!(s, "{indent}{cont}   {n} = {}", show(v));
+            }
         }
         for (b, br) in f.branches.iter().enumerate() {
             let _ = writeln!(s, "{indent}{cont}   [branch {}]", b + 1);
@@ -253,12 +256,40 @@ fn group(s: &mut String, g: &super::triage::TaskGroup) {
     }
 }
 
+/// A value for a line of text: long ones (a big string, many items) are cut.
 fn show(v: &FieldValue) -> String {
+    let full = show_full(v);
+    if full.chars().count() > MAX_SHOWN {
+        let cut: String = full.chars().take(MAX_SHOWN).collect();
+        format!("{cut}…")
+    } else {
+        full
+    }
+}
+
+const MAX_SHOWN: usize = 120;
+
+fn show_full(v: &FieldValue) -> String {
     match v {
         FieldValue::Int(i) => i.to_string(),
         FieldValue::Address(a) => format!("{:#x}", a.0),
         FieldValue::Str(s) => s.clone(),
         FieldValue::List(items) => items.iter().map(show).collect::<Vec<_>>().join(" | "),
+        FieldValue::Collection { len, first } => {
+            // Objects say little one by one: their type once is enough.
+            if let Some(FieldValue::Object { ty, .. }) = first.first()
+                && first.iter().all(|f| matches!(f, FieldValue::Object { .. }))
+            {
+                return format!("[{len} × {ty}]");
+            }
+            let items: Vec<String> = first.iter().map(show).collect();
+            let more = if *len as usize > first.len() {
+                ", …"
+            } else {
+                ""
+            };
+            format!("[{}{more}] (len {len})", items.join(", "))
+        }
         FieldValue::Object { ty, address } => format!("{ty} @ {:#x}", address.0),
     }
 }

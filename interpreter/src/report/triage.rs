@@ -282,6 +282,8 @@ fn show(v: &FieldValue) -> String {
         FieldValue::Int(i) => i.to_string(),
         FieldValue::Address(Hex(a)) => format!("{a:#x}"),
         FieldValue::Str(s) => s.clone(),
-        FieldValue::List(_) | FieldValue::Object { .. } => "?".into(),
+        FieldValue::List(_) | FieldValue::Collection { .. } | FieldValue::Object { .. } => {
+            "?".into()
+        }
     }
 }
