@@ -10,10 +10,11 @@ pub const SHIPPED: &[(&str, &str)] = &[
     ("std", include_str!("../../layouts/std.layout")),
     ("tokio", include_str!("../../layouts/tokio.layout")),
     ("futures", include_str!("../../layouts/futures.layout")),
+    ("tracing", include_str!("../../layouts/tracing.layout")),
 ];
 
 /// Layouts that describe combinators or std types, used by others, not run on their own.
-const LIBRARIES: &[&str] = &["std", "futures"];
+const LIBRARIES: &[&str] = &["std", "futures", "tracing"];
 
 /// Layouts a user can run by name (std is a prelude, not a runtime).
 pub fn runnable() -> impl Iterator<Item = &'static str> {

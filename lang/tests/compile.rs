@@ -24,6 +24,7 @@ fn shipped() -> Files {
         ("std", include_str!("../../layouts/std.layout")),
         ("tokio", include_str!("../../layouts/tokio.layout")),
         ("futures", include_str!("../../layouts/futures.layout")),
+        ("tracing", include_str!("../../layouts/tracing.layout")),
     ])
 }
 
@@ -32,7 +33,7 @@ fn tokio_and_std_compile() {
     let main = shipped().load("tokio").unwrap();
     let p = compile(main, &shipped()).unwrap_or_else(|d| panic!("{d}"));
     assert_eq!((p.name.as_str(), p.version.as_str()), ("tokio", "1.54"));
-    assert_eq!(p.files.len(), 3, "tokio, std and futures");
+    assert_eq!(p.files.len(), 4, "tokio, std, futures and tracing");
     // The runtime root, and the two block_on frame roots.
     assert_eq!(p.roots.len(), 3);
     assert_eq!(
