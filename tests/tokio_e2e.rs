@@ -262,7 +262,19 @@ fn assert_backtrace(kind: &str, task: &Value, spawned: &Value) {
         "{kind} task {}: blocked on",
         spawned["id"]
     );
-    if let Some(detail) = spawned["detail"].as_array() {
+    if let Some(detail) = spawned["detail"].as_array()
+        && detail[0] == "left_ms"
+    {
+        // Time left on a sleep: at most its duration, less what passed between the
+        // timer's last turn and the spawn (well under a minute here).
+        let left = blocked["fields"]["left_ms"].as_i64().expect("left_ms");
+        let full = detail[1].as_i64().unwrap();
+        assert!(
+            left <= full && left > full - 60_000,
+            "{kind} task {}: left_ms {left} of {full}",
+            spawned["id"]
+        );
+    } else if let Some(detail) = spawned["detail"].as_array() {
         let key = detail[0].as_str().unwrap();
         assert_eq!(
             blocked["fields"][key], detail[1],
