@@ -220,7 +220,13 @@ pub fn redact(text: &str, dumps: &Dumps) -> String {
     out.push_str(rest);
     redact_values(
         &redact_words(&out),
-        &["deadline_secs", "deadline_nanos", "left_ms", "fd", "on thread"],
+        &[
+            "deadline_secs",
+            "deadline_nanos",
+            "left_ms",
+            "fd",
+            "on thread",
+        ],
     )
 }
 
