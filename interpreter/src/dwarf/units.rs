@@ -221,19 +221,7 @@ fn skip_group(chars: &mut std::iter::Peekable<std::str::Chars<'_>>) {
 }
 
 fn skip_group_after_open(chars: &mut std::iter::Peekable<std::str::Chars<'_>>) {
-    let mut depth = 1;
-    for c in chars.by_ref() {
-        match c {
-            '<' => depth += 1,
-            '>' => {
-                depth -= 1;
-                if depth == 0 {
-                    return;
-                }
-            }
-            _ => {}
-        }
-    }
+    take_group(chars);
 }
 
 /// The text of a `<…>` group whose `<` was just read, without the closing `>`.
