@@ -378,6 +378,8 @@ fn json_report_dev_core() {
     for t in report["threads"].as_array_mut().unwrap() {
         t["tid"] = Value::from("[TID]");
         t["frames"] = Value::from("[FRAMES]");
+        // Which worker runs which of tokio's worker tasks varies too.
+        t["fields"] = Value::from("[FIELDS]");
     }
     for b in report["block_on"].as_array_mut().unwrap() {
         b["thread"] = Value::from("[TID]");
@@ -404,17 +406,20 @@ fn serde_yaml_value(bytes: &[u8]) -> Value {
 /// `Runtime::block_on`, found by unwinding every thread.
 fn frame_root_layout() -> std::path::PathBuf {
     let tokio = std::fs::read_to_string(common::root().join("layouts/tokio.layout")).unwrap();
-    let tls_root =
-        "root tls tokio::runtime::context::CONTEXT as ctx => runtime ctx.current.handle.0";
-    assert!(
-        tokio.contains(tls_root),
-        "tokio.layout's root changed: update this test"
-    );
-    let frame_root = "root frame tokio::runtime::runtime::Runtime::block_on local self as rt => runtime rt.handle.inner.0";
+    // The thread-local root, through the end of its `{ … }` block.
+    let start = tokio
+        .find("root tls tokio::runtime::context::CONTEXT as ctx => runtime ctx.current.handle.0")
+        .expect("tokio.layout's root changed: update this test");
+    let end = start + tokio[start..].find("\n}\n").expect("the root's block") + 3;
+    let frame_root = "root frame tokio::runtime::runtime::Runtime::block_on local self as rt => runtime rt.handle.inner.0\n";
     let dir = common::root().join("target/test-scratch");
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("tokio-frame-root.layout");
-    std::fs::write(&path, tokio.replace(tls_root, frame_root)).unwrap();
+    std::fs::write(
+        &path,
+        format!("{}{frame_root}{}", &tokio[..start], &tokio[end..]),
+    )
+    .unwrap();
     path
 }
 

@@ -90,7 +90,8 @@ pub fn demo(args: DemoArgs) -> Result<ExitCode> {
             &report,
             TextOptions {
                 locals: true,
-                group: false
+                group: false,
+                all_frames: false
             }
         )
     );

@@ -77,6 +77,9 @@ struct RunArgs {
     /// Show the values each task holds across its awaits (JSON and YAML always have them).
     #[arg(long)]
     locals: bool,
+    /// In the crash section, show std's and the runtime's frames too (folded by default).
+    #[arg(long = "all-frames")]
+    all_frames: bool,
     /// Coalesce tasks whose async stacks are the same (same frames and await lines; values
     /// ignored), most common first, with their count and ids.
     #[arg(long)]
@@ -190,6 +193,7 @@ fn run(args: RunArgs) -> Result<ExitCode> {
         TextOptions {
             locals: args.locals,
             group: args.group,
+            all_frames: args.all_frames,
         },
         args.output.as_deref(),
     )?;

@@ -3,6 +3,7 @@
 //! failed). The CLI calls this; so do the tests.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use layoutdump_lang::Program;
 
@@ -69,6 +70,7 @@ pub fn analyze(
             process_name: dump.process_name.clone(),
         }),
         binary: None,
+        crash: None,
         runtimes: Vec::new(),
         block_on: Vec::new(),
         threads: dump
@@ -81,6 +83,7 @@ pub fn analyze(
                 sp: Hex(t.regs.rsp),
                 fs_base: t.regs.fs_base.map(Hex),
                 runtime: None,
+                fields: Default::default(),
                 frames: Vec::new(),
             })
             .collect(),
@@ -157,9 +160,15 @@ pub fn analyze(
     );
     for t in &mut report.threads {
         t.runtime = findings.thread_runtime.get(&t.tid).copied();
+        t.fields = findings
+            .thread_fields
+            .get(&t.tid)
+            .cloned()
+            .unwrap_or_default();
     }
     report.runtimes = findings.runtimes;
     report.block_on = findings.block_on;
+    let findings_panic = findings.panic;
     report.notes = findings.notes;
     report.warnings.extend(findings.warnings);
     if report.runtimes.is_empty() {
@@ -180,6 +189,11 @@ pub fn analyze(
             .warnings
             .push(crate::report::triage::cycle_warning(&cycle));
     }
+    let signal = dump
+        .crash
+        .as_ref()
+        .and_then(|c| c.signal.map(|s| (s, c.tid, c.fault_addr)));
+    report.crash = crate::crash::crash_report(&report, signal, findings_panic);
     let outcome = if complete {
         Outcome::Complete
     } else {
@@ -221,7 +235,9 @@ fn symbolize(dbg: &DebugInfo, dump: &Dump, bias: u64, stack: &[Frame]) -> Vec<Na
                 pc: Hex(f.pc),
                 function: frame.function,
                 location: frame.location.map(|l| SourceRef {
-                    file: Some(crate::backtrace::display_path(&l.file)),
+                    file: Some(crate::backtrace::display_path(&Arc::from(
+                        dbg.relative_to_build_dir(&l.file),
+                    ))),
                     line: u64::from(l.line.unwrap_or(0)),
                 }),
                 module: None,

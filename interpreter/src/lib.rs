@@ -4,6 +4,7 @@
 pub mod analyze;
 pub mod backtrace;
 pub mod check;
+pub mod crash;
 pub mod dwarf;
 pub mod eval;
 pub mod memory;

@@ -32,6 +32,10 @@ pub struct Findings {
     pub block_on: Vec<BlockOnReport>,
     /// Runtime address per thread id, for the threads section.
     pub thread_runtime: BTreeMap<u32, Hex>,
+    /// A panic hook found running on some thread.
+    pub panic: Option<crate::crash::PanicFound>,
+    /// The root members evaluated on each thread (`current_task`, …).
+    pub thread_fields: BTreeMap<u32, BTreeMap<String, FieldValue>>,
     pub warnings: Vec<String>,
 }
 
@@ -112,7 +116,7 @@ pub fn run(
             }
         };
         for (tid, subject) in subjects {
-            let value = match ev.eval_with_subject(root.value, root.frame_size, subject) {
+            let value = match ev.eval_with_subject(root.value, root.frame_size, subject.clone()) {
                 Ok(v) => v,
                 // "No runtime on this thread" is the common case, not a problem.
                 Err(e) if e.is_absent() => continue,
@@ -122,6 +126,18 @@ pub fn run(
                     continue;
                 }
             };
+            // Facts about this thread (the task it is running): values only, an absent
+            // one (no current task) is simply left out.
+            if let Some(tid) = tid {
+                for (name, r) in ev.eval_members(&root.members, root.frame_size, subject) {
+                    if let Ok(v) = r {
+                        out.thread_fields
+                            .entry(tid)
+                            .or_default()
+                            .insert(name, field_value(&ev, &v));
+                    }
+                }
+            }
             match root.yields {
                 RuleKind::Runtime => add_runtime(&ev, value, tid, &mut out),
                 RuleKind::Future => add_block_on(&ev, value, tid, &mut out),
@@ -148,6 +164,8 @@ pub fn run(
         out.warnings.extend(frame_notes.iter().cloned());
     }
     out.notes = frame_notes;
+    out.panic = crate::crash::find_panic(&ev, threads)
+        .or_else(|| crate::crash::scan_for_panic(&ev, threads));
     out
 }
 

@@ -134,6 +134,10 @@ pub fn compile(main: SourceFile, loader: &dyn Loader) -> Result<Program, Diagnos
             }
             let mut scope = Scope::new(vec![subject]);
             resolver.resolve(root.value, &mut scope);
+            for m in &mut root.members {
+                resolver.resolve(m.value, &mut scope);
+                m.slot = scope.bind(&m.name);
+            }
             root.frame_size = scope.size();
             resolver.program.roots.push(root);
         }

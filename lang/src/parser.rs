@@ -121,12 +121,14 @@ pub fn parse_file(
                     Some(e) => lower.expr(e),
                     None => lower.push(Expr::Int(0), span),
                 };
+                let members = it.map(|m| lower.member(m)).collect();
                 let kind = kind.unwrap_or(RootKind::Static(String::new()));
                 out.roots.push((
                     Root {
                         kind,
                         yields,
                         value,
+                        members,
                         frame_size: 0,
                         span,
                     },

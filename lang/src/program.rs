@@ -226,6 +226,9 @@ pub struct Root {
     pub kind: RootKind,
     pub yields: RuleKind,
     pub value: ExprId,
+    /// `{ name = expr … }` after the root: facts about the thread (or frame) the root was
+    /// evaluated on, e.g. the task a runtime thread is running. Reported per thread.
+    pub members: Vec<Member>,
     pub frame_size: u16,
     pub span: Span,
 }

@@ -69,7 +69,13 @@ impl Drop for Running {
 }
 
 pub fn start(exe: &Path) -> Running {
+    start_with(exe, &[])
+}
+
+/// Starts a fixture with arguments (which crash `tokio-crash` performs).
+pub fn start_with(exe: &Path, args: &[&str]) -> Running {
     let mut child = Command::new(exe)
+        .args(args)
         .stdout(Stdio::piped())
         .spawn()
         .expect("start fixture");

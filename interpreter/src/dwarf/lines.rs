@@ -55,6 +55,34 @@ impl DebugInfo {
         })
     }
 
+    /// `path` relative to the compilation directory of some unit (the workspace or crate
+    /// it was built in), when it lies under one; the longest such directory wins.
+    pub fn relative_to_build_dir<'p>(&self, path: &'p str) -> &'p str {
+        let dirs = self.comp_dirs.get_or_init(|| {
+            let mut dirs: Vec<String> = self
+                .units()
+                .list
+                .iter()
+                .filter_map(|u| {
+                    u.comp_dir
+                        .as_ref()?
+                        .to_string_lossy()
+                        .ok()
+                        .map(|d| d.into_owned())
+                })
+                .collect();
+            dirs.sort_by_key(|d| std::cmp::Reverse(d.len()));
+            dirs.dedup();
+            dirs
+        });
+        dirs.iter()
+            .find_map(|d| {
+                path.strip_prefix(d.as_str())
+                    .and_then(|r| r.strip_prefix('/'))
+            })
+            .unwrap_or(path)
+    }
+
     /// The functions at `addr`, innermost (inlined) first, each with its file:line.
     pub fn frames_at(&self, addr: LinkAddr) -> Vec<InlineFrame> {
         let Some(ctx) = self.lines.context() else {

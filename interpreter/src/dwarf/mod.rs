@@ -102,6 +102,8 @@ pub struct DebugInfo {
     tls: Option<TlsTemplate>,
     /// Line tables (addr2line), built on first use from a second view of the sections.
     lines: lines::LineTables,
+    /// Compilation directories of all units, longest first, for relative paths.
+    comp_dirs: OnceLock<Vec<String>>,
 }
 
 impl DebugInfo {
@@ -164,6 +166,7 @@ impl DebugInfo {
             path: path.into(),
             tls: tls_template(&obj),
             lines: lines::LineTables::new(for_lines),
+            comp_dirs: OnceLock::new(),
             dwarf,
             units,
             index,

@@ -29,6 +29,8 @@ pub struct Report {
     pub layout: LayoutInfo,
     pub dump: Option<DumpInfo>,
     pub binary: Option<BinaryInfo>,
+    /// The crash, when the dump records a signal or a thread is in a panic hook.
+    pub crash: Option<CrashReport>,
     pub runtimes: Vec<RuntimeReport>,
     /// Futures run by `block_on` (found by the layout's `=> future` roots).
     pub block_on: Vec<BlockOnReport>,
@@ -164,8 +166,35 @@ pub struct ThreadReport {
     pub fs_base: Option<Hex>,
     /// Address of the runtime this thread belongs to, if a root found one.
     pub runtime: Option<Hex>,
+    /// What the layout's root says about this thread (tokio: `current_task`, the id of
+    /// the task it was polling).
+    pub fields: BTreeMap<String, FieldValue>,
     /// The thread's native stack, innermost first (inlined calls expanded).
     pub frames: Vec<NativeFrame>,
+}
+
+/// Why the process was dumped.
+#[derive(Debug, Clone, Serialize)]
+pub struct CrashReport {
+    /// The signal the dump records (kernel cores: `NT_SIGINFO`; minidumps: the exception).
+    pub signal: Option<u32>,
+    pub fault_address: Option<Hex>,
+    /// The crashing thread: the one in a panic hook, else the one the dump names.
+    pub thread: Option<u32>,
+    pub panic: Option<PanicReport>,
+    /// The task that thread was running, when the layout says (tokio: `current_task`).
+    pub task: Option<u64>,
+    /// Stable crash signature (docs/signature.md): same crash, same signature.
+    pub signature: String,
+    /// What the signature was computed from.
+    pub signature_lines: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PanicReport {
+    pub message: Option<String>,
+    /// Where `panic!` was called (as the compiler recorded the path).
+    pub location: Option<SourceRef>,
 }
 
 /// One native stack frame.

@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use super::{AwaitFrame, BlockedOn, FieldValue, Report, TaskReport};
+use super::{AwaitFrame, BlockedOn, CrashReport, FieldValue, Report, TaskReport};
 
 /// What the text report shows beyond the default.
 #[derive(Debug, Clone, Copy, Default)]
@@ -12,6 +12,8 @@ pub struct TextOptions {
     pub locals: bool,
     /// Show each runtime's task groups instead of every task.
     pub group: bool,
+    /// Show the runtime's and std's frames too, not folded.
+    pub all_frames: bool,
 }
 
 pub fn render_text(r: &Report, opts: TextOptions) -> String {
@@ -36,6 +38,9 @@ pub fn render_text(r: &Report, opts: TextOptions) -> String {
         );
     }
     let _ = writeln!(s, "layout: {} {}", r.layout.name, r.layout.version);
+    if let Some(c) = &r.crash {
+        crash(&mut s, r, c, opts);
+    }
     if r.runtimes.is_empty() {
         let _ = writeln!(s, "\nno runtime found (see the warnings below)");
     }
@@ -115,6 +120,70 @@ pub fn render_text(r: &Report, opts: TextOptions) -> String {
         }
     }
     s
+}
+
+/// The crash first: what happened and where, the crashing thread's own frames (runtime
+/// and std frames folded), and the async backtrace of the task it was running.
+fn crash(s: &mut String, r: &Report, c: &CrashReport, opts: TextOptions) {
+    let what = match (&c.panic, c.signal) {
+        (Some(p), _) => {
+            let at = p.location.as_ref().map_or(String::new(), |l| {
+                format!(" at {}:{}", l.file.as_deref().unwrap_or("?"), l.line)
+            });
+            format!(
+                "panic{at}: {}",
+                p.message.as_deref().unwrap_or("<message not readable>")
+            )
+        }
+        (None, Some(sig)) => {
+            let addr = c
+                .fault_address
+                .map_or(String::new(), |a| format!(" at address {:#x}", a.0));
+            format!("signal {sig}{addr}")
+        }
+        (None, None) => "unknown".into(),
+    };
+    let _ = writeln!(s, "\nCRASH: {what}");
+    let thread = c.thread.map_or("?".to_string(), |t| t.to_string());
+    let running = c
+        .task
+        .map_or(String::new(), |t| format!(", running task {t}"));
+    let _ = writeln!(s, "  thread {thread}{running}; signature {}", c.signature);
+    if let Some(t) = r.threads.iter().find(|t| Some(t.tid) == c.thread) {
+        let mut folded = 0;
+        for f in &t.frames {
+            let own = f
+                .function
+                .as_deref()
+                .is_some_and(|n| !crate::crash::is_runtime_frame(n));
+            // std's and the runtime's frames fold into a count, unless --all-frames.
+            if !own && !opts.all_frames {
+                folded += 1;
+                continue;
+            }
+            if folded > 0 {
+                let _ = writeln!(s, "    [{folded} std/runtime frames]");
+                folded = 0;
+            }
+            let name = f.function.as_deref().or(f.module.as_deref()).unwrap_or("?");
+            let at = f.location.as_ref().map_or(String::new(), |l| {
+                format!("  at {}:{}", l.file.as_deref().unwrap_or("?"), l.line)
+            });
+            let _ = writeln!(s, "    {name}{at}");
+        }
+        if folded > 0 {
+            let _ = writeln!(s, "    [{folded} std/runtime frames]");
+        }
+    }
+    if let Some(id) = c.task
+        && let Some(t) = r
+            .runtimes
+            .iter()
+            .flat_map(|rt| &rt.tasks)
+            .find(|t| t.id == Some(id))
+    {
+        task(s, t, opts);
+    }
 }
 
 /// One task: a header line, then its async backtrace as a tree, root future first and

@@ -1,0 +1,98 @@
+//! Crashes: a tokio program whose task panics, held in its panic hook the way a crash
+//! reporter would hold it, captured. The report must name the panic (message and
+//! location), the crashing thread and task as the program itself reported them; the
+//! same panic reached by another task must give the same signature, another panic
+//! another one.
+
+mod common;
+
+use std::path::PathBuf;
+
+use common::{Profile, build_fixture, layoutdump, run_layoutdump, start_with};
+use serde_json::Value;
+
+struct Crash {
+    truth: Value,
+    core: PathBuf,
+}
+
+fn crash(kind: &str, profile: Profile) -> Crash {
+    let exe = build_fixture("tokio-crash", profile);
+    let running = start_with(&exe, &[kind]);
+    let dir = common::root().join("target/fixture-dumps/crash");
+    std::fs::create_dir_all(&dir).unwrap();
+    // Tests run in parallel and may capture the same kind: one file per capture.
+    static SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let core = dir.join(format!("{kind}-{profile:?}-{n}.core"));
+    let out = layoutdump()
+        .args(["capture", &running.child.id().to_string(), "-o"])
+        .arg(&core)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Crash {
+        truth: running.truth.clone(),
+        core,
+    }
+}
+
+fn report(c: &Crash) -> Value {
+    let out = run_layoutdump(&["run", "tokio", c.core.to_str().unwrap(), "--format", "json"]);
+    serde_json::from_slice(&out.stdout).expect("JSON report")
+}
+
+#[test]
+fn panics_are_reported_with_message_location_thread_and_task() {
+    for profile in [Profile::Dev, Profile::Release] {
+        for kind in ["parse", "budget"] {
+            let c = crash(kind, profile);
+            let r = report(&c);
+            let crash = &r["crash"];
+            let what = format!("{kind} {profile:?}");
+            assert_eq!(crash["panic"]["message"], c.truth["message"], "{what}");
+            assert_eq!(
+                crash["panic"]["location"]["file"], c.truth["file"],
+                "{what}"
+            );
+            assert_eq!(
+                crash["panic"]["location"]["line"], c.truth["line"],
+                "{what}"
+            );
+            assert_eq!(
+                crash["task"], c.truth["task"],
+                "{what}: the task that panicked"
+            );
+            // The crashing thread is the one running that task.
+            let thread = r["threads"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|t| t["tid"] == crash["thread"])
+                .unwrap();
+            assert_eq!(thread["fields"]["current_task"], c.truth["task"], "{what}");
+            assert_eq!(crash["signature"].as_str().unwrap().len(), 16);
+        }
+    }
+}
+
+#[test]
+fn same_panic_same_signature_other_panic_other_signature() {
+    let parse = report(&crash("parse", Profile::Dev));
+    let again = report(&crash("parse-again", Profile::Dev));
+    let budget = report(&crash("budget", Profile::Dev));
+    assert_ne!(
+        parse["crash"]["task"], again["crash"]["task"],
+        "reached by a different task"
+    );
+    assert_eq!(
+        parse["crash"]["signature"], again["crash"]["signature"],
+        "{}\n{}",
+        parse["crash"], again["crash"]
+    );
+    assert_ne!(parse["crash"]["signature"], budget["crash"]["signature"]);
+}
