@@ -48,6 +48,11 @@ enum Command {
     ///
     /// Example: layoutdump capture 4242 -o app.core
     Capture(CaptureArgs),
+    /// Analyze many dumps in parallel and group them by crash signature: which dumps
+    /// are the same crash, how often, first and last seen, one example each.
+    ///
+    /// Example: layoutdump triage /var/crash/ --format jsonl
+    Triage(TriageArgs),
     /// Build and start the bundled demo program (a tokio service with two runtimes),
     /// capture it, and report its tasks next to what the program says it has.
     Demo(demo::DemoArgs),
@@ -103,6 +108,31 @@ struct RunArgs {
     limit_items: u64,
 }
 
+#[derive(Parser, Debug)]
+struct TriageArgs {
+    /// Dump files, or folders of dumps (their files, not recursively).
+    #[arg(required = true)]
+    dumps: Vec<PathBuf>,
+    /// The layout to analyze them with.
+    #[arg(long, default_value = "tokio")]
+    layout: String,
+    /// The executable, when the paths recorded in the dumps are wrong or gone.
+    #[arg(long)]
+    binary: Option<PathBuf>,
+    /// A folder holding separate debug files.
+    #[arg(long = "debug-dir")]
+    debug_dirs: Vec<PathBuf>,
+    /// A table for people, or one JSON object per group per line for a pipeline.
+    #[arg(long, value_enum, default_value_t = TriageFormat::Table)]
+    format: TriageFormat,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+enum TriageFormat {
+    Table,
+    Jsonl,
+}
+
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
 enum GraphFormat {
     Dot,
@@ -145,6 +175,7 @@ pub fn main() -> ExitCode {
         Command::Check(args) => check::check(args),
         Command::Capture(args) => capture(args),
         Command::Demo(args) => demo::demo(args),
+        Command::Triage(args) => triage_command(args),
     };
     match result {
         Ok(code) => code,
@@ -165,6 +196,7 @@ fn run(args: RunArgs) -> Result<ExitCode> {
             items: args.limit_items,
             ..Limits::default()
         },
+        dwarf_cache: None,
     };
     let filter = TaskFilter {
         states: args.states,
@@ -257,5 +289,64 @@ fn capture(args: CaptureArgs) -> Result<ExitCode> {
         summary.regions,
         summary.bytes / (1024 * 1024)
     );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn triage_command(args: TriageArgs) -> Result<ExitCode> {
+    use layoutdump_interpreter::fleet;
+    use std::io::IsTerminal;
+    let program = compile_layout(&args.layout).map_err(anyhow::Error::msg)?;
+    let dumps = fleet::expand(&args.dumps).context("cannot list the dumps")?;
+    if dumps.is_empty() {
+        anyhow::bail!("no dump files in {:?}", args.dumps);
+    }
+    let opts = Options {
+        binary: args.binary,
+        debug_dirs: args.debug_dirs,
+        ..Options::default()
+    };
+    // Progress on a terminal only: a pipeline's stderr should stay clean.
+    let tty = std::io::stderr().is_terminal();
+    let started = std::time::Instant::now();
+    let progress = |done: usize, total: usize| {
+        if tty && started.elapsed().as_secs_f32() > 1.0 {
+            eprint!("\r[{done}/{total}] dumps analyzed");
+        }
+    };
+    let groups = fleet::triage(&program, &dumps, &opts, &progress);
+    if tty && started.elapsed().as_secs_f32() > 1.0 {
+        eprintln!();
+    }
+    let mut out = String::new();
+    match args.format {
+        TriageFormat::Jsonl => {
+            for g in &groups {
+                out.push_str(&serde_json::to_string(g)?);
+                out.push('\n');
+            }
+        }
+        TriageFormat::Table => {
+            use std::fmt::Write as _;
+            let _ = writeln!(out, "{} dumps, {} groups", dumps.len(), groups.len());
+            let _ = writeln!(
+                out,
+                "{:>6}  {:<16}  {:<20}  {:<20}  CRASH",
+                "COUNT", "SIGNATURE", "FIRST SEEN", "LAST SEEN"
+            );
+            for g in &groups {
+                let _ = writeln!(
+                    out,
+                    "{:>6}  {:<16}  {:<20}  {:<20}  {}",
+                    g.count,
+                    g.signature,
+                    g.first_seen.as_deref().unwrap_or("?"),
+                    g.last_seen.as_deref().unwrap_or("?"),
+                    g.crash
+                );
+                let _ = writeln!(out, "{:>6}  example: {}", "", g.example);
+            }
+        }
+    }
+    write_out(&out, None)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -2,8 +2,9 @@
 //! the layout, and join everything into a `Report` with an outcome (complete, partial,
 //! failed). The CLI calls this; so do the tests.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use layoutdump_lang::Program;
 
@@ -28,6 +29,53 @@ pub struct Options {
     /// Use the binary even if its build id differs from the dump's.
     pub force: bool,
     pub limits: Limits,
+    /// Debug info already loaded, shared by the analyses of many dumps of one binary
+    /// (`triage`); None loads it for this analysis only.
+    pub dwarf_cache: Option<Arc<DwarfCache>>,
+}
+
+/// A debug file: its path and build id.
+type DebugFileKey = (PathBuf, Option<Vec<u8>>);
+
+/// Loaded debug info by file path and build id, so that the dumps of one binary index its
+/// DWARF once.
+#[derive(Default)]
+pub struct DwarfCache {
+    loaded: Mutex<HashMap<DebugFileKey, Arc<DebugInfo>>>,
+}
+
+impl std::fmt::Debug for DwarfCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let n = self.loaded.lock().map_or(0, |m| m.len());
+        write!(f, "DwarfCache({n} binaries)")
+    }
+}
+
+impl DwarfCache {
+    fn get_or_load(
+        &self,
+        path: &Path,
+        build_id: Option<&[u8]>,
+    ) -> Result<Arc<DebugInfo>, crate::dwarf::DwarfError> {
+        let key = (path.to_path_buf(), build_id.map(<[u8]>::to_vec));
+        if let Some(d) = self
+            .loaded
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+        {
+            return Ok(d.clone());
+        }
+        // Loaded outside the lock: two threads may both load it once; the first one kept.
+        let d = Arc::new(DebugInfo::load(path)?);
+        Ok(self
+            .loaded
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(key)
+            .or_insert(d)
+            .clone())
+    }
 }
 
 /// How complete a report is; also the process exit status (docs/cli.md).
@@ -128,7 +176,11 @@ pub fn analyze(
         );
         return Ok((report, Outcome::Partial));
     }
-    let dbg = match DebugInfo::load(&image.debug_path) {
+    let loaded = match &opts.dwarf_cache {
+        Some(cache) => cache.get_or_load(&image.debug_path, image.build_id.as_deref()),
+        None => DebugInfo::load(&image.debug_path).map(Arc::new),
+    };
+    let dbg = match loaded {
         Ok(d) => d,
         Err(e) => {
             report

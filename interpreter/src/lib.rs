@@ -7,6 +7,7 @@ pub mod check;
 pub mod crash;
 pub mod dwarf;
 pub mod eval;
+pub mod fleet;
 pub mod memory;
 pub mod report;
 pub mod run;
