@@ -539,3 +539,79 @@ fn main_thread_stack_reaches_main() {
         );
     }
 }
+
+/// What a report says about tasks, without addresses or times: for comparing reports of
+/// the same process taken two ways.
+fn task_summary(report: &Value) -> Vec<(String, u64, Vec<(String, u64)>, String)> {
+    let mut out: Vec<_> = report["runtimes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|rt| {
+            rt["tasks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(move |t| (rt["kind"].as_str().unwrap().to_string(), t))
+        })
+        .map(|(kind, t)| {
+            let frames = t["backtrace"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|f| {
+                    (
+                        f["function"].as_str().unwrap_or("").to_string(),
+                        f["location"]["line"].as_u64().unwrap_or(0),
+                    )
+                })
+                .collect();
+            (
+                kind,
+                t["id"].as_u64().unwrap(),
+                frames,
+                t["blocked_on"]["kind"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// `run --pid` on a live fixture gives the same tasks, chains and leaves as a core of it.
+#[test]
+fn live_pid_gives_the_same_report_as_a_core() {
+    let exe = common::build_fixture("tokio-tasks", Profile::Dev);
+    let running = common::start(&exe);
+    let pid = running.child.id().to_string();
+    let live = run_layoutdump(&["run", "tokio", "--pid", &pid, "--format", "json"]);
+    assert!(
+        live.status.success(),
+        "{}",
+        String::from_utf8_lossy(&live.stderr)
+    );
+    let core = common::root().join("target/test-scratch/live.core");
+    std::fs::create_dir_all(core.parent().unwrap()).unwrap();
+    let out = run_layoutdump(&["capture", &pid, "-o", core.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let from_core = run_layoutdump(&["run", "tokio", core.to_str().unwrap(), "--format", "json"]);
+    let (a, b): (Value, Value) = (
+        serde_json::from_slice(&live.stdout).unwrap(),
+        serde_json::from_slice(&from_core.stdout).unwrap(),
+    );
+    assert_eq!(a["dump"]["path"], format!("live process {pid}"));
+    assert!(!task_summary(&a).is_empty());
+    assert_eq!(task_summary(&a), task_summary(&b));
+    // The process was only paused: it is still running (sleeping) afterwards.
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    assert!(
+        status
+            .lines()
+            .any(|l| l.starts_with("State:") && !l.contains("stopped")),
+        "{status}"
+    );
+}

@@ -3,6 +3,7 @@
 
 mod check;
 mod demo;
+mod live;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -63,7 +64,12 @@ struct RunArgs {
     /// A shipped layout by name (tokio) or a path to a .layout file.
     layout: String,
     /// The dump: an ELF core (gcore, kernel, `layoutdump capture`) or a minidump.
-    dump: PathBuf,
+    #[arg(required_unless_present = "pid")]
+    dump: Option<PathBuf>,
+    /// Instead of a dump, a running process: it is paused while its memory is read (a
+    /// snapshot, as `capture` takes), then resumes; the report is the same as for a dump.
+    #[arg(long, conflicts_with = "dump")]
+    pid: Option<i32>,
     /// The executable that was running, if the path recorded in the dump is wrong or gone.
     #[arg(long)]
     binary: Option<PathBuf>,
@@ -208,7 +214,11 @@ fn run(args: RunArgs) -> Result<ExitCode> {
             .transpose()
             .context("--match is not a valid regular expression")?,
     };
-    let (mut report, outcome) = analyze(&program, &args.dump, &opts)?;
+    let (mut report, outcome) = match (&args.dump, args.pid) {
+        (Some(dump), _) => analyze(&program, dump, &opts)?,
+        (None, Some(pid)) => live::analyze_live(&program, pid, &opts)?,
+        (None, None) => anyhow::bail!("give a dump file or --pid PID"),
+    };
     filter.apply(&mut report);
     if let Some(GraphFormat::Dot) = args.graph {
         write_out(&triage::to_dot(&report), args.output.as_deref())?;
