@@ -540,9 +540,12 @@ fn main_thread_stack_reaches_main() {
     }
 }
 
+/// Runtime kind, task id, await chain (function, line), leaf kind.
+type TaskSummary = (String, u64, Vec<(String, u64)>, String);
+
 /// What a report says about tasks, without addresses or times: for comparing reports of
 /// the same process taken two ways.
-fn task_summary(report: &Value) -> Vec<(String, u64, Vec<(String, u64)>, String)> {
+fn task_summary(report: &Value) -> Vec<TaskSummary> {
     let mut out: Vec<_> = report["runtimes"]
         .as_array()
         .unwrap()
