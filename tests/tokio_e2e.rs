@@ -348,7 +348,18 @@ fn text_report_dev_core() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let text = redact(&String::from_utf8_lossy(&out.stdout), d);
+    // Where each thread is parked natively depends on timing: the threads section is
+    // checked by `main_thread_stack_reaches_main`, not by the snapshot.
+    let full = String::from_utf8_lossy(&out.stdout).to_string();
+    let text = match (full.find("\nthreads:\n"), full.find("\nwarnings:\n")) {
+        (Some(a), Some(b)) => format!(
+            "{}\n[threads section left out: timing-dependent]\n{}",
+            &full[..a],
+            &full[b..]
+        ),
+        _ => full,
+    };
+    let text = redact(&text, d);
     let text = text.replace(
         &d.core
             .display()

@@ -191,6 +191,12 @@ pub fn analyze(
     };
     for (t, stack) in report.threads.iter_mut().zip(&stacks) {
         t.frames = symbolize(&dbg, &dump, image.load_bias, stack);
+        for f in &mut t.frames {
+            f.runtime = f
+                .function
+                .as_deref()
+                .is_none_or(|name| program.is_runtime_code(name));
+        }
     }
     let threads: Vec<ThreadContext> = dump
         .threads
@@ -245,7 +251,7 @@ pub fn analyze(
         .crash
         .as_ref()
         .and_then(|c| c.signal.map(|s| (s, c.tid, c.fault_addr)));
-    report.crash = crate::crash::crash_report(&report, signal, findings_panic);
+    report.crash = crate::crash::crash_report(program, &report, signal, findings_panic);
     let outcome = if complete {
         Outcome::Complete
     } else {
@@ -262,6 +268,7 @@ fn unsymbolized(dump: &Dump, f: &Frame) -> NativeFrame {
         location: None,
         module: module_name(dump, f.pc),
         inlined: false,
+        runtime: true,
     }
 }
 
@@ -294,6 +301,7 @@ fn symbolize(dbg: &DebugInfo, dump: &Dump, bias: u64, stack: &[Frame]) -> Vec<Na
                 }),
                 module: None,
                 inlined: i < last,
+                runtime: false,
             });
         }
     }

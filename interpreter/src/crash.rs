@@ -4,6 +4,8 @@
 
 use std::fmt::Write as _;
 
+use layoutdump_lang::Program;
+
 use crate::dwarf::{FrameRegs, LinkAddr};
 use crate::eval::{Evaluator, Value};
 use crate::report::{CrashReport, FieldValue, Report, SourceRef};
@@ -175,35 +177,13 @@ fn location(ev: &Evaluator<'_>, info: &Value) -> Option<SourceRef> {
     })
 }
 
-/// Frames of these crates are the runtime's and the standard library's, not the
-/// program's: a signature leaves them out so that it names the program's code.
-const NOT_USER: &[&str] = &[
-    "std::",
-    "core::",
-    "alloc::",
-    "tokio::",
-    "mio::",
-    "parking_lot",
-    "futures_util::",
-    "futures_core::",
-    "tracing::",
-    "<",
-    "__",
-    "_start",
-    "rust_",
-];
-
-/// Whether a frame's function is std's or a runtime's rather than the program's own.
-pub fn is_runtime_frame(function: &str) -> bool {
-    NOT_USER.iter().any(|p| function.starts_with(p))
-}
-
 /// The stable signature of a crash, and the lines it was computed from:
 /// `panic <file>` (crate-relative, no line), then the crashing thread's own functions
-/// innermost first, then the crashing task's async functions root first. FNV-1a 64 of
+/// innermost first (not the layouts' `runtime_code`), then the crashing task's async
+/// functions root first. FNV-1a 64 of
 /// those lines, joined by newlines, in hex. No addresses, no line numbers, no ids: the
 /// same crash in another process, build or task gives the same signature.
-pub fn signature(report: &Report, crash: &CrashReport) -> (String, Vec<String>) {
+pub fn signature(program: &Program, report: &Report, crash: &CrashReport) -> (String, Vec<String>) {
     let mut lines = Vec::new();
     if let Some(p) = &crash.panic {
         if let Some(file) = p.location.as_ref().and_then(|l| l.file.as_deref()) {
@@ -218,7 +198,7 @@ pub fn signature(report: &Report, crash: &CrashReport) -> (String, Vec<String>) 
     if let Some(t) = report.threads.iter().find(|t| Some(t.tid) == crash.thread) {
         for f in &t.frames {
             if let Some(name) = &f.function
-                && !is_runtime_frame(name)
+                && !f.runtime
                 && !lines.iter().any(|l| l == &format!("fn {name}"))
             {
                 lines.push(format!("fn {name}"));
@@ -232,7 +212,7 @@ pub fn signature(report: &Report, crash: &CrashReport) -> (String, Vec<String>) 
             .flat_map(|r| &r.tasks)
             .find(|t| t.id == Some(id));
         for f in task.map(|t| t.backtrace.as_slice()).unwrap_or_default() {
-            if !is_runtime_frame(&f.function) {
+            if !program.is_runtime_code(&f.function) {
                 lines.push(format!("await {}", f.function));
             }
         }
@@ -250,6 +230,7 @@ pub fn signature(report: &Report, crash: &CrashReport) -> (String, Vec<String>) 
 /// The crash section of a report, when there is a crash to report: a signal recorded by
 /// the dump, or a panic hook running on some thread.
 pub fn crash_report(
+    program: &Program,
     report: &Report,
     signal: Option<(u32, Option<u32>, Option<u64>)>,
     panic: Option<PanicFound>,
@@ -287,7 +268,7 @@ pub fn crash_report(
         signature: String::new(),
         signature_lines: Vec::new(),
     };
-    let (sig, lines) = signature(report, &crash);
+    let (sig, lines) = signature(program, report, &crash);
     crash.signature = sig;
     crash.signature_lines = lines;
     Some(crash)

@@ -96,6 +96,7 @@ pub fn compile(main: SourceFile, loader: &dyn Loader) -> Result<Program, Diagnos
         resolver.program.functions[i].frame_size = scope.size();
     }
     for p in parsed {
+        program_code(resolver.program, &p.runtime_code);
         for (mut view, subject) in p.views {
             let mut scope = Scope::new(vec![subject]);
             // View members are reached as fields of the subject (`v.len`), not as names;
@@ -310,6 +311,14 @@ impl Resolver<'_> {
                     if want == 1 { "" } else { "s" }
                 ),
             ));
+        }
+    }
+}
+
+fn program_code(program: &mut Program, code: &[String]) {
+    for c in code {
+        if !program.runtime_code.contains(c) {
+            program.runtime_code.push(c.clone());
         }
     }
 }

@@ -18,6 +18,7 @@ struct LayoutParser;
 pub struct ParsedFile {
     pub header: Option<(String, String)>,
     pub uses: Vec<(String, Span)>,
+    pub runtime_code: Vec<String>,
     pub functions: Vec<(Function, Vec<String>)>,
     pub views: Vec<(View, String)>,
     pub rules: Vec<(crate::program::Rule, String)>,
@@ -47,6 +48,10 @@ pub fn parse_file(
                     .unwrap_or_default();
                 let version = it.next().map(|p| unquote(p.as_str())).unwrap_or_default();
                 out.header = Some((name, version));
+            }
+            Rule::code_item => {
+                out.runtime_code
+                    .extend(item.into_inner().map(|p| unquote(p.as_str())));
             }
             Rule::use_item => {
                 let span = lower.span(&item);
@@ -176,8 +181,8 @@ fn describe(rule: Rule) -> String {
         Rule::number => "a number".into(),
         Rule::string => "a string".into(),
         Rule::header => "`layout NAME \"VERSION\"`".into(),
-        Rule::use_item | Rule::fn_item | Rule::view_item | Rule::root_item | Rule::rule_item => {
-            "an item (`use`, `fn`, `view`, `root`, `runtime`, `task`)".into()
+        Rule::use_item | Rule::code_item | Rule::fn_item | Rule::view_item | Rule::root_item | Rule::rule_item => {
+            "an item (`use`, `runtime_code`, `fn`, `view`, `root`, `runtime`, `task`, `future`, `leaf`)".into()
         }
         Rule::let_member | Rule::field_member => {
             "a member (`name = expr` or `let name = expr`)".into()

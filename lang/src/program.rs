@@ -254,6 +254,36 @@ pub struct Program {
     pub rules: Vec<Rule>,
     pub roots: Vec<Root>,
     pub functions: Vec<Function>,
+    /// Path prefixes of code that is std's or a runtime's own, not the program's
+    /// (`runtime_code "tokio::" "mio::"`): folded in native stacks and left out of crash
+    /// signatures.
+    pub runtime_code: Vec<String>,
+}
+
+impl Program {
+    /// Whether a function (a demangled path) is std's or a runtime's own code. Symbols
+    /// without a Rust path (`__libc_start_main`, `<…>` impl paths start with `<`, C code)
+    /// count as not the program's.
+    pub fn is_runtime_code(&self, function: &str) -> bool {
+        // `<&dyn core::ops::Fn<…> as core::ops::FnOnce<…>>::call_once` is core's: judge
+        // an impl path by the type it starts with.
+        let mut bare = function;
+        loop {
+            let next = bare
+                .trim_start_matches(['<', '&', '(', ' '])
+                .trim_start_matches("dyn ")
+                .trim_start_matches("mut ");
+            if next == bare {
+                break;
+            }
+            bare = next;
+        }
+        !bare.contains("::")
+            || self
+                .runtime_code
+                .iter()
+                .any(|p| bare.starts_with(p.as_str()))
+    }
 }
 
 impl Program {

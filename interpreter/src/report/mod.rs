@@ -209,6 +209,8 @@ pub struct NativeFrame {
     pub module: Option<String>,
     /// A call inlined into the frame below it (same pc).
     pub inlined: bool,
+    /// std's or a runtime's own code (the layouts' `runtime_code`), not the program's.
+    pub runtime: bool,
 }
 
 /// The future passed to a runtime's `block_on`: not a task, but often the program's main

@@ -104,7 +104,19 @@ pub fn render_text(r: &Report, opts: TextOptions) -> String {
             let rt = t
                 .runtime
                 .map_or(String::new(), |a| format!("  runtime @ {:#x}", a.0));
-            let _ = writeln!(s, "  {:>7} {name:<16} pc {:#x}{rt}", t.tid, t.pc.0);
+            let task = match t.fields.get("current_task") {
+                Some(FieldValue::Int(id))
+                    if r.runtimes
+                        .iter()
+                        .flat_map(|rt| &rt.tasks)
+                        .any(|x| x.id == Some(*id as u64)) =>
+                {
+                    format!("  polling task {id}")
+                }
+                _ => String::new(),
+            };
+            let _ = writeln!(s, "  {:>7} {name:<16} pc {:#x}{rt}{task}", t.tid, t.pc.0);
+            native_frames(&mut s, &t.frames, opts);
         }
     }
     if !r.notes.is_empty() {
@@ -150,30 +162,7 @@ fn crash(s: &mut String, r: &Report, c: &CrashReport, opts: TextOptions) {
         .map_or(String::new(), |t| format!(", running task {t}"));
     let _ = writeln!(s, "  thread {thread}{running}; signature {}", c.signature);
     if let Some(t) = r.threads.iter().find(|t| Some(t.tid) == c.thread) {
-        let mut folded = 0;
-        for f in &t.frames {
-            let own = f
-                .function
-                .as_deref()
-                .is_some_and(|n| !crate::crash::is_runtime_frame(n));
-            // std's and the runtime's frames fold into a count, unless --all-frames.
-            if !own && !opts.all_frames {
-                folded += 1;
-                continue;
-            }
-            if folded > 0 {
-                let _ = writeln!(s, "    [{folded} std/runtime frames]");
-                folded = 0;
-            }
-            let name = f.function.as_deref().or(f.module.as_deref()).unwrap_or("?");
-            let at = f.location.as_ref().map_or(String::new(), |l| {
-                format!("  at {}:{}", l.file.as_deref().unwrap_or("?"), l.line)
-            });
-            let _ = writeln!(s, "    {name}{at}");
-        }
-        if folded > 0 {
-            let _ = writeln!(s, "    [{folded} std/runtime frames]");
-        }
+        native_frames(s, &t.frames, opts);
     }
     if let Some(id) = c.task
         && let Some(t) = r
@@ -183,6 +172,30 @@ fn crash(s: &mut String, r: &Report, c: &CrashReport, opts: TextOptions) {
             .find(|t| t.id == Some(id))
     {
         task(s, t, opts);
+    }
+}
+
+/// A native stack, innermost first: the program's own frames with file:line, std's and
+/// the runtime's folded into counts (`[14 std/runtime frames]`) unless --all-frames.
+fn native_frames(s: &mut String, frames: &[super::NativeFrame], opts: TextOptions) {
+    let mut folded = 0;
+    for f in frames {
+        if f.runtime && !opts.all_frames {
+            folded += 1;
+            continue;
+        }
+        if folded > 0 {
+            let _ = writeln!(s, "            [{folded} std/runtime frames]");
+            folded = 0;
+        }
+        let name = f.function.as_deref().or(f.module.as_deref()).unwrap_or("?");
+        let at = f.location.as_ref().map_or(String::new(), |l| {
+            format!("  at {}:{}", l.file.as_deref().unwrap_or("?"), l.line)
+        });
+        let _ = writeln!(s, "            {name}{at}");
+    }
+    if folded > 0 {
+        let _ = writeln!(s, "            [{folded} std/runtime frames]");
     }
 }
 
