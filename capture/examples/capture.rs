@@ -21,6 +21,7 @@ fn main() -> std::process::ExitCode {
         &CaptureOptions {
             format,
             include_readonly,
+            crash: None,
         },
     ) {
         Ok(summary) => {

@@ -18,6 +18,7 @@ const PT_NOTE: u32 = 4;
 /// `e_phnum` value meaning "the real count is in section header 0's `sh_info`".
 const PN_XNUM: u64 = 0xffff;
 const NT_PRSTATUS: u32 = 1;
+const NT_SIGINFO: u32 = 0x5349_4749;
 const NT_FPREGSET: u32 = 2;
 const NT_PRPSINFO: u32 = 3;
 const NT_AUXV: u32 = 6;
@@ -50,6 +51,10 @@ pub struct CoreProcess {
     pub threads: Vec<CoreThread>,
     pub mappings: Vec<Mapping>,
     pub include_readonly: bool,
+    /// The signal the process is dying of, when the capture is made from its crash
+    /// handler: written as NT_SIGINFO and the crashing thread's pr_cursig, as the kernel
+    /// does, with that thread first.
+    pub crash: Option<crate::CrashSignal>,
 }
 
 /// What ended up in the core.
@@ -266,6 +271,9 @@ fn write_phdr(
 fn build_notes(process: &CoreProcess) -> Vec<u8> {
     let mut notes = Vec::new();
     push_note(&mut notes, "CORE", NT_PRPSINFO, &prpsinfo(process));
+    if let Some(crash) = &process.crash {
+        push_note(&mut notes, "CORE", NT_SIGINFO, &siginfo(crash));
+    }
     for thread in &process.threads {
         push_note(&mut notes, "CORE", NT_PRSTATUS, &prstatus(process, thread));
         if let Some(fpregs) = &thread.registers.fpregs {
@@ -327,10 +335,27 @@ fn prpsinfo(process: &CoreProcess) -> [u8; PRPSINFO_SIZE] {
     d
 }
 
+/// `siginfo_t` (128 bytes): si_signo, si_errno, si_code, then for fault signals si_addr.
+fn siginfo(crash: &crate::CrashSignal) -> [u8; 128] {
+    let mut d = [0u8; 128];
+    put(&mut d, 0, crash.signal.to_le_bytes());
+    put(&mut d, 8, crash.code.to_le_bytes());
+    put(&mut d, 16, crash.address.to_le_bytes());
+    d
+}
+
 /// `struct elf_prstatus` (x86_64, 336 bytes).
 fn prstatus(process: &CoreProcess, thread: &CoreThread) -> [u8; PRSTATUS_SIZE] {
     let mut d = [0u8; PRSTATUS_SIZE];
-    // pr_info and pr_cursig stay 0: the process was stopped by us, not by a signal.
+    // pr_cursig names the signal on the crashing thread; 0 when we stopped the process.
+    if let Some(crash) = process
+        .crash
+        .as_ref()
+        .filter(|c| c.tid == thread.registers.tid)
+    {
+        put(&mut d, 0, crash.signal.to_le_bytes()); // pr_info.si_signo
+        put(&mut d, 12, (crash.signal as u16).to_le_bytes()); // pr_cursig
+    }
     put(&mut d, 16, thread.status.sig_pending.to_le_bytes());
     put(&mut d, 24, thread.status.sig_blocked.to_le_bytes());
     put(&mut d, 32, thread.registers.tid.to_le_bytes());
@@ -433,6 +458,7 @@ mod tests {
             }],
             mappings: maps::parse(maps_text),
             include_readonly: false,
+            crash: None,
         }
     }
 

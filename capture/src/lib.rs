@@ -48,12 +48,26 @@ pub enum CaptureFormat {
     MinidumpStacksOnly,
 }
 
+/// The signal a process is dying of, for a capture made from its own crash handler.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CrashSignal {
+    pub signal: i32,
+    /// `si_code` (e.g. SEGV_MAPERR).
+    pub code: i32,
+    /// The faulting address for SIGSEGV, SIGBUS, SIGILL, SIGFPE.
+    pub address: u64,
+    /// The thread that received it.
+    pub tid: i32,
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct CaptureOptions {
     pub format: CaptureFormat,
     /// Also store read-only file-backed memory (code, `.rodata`). Off by default: those
     /// bytes are in the binaries, and layoutdump reads them from there.
     pub include_readonly: bool,
+    /// Write this signal into the core (ELF core only), as the kernel would.
+    pub crash: Option<CrashSignal>,
 }
 
 /// What a capture wrote.
@@ -191,7 +205,9 @@ mod linux {
             .open(&tmp)
             .map_err(write_err(&tmp))?;
         let result = match opts.format {
-            CaptureFormat::Core => capture_core(pid, &mut file, &tmp, opts.include_readonly),
+            CaptureFormat::Core => {
+                capture_core(pid, &mut file, &tmp, opts.include_readonly, opts.crash)
+            }
             CaptureFormat::Minidump => {
                 capture_minidump(pid, &mut file, opts.include_readonly, false)
             }
@@ -218,9 +234,22 @@ mod linux {
         file: &mut File,
         tmp: &Path,
         include_readonly: bool,
+        crash: Option<crate::CrashSignal>,
     ) -> Result<CaptureSummary, CaptureError> {
         let stopped = StoppedProcess::stop(pid)?;
-        let process = snapshot::core_process(pid, &stopped, include_readonly)?;
+        let mut process = snapshot::core_process(pid, &stopped, include_readonly)?;
+        if let Some(c) = crash {
+            // The crashing thread first, as the kernel writes it.
+            if let Some(i) = process
+                .threads
+                .iter()
+                .position(|t| t.registers.tid == c.tid)
+            {
+                let t = process.threads.remove(i);
+                process.threads.insert(0, t);
+            }
+            process.crash = Some(c);
+        }
         let memory = ProcessMemory::open(pid)?;
         let mut writer = BufWriter::with_capacity(1 << 16, file);
         let stats = elf_core::write_core(&mut writer, &process, &memory)

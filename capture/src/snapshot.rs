@@ -73,5 +73,6 @@ pub fn core_process(
         threads,
         mappings: read_mappings(pid)?,
         include_readonly,
+        crash: None,
     })
 }

@@ -162,6 +162,33 @@ struct CaptureArgs {
     /// memory added, so that tasks can be listed).
     #[arg(long, value_enum, default_value_t = DumpKind::Core)]
     format: DumpKind,
+    /// For a capture made from the process's own crash handler (layoutdump-oncrash does
+    /// this): the signal it is dying of, written into the core as the kernel would.
+    #[arg(long = "crash-signal", value_name = "SIGNO", requires = "crash_tid")]
+    crash_signal: Option<i32>,
+    /// The thread that received the crash signal.
+    #[arg(long = "crash-tid", value_name = "TID")]
+    crash_tid: Option<i32>,
+    /// The faulting address (si_addr) of the crash signal.
+    #[arg(long = "crash-address", value_name = "ADDR", value_parser = parse_address, default_value = "0")]
+    crash_address: u64,
+    /// The crash signal's si_code.
+    #[arg(
+        long = "crash-code",
+        value_name = "CODE",
+        default_value_t = 0,
+        allow_negative_numbers = true
+    )]
+    crash_code: i32,
+}
+
+/// Decimal or 0x-hexadecimal.
+fn parse_address(s: &str) -> Result<u64, String> {
+    match s.strip_prefix("0x") {
+        Some(hex) => u64::from_str_radix(hex, 16),
+        None => s.parse(),
+    }
+    .map_err(|e| e.to_string())
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
@@ -284,11 +311,20 @@ fn capture(args: CaptureArgs) -> Result<ExitCode> {
         DumpKind::Minidump => CaptureFormat::Minidump,
         DumpKind::MinidumpStacksOnly => CaptureFormat::MinidumpStacksOnly,
     };
+    let crash = args.crash_signal.zip(args.crash_tid).map(|(signal, tid)| {
+        layoutdump_capture::CrashSignal {
+            signal,
+            code: args.crash_code,
+            address: args.crash_address,
+            tid,
+        }
+    });
     let summary = capture(
         args.pid,
         &args.output,
         &CaptureOptions {
             format,
+            crash,
             ..Default::default()
         },
     )?;

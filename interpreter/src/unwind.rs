@@ -96,6 +96,22 @@ impl StackWalker {
                 cfa,
             });
             match next {
+                // Returning into the signal trampoline: the interrupted code's registers
+                // are in the signal frame the kernel pushed; go on from there.
+                Ok(Some(ra)) if is_sigreturn_trampoline(mem, ra) => {
+                    let Some((ip, sp_at, bp_at)) = signal_context(mem, unwind_regs.sp()) else {
+                        break;
+                    };
+                    frames.push(Frame {
+                        pc: ra,
+                        lookup_pc: ra,
+                        sp: unwind_regs.sp(),
+                        bp: unwind_regs.bp(),
+                        cfa: None,
+                    });
+                    unwind_regs = UnwindRegsX86_64::new(ip, sp_at, bp_at);
+                    address = FrameAddress::from_instruction_pointer(ip);
+                }
                 Ok(Some(ra)) => match FrameAddress::from_return_address(ra) {
                     // A stack that does not grow towards the caller is corrupt or ended.
                     Some(a) if unwind_regs.sp() > sp => address = a,
@@ -106,6 +122,23 @@ impl StackWalker {
         }
         frames
     }
+}
+
+/// x86_64 Linux `__restore_rt`: `mov $15, %rax; syscall` (rt_sigreturn). A handler
+/// returns there; the code is the same in every libc, so it is recognized by its bytes.
+fn is_sigreturn_trampoline(mem: &dyn Memory, pc: u64) -> bool {
+    const CODE: [u8; 9] = [0x48, 0xc7, 0xc0, 0x0f, 0x00, 0x00, 0x00, 0x0f, 0x05];
+    let mut buf = [0u8; 9];
+    mem.read(pc, &mut buf).is_ok() && buf == CODE
+}
+
+/// The interrupted registers (rip, rsp, rbp) from the `ucontext` at `uc` (the stack
+/// pointer after the handler returned): `uc_mcontext.gregs` start 40 bytes in, and hold
+/// RBP at index 10, RSP at 15, RIP at 16.
+fn signal_context(mem: &dyn Memory, uc: u64) -> Option<(u64, u64, u64)> {
+    let greg = |i: u64| mem.read_u64_le(uc.wrapping_add(40 + 8 * i)).ok();
+    let (rip, rsp, rbp) = (greg(16)?, greg(15)?, greg(10)?);
+    (rip != 0 && rsp != 0).then_some((rip, rsp, rbp))
 }
 
 /// The sections framehop needs, borrowed from a memory map of the file.

@@ -161,6 +161,13 @@ pub(crate) fn read(path: &Path, data: Backing) -> Result<Dump, DumpError> {
     if notes.threads.is_empty() {
         warnings.push("the core has no NT_PRSTATUS note: no threads are known".to_owned());
     }
+    // The kernel writes the crashing thread's NT_PRSTATUS first (and so does
+    // `layoutdump capture --crash-signal`): NT_SIGINFO itself does not name a thread.
+    if let (Some(crash), Some(first)) = (notes.crash.as_mut(), notes.threads.first())
+        && crash.tid.is_none()
+    {
+        crash.tid = Some(first.tid);
+    }
     if notes.crash.is_none() {
         // Without NT_SIGINFO, the kernel's pr_cursig on the first thread still names the signal.
         if let (Some(t), Some(&sig)) = (notes.threads.first(), notes.cursig.first())

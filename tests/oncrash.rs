@@ -1,0 +1,113 @@
+//! layoutdump-oncrash: a program that dumps itself when it crashes. A panic in a task, a
+//! segfault in a spawn_blocking thread, and abort() in a task, each captured at the
+//! moment of the crash by the library (which runs `layoutdump capture` on the process):
+//! the report names the crash as the program reported it before crashing.
+
+mod common;
+
+use std::os::unix::process::ExitStatusExt;
+use std::process::Command;
+
+use common::{Profile, build_fixture, run_layoutdump};
+use serde_json::Value;
+
+struct Crashed {
+    truth: Value,
+    stdout: String,
+    status: std::process::ExitStatus,
+    report: Value,
+}
+
+fn crash(kind: &str) -> Crashed {
+    let exe = build_fixture("tokio-crash", Profile::Dev);
+    let dir = common::root()
+        .join("target/test-scratch/oncrash")
+        .join(kind);
+    let _ = std::fs::remove_dir_all(&dir);
+    let out = Command::new(exe)
+        .args(["oncrash", dir.to_str().unwrap(), kind])
+        .env("LAYOUTDUMP", env!("CARGO_BIN_EXE_layoutdump"))
+        .output()
+        .expect("run the fixture");
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let truth = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("GROUND_TRUTH "))
+        .map(|t| serde_json::from_str(t).unwrap())
+        .unwrap_or_else(|| panic!("no ground truth: {stdout}"));
+    let core = std::fs::read_dir(&dir)
+        .unwrap()
+        .next()
+        .expect("the library wrote a dump")
+        .unwrap()
+        .path();
+    let report = run_layoutdump(&["run", "tokio", core.to_str().unwrap(), "--format", "json"]);
+    let report = serde_json::from_slice(&report.stdout).expect("JSON report");
+    Crashed {
+        truth,
+        stdout,
+        status: out.status,
+        report,
+    }
+}
+
+#[test]
+fn panic_in_a_task() {
+    let c = crash("parse");
+    let crash = &c.report["crash"];
+    assert_eq!(crash["panic"]["message"], c.truth["message"]);
+    assert_eq!(crash["panic"]["location"]["line"], c.truth["line"]);
+    assert_eq!(crash["task"], c.truth["task"], "the task that panicked");
+}
+
+#[test]
+fn segfault_in_a_blocking_thread() {
+    let c = crash("segv");
+    assert_eq!(
+        c.status.signal(),
+        Some(11),
+        "the process still dies of SIGSEGV"
+    );
+    let tid: u64 = c
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("CRASHING_THREAD "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let crash = &c.report["crash"];
+    assert_eq!(crash["signal"], 11);
+    assert_eq!(crash["fault_address"], "0x0");
+    assert_eq!(crash["thread"], tid);
+    // Unwinding goes through the signal frame to the code that faulted.
+    let thread = c.report["threads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["tid"] == tid)
+        .unwrap();
+    let own: Vec<&str> = thread["frames"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["runtime"] == false)
+        .filter_map(|f| f["function"].as_str())
+        .collect();
+    assert!(
+        own.iter().any(|f| f.starts_with("tokio_crash::oncrash")),
+        "{own:?}"
+    );
+}
+
+#[test]
+fn abort_in_a_task() {
+    let c = crash("abort");
+    assert_eq!(
+        c.status.signal(),
+        Some(6),
+        "the process still dies of SIGABRT"
+    );
+    let crash = &c.report["crash"];
+    assert_eq!(crash["signal"], 6);
+    assert_eq!(crash["task"], c.truth["task"]);
+}
