@@ -64,3 +64,46 @@ fn syntax_and_name_errors_are_all_reported() {
     let text = String::from_utf8_lossy(&out.stderr).replace(&dir.display().to_string(), "[DIR]");
     insta::assert_snapshot!(text);
 }
+
+#[test]
+fn types_prints_fields_offsets_and_await_variants() {
+    let exe = build_fixture("tokio-tasks", Profile::Dev);
+    let out = run_layoutdump(&[
+        "types",
+        exe.to_str().unwrap(),
+        "tokio::runtime::task::core::Header",
+        "--max",
+        "1",
+    ]);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.starts_with("tokio::runtime::task::core::Header (size "),
+        "{text}"
+    );
+    assert!(
+        text.contains("+0     state: tokio::runtime::task::state::State"),
+        "{text}"
+    );
+    assert!(
+        text.contains("vtable: &tokio::runtime::task::raw::Vtable"),
+        "{text}"
+    );
+
+    let out = run_layoutdump(&[
+        "types",
+        exe.to_str().unwrap(),
+        "tokio_tasks::leaf_sleep::{async_fn_env#0}",
+        "--max",
+        "1",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("__state: u8 (selects the variant)"), "{text}");
+    assert!(
+        text.contains("variant 3 = 3: tokio_tasks::leaf_sleep::{async_fn_env#0}::Suspend0  (line "),
+        "{text}"
+    );
+
+    let none = run_layoutdump(&["types", exe.to_str().unwrap(), "no::such::Type"]);
+    assert_eq!(none.status.code(), Some(1));
+}

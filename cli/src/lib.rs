@@ -54,6 +54,11 @@ enum Command {
     ///
     /// Example: layoutdump triage /var/crash/ --format jsonl
     Triage(TriageArgs),
+    /// Find types in a binary's debug info and print their layout: fields with offsets,
+    /// enum variants with tags, and for an async fn each await's line. For writing layouts.
+    ///
+    /// Example: layoutdump types target/debug/app 'tokio::runtime::task::core::Header'
+    Types(TypesArgs),
     /// Build and start the bundled demo program (a tokio service with two runtimes),
     /// capture it, and report its tasks next to what the program says it has.
     Demo(demo::DemoArgs),
@@ -112,6 +117,17 @@ struct RunArgs {
     /// Most items one list, slice or `for` may yield (guards against corrupt lengths and cycles).
     #[arg(long = "limit-items", default_value_t = Limits::default().items)]
     limit_items: u64,
+}
+
+#[derive(Parser, Debug)]
+struct TypesArgs {
+    /// The binary (or its separate debug file).
+    binary: PathBuf,
+    /// Text the qualified type name must contain; several words must all appear.
+    pattern: String,
+    /// Show at most this many types.
+    #[arg(long, default_value_t = 20)]
+    max: usize,
 }
 
 #[derive(Parser, Debug)]
@@ -209,6 +225,7 @@ pub fn main() -> ExitCode {
         Command::Capture(args) => capture(args),
         Command::Demo(args) => demo::demo(args),
         Command::Triage(args) => triage_command(args),
+        Command::Types(args) => types_command(args),
     };
     match result {
         Ok(code) => code,
@@ -395,4 +412,26 @@ fn triage_command(args: TriageArgs) -> Result<ExitCode> {
     }
     write_out(&out, None)?;
     Ok(ExitCode::SUCCESS)
+}
+
+fn types_command(args: TypesArgs) -> Result<ExitCode> {
+    let image = layoutdump_interpreter::memory::BinaryImage::open_static(&args.binary, &[])?;
+    let dbg = layoutdump_interpreter::dwarf::DebugInfo::load(&image.debug_path)?;
+    let (text, total) =
+        layoutdump_interpreter::ptype::describe_types(&dbg, &args.pattern, args.max);
+    let mut out = text;
+    if total == 0 {
+        out.push_str(&format!("no type name contains {:?}\n", args.pattern));
+    } else if total > args.max {
+        out.push_str(&format!(
+            "… {} more (use --max, or a longer pattern)\n",
+            total - args.max
+        ));
+    }
+    write_out(&out, None)?;
+    Ok(if total == 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }

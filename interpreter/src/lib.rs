@@ -9,6 +9,7 @@ pub mod dwarf;
 pub mod eval;
 pub mod fleet;
 pub mod memory;
+pub mod ptype;
 pub mod report;
 pub mod run;
 pub mod shipped;

@@ -1,0 +1,89 @@
+//! `layoutdump types`: a `ptype` for Rust. Finds types by name in a binary's DWARF and
+//! prints their size, fields with offsets and types, and enum variants with their tags
+//! and declaration lines (for an async fn: the line of each await).
+
+use std::fmt::Write as _;
+
+use crate::dwarf::{DebugInfo, TypeKind};
+
+/// Types whose qualified name contains `pattern` (or every word of it), at most `max`:
+/// an exact match first, then names starting with the pattern, shorter names first.
+pub fn describe_types(dbg: &DebugInfo, pattern: &str, max: usize) -> (String, usize) {
+    let parts: Vec<&str> = pattern.split_whitespace().collect();
+    let mut names: Vec<_> = dbg
+        .index()
+        .type_names()
+        .filter(|n| parts.iter().all(|p| n.contains(p)))
+        .collect();
+    // The exact name first, then names that start with the pattern, then shorter ones.
+    let first = parts.first().copied().unwrap_or("");
+    names.sort_by_key(|n| {
+        (
+            &***n != pattern,
+            !n.starts_with(first),
+            n.len(),
+            (*n).clone(),
+        )
+    });
+    let total = names.len();
+    let mut out = String::new();
+    for name in names.into_iter().take(max) {
+        let Some(id) = dbg.type_named(name) else {
+            continue;
+        };
+        let Ok(t) = dbg.ty(id) else { continue };
+        let _ = writeln!(out, "{} (size {})", t.name, t.size);
+        let type_name = |id: Option<crate::dwarf::DieId>| {
+            id.and_then(|i| dbg.ty(i).ok())
+                .map_or("?".to_string(), |t| t.name.to_string())
+        };
+        match &t.kind {
+            TypeKind::Struct { fields, .. } | TypeKind::Union { fields } => {
+                let mut fields: Vec<_> = fields.iter().collect();
+                fields.sort_by_key(|f| f.offset);
+                for f in fields {
+                    let _ = writeln!(out, "  +{:<5} {}: {}", f.offset, f.name, type_name(f.ty));
+                }
+                let variants = match &t.kind {
+                    TypeKind::Struct { variants, .. } => variants.as_ref(),
+                    _ => None,
+                };
+                if let Some(vp) = variants {
+                    if let Some(d) = &vp.discr {
+                        let name = if d.name.is_empty() { "<tag>" } else { &d.name };
+                        let _ = writeln!(
+                            out,
+                            "  +{:<5} {name}: {} (selects the variant)",
+                            d.offset,
+                            type_name(d.ty)
+                        );
+                    }
+                    for v in &vp.variants {
+                        let tag = v
+                            .discr_value
+                            .map_or("otherwise".to_string(), |d| format!("= {d}"));
+                        let line = v
+                            .field
+                            .decl_line
+                            .map_or(String::new(), |l| format!("  (line {l})"));
+                        let _ = writeln!(
+                            out,
+                            "  variant {} {tag}: {}{line}",
+                            v.field.name,
+                            type_name(v.field.ty)
+                        );
+                    }
+                }
+            }
+            TypeKind::CEnum { enumerators } => {
+                for (n, v) in enumerators {
+                    let _ = writeln!(out, "  {n} = {v}");
+                }
+            }
+            other => {
+                let _ = writeln!(out, "  {other:?}");
+            }
+        }
+    }
+    (out, total)
+}
