@@ -23,6 +23,9 @@ impl Lcg {
     }
 }
 
+/// Something done to a core's bytes.
+type Corruption = Box<dyn Fn(&mut Vec<u8>, &mut Lcg)>;
+
 /// File ranges of the core's memory segments (PT_LOAD with bytes).
 fn memory_ranges(core: &[u8]) -> Vec<(usize, usize)> {
     let phoff = u64::from_le_bytes(core[32..40].try_into().unwrap()) as usize;
@@ -79,7 +82,7 @@ fn corrupted_memory_never_crashes_or_hangs() {
     std::fs::create_dir_all(&dir).unwrap();
     let mut rng = Lcg(0x1a70_d0d0);
     // Each case: what is done to the memory bytes.
-    let cases: Vec<(&str, Box<dyn Fn(&mut Vec<u8>, &mut Lcg)>)> = vec![
+    let cases: Vec<(&str, Corruption)> = vec![
         (
             "bit flips",
             Box::new(|b: &mut Vec<u8>, r: &mut Lcg| {
