@@ -24,7 +24,7 @@ impl Lcg {
 }
 
 /// Something done to a core's bytes.
-type Corruption = Box<dyn Fn(&mut Vec<u8>, &mut Lcg)>;
+type Corruption<'a> = Box<dyn Fn(&mut Vec<u8>, &mut Lcg) + 'a>;
 
 /// File ranges of the core's memory segments (PT_LOAD with bytes).
 fn memory_ranges(core: &[u8]) -> Vec<(usize, usize)> {
@@ -82,7 +82,7 @@ fn corrupted_memory_never_crashes_or_hangs() {
     std::fs::create_dir_all(&dir).unwrap();
     let mut rng = Lcg(0x1a70_d0d0);
     // Each case: what is done to the memory bytes.
-    let cases: Vec<(&str, Corruption)> = vec![
+    let cases: Vec<(&str, Corruption<'_>)> = vec![
         (
             "bit flips",
             Box::new(|b: &mut Vec<u8>, r: &mut Lcg| {
