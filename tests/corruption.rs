@@ -125,7 +125,9 @@ fn corrupted_memory_never_crashes_or_hangs() {
                     let mut i = s;
                     while i + 8 <= e {
                         let w = u64::from_le_bytes(b[i..i + 8].try_into().unwrap());
-                        if (0x5500_0000_0000..0x7fff_ffff_ffff).contains(&w) && r.next() % 7 == 0 {
+                        if (0x5500_0000_0000..0x7fff_ffff_ffff).contains(&w)
+                            && r.next().is_multiple_of(7)
+                        {
                             let new = match r.next() % 3 {
                                 0 => w & !0xfff,
                                 1 => 0xdead_0000_0000,
