@@ -8,7 +8,7 @@ mod common;
 
 use std::path::PathBuf;
 
-use common::{Profile, build_fixture, layoutdump, run_layoutdump, start_with};
+use common::{Profile, build_fixture, run_layoutdump, start_with};
 use serde_json::Value;
 
 struct Crash {
@@ -25,16 +25,7 @@ fn crash(kind: &str, profile: Profile) -> Crash {
     static SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let core = dir.join(format!("{kind}-{profile:?}-{n}.core"));
-    let out = layoutdump()
-        .args(["capture", &running.child.id().to_string(), "-o"])
-        .arg(&core)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::capture_to(&running, &core);
     Crash {
         truth: running.truth.clone(),
         core,

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{Profile, build_fixture, layoutdump, run_layoutdump, start_with};
+use common::{Profile, build_fixture, run_layoutdump, start_with};
 use serde_json::Value;
 
 #[test]
@@ -29,16 +29,7 @@ fn fifty_dumps_three_crashes_three_groups() {
     ] {
         let running = start_with(&exe, &[kind]);
         let core = captured.join(format!("{kind}-{}.core", cores.len()));
-        let out = layoutdump()
-            .args(["capture", &running.child.id().to_string(), "-o"])
-            .arg(&core)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        common::capture_to(&running, &core);
         cores.push((group, core));
     }
     // 50 dumps in the fleet folder: 25 parse, 15 budget, 10 index (hard links to the real

@@ -107,6 +107,20 @@ pub fn start_with(exe: &Path, args: &[&str]) -> Running {
     }
 }
 
+/// `layoutdump capture` of a running fixture into `core` (an ELF core).
+pub fn capture_to(running: &Running, core: &Path) {
+    let out = layoutdump()
+        .args(["capture", &running.child.id().to_string(), "-o"])
+        .arg(core)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "layoutdump capture failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// The dumps of one fixture run, in every format we can produce here.
 pub struct Dumps {
     pub exe: PathBuf,
