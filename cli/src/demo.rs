@@ -95,7 +95,10 @@ pub fn demo(args: DemoArgs) -> Result<ExitCode> {
             }
         )
     );
-    println!("\nthe program said about itself (before it was captured):\n  {truth}");
+    println!("\nthe program said about itself (before it was captured):");
+    for line in summarize(&truth) {
+        println!("  {line}");
+    }
     println!(
         "layoutdump found {} tasks in {} runtimes",
         report.task_total(),
@@ -133,4 +136,32 @@ fn wait_ready(child: &mut Child, timeout: Duration) -> Result<String> {
             Err(_) => bail!("the demo program did not print READY within {timeout:?}"),
         }
     }
+}
+
+/// One line per runtime of the program's own report: kind, task count, id range.
+fn summarize(truth: &str) -> Vec<String> {
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(truth) else {
+        return vec![truth.to_string()];
+    };
+    let runtimes = v["runtimes"].as_array().cloned().unwrap_or_default();
+    runtimes
+        .iter()
+        .map(|rt| {
+            let ids: Vec<u64> = rt["tasks"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|t| t["id"].as_u64())
+                .collect();
+            let range = match (ids.iter().min(), ids.iter().max()) {
+                (Some(a), Some(b)) => format!(", ids {a}–{b}"),
+                _ => String::new(),
+            };
+            format!(
+                "{} runtime: {} live tasks{range}",
+                rt["kind"].as_str().unwrap_or("?"),
+                rt["alive"]
+            )
+        })
+        .collect()
 }
