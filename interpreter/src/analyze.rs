@@ -198,6 +198,18 @@ pub fn analyze(
                 .is_none_or(|name| program.is_runtime_code(name));
         }
     }
+    let panicking: Vec<u32> = report
+        .threads
+        .iter()
+        .filter(|t| {
+            t.frames.iter().any(|f| {
+                f.function
+                    .as_deref()
+                    .is_some_and(|n| n.contains("panicking::"))
+            })
+        })
+        .map(|t| t.tid)
+        .collect();
     let threads: Vec<ThreadContext> = dump
         .threads
         .iter()
@@ -206,6 +218,7 @@ pub fn analyze(
             tid: t.tid,
             fs_base: t.regs.fs_base,
             frames,
+            panicking: panicking.contains(&t.tid),
         })
         .collect();
     let findings = run(

@@ -26,7 +26,7 @@ const HOOK_INFO: &str = "&std::panic::PanicHookInfo";
 /// hook, ours or std's default, is running): its payload is the message, its location
 /// where `panic!` was called.
 pub fn find_panic(ev: &Evaluator<'_>, threads: &[ThreadContext]) -> Option<PanicFound> {
-    for t in threads {
+    for t in threads.iter().filter(|t| is_panicking(ev, t)) {
         for frame in &t.frames {
             let pc = LinkAddr(frame.lookup_pc.wrapping_sub(ev.bias));
             let Some(f) = ev.dbg.function_at(pc) else {
@@ -66,6 +66,13 @@ pub fn find_panic(ev: &Evaluator<'_>, threads: &[ThreadContext]) -> Option<Panic
     None
 }
 
+/// Whether std's panic machinery is on this thread's stack (its symbolized frames say
+/// so): only such threads are searched and scanned for a panic, which keeps a dump
+/// without a panic cheap and a stale PanicHookInfo-shaped object from being taken for one.
+fn is_panicking(_ev: &Evaluator<'_>, t: &ThreadContext) -> bool {
+    t.panicking
+}
+
 /// How far above a thread's stack pointer the stack scan looks for a `PanicHookInfo`.
 const SCAN_BYTES: u64 = 256 * 1024;
 
@@ -82,7 +89,7 @@ pub fn scan_for_panic(ev: &Evaluator<'_>, threads: &[ThreadContext]) -> Option<P
     };
     let offset = |name: &str| fields.iter().find(|f| &*f.name == name).map(|f| f.offset);
     let (payload_at, location_at) = (offset("payload")?, offset("location")?);
-    for th in threads {
+    for th in threads.iter().filter(|t| is_panicking(ev, t)) {
         let Some(sp) = th.frames.first().map(|f| f.sp) else {
             continue;
         };

@@ -18,8 +18,10 @@ pub struct ThreadContext {
     pub tid: u32,
     /// Thread pointer (x86_64 `fs_base`).
     pub fs_base: Option<u64>,
-    /// Its stack, innermost first; empty when the layout has no frame root (not unwound).
+    /// Its stack, innermost first.
     pub frames: Vec<Frame>,
+    /// std's panic machinery is on its stack (`std::panicking::…` frames).
+    pub panicking: bool,
 }
 
 /// What a run found, before it is joined with dump and binary facts into a `Report`.
