@@ -629,3 +629,19 @@ fn live_pid_gives_the_same_report_as_a_core() {
         "{status}"
     );
 }
+
+/// `layoutdump run DUMP` with no layout tries every shipped runtime layout: on a tokio
+/// program it gives the tokio report.
+#[test]
+fn auto_detection_finds_tokio() {
+    let d = tokio_dumps(Profile::Dev);
+    let auto = run_layoutdump(&["run", d.core.to_str().unwrap(), "--format", "json"]);
+    let named = run_layoutdump(&["run", "tokio", d.core.to_str().unwrap(), "--format", "json"]);
+    let (a, b): (Value, Value) = (
+        serde_json::from_slice(&auto.stdout).unwrap(),
+        serde_json::from_slice(&named.stdout).unwrap(),
+    );
+    assert_eq!(a["layout"]["name"], "auto: tokio");
+    assert_eq!(task_summary(&a), task_summary(&b));
+    assert_eq!(auto.status.code(), named.status.code());
+}

@@ -1,6 +1,7 @@
 //! The `layoutdump` command: parses flags into settings and calls the libraries. Thin on
 //! purpose: analysis lives in the interpreter, rendering in its report module.
 
+mod auto;
 mod check;
 mod demo;
 mod live;
@@ -11,7 +12,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
-use layoutdump_interpreter::analyze::{Options, Outcome, analyze};
+use layoutdump_interpreter::analyze::{Options, Outcome};
 use layoutdump_interpreter::eval::Limits;
 use layoutdump_interpreter::report::triage::{self, TaskFilter};
 use layoutdump_interpreter::report::{Report, TextOptions, render_text};
@@ -66,10 +67,11 @@ enum Command {
 
 #[derive(Parser, Debug)]
 struct RunArgs {
-    /// A shipped layout by name (tokio) or a path to a .layout file.
+    /// A shipped layout by name (tokio), a path to a .layout file, or `auto` (every
+    /// shipped layout that finds a runtime). With a single argument, that argument is the
+    /// dump and the layout is `auto`: `layoutdump run crash.core`.
     layout: String,
     /// The dump: an ELF core (gcore, kernel, `layoutdump capture`) or a minidump.
-    #[arg(required_unless_present = "pid")]
     dump: Option<PathBuf>,
     /// Instead of a dump, a running process: it is paused while its memory is read (a
     /// snapshot, as `capture` takes), then resumes; the report is the same as for a dump.
@@ -230,23 +232,45 @@ pub fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            // Library errors already say their cause; add only causes not yet said.
+            let mut message = e.to_string();
+            for cause in e.chain().skip(1) {
+                let cause = cause.to_string();
+                if !message.contains(&cause) {
+                    message.push_str(": ");
+                    message.push_str(&cause);
+                }
+            }
+            eprintln!("error: {message}");
             ExitCode::from(1)
         }
     }
 }
 
-fn run(args: RunArgs) -> Result<ExitCode> {
-    let program = compile_layout(&args.layout).map_err(anyhow::Error::msg)?;
+fn run(mut args: RunArgs) -> Result<ExitCode> {
+    // `layoutdump run crash.core`: one argument that is a file, not a layout.
+    if args.dump.is_none() && args.pid.is_none() {
+        let is_layout = args.layout.ends_with(".layout")
+            || args.layout == "auto"
+            || layoutdump_interpreter::shipped::runnable().any(|n| n == args.layout);
+        if is_layout {
+            anyhow::bail!(
+                "give a dump file, or --pid PID (e.g. `layoutdump run {} crash.core`)",
+                args.layout
+            );
+        }
+        args.dump = Some(PathBuf::from(&args.layout));
+        args.layout = "auto".into();
+    }
     let opts = Options {
-        binary: args.binary,
-        debug_dirs: args.debug_dirs,
+        binary: args.binary.clone(),
+        debug_dirs: args.debug_dirs.clone(),
         force: args.force,
         limits: Limits {
             items: args.limit_items,
             ..Limits::default()
         },
-        dwarf_cache: None,
+        dwarf_cache: Some(Default::default()),
     };
     let filter = TaskFilter {
         states: args.states,
@@ -259,8 +283,8 @@ fn run(args: RunArgs) -> Result<ExitCode> {
             .context("--match is not a valid regular expression")?,
     };
     let (mut report, outcome) = match (&args.dump, args.pid) {
-        (Some(dump), _) => analyze(&program, dump, &opts)?,
-        (None, Some(pid)) => live::analyze_live(&program, pid, &opts)?,
+        (Some(dump), _) => auto::analyze_layout(&args.layout, dump, &opts)?,
+        (None, Some(pid)) => live::analyze_live(&args.layout, pid, &opts)?,
         (None, None) => anyhow::bail!("give a dump file or --pid PID"),
     };
     filter.apply(&mut report);

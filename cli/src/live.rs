@@ -4,9 +4,8 @@
 
 use anyhow::{Context, Result};
 use layoutdump_capture::{CaptureFormat, CaptureOptions, capture};
-use layoutdump_interpreter::analyze::{Options, Outcome, analyze};
+use layoutdump_interpreter::analyze::{Options, Outcome};
 use layoutdump_interpreter::report::Report;
-use layoutdump_lang::Program;
 
 /// Removes the snapshot however the analysis ends.
 struct Snapshot(std::path::PathBuf);
@@ -17,7 +16,7 @@ impl Drop for Snapshot {
     }
 }
 
-pub fn analyze_live(program: &Program, pid: i32, opts: &Options) -> Result<(Report, Outcome)> {
+pub fn analyze_live(layout: &str, pid: i32, opts: &Options) -> Result<(Report, Outcome)> {
     let path =
         std::env::temp_dir().join(format!("layoutdump-live-{pid}-{}.core", std::process::id()));
     let snapshot = Snapshot(path);
@@ -30,7 +29,7 @@ pub fn analyze_live(program: &Program, pid: i32, opts: &Options) -> Result<(Repo
         },
     )
     .with_context(|| format!("cannot read process {pid}"))?;
-    let (mut report, outcome) = analyze(program, &snapshot.0, opts)?;
+    let (mut report, outcome) = crate::auto::analyze_layout(layout, &snapshot.0, opts)?;
     // Say what was analyzed: the process, not the temporary snapshot file.
     if let Some(d) = &mut report.dump {
         d.path = format!("live process {pid}");

@@ -1,0 +1,50 @@
+//! Choosing the layout: a named one, or `auto`, which runs every shipped runtime layout on
+//! the dump and keeps those that find a runtime (a program may run tokio and another
+//! executor side by side). The binary's DWARF is indexed once for all of them.
+
+use std::path::Path;
+
+use anyhow::Result;
+use layoutdump_interpreter::analyze::{Options, Outcome, analyze};
+use layoutdump_interpreter::report::Report;
+use layoutdump_interpreter::shipped::{compile_layout, runnable};
+
+pub fn analyze_layout(layout: &str, dump: &Path, opts: &Options) -> Result<(Report, Outcome)> {
+    if layout != "auto" {
+        let program = compile_layout(layout).map_err(anyhow::Error::msg)?;
+        return Ok(analyze(&program, dump, opts)?);
+    }
+    let mut found: Vec<(String, Report, Outcome)> = Vec::new();
+    let mut first: Option<(Report, Outcome)> = None;
+    for name in runnable() {
+        let program = compile_layout(name).map_err(anyhow::Error::msg)?;
+        let (report, outcome) = analyze(&program, dump, opts)?;
+        if report.runtimes.is_empty() {
+            first.get_or_insert((report, outcome));
+        } else {
+            found.push((name.to_string(), report, outcome));
+        }
+    }
+    let names: Vec<String> = found.iter().map(|f| f.0.clone()).collect();
+    let mut merged = found.into_iter();
+    let Some((_, mut report, mut outcome)) = merged.next() else {
+        let (mut report, _) = first.ok_or_else(|| anyhow::anyhow!("no shipped layout to try"))?;
+        let tried: Vec<&str> = runnable().collect();
+        report.warnings.push(format!(
+            "no shipped layout ({}) found a runtime in this dump: for another executor, write a layout \
+             (docs/language.md) and run `layoutdump run my.layout DUMP`",
+            tried.join(", ")
+        ));
+        return Ok((report, Outcome::Partial));
+    };
+    for (_, other, o) in merged {
+        report.runtimes.extend(other.runtimes);
+        report.block_on.extend(other.block_on);
+        report.warnings.extend(other.warnings);
+        if o == Outcome::Partial {
+            outcome = Outcome::Partial;
+        }
+    }
+    report.layout.name = format!("auto: {}", names.join(", "));
+    Ok((report, outcome))
+}
