@@ -290,6 +290,9 @@ impl From<gimli::Error> for DwarfError {
     }
 }
 
+/// The largest ratio of decompressed to compressed size we believe (zlib's bound is 1032).
+const MAX_EXPANSION: u64 = 1100;
+
 fn section_bytes(
     map: &Arc<Mmap>,
     section: &object::Section<'_, '_>,
@@ -311,6 +314,18 @@ fn section_bytes(
             )),
         }
     } else {
+        // The header's claimed size is allocated up front: a hostile file claiming 2^60
+        // bytes must be refused, not attempted. zlib and zstd cannot expand more than
+        // about 1032:1, so a larger claim is a lie.
+        if range.uncompressed_size > range.compressed_size.saturating_mul(MAX_EXPANSION) {
+            return Err(format!(
+                "section {} claims {} bytes when decompressed from {}: more than any \
+                 compressor produces",
+                section.name().unwrap_or("?"),
+                range.uncompressed_size,
+                range.compressed_size
+            ));
+        }
         let data = section.uncompressed_data().map_err(|e| e.to_string())?;
         Ok(SectionBytes::Owned(Arc::from(&*data)))
     }
@@ -329,4 +344,54 @@ fn tls_template(obj: &object::File<'_>) -> Option<TlsTemplate> {
             memsz: ph.p_memsz(endian),
             align: ph.p_align(endian).max(1),
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use object::{Object, ObjectSection};
+
+    /// `fuzz/seeds/tiny.c` built with `gcc -g -O1 -gz=zlib`: every DWARF section compressed.
+    const TINY_ZLIB: &[u8] = include_bytes!("../../../fuzz/seeds/dwarf_load/seed-tiny-zlib");
+
+    fn write_temp(name: &str, bytes: &[u8]) -> PathBuf {
+        let path = std::env::temp_dir().join(format!("{name}.{}", std::process::id()));
+        std::fs::write(&path, bytes).unwrap();
+        path
+    }
+
+    #[test]
+    fn compressed_sections_load() {
+        let path = write_temp("tiny-zlib", TINY_ZLIB);
+        let dbg = DebugInfo::load(&path).unwrap();
+        assert!(dbg.type_named("node").is_some());
+        std::fs::remove_file(path).ok();
+    }
+
+    /// A compressed section whose header claims 2^60 bytes is refused before anything is
+    /// allocated, and the message names the section.
+    #[test]
+    fn lying_decompressed_size_is_refused() {
+        let mut bytes = TINY_ZLIB.to_vec();
+        let (offset, _) = object::File::parse(TINY_ZLIB)
+            .unwrap()
+            .section_by_name(".debug_info")
+            .unwrap()
+            .file_range()
+            .unwrap();
+        // Elf64_Chdr: ch_type u32, ch_reserved u32, ch_size u64.
+        let at = usize::try_from(offset).unwrap() + 8;
+        bytes[at..at + 8].copy_from_slice(&(1u64 << 60).to_le_bytes());
+        let path = write_temp("tiny-zlib-lying", &bytes);
+        let err = DebugInfo::load(&path)
+            .err()
+            .expect("a lying size must be refused");
+        std::fs::remove_file(path).ok();
+        let message = err.to_string();
+        assert!(message.contains(".debug_info"), "{message}");
+        assert!(
+            message.contains("claims 1152921504606846976 bytes"),
+            "{message}"
+        );
+    }
 }

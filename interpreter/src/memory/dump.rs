@@ -239,6 +239,16 @@ impl Dump {
             path: path.to_owned(),
             source,
         })?;
+        Dump::from_backing(path, data)
+    }
+
+    /// Reads a dump held in memory; `label` names it in messages. The fuzz targets use this
+    /// (no file per input); a dump's NT_FILE paths are still looked up on disk.
+    pub fn from_bytes(label: &Path, bytes: Vec<u8>) -> Result<Dump, DumpError> {
+        Dump::from_backing(label, Backing::Owned(bytes))
+    }
+
+    fn from_backing(path: &Path, data: Backing) -> Result<Dump, DumpError> {
         if data.starts_with(b"\x7fELF") {
             // e_type, little-endian, at offset 16; ET_CORE = 4.
             let kind = match data.get(16..18) {
