@@ -539,6 +539,23 @@ mod tests {
         std::env::current_exe().unwrap()
     }
 
+    /// (offset, addend) of the first 50 R_X86_64_RELATIVE relocations of each RELA section.
+    fn relative_relocations(elf: &ElfFile64<LE>, data: &[u8]) -> Vec<(u64, u64)> {
+        let mut out = Vec::new();
+        for section in elf.elf_section_table().iter() {
+            if let Ok(Some((relas, _))) = section.rela(LE, data) {
+                out.extend(
+                    relas
+                        .iter()
+                        .filter(|r| r.r_type(LE, false) == elf::R_X86_64_RELATIVE)
+                        .take(50)
+                        .map(|r| (r.r_offset(LE), r.r_addend(LE) as u64)),
+                );
+            }
+        }
+        out
+    }
+
     #[test]
     fn static_image_reads_the_elf_header_and_resolves_debug_info() {
         let image = BinaryImage::open_static(&this_exe(), &[]).unwrap();
@@ -559,19 +576,8 @@ mod tests {
             assert_eq!(&magic, b"\x7fELF");
         }
         // Every RELATIVE relocation reads as bias + addend (bias 0 here).
-        for section in elf.elf_section_table().iter() {
-            if let Ok(Some((relas, _))) = section.rela(LE, &data[..]) {
-                for r in relas
-                    .iter()
-                    .filter(|r| r.r_type(LE, false) == elf::R_X86_64_RELATIVE)
-                    .take(50)
-                {
-                    assert_eq!(
-                        memory.read_u64_le(r.r_offset(LE)).unwrap(),
-                        r.r_addend(LE) as u64
-                    );
-                }
-            }
+        for (offset, addend) in relative_relocations(&elf, &data) {
+            assert_eq!(memory.read_u64_le(offset).unwrap(), addend);
         }
         assert!(memory.read_u8(u64::MAX - 1).is_err());
     }
@@ -582,27 +588,16 @@ mod tests {
         let memory = FileImageMemory::open(&this_exe(), bias).unwrap();
         let data = std::fs::read(this_exe()).unwrap();
         let elf = ElfFile64::<LE>::parse(&data[..]).unwrap();
-        let mut checked = 0;
-        for section in elf.elf_section_table().iter() {
-            if let Ok(Some((relas, _))) = section.rela(LE, &data[..]) {
-                for r in relas
-                    .iter()
-                    .filter(|r| r.r_type(LE, false) == elf::R_X86_64_RELATIVE)
-                    .take(50)
-                {
-                    let at = r.r_offset(LE) + bias;
-                    assert_eq!(
-                        memory.read_u64_le(at).unwrap(),
-                        bias + r.r_addend(LE) as u64
-                    );
-                    // An unaligned read straddling the word sees the same bytes.
-                    let mut buf = [0u8; 4];
-                    memory.read(at + 6, &mut buf).unwrap();
-                    assert_eq!(buf[..2], (bias + r.r_addend(LE) as u64).to_le_bytes()[6..]);
-                    checked += 1;
-                }
-            }
+        let relocations = relative_relocations(&elf, &data);
+        for &(offset, addend) in &relocations {
+            let at = offset + bias;
+            assert_eq!(memory.read_u64_le(at).unwrap(), bias + addend);
+            // An unaligned read straddling the word sees the same bytes.
+            let mut buf = [0u8; 4];
+            memory.read(at + 6, &mut buf).unwrap();
+            assert_eq!(buf[..2], (bias + addend).to_le_bytes()[6..]);
         }
+        let checked = relocations.len();
         if elf.elf_header().e_type(LE) == elf::ET_DYN {
             assert!(checked > 0, "a PIE test binary has RELATIVE relocations");
         }
