@@ -116,9 +116,39 @@ struct RunArgs {
     /// task → resource for locks, channels, sockets) in Graphviz DOT. Cycles are red.
     #[arg(long, value_enum)]
     graph: Option<GraphFormat>,
+    #[command(flatten)]
+    limits: LimitArgs,
+}
+
+/// Bounds on the work a dump or a layout can cause. When one is hit, the value or list
+/// it cut short is reported as such (exit code 3) and the rest of the report goes on.
+#[derive(clap::Args, Debug)]
+struct LimitArgs {
     /// Most items one list, slice or `for` may yield (guards against corrupt lengths and cycles).
     #[arg(long = "limit-items", default_value_t = Limits::default().items)]
     limit_items: u64,
+    /// Deepest nesting of layout functions and view members.
+    #[arg(long = "limit-depth", default_value_t = Limits::default().depth)]
+    limit_depth: u32,
+    /// Most expression evaluations in one run (all tasks together).
+    #[arg(long = "limit-steps", default_value_t = Limits::default().steps)]
+    limit_steps: u64,
+    /// Most rhai operations in one call of a layout's hook.
+    #[arg(long = "limit-hook-operations", default_value_t = Limits::default().hook.operations)]
+    limit_hook_operations: u64,
+}
+
+impl LimitArgs {
+    fn limits(&self) -> Limits {
+        let mut l = Limits {
+            items: self.limit_items,
+            depth: self.limit_depth,
+            steps: self.limit_steps,
+            ..Limits::default()
+        };
+        l.hook.operations = self.limit_hook_operations;
+        l
+    }
 }
 
 #[derive(Parser, Debug)]
@@ -149,6 +179,8 @@ struct TriageArgs {
     /// A table for people, or one JSON object per group per line for a pipeline.
     #[arg(long, value_enum, default_value_t = TriageFormat::Table)]
     format: TriageFormat,
+    #[command(flatten)]
+    limits: LimitArgs,
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
@@ -266,10 +298,7 @@ fn run(mut args: RunArgs) -> Result<ExitCode> {
         binary: args.binary.clone(),
         debug_dirs: args.debug_dirs.clone(),
         force: args.force,
-        limits: Limits {
-            items: args.limit_items,
-            ..Limits::default()
-        },
+        limits: args.limits.limits(),
         dwarf_cache: Some(Default::default()),
     };
     let filter = TaskFilter {
@@ -390,6 +419,7 @@ fn triage_command(args: TriageArgs) -> Result<ExitCode> {
     let opts = Options {
         binary: args.binary,
         debug_dirs: args.debug_dirs,
+        limits: args.limits.limits(),
         ..Options::default()
     };
     // Progress on a terminal only: a pipeline's stderr should stay clean.

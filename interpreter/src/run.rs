@@ -166,6 +166,11 @@ pub fn run(
         out.warnings.extend(frame_notes.iter().cloned());
     }
     out.notes = frame_notes;
+    out.notes.extend(
+        ev.hook_output()
+            .into_iter()
+            .map(|line| format!("hook printed: {line}")),
+    );
     out.panic = crate::crash::find_panic(&ev, threads)
         .or_else(|| crate::crash::scan_for_panic(&ev, threads));
     out

@@ -67,7 +67,9 @@ pub fn compile(main: SourceFile, loader: &dyn Loader) -> Result<Program, Diagnos
         program: &mut program,
         diags: &mut diags,
         fns: HashMap::new(),
+        hooks: HashMap::new(),
     };
+    compile_hooks(&mut resolver, &mut parsed);
     // Functions first, so that any rule can call any function of any file.
     let mut fn_params = Vec::new();
     for p in &mut parsed {
@@ -156,6 +158,57 @@ pub fn compile(main: SourceFile, loader: &dyn Loader) -> Result<Program, Diagnos
     }
 }
 
+/// Compiles every file's hooks with the sandbox engine, so a rhai syntax error is a
+/// layout error at its own line. Hook names share one namespace with `fn`s.
+fn compile_hooks(resolver: &mut Resolver<'_>, parsed: &mut [ParsedFile]) {
+    let engine = crate::hook::sandbox(&crate::hook::HookLimits::default());
+    for p in parsed.iter_mut() {
+        for h in p.hooks.drain(..) {
+            if resolver.hooks.contains_key(&h.name) || resolver.fns.contains_key(&h.name) {
+                resolver.diags.push(Diagnostic::new(
+                    h.span,
+                    format!("`{}` is defined twice (as a fn or a hook)", h.name),
+                ));
+                continue;
+            }
+            if Builtin::by_name(&h.name).is_some() {
+                resolver.diags.push(Diagnostic::new(
+                    h.span,
+                    format!("`{}` is a builtin; give the hook another name", h.name),
+                ));
+                continue;
+            }
+            // A hook whose body does not compile is still declared, so that its calls
+            // are resolved and their arity checked rather than reported as unknown.
+            let ast = match crate::hook::compile(&engine, &h.params, &h.code) {
+                Ok(ast) => ast,
+                Err((pos, msg)) => {
+                    let text = resolver
+                        .program
+                        .files
+                        .get(h.body.file.0 as usize)
+                        .map_or("", |f| f.text.as_str());
+                    let at = crate::hook::position_span(text, h.body, pos, h.span);
+                    resolver.diags.push(
+                        Diagnostic::new(at, format!("in hook `{}`: {msg}", h.name))
+                            .with_help("hooks are rhai; see docs/language.md, \"Hooks\""),
+                    );
+                    rhai::AST::empty()
+                }
+            };
+            let id = HookId(resolver.program.hooks.len() as u32);
+            resolver.hooks.insert(h.name.clone(), id);
+            resolver.program.hooks.push(Hook {
+                name: h.name,
+                params: h.params,
+                ast,
+                span: h.span,
+                body: h.body,
+            });
+        }
+    }
+}
+
 /// Bindings visible at a point: names to slots, innermost last.
 #[derive(Clone)]
 struct Scope {
@@ -202,6 +255,7 @@ struct Resolver<'a> {
     program: &'a mut Program,
     diags: &'a mut Vec<Diagnostic>,
     fns: HashMap<String, FnId>,
+    hooks: HashMap<String, HookId>,
 }
 
 impl Resolver<'_> {
@@ -214,6 +268,7 @@ impl Resolver<'_> {
             | Expr::Local(_)
             | Expr::Call { .. }
             | Expr::CallFn { .. }
+            | Expr::CallHook { .. }
             | Expr::Lambda { .. }
             | Expr::For { .. } => None,
             Expr::Name(name) => match scope.lookup(&name) {
@@ -270,9 +325,16 @@ impl Resolver<'_> {
                         self.resolve(*a, scope);
                     }
                     Some(Expr::CallFn { func, args })
+                } else if let Some(&hook) = self.hooks.get(&name) {
+                    let arity = self.program.hooks[hook.0 as usize].params.len();
+                    self.check_arity(&name, arity, args.len(), span);
+                    for a in &args {
+                        self.resolve(*a, scope);
+                    }
+                    Some(Expr::CallHook { hook, args })
                 } else {
                     self.diags.push(Diagnostic::new(span, format!("unknown function `{name}`")).with_help(
-                        "builtins are addr, variant, list, slice, len, type_name, is_null, str, dyn_target; or define it with `fn name(x) = …`",
+                        "builtins are addr, variant, list, slice, len, type_name, is_null, str, dyn_target; or define it with `fn name(x) = …` or `hook name(x) \"\"\" … \"\"\"`",
                     ));
                     None
                 }

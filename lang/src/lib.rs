@@ -3,6 +3,7 @@
 
 pub mod compile;
 pub mod diagnostic;
+pub mod hook;
 mod parser;
 pub mod program;
 pub mod source;
@@ -11,5 +12,7 @@ pub mod types;
 pub use compile::{Loader, compile};
 pub use diagnostic::{Diagnostic, Diagnostics};
 pub use program::Program;
+/// The rhai hooks are compiled and run with; the interpreter uses this one, never another.
+pub use rhai;
 pub use source::{SourceFile, Span};
 pub use types::TypeExpr;

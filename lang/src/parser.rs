@@ -20,9 +20,20 @@ pub struct ParsedFile {
     pub uses: Vec<(String, Span)>,
     pub runtime_code: Vec<String>,
     pub functions: Vec<(Function, Vec<String>)>,
+    pub hooks: Vec<ParsedHook>,
     pub views: Vec<(View, String)>,
     pub rules: Vec<(crate::program::Rule, String)>,
     pub roots: Vec<(Root, String)>,
+}
+
+/// A `hook` item before its rhai body is compiled.
+#[derive(Debug)]
+pub struct ParsedHook {
+    pub name: String,
+    pub params: Vec<String>,
+    pub code: String,
+    pub span: Span,
+    pub body: Span,
 }
 
 /// Parses `text` (file `file`) into `program`'s expression arena. A syntax error stops
@@ -84,6 +95,29 @@ pub fn parse_file(
                     },
                     params,
                 ));
+            }
+            Rule::hook_item => {
+                let span = lower.span(&item);
+                let mut hook = ParsedHook {
+                    name: String::new(),
+                    params: Vec::new(),
+                    code: String::new(),
+                    span,
+                    body: span,
+                };
+                for p in item.into_inner() {
+                    match p.as_rule() {
+                        Rule::ident if hook.name.is_empty() => hook.name = p.as_str().into(),
+                        Rule::ident => hook.params.push(p.as_str().into()),
+                        _ => {
+                            if let Some(code) = p.into_inner().next() {
+                                hook.body = lower.span(&code);
+                                hook.code = code.as_str().into();
+                            }
+                        }
+                    }
+                }
+                out.hooks.push(hook);
             }
             Rule::view_item => {
                 let span = lower.span(&item);
@@ -181,7 +215,7 @@ fn describe(rule: Rule) -> String {
         Rule::number => "a number".into(),
         Rule::string => "a string".into(),
         Rule::header => "`layout NAME \"VERSION\"`".into(),
-        Rule::use_item | Rule::code_item | Rule::fn_item | Rule::view_item | Rule::root_item | Rule::rule_item => {
+        Rule::use_item | Rule::code_item | Rule::fn_item | Rule::hook_item | Rule::view_item | Rule::root_item | Rule::rule_item => {
             "an item (`use`, `runtime_code`, `fn`, `view`, `root`, `runtime`, `task`, `future`, `leaf`)".into()
         }
         Rule::let_member | Rule::field_member => {

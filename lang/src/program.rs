@@ -15,6 +15,9 @@ pub struct Slot(pub u16);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct FnId(pub u32);
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct HookId(pub u32);
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BinOp {
     Or,
@@ -124,6 +127,11 @@ pub enum Expr {
     /// A call of a layout `fn` (before compiling: `CallNamed`).
     CallFn {
         func: FnId,
+        args: Vec<ExprId>,
+    },
+    /// A call of a rhai `hook` (before compiling: `CallNamed`).
+    CallHook {
+        hook: HookId,
         args: Vec<ExprId>,
     },
     CallNamed {
@@ -242,6 +250,18 @@ pub struct Function {
     pub span: Span,
 }
 
+/// `hook name(a, b) """ rhai """`: a function written in rhai, called like a `fn`.
+#[derive(Debug, Clone)]
+pub struct Hook {
+    pub name: String,
+    pub params: Vec<String>,
+    /// The body, compiled once by the sandbox engine (`crate::hook::sandbox`).
+    pub ast: rhai::AST,
+    /// The whole item, and the body's text between the quotes (for error positions).
+    pub span: Span,
+    pub body: Span,
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct Program {
     /// The layout's own name and version (`layout tokio "1.x"`).
@@ -254,6 +274,7 @@ pub struct Program {
     pub rules: Vec<Rule>,
     pub roots: Vec<Root>,
     pub functions: Vec<Function>,
+    pub hooks: Vec<Hook>,
     /// Path prefixes of code that is std's or a runtime's own, not the program's
     /// (`runtime_code "tokio::" "mio::"`): folded in native stacks and left out of crash
     /// signatures.
@@ -293,6 +314,15 @@ impl Program {
 
     pub fn span(&self, id: ExprId) -> Span {
         self.spans[id.0 as usize]
+    }
+
+    /// The layout span of a position rhai reported inside `hook`'s body.
+    pub fn hook_span(&self, hook: &Hook, pos: rhai::Position) -> Span {
+        let text = self
+            .files
+            .get(hook.body.file.0 as usize)
+            .map_or("", |f| f.text.as_str());
+        crate::hook::position_span(text, hook.body, pos, hook.span)
     }
 
     /// `file:line:col` of a span, for runtime messages that point back into the layout.

@@ -190,6 +190,12 @@ impl<'a> TypeChecker<'a> {
                 }
                 self.nested(|me| me.eval(f.body, &mut inner))
             }
+            Expr::CallHook { args, .. } => {
+                for a in args {
+                    self.eval(a, frame);
+                }
+                AType::Unknown
+            }
             Expr::For { var, seq, body } => {
                 let s = self.eval(seq, frame);
                 let item = self.items(s);

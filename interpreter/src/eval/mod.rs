@@ -2,6 +2,7 @@
 //! It knows Rust's representation (structs, enums, pointers, arrays) and nothing about any
 //! crate: every library type is understood through the layout's views.
 
+mod hook;
 mod value;
 
 use std::cell::{Cell, RefCell};
@@ -23,6 +24,8 @@ pub struct Limits {
     pub depth: u32,
     /// Expression evaluations in one run.
     pub steps: u64,
+    /// Bounds of each rhai hook call.
+    pub hook: layoutdump_lang::hook::HookLimits,
 }
 
 impl Default for Limits {
@@ -31,6 +34,7 @@ impl Default for Limits {
             items: 1_000_000,
             depth: 64,
             steps: 200_000_000,
+            hook: Default::default(),
         }
     }
 }
@@ -53,6 +57,8 @@ pub struct Evaluator<'a> {
     depth: Cell<u32>,
     /// Problems that did not stop evaluation (a list cut short), in order.
     pub warnings: RefCell<Vec<String>>,
+    /// The rhai engine, made at the first hook call.
+    hooks: std::cell::OnceCell<hook::HookEngine>,
 }
 
 type Frame = Vec<Option<Value>>;
@@ -75,6 +81,7 @@ impl<'a> Evaluator<'a> {
             steps: Cell::new(0),
             depth: Cell::new(0),
             warnings: RefCell::new(Vec::new()),
+            hooks: std::cell::OnceCell::new(),
         }
     }
 
@@ -246,6 +253,14 @@ impl<'a> Evaluator<'a> {
                 }
                 self.nested(|| self.eval(f.body, &mut inner))
             }
+            Expr::CallHook { hook, args } => {
+                let h = &self.program.hooks[hook.0 as usize];
+                let values = args
+                    .iter()
+                    .map(|a| self.eval(*a, frame))
+                    .collect::<Result<Vec<_>, _>>()?;
+                self.call_hook(h, values)
+            }
             Expr::For { var, seq, body } => {
                 let seq = self.eval(*seq, frame)?;
                 let items = self.items(seq)?;
@@ -296,6 +311,11 @@ impl<'a> Evaluator<'a> {
                 "unresolved name `{n}` (layout not compiled)"
             ))),
         }
+    }
+
+    /// What hooks printed during this run (print/debug in rhai).
+    pub fn hook_output(&self) -> Vec<String> {
+        self.hooks.get().map(|h| h.printed()).unwrap_or_default()
     }
 
     fn nested<T>(&self, f: impl FnOnce() -> Result<T, EvalError>) -> Result<T, EvalError> {
