@@ -292,6 +292,8 @@ fn match_rule<'p>(
         }
         v = match ev.deref(v) {
             Ok(next) => next,
+            // A None (a freed slab slot) or a null pointer: nothing there, not a mismatch.
+            Err(e) if e.is_absent() => return Err(e),
             Err(_) => {
                 let what = if kind == RuleKind::Runtime {
                     "runtime"
@@ -396,6 +398,8 @@ fn add_runtime(ev: &Evaluator<'_>, value: Value, tid: Option<u32>, out: &mut Fin
                         match task_report(ev, item) {
                             Ok(t) if report.tasks.iter().any(|x| x.address == t.address) => {}
                             Ok(t) => report.tasks.push(t),
+                            // A slab's free slot (`Option<Task>` holding None) is no task.
+                            Err(e) if e.is_absent() => {}
                             Err(e) => out.warnings.push(format!("task in runtime at {here}: {e}")),
                         }
                     }

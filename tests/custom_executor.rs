@@ -1,0 +1,151 @@
+//! A custom executor, end to end: the `inhouse` fixture (a hand-written single-threaded
+//! executor) and its layout `tests/fixtures/inhouse/inhouse.layout`, written from
+//! docs/guides/custom-executor.md. Every task the fixture reports about itself — id, name
+//! (decoded by the layout's rhai hook), polls, priority, await lines, what it waits on —
+//! must be in the report, from dev and release builds, ELF cores and minidumps.
+
+mod common;
+
+use common::{Dumps, Profile, fixture_dumps, root, run_layoutdump};
+use serde_json::Value;
+
+fn layout() -> String {
+    root()
+        .join("tests/fixtures/inhouse/inhouse.layout")
+        .display()
+        .to_string()
+}
+
+fn report(dump: &std::path::Path) -> (Value, Option<i32>) {
+    let out = run_layoutdump(&["run", &layout(), dump.to_str().unwrap(), "--format", "json"]);
+    let json = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{e}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (json, out.status.code())
+}
+
+fn check_against_truth(d: &Dumps, dump: &std::path::Path) {
+    let (r, code) = report(dump);
+    let what = dump.display();
+    assert_eq!(r["warnings"], serde_json::json!([]), "{what}");
+    assert_eq!(code, Some(0), "{what}");
+    let runtimes = r["runtimes"].as_array().unwrap();
+    assert_eq!(runtimes.len(), 1, "{what}");
+    let rt = &runtimes[0];
+    assert_eq!(rt["kind"], "inhouse");
+    let tasks = rt["tasks"].as_array().unwrap();
+    let truth = d.truth["tasks"].as_array().unwrap();
+    let ids = |v: &[Value]| {
+        v.iter()
+            .map(|t| t["id"].as_u64().unwrap())
+            .collect::<Vec<_>>()
+    };
+    // The finished task's slot is None: not listed, and no warning about it.
+    assert_eq!(ids(tasks), ids(truth), "{what}");
+    for want in truth {
+        let id = want["id"].as_u64().unwrap();
+        let got = tasks.iter().find(|t| t["id"] == id).unwrap();
+        assert_eq!(got["fields"]["name"], want["name"], "{what} task {id}");
+        let pp = &d.truth["polls_and_priority"][id.to_string()];
+        assert_eq!(got["fields"]["polls"], pp[0], "{what} task {id}");
+        assert_eq!(got["fields"]["priority"], pp[1], "{what} task {id}");
+        assert_eq!(got["state"], "idle", "{what} task {id}");
+        let lines: Vec<&Value> = got["backtrace"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| !f["location"].is_null())
+            .map(|f| &f["location"]["line"])
+            .collect();
+        let want_lines: Vec<&Value> = want["await_lines"].as_array().unwrap().iter().collect();
+        assert_eq!(lines, want_lines, "{what} task {id}");
+        let leaf = &got["blocked_on"];
+        assert_eq!(leaf["kind"], want["leaf"], "{what} task {id}");
+        match want["leaf"].as_str().unwrap() {
+            "sleep" => assert_eq!(leaf["fields"]["deadline_ms"], want["deadline_ms"]),
+            "join" => assert_eq!(leaf["fields"]["task"], want["task"]),
+            other => panic!("unknown leaf {other}"),
+        }
+    }
+}
+
+#[test]
+fn inhouse_executor_tasks_match_ground_truth() {
+    for profile in [Profile::Dev, Profile::Release] {
+        let d = fixture_dumps("inhouse", profile);
+        check_against_truth(d, &d.core);
+        check_against_truth(d, &d.minidump);
+        if let Some(g) = &d.gcore {
+            check_against_truth(d, g);
+        }
+    }
+}
+
+#[test]
+fn inhouse_layout_is_small_and_checks_clean() {
+    let text = std::fs::read_to_string(layout()).unwrap();
+    let lines = text.lines().count();
+    assert!(lines <= 80, "the custom layout grew to {lines} lines");
+    for profile in [Profile::Dev, Profile::Release] {
+        let d = fixture_dumps("inhouse", profile);
+        let out = run_layoutdump(&["check", &layout(), "--binary", d.exe.to_str().unwrap()]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+/// The mistakes an author makes while following the guide, each caught by `check` with the
+/// line, the column and what to do.
+#[test]
+fn check_catches_mistakes_in_the_custom_layout() {
+    let d = fixture_dumps("inhouse", Profile::Dev);
+    let text = std::fs::read_to_string(layout()).unwrap();
+    let dir = root().join("target/custom-layout-mistakes");
+    std::fs::create_dir_all(&dir).unwrap();
+    let cases = [
+        // A field name misremembered from the source.
+        (
+            "polls = (t.word >> 8)",
+            "polls = (t.words >> 8)",
+            "type `inhouse::Task` has no field `words` (it has: id, word, name, future)",
+        ),
+        // A rhai mistake inside the hook: reported at its line in the layout.
+        (
+            "if b == 0 { break; }",
+            "if b == 0 { brek; }",
+            "in hook `c_name`",
+        ),
+        // A type path that does not exist in the binary.
+        (
+            "task inhouse::Task as t",
+            "task inhouse::Tsk as t",
+            "no type matches `inhouse::Tsk`",
+        ),
+    ];
+    for (from, to, wanted) in cases {
+        assert!(text.contains(from), "{from}");
+        let path = dir.join("broken.layout");
+        std::fs::write(&path, text.replacen(from, to, 1)).unwrap();
+        let out = run_layoutdump(&[
+            "check",
+            path.to_str().unwrap(),
+            "--binary",
+            d.exe.to_str().unwrap(),
+        ]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{to}: check passed");
+        assert!(err.contains(wanted), "{to}: {err}");
+        let line = text[..text.find(from).unwrap()].matches('\n').count() + 1;
+        assert!(
+            err.contains(&format!("broken.layout:{line}:")),
+            "{to}: not at line {line}: {err}"
+        );
+    }
+}
