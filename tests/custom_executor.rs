@@ -149,3 +149,48 @@ fn check_catches_mistakes_in_the_custom_layout() {
         );
     }
 }
+
+/// `check --explain DUMP`: each root and rule with what it found; with the task list
+/// pointed at the wrong collection, the task rule matched nothing and the warning names
+/// the type the list yielded instead.
+#[test]
+fn explain_shows_where_the_task_list_stops() {
+    let d = fixture_dumps("inhouse", Profile::Dev);
+    let core = d.core.to_str().unwrap();
+    let out = run_layoutdump(&["check", &layout(), "--explain", core]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    let task_line = text
+        .lines()
+        .find(|l| l.contains("task inhouse::Task"))
+        .unwrap_or_else(|| panic!("{text}"));
+    let live = d.truth["tasks"].as_array().unwrap().len();
+    assert!(task_line.starts_with("ok "), "{task_line}");
+    assert!(
+        task_line.ends_with(&format!("matched {live} values")),
+        "{task_line}"
+    );
+    assert!(text.contains("1 threads: 1 value, 0 absent"), "{text}");
+
+    let text_src = std::fs::read_to_string(layout()).unwrap();
+    let dir = root().join("target/custom-layout-mistakes");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("wrong-list.layout");
+    std::fs::write(
+        &path,
+        text_src.replacen("tasks = ex.tasks", "tasks = ex.timers.data", 1),
+    )
+    .unwrap();
+    let out = run_layoutdump(&["check", path.to_str().unwrap(), "--explain", core]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let task_line = text
+        .lines()
+        .find(|l| l.contains("task inhouse::Task"))
+        .unwrap();
+    assert!(task_line.starts_with("-- "), "{task_line}");
+    assert!(task_line.contains("matched nothing"), "{task_line}");
+    assert!(
+        text.contains("no `task` rule matches type `core::cmp::Reverse<(u64, u64)>`"),
+        "{text}"
+    );
+}

@@ -22,6 +22,11 @@ pub struct CheckArgs {
     /// A folder holding separate debug files.
     #[arg(long = "debug-dir")]
     debug_dirs: Vec<PathBuf>,
+    /// Run the layout on this dump and say what each root and rule found: how many
+    /// values each root yielded on how many threads (and why not), how many values each
+    /// rule matched. For "why is my task list empty?".
+    #[arg(long, value_name = "DUMP")]
+    explain: Option<PathBuf>,
 }
 
 pub fn check(args: CheckArgs) -> Result<ExitCode> {
@@ -32,6 +37,9 @@ pub fn check(args: CheckArgs) -> Result<ExitCode> {
             return Ok(ExitCode::from(1));
         }
     };
+    if let Some(dump) = &args.explain {
+        return explain(&program, &args, dump);
+    }
     let Some(binary) = args.binary else {
         println!(
             "{}: compiles ({} roots, {} rules, {} views)",
@@ -52,4 +60,39 @@ pub fn check(args: CheckArgs) -> Result<ExitCode> {
         eprintln!("{diags}");
         Ok(ExitCode::from(1))
     }
+}
+
+/// `check LAYOUT --explain DUMP`: the layout's roots and rules with what each found in
+/// the dump, then the report's own warnings and unavailable members (where a chain stops).
+fn explain(
+    program: &layoutdump_lang::Program,
+    args: &CheckArgs,
+    dump: &std::path::Path,
+) -> Result<ExitCode> {
+    use layoutdump_interpreter::analyze::{Options, analyze};
+    let opts = Options {
+        binary: args.binary.clone(),
+        debug_dirs: args.debug_dirs.clone(),
+        ..Options::default()
+    };
+    let (report, _) = analyze(program, dump, &opts)?;
+    println!("{} on {}:", args.layout, dump.display());
+    if let Some(usage) = &report.usage {
+        print!("{}", usage.render(program));
+    }
+    for rt in &report.runtimes {
+        println!(
+            "runtime {} at {:#x}: {} tasks",
+            rt.kind,
+            rt.address.0,
+            rt.tasks.len()
+        );
+        for (name, why) in &rt.unavailable {
+            println!("  {name}: unavailable: {why}");
+        }
+    }
+    for w in &report.warnings {
+        println!("warning: {w}");
+    }
+    Ok(ExitCode::SUCCESS)
 }

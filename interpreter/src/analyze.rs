@@ -137,6 +137,7 @@ pub fn analyze(
             .collect(),
         warnings: dump.warnings.clone(),
         notes: Vec::new(),
+        usage: None,
     };
     // Native stacks need only the mapped files' unwind info, not DWARF: they are shown
     // even when the binary's debug info is missing.
@@ -241,6 +242,7 @@ pub fn analyze(
     report.block_on = findings.block_on;
     let findings_panic = findings.panic;
     report.notes = findings.notes;
+    report.usage = Some(findings.usage);
     report.warnings.extend(findings.warnings);
     if report.runtimes.is_empty() {
         report.warnings.push(format!(

@@ -55,12 +55,14 @@ fn chain(ev: &Evaluator<'_>, future: Value, depth: usize, budget: &mut usize) ->
         let Ok(t) = ev.ty(ty) else { break };
         // A leaf rule ends the chain, even on an async fn: `accept on fd 12` says more
         // than the runtime's internals beneath it.
-        if let Some(rule) = ev
+        if let Some((i, rule)) = ev
             .program
             .rules
             .iter()
-            .find(|r| r.kind == RuleKind::Leaf && r.pattern.matches(&t.name))
+            .enumerate()
+            .find(|(_, r)| r.kind == RuleKind::Leaf && r.pattern.matches(&t.name))
         {
+            ev.usage.borrow_mut().hit(i);
             let frame = if is_coroutine(&t) {
                 coroutine_frame(ev, addr, &t)
                     .map(|(f, _)| f)
@@ -139,11 +141,12 @@ type SeenInto = (Option<String>, Result<Vec<Value>, EvalError>);
 /// fields do not fit fails and the next is tried. None when no rule matches the type.
 fn see_into(ev: &Evaluator<'_>, v: &Value, t: &Type) -> Option<SeenInto> {
     let mut first_error: Option<EvalError> = None;
-    for rule in ev
+    for (i, rule) in ev
         .program
         .rules
         .iter()
-        .filter(|r| r.kind == RuleKind::Future && r.pattern.matches(&t.name))
+        .enumerate()
+        .filter(|(_, r)| r.kind == RuleKind::Future && r.pattern.matches(&t.name))
     {
         let members = ev.eval_members(&rule.members, rule.frame_size, v.clone());
         let kind = members
@@ -179,6 +182,7 @@ fn see_into(ev: &Evaluator<'_>, v: &Value, t: &Type) -> Option<SeenInto> {
                     },
                     other => vec![other],
                 };
+                ev.usage.borrow_mut().hit(i);
                 return Some((kind, Ok(items)));
             }
             Some(Err(e)) => {

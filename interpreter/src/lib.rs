@@ -14,3 +14,4 @@ pub mod report;
 pub mod run;
 pub mod shipped;
 pub mod unwind;
+pub mod usage;

@@ -39,6 +39,7 @@ pub struct Findings {
     /// The root members evaluated on each thread (`current_task`, …).
     pub thread_fields: BTreeMap<u32, BTreeMap<String, FieldValue>>,
     pub warnings: Vec<String>,
+    pub usage: crate::usage::Usage,
 }
 
 /// Runs `program` against the process image `mem` (main executable loaded at `bias`).
@@ -59,11 +60,17 @@ pub fn run(
         ));
     }
     let mut frame_notes = Vec::new();
-    for root in &program.roots {
+    for (root_index, root) in program.roots.iter().enumerate() {
         let here = program.location(root.span);
+        let record = |f: &mut dyn FnMut(&mut crate::usage::RootUse)| {
+            if let Some(u) = ev.usage.borrow_mut().roots.get_mut(root_index) {
+                f(u)
+            }
+        };
         let subjects: Vec<(Option<u32>, Value)> = match &root.kind {
             RootKind::Tls(path) => match tls_variable(dbg, path) {
                 Err(msg) => {
+                    record(&mut |u| u.error = Some(msg.to_string()));
                     out.warnings.push(format!("root at {here}: {msg}"));
                     continue;
                 }
@@ -104,6 +111,7 @@ pub fn run(
                     },
                 )],
                 Err(msg) => {
+                    record(&mut |u| u.error = Some(msg.to_string()));
                     out.warnings.push(format!("root at {here}: {msg}"));
                     continue;
                 }
@@ -117,12 +125,22 @@ pub fn run(
                 found
             }
         };
+        record(&mut |u| u.subjects = subjects.len() as u64);
         for (tid, subject) in subjects {
             let value = match ev.eval_with_subject(root.value, root.frame_size, subject.clone()) {
-                Ok(v) => v,
+                Ok(v) => {
+                    record(&mut |u| u.values += 1);
+                    v
+                }
                 // "No runtime on this thread" is the common case, not a problem.
-                Err(e) if e.is_absent() => continue,
+                Err(e) if e.is_absent() => {
+                    record(&mut |u| u.absent += 1);
+                    continue;
+                }
                 Err(e) => {
+                    record(&mut |u| {
+                        u.error.get_or_insert_with(|| e.to_string());
+                    });
                     let on = tid.map_or(String::new(), |t| format!(" on thread {t}"));
                     out.warnings.push(format!("root at {here}{on}: {e}"));
                     continue;
@@ -162,6 +180,7 @@ pub fn run(
     }
     out.block_on.sort_by_key(|b| (b.thread, b.future.address));
     out.warnings.extend(ev.warnings.borrow().iter().cloned());
+    out.usage = ev.usage.borrow().clone();
     if out.runtimes.is_empty() {
         out.warnings.extend(frame_notes.iter().cloned());
     }
@@ -282,12 +301,12 @@ fn match_rule<'p>(
             ));
         };
         let t = ev.ty(ty)?;
-        if let Some(rule) = ev
-            .program
-            .rules
-            .iter()
-            .find(|r| r.kind == kind && r.pattern.matches(&t.name) && ev.guard_holds(r, &v))
+        if let Some((i, rule)) =
+            ev.program.rules.iter().enumerate().find(|(_, r)| {
+                r.kind == kind && r.pattern.matches(&t.name) && ev.guard_holds(r, &v)
+            })
         {
+            ev.usage.borrow_mut().hit(i);
             return Ok((rule, addr, v));
         }
         v = match ev.deref(v) {

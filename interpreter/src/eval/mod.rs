@@ -57,6 +57,8 @@ pub struct Evaluator<'a> {
     depth: Cell<u32>,
     /// Problems that did not stop evaluation (a list cut short), in order.
     pub warnings: RefCell<Vec<String>>,
+    /// What each root and rule found, for `check --explain`.
+    pub usage: RefCell<crate::usage::Usage>,
     /// The rhai engine, made at the first hook call.
     hooks: std::cell::OnceCell<hook::HookEngine>,
 }
@@ -82,6 +84,7 @@ impl<'a> Evaluator<'a> {
             depth: Cell::new(0),
             warnings: RefCell::new(Vec::new()),
             hooks: std::cell::OnceCell::new(),
+            usage: RefCell::new(crate::usage::Usage::new(program)),
         }
     }
 

@@ -39,6 +39,9 @@ pub struct Report {
     /// What could not be read without making the report partial, e.g. a `block_on`
     /// future that an optimized build keeps only in a register.
     pub notes: Vec<String>,
+    /// What each root and rule of the layout found (`check --explain`); not in the output.
+    #[serde(skip)]
+    pub usage: Option<crate::usage::Usage>,
 }
 
 #[derive(Debug, Clone, Serialize)]

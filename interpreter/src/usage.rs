@@ -1,0 +1,114 @@
+//! Which parts of a layout found something in a dump: values each root yielded (and why
+//! not), values each rule matched. `layoutdump check LAYOUT --explain DUMP` prints it, so
+//! an author whose task list is empty sees where the chain stops.
+
+use std::fmt::Write;
+
+use layoutdump_lang::Program;
+use layoutdump_lang::program::{RootKind, RuleKind};
+
+#[derive(Debug, Clone, Default)]
+pub struct RootUse {
+    /// Threads (tls), frames (frame) or 1 (static) it was evaluated on.
+    pub subjects: u64,
+    /// Values it yielded; evaluations that gave None or null ("no runtime here").
+    pub values: u64,
+    pub absent: u64,
+    /// Why the root could not be evaluated at all, or the first evaluation error.
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Usage {
+    pub roots: Vec<RootUse>,
+    /// Values matched by each rule, in `Program::rules` order.
+    pub rules: Vec<u64>,
+}
+
+impl Usage {
+    pub fn new(program: &Program) -> Self {
+        Usage {
+            roots: vec![RootUse::default(); program.roots.len()],
+            rules: vec![0; program.rules.len()],
+        }
+    }
+
+    pub fn hit(&mut self, rule: usize) {
+        if let Some(n) = self.rules.get_mut(rule) {
+            *n += 1;
+        }
+    }
+
+    /// One line per root and rule: what it found, or that it found nothing and why.
+    pub fn render(&self, program: &Program) -> String {
+        let mut out = String::new();
+        let width = program
+            .rules
+            .iter()
+            .map(|r| r.pattern.to_string().len() + 8)
+            .max()
+            .unwrap_or(0)
+            .clamp(24, 60);
+        for (root, u) in program.roots.iter().zip(&self.roots) {
+            let what = match &root.kind {
+                RootKind::Tls(p) => format!("root tls {p}"),
+                RootKind::Static(p) => format!("root static {p}"),
+                RootKind::Frame { function, local } => {
+                    format!("root frame {function} local {local}")
+                }
+            };
+            let on = match root.kind {
+                RootKind::Tls(_) => "threads",
+                RootKind::Static(_) => "static",
+                RootKind::Frame { .. } => "frames",
+            };
+            let mark = if u.values > 0 { "ok " } else { "-- " };
+            let _ = write!(
+                out,
+                "{mark}{what:<width$}  {}\n      {} {on}: {} value{}, {} absent (None/null)",
+                program.location(root.span),
+                u.subjects,
+                u.values,
+                plural(u.values),
+                u.absent
+            );
+            if let Some(e) = &u.error {
+                let _ = write!(out, "; {e}");
+            }
+            out.push('\n');
+        }
+        for (rule, n) in program.rules.iter().zip(&self.rules) {
+            let kind = match rule.kind {
+                RuleKind::Runtime => "runtime",
+                RuleKind::Task => "task",
+                RuleKind::Future => "future",
+                RuleKind::Leaf => "leaf",
+            };
+            let what = format!("{kind} {}", rule.pattern);
+            let mark = if *n > 0 { "ok " } else { "-- " };
+            let found = if *n > 0 {
+                format!("matched {n} value{}", plural(*n))
+            } else {
+                match rule.kind {
+                    RuleKind::Runtime => {
+                        "matched nothing: no root yielded a value of this type".into()
+                    }
+                    RuleKind::Task => {
+                        "matched nothing: no runtime's `tasks` yielded a value of this type".into()
+                    }
+                    _ => "matched nothing (normal if the program never awaits this type)".into(),
+                }
+            };
+            let _ = writeln!(
+                out,
+                "{mark}{what:<width$}  {}  {found}",
+                program.location(rule.span)
+            );
+        }
+        out
+    }
+}
+
+fn plural(n: u64) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
