@@ -11,10 +11,12 @@ pub const SHIPPED: &[(&str, &str)] = &[
     ("tokio", include_str!("../../layouts/tokio.layout")),
     ("futures", include_str!("../../layouts/futures.layout")),
     ("tracing", include_str!("../../layouts/tracing.layout")),
+    ("smol", include_str!("../../layouts/smol.layout")),
 ];
 
-/// Layouts that describe combinators or std types, used by others, not run on their own.
-const LIBRARIES: &[&str] = &["std", "futures", "tracing"];
+/// Layouts used by others, not run on their own: combinators and std types, and `smol`,
+/// whose executor lives wherever the program put it (a user's layout adds the root).
+const LIBRARIES: &[&str] = &["std", "futures", "tracing", "smol"];
 
 /// Layouts a user can run by name (std is a prelude, not a runtime).
 pub fn runnable() -> impl Iterator<Item = &'static str> {

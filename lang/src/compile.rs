@@ -346,15 +346,24 @@ impl Resolver<'_> {
                 scope.max = scope.max.max(inner.max);
                 Some(Expr::Lambda { param: slot, body })
             }
-            Expr::ForNamed { var, seq, body } => {
+            Expr::ForNamed {
+                var,
+                seq,
+                filter,
+                body,
+            } => {
                 self.resolve(seq, scope);
                 let mut inner = scope.clone();
                 let slot = inner.bind(&var);
+                if let Some(f) = filter {
+                    self.resolve(f, &mut inner);
+                }
                 self.resolve(body, &mut inner);
                 scope.max = scope.max.max(inner.max);
                 Some(Expr::For {
                     var: slot,
                     seq,
+                    filter,
                     body,
                 })
             }

@@ -391,8 +391,22 @@ impl Lower<'_> {
                     .map(|v| v.as_str().to_string())
                     .unwrap_or_default();
                 let seq = self.next_expr(&mut it, span);
-                let body = self.next_expr(&mut it, span);
-                self.push(Expr::ForNamed { var, seq, body }, span)
+                let mut filter = None;
+                let mut rest: Vec<_> = it.collect();
+                if rest.first().is_some_and(|p| p.as_rule() == Rule::for_when) {
+                    let w = rest.remove(0);
+                    filter = Some(self.next_expr(&mut w.into_inner(), span));
+                }
+                let body = self.next_expr(&mut rest.into_iter(), span);
+                self.push(
+                    Expr::ForNamed {
+                        var,
+                        seq,
+                        filter,
+                        body,
+                    },
+                    span,
+                )
             }
             Rule::lambda => {
                 let mut it = p.into_inner();

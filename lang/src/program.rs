@@ -147,15 +147,19 @@ pub enum Expr {
         param: String,
         body: ExprId,
     },
-    /// `for x in seq => body`: a sequence, flattened when `body` is one too.
+    /// `for x in seq [when cond] => body`: a sequence, flattened when `body` is one too.
+    /// Items for which `cond` is 0 or cannot be evaluated are skipped (a slab's vacant
+    /// entries).
     For {
         var: Slot,
         seq: ExprId,
+        filter: Option<ExprId>,
         body: ExprId,
     },
     ForNamed {
         var: String,
         seq: ExprId,
+        filter: Option<ExprId>,
         body: ExprId,
     },
     /// `bits(e) { 0x2 => "done", _ => "idle" }`: the string of the first arm whose mask

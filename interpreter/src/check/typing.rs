@@ -196,10 +196,18 @@ impl<'a> TypeChecker<'a> {
                 }
                 AType::Unknown
             }
-            Expr::For { var, seq, body } => {
+            Expr::For {
+                var,
+                seq,
+                filter,
+                body,
+            } => {
                 let s = self.eval(seq, frame);
                 let item = self.items(s);
                 set(frame, var.0, item);
+                if let Some(f) = filter {
+                    self.eval(f, frame);
+                }
                 match self.eval(body, frame) {
                     AType::Seq(inner) => AType::Seq(inner),
                     t => AType::Seq(Box::new(t)),

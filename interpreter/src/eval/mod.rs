@@ -264,12 +264,27 @@ impl<'a> Evaluator<'a> {
                     .collect::<Result<Vec<_>, _>>()?;
                 self.call_hook(h, values)
             }
-            Expr::For { var, seq, body } => {
+            Expr::For {
+                var,
+                seq,
+                filter,
+                body,
+            } => {
                 let seq = self.eval(*seq, frame)?;
                 let items = self.items(seq)?;
                 let mut out = Vec::new();
                 for item in items {
                     set(frame, var.0, item);
+                    if let Some(f) = filter {
+                        let keep = match self.eval(*f, frame) {
+                            Ok(v) => !matches!(self.to_int(&v), Ok(0) | Err(_)),
+                            Err(e @ EvalError::Limit { .. }) => return Err(e),
+                            Err(_) => false,
+                        };
+                        if !keep {
+                            continue;
+                        }
+                    }
                     match self.eval(*body, frame)? {
                         Value::Seq(inner) => out.extend(inner),
                         v => out.push(v),
