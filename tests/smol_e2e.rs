@@ -1,88 +1,150 @@
-//! smol (async-executor + async-task) end to end: the `smol-tasks` fixture's static
-//! executor, reached by a two-line user layout (`use smol` + a root), must list exactly
-//! the fixture's tasks — count, root async fn, await lines, what each waits on — from
-//! dev and release builds, ELF cores and minidumps.
+//! smol (async-executor + async-task) end to end. The `smol-tasks` fixture's static
+//! executor must be listed exactly as the fixture reports it — slab keys, root async fns,
+//! await lines, what each task waits on — both through the shipped layout alone (its
+//! memory-scan root finds the tasks by their vtable) and through a user layout that also
+//! names the static (the same executor, reported once). The `mixed` fixture runs tokio
+//! and a smol executor held only in a local of `main`: `run DUMP` with no layout must
+//! list both. Dev and release builds; ELF cores and minidumps.
 
 mod common;
 
 use common::{Dumps, Profile, fixture_dumps, root, run_layoutdump};
 use serde_json::Value;
 
-fn check(d: &Dumps, dump: &std::path::Path) {
-    let layout = root().join("tests/fixtures/smol-tasks/smol-tasks.layout");
-    let out = run_layoutdump(&[
-        "run",
-        layout.to_str().unwrap(),
-        dump.to_str().unwrap(),
-        "--format",
-        "json",
-    ]);
+fn report(layout: &str, dump: &std::path::Path) -> Value {
+    let mut args = vec!["run"];
+    if !layout.is_empty() {
+        args.push(layout);
+    }
+    args.extend([dump.to_str().unwrap(), "--format", "json"]);
+    let out = run_layoutdump(&args);
     let what = dump.display();
     let r: Value = serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("{what}: {e}: {}", String::from_utf8_lossy(&out.stderr)));
     assert_eq!(r["warnings"], serde_json::json!([]), "{what}");
     assert_eq!(out.status.code(), Some(0), "{what}");
-    let rts = r["runtimes"].as_array().unwrap();
-    assert_eq!(rts.len(), 1, "{what}");
-    assert_eq!(rts[0]["kind"], "async_executor", "{what}");
-    let tasks = rts[0]["tasks"].as_array().unwrap();
-    // Each task as (root async fn, await lines, leaf kind), sorted: async-task has no ids,
-    // so tasks are compared as a multiset.
-    let mut got: Vec<(String, Vec<u64>, String)> = tasks
-        .iter()
-        .map(|t| {
-            let frames = t["backtrace"].as_array().unwrap();
-            let located: Vec<&Value> = frames.iter().filter(|f| !f["location"].is_null()).collect();
-            (
-                located.first().map_or(String::new(), |f| {
-                    f["function"].as_str().unwrap().to_string()
-                }),
-                located
-                    .iter()
-                    .map(|f| f["location"]["line"].as_u64().unwrap())
-                    .collect(),
-                t["blocked_on"]["kind"].as_str().unwrap_or("").to_string(),
-            )
-        })
-        .collect();
-    let mut want: Vec<(String, Vec<u64>, String)> = d.truth["tasks"]
+    r
+}
+
+/// (root async fn, await lines, leaf kind) of a reported task.
+fn shape(t: &Value) -> (String, Vec<u64>, String) {
+    let located: Vec<&Value> = t["backtrace"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|t| {
-            let f = t["future"].as_str().unwrap().to_string();
-            let leaf = match f.as_str() {
-                "smol_tasks::sleeper" => "sleep",
-                "smol_tasks::receiver" => "channel",
-                _ => "join",
-            };
-            (
-                f,
-                t["await_lines"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|l| l.as_u64().unwrap())
-                    .collect(),
-                leaf.to_string(),
-            )
-        })
+        .filter(|f| !f["location"].is_null())
         .collect();
-    got.sort();
-    want.sort();
-    assert_eq!(got, want, "{what}");
+    (
+        located.first().map_or(String::new(), |f| {
+            f["function"].as_str().unwrap().to_string()
+        }),
+        located
+            .iter()
+            .map(|f| f["location"]["line"].as_u64().unwrap())
+            .collect(),
+        t["blocked_on"]["kind"].as_str().unwrap_or("").to_string(),
+    )
+}
+
+fn check(d: &Dumps, layout: &str, dump: &std::path::Path, by_scan: bool) {
+    let r = report(layout, dump);
+    let what = format!("{} with {layout}", dump.display());
+    let rts = r["runtimes"].as_array().unwrap();
+    assert_eq!(rts.len(), 1, "{what}");
+    let rt = &rts[0];
+    assert_eq!(rt["kind"], "async_executor", "{what}");
+    assert_eq!(rt["fields"].get("found_by").is_some(), by_scan, "{what}");
+    let tasks = rt["tasks"].as_array().unwrap();
+    let truth = d.truth["tasks"].as_array().unwrap();
     assert_eq!(
-        rts[0]["task_count"].as_u64(),
-        Some(want.len() as u64),
+        rt["task_count"].as_u64(),
+        Some(truth.len() as u64),
         "{what}"
     );
+    assert_eq!(tasks.len(), truth.len(), "{what}");
+    for want in truth {
+        let key = want["key"].as_u64().unwrap();
+        let got = tasks
+            .iter()
+            .find(|t| t["id"] == key)
+            .unwrap_or_else(|| panic!("{what}: no task {key}"));
+        let f = want["future"].as_str().unwrap();
+        let leaf = match f {
+            "smol_tasks::sleeper" => "sleep",
+            "smol_tasks::receiver" => "channel",
+            _ => "join",
+        };
+        let lines = want["await_lines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l.as_u64().unwrap())
+            .collect();
+        assert_eq!(
+            shape(got),
+            (f.to_string(), lines, leaf.to_string()),
+            "{what} task {key}"
+        );
+        assert_eq!(got["state"], "idle", "{what} task {key}");
+    }
 }
 
 #[test]
 fn smol_executor_tasks_match_ground_truth() {
+    let named = root().join("tests/fixtures/smol-tasks/smol-tasks.layout");
     for profile in [Profile::Dev, Profile::Release] {
         let d = fixture_dumps("smol-tasks", profile);
-        check(d, &d.core);
-        check(d, &d.minidump);
+        for dump in [&d.core, &d.minidump] {
+            check(d, "smol", dump, true);
+            check(d, named.to_str().unwrap(), dump, false);
+        }
+    }
+}
+
+#[test]
+fn auto_detection_lists_tokio_and_smol_side_by_side() {
+    for profile in [Profile::Dev, Profile::Release] {
+        let d = fixture_dumps("mixed", profile);
+        for dump in [&d.core, &d.minidump] {
+            let r = report("", dump);
+            let what = dump.display();
+            let rts = r["runtimes"].as_array().unwrap();
+            let mut kinds: Vec<&str> = rts.iter().map(|r| r["kind"].as_str().unwrap()).collect();
+            kinds.sort();
+            assert_eq!(kinds, ["async_executor", "multi_thread"], "{what}");
+            let by_kind = |k: &str| rts.iter().find(|r| r["kind"] == k).unwrap();
+            let smol = by_kind("async_executor");
+            assert!(smol["fields"].get("found_by").is_some(), "{what}");
+            let mut lines: Vec<u64> = smol["tasks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .flat_map(|t| shape(t).1)
+                .collect();
+            lines.sort();
+            let want: Vec<u64> = d.truth["smol_await_lines"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|l| l.as_u64().unwrap())
+                .collect();
+            assert_eq!(lines, want, "{what}");
+            let tokio = by_kind("multi_thread");
+            let ids: Vec<&Value> = tokio["tasks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| &t["id"])
+                .collect();
+            let want_ids: Vec<&Value> = d.truth["tokio_ids"].as_array().unwrap().iter().collect();
+            assert_eq!(ids, want_ids, "{what}");
+            for t in tokio["tasks"].as_array().unwrap() {
+                assert_eq!(
+                    shape(t).1,
+                    vec![d.truth["tokio_await_line"].as_u64().unwrap()],
+                    "{what}"
+                );
+            }
+        }
     }
 }

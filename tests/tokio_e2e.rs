@@ -641,7 +641,10 @@ fn auto_detection_finds_tokio() {
         serde_json::from_slice(&auto.stdout).unwrap(),
         serde_json::from_slice(&named.stdout).unwrap(),
     );
-    assert_eq!(a["layout"]["name"], "auto: tokio");
+    assert_eq!(
+        a["layout"]["name"],
+        format!("auto: tokio {}", b["layout"]["version"].as_str().unwrap())
+    );
     assert_eq!(task_summary(&a), task_summary(&b));
     assert_eq!(auto.status.code(), named.status.code());
 }

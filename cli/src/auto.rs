@@ -25,7 +25,14 @@ pub fn analyze_layout(layout: &str, dump: &Path, opts: &Options) -> Result<(Repo
             found.push((name.to_string(), report, outcome));
         }
     }
-    let names: Vec<String> = found.iter().map(|f| f.0.clone()).collect();
+    let names: Vec<String> = found
+        .iter()
+        .map(|(name, r, _)| {
+            format!("{name} {}", r.layout.version)
+                .trim_end()
+                .to_string()
+        })
+        .collect();
     let mut merged = found.into_iter();
     let Some((_, mut report, mut outcome)) = merged.next() else {
         let (mut report, _) = first.ok_or_else(|| anyhow::anyhow!("no shipped layout to try"))?;
@@ -46,5 +53,6 @@ pub fn analyze_layout(layout: &str, dump: &Path, opts: &Options) -> Result<(Repo
         }
     }
     report.layout.name = format!("auto: {}", names.join(", "));
+    report.layout.version = String::new();
     Ok((report, outcome))
 }

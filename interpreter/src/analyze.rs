@@ -96,6 +96,24 @@ pub enum AnalyzeError {
 /// Analyzes `dump_path` with `program`. Only an unreadable dump is an error: a missing
 /// binary, missing debug info or a heap-less minidump still give a report of the threads,
 /// with warnings saying what is missing and what to do.
+/// What a `root scan` reads: the writable memory the dump itself holds, and the main
+/// executable's mapped range (where vtables and code are).
+fn scan_space(dump: &Dump) -> crate::scan::ScanSpace {
+    use crate::memory::RegionSource;
+    let regions = dump
+        .regions()
+        .iter()
+        .filter(|r| matches!(r.source, RegionSource::Dump { .. }) && r.writable != Some(false))
+        .map(|r| (r.start, r.end))
+        .collect();
+    let image = dump.main_module().map_or((0, 0), |m| {
+        let lo = m.mappings.iter().map(|x| x.start).min().unwrap_or(0);
+        let hi = m.mappings.iter().map(|x| x.end).max().unwrap_or(0);
+        (lo, hi)
+    });
+    crate::scan::ScanSpace { regions, image }
+}
+
 pub fn analyze(
     program: &Program,
     dump_path: &Path,
@@ -228,6 +246,7 @@ pub fn analyze(
         dump.memory(),
         image.load_bias,
         &threads,
+        &scan_space(&dump),
         opts.limits,
     );
     for t in &mut report.threads {

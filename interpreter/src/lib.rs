@@ -12,6 +12,7 @@ pub mod memory;
 pub mod ptype;
 pub mod report;
 pub mod run;
+pub mod scan;
 pub mod shipped;
 pub mod unwind;
 pub mod usage;

@@ -49,6 +49,7 @@ pub fn run(
     mem: &dyn Memory,
     bias: u64,
     threads: &[ThreadContext],
+    scan: &crate::scan::ScanSpace,
     limits: Limits,
 ) -> Findings {
     let ev = Evaluator::new(program, dbg, mem, bias, limits);
@@ -116,6 +117,14 @@ pub fn run(
                     continue;
                 }
             },
+            RootKind::Scan { slot, function } => {
+                let (found, cut) =
+                    crate::scan::vtable_refs(dbg, mem, bias, scan, *slot, function, limits.items);
+                if let Some(c) = cut {
+                    out.warnings.push(format!("root at {here}: {c}"));
+                }
+                found.into_iter().map(|a| (None, Value::Addr(a))).collect()
+            }
             RootKind::Frame { function, local } => {
                 let (found, misses) = frame_locals(dbg, mem, bias, threads, function, local);
                 // A local optimized out in some frame is said in the notes (what DWARF could
@@ -126,7 +135,14 @@ pub fn run(
             }
         };
         record(&mut |u| u.subjects = subjects.len() as u64);
+        let is_scan = matches!(root.kind, RootKind::Scan { .. });
+        // A scan's candidates that led nowhere: one note, not one warning each.
+        let mut scan_misses = 0u64;
         for (tid, subject) in subjects {
+            let candidate = match subject {
+                Value::Addr(a) => Some(a),
+                _ => None,
+            };
             let value = match ev.eval_with_subject(root.value, root.frame_size, subject.clone()) {
                 Ok(v) => {
                     record(&mut |u| u.values += 1);
@@ -141,6 +157,10 @@ pub fn run(
                     record(&mut |u| {
                         u.error.get_or_insert_with(|| e.to_string());
                     });
+                    if is_scan {
+                        scan_misses += 1;
+                        continue;
+                    }
                     let on = tid.map_or(String::new(), |t| format!(" on thread {t}"));
                     out.warnings.push(format!("root at {here}{on}: {e}"));
                     continue;
@@ -159,12 +179,23 @@ pub fn run(
                 }
             }
             match root.yields {
+                RuleKind::Runtime if is_scan => {
+                    let Some(candidate) = candidate else { continue };
+                    if !add_scanned_runtime(&ev, value, candidate, &mut out) {
+                        scan_misses += 1;
+                    }
+                }
                 RuleKind::Runtime => add_runtime(&ev, value, tid, &mut out),
                 RuleKind::Future => add_block_on(&ev, value, tid, &mut out),
                 RuleKind::Task | RuleKind::Leaf => out.warnings.push(format!(
                     "root at {here}: roots yielding tasks directly are not supported yet"
                 )),
             }
+        }
+        if scan_misses > 0 {
+            frame_notes.push(format!(
+                "root at {here}: {scan_misses} of the objects the memory scan found were not task headers of a listed executor (copies of vtable pointers, freed tasks); they are left out"
+            ));
         }
     }
     for r in &mut out.runtimes {
@@ -366,6 +397,40 @@ fn add_block_on(ev: &Evaluator<'_>, value: Value, tid: Option<u32>, out: &mut Fi
         backtrace: chain.frames,
         blocked_on: chain.blocked_on,
     });
+}
+
+/// A runtime reached from a memory-scan candidate: kept only if its own task list holds
+/// the candidate (a stale or foreign word that happens to point at a task vtable leads to
+/// a runtime that does not list it, or to none). Returns whether it was kept; a runtime
+/// already found by another root is kept as it is, so nothing is counted twice.
+fn add_scanned_runtime(
+    ev: &Evaluator<'_>,
+    value: Value,
+    candidate: u64,
+    out: &mut Findings,
+) -> bool {
+    let Ok((_, addr, _)) = match_rule(ev, RuleKind::Runtime, value.clone()) else {
+        return false;
+    };
+    if let Some(existing) = out.runtimes.iter().find(|r| r.address == Hex(addr)) {
+        return existing.tasks.iter().any(|t| t.address == Hex(candidate));
+    }
+    let before = out.runtimes.len();
+    let warnings = out.warnings.len();
+    add_runtime(ev, value, None, out);
+    let Some(new) = out.runtimes.get_mut(before) else {
+        return false;
+    };
+    if !new.tasks.iter().any(|t| t.address == Hex(candidate)) {
+        out.runtimes.truncate(before);
+        out.warnings.truncate(warnings);
+        return false;
+    }
+    new.fields.insert(
+        "found_by".into(),
+        FieldValue::Str("memory scan (no root names this executor)".into()),
+    );
+    true
 }
 
 fn add_runtime(ev: &Evaluator<'_>, value: Value, tid: Option<u32>, out: &mut Findings) {

@@ -14,9 +14,8 @@ pub const SHIPPED: &[(&str, &str)] = &[
     ("smol", include_str!("../../layouts/smol.layout")),
 ];
 
-/// Layouts used by others, not run on their own: combinators and std types, and `smol`,
-/// whose executor lives wherever the program put it (a user's layout adds the root).
-const LIBRARIES: &[&str] = &["std", "futures", "tracing", "smol"];
+/// Layouts that describe combinators or std types, used by others, not run on their own.
+const LIBRARIES: &[&str] = &["std", "futures", "tracing"];
 
 /// Layouts a user can run by name (std is a prelude, not a runtime).
 pub fn runnable() -> impl Iterator<Item = &'static str> {

@@ -56,11 +56,15 @@ impl Usage {
                 RootKind::Frame { function, local } => {
                     format!("root frame {function} local {local}")
                 }
+                RootKind::Scan { slot, function } => {
+                    format!("root scan vtable slot {slot} fn {function:?}")
+                }
             };
             let on = match root.kind {
                 RootKind::Tls(_) => "threads",
                 RootKind::Static(_) => "static",
                 RootKind::Frame { .. } => "frames",
+                RootKind::Scan { .. } => "objects found by the scan",
             };
             let mark = if u.values > 0 { "ok " } else { "-- " };
             let _ = write!(

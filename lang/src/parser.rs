@@ -237,6 +237,14 @@ fn rule_kind(p: Option<Pair<'_, Rule>>) -> RuleKind {
 fn root_kind(p: Pair<'_, Rule>) -> RootKind {
     let rule = p.as_rule();
     let mut it = p.into_inner();
+    if rule == Rule::root_scan {
+        let slot = it
+            .next()
+            .and_then(|n| parse_number(n.as_str()))
+            .unwrap_or(0);
+        let function = it.next().map(|s| unquote(s.as_str())).unwrap_or_default();
+        return RootKind::Scan { slot, function };
+    }
     let path = it
         .next()
         .map(|p| p.as_str().to_string())

@@ -230,6 +230,14 @@ pub enum RootKind {
         function: String,
         local: String,
     },
+    /// `scan vtable slot N fn "PREFIX"`: every word of the dump's writable memory that
+    /// points at a table whose slot `N` points at a function whose path starts with
+    /// `PREFIX` (a task header found by its vtable, wherever the executor is). A guess:
+    /// what it yields is checked (see docs/language.md) and marked as found by a scan.
+    Scan {
+        slot: u64,
+        function: String,
+    },
 }
 
 /// `root tls PATH as x => runtime EXPR`: where values to report are found.

@@ -16,7 +16,7 @@ pub fn check_against(program: &Program, dbg: &DebugInfo) -> Diagnostics {
         let (path, want_tls) = match &root.kind {
             RootKind::Tls(p) => (p, true),
             RootKind::Static(p) => (p, false),
-            RootKind::Frame { .. } => continue,
+            RootKind::Frame { .. } | RootKind::Scan { .. } => continue,
         };
         let vars = dbg.variables(path);
         let found = vars

@@ -37,7 +37,11 @@ pub fn render_text(r: &Report, opts: TextOptions) -> String {
             b.build_id.as_deref().unwrap_or("none")
         );
     }
-    let _ = writeln!(s, "layout: {} {}", r.layout.name, r.layout.version);
+    let _ = writeln!(
+        s,
+        "layout: {}",
+        format!("{} {}", r.layout.name, r.layout.version).trim_end()
+    );
     if let Some(c) = &r.crash {
         crash(&mut s, r, c, opts);
     }
