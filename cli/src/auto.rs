@@ -25,16 +25,13 @@ pub fn analyze_layout(layout: &str, dump: &Path, opts: &Options) -> Result<(Repo
             found.push((name.to_string(), report, outcome));
         }
     }
-    let names: Vec<String> = found
-        .iter()
-        .map(|(name, r, _)| {
-            format!("{name} {}", r.layout.version)
-                .trim_end()
-                .to_string()
-        })
-        .collect();
+    let label = |name: &str, r: &Report| {
+        format!("{name} {}", r.layout.version)
+            .trim_end()
+            .to_string()
+    };
     let mut merged = found.into_iter();
-    let Some((_, mut report, mut outcome)) = merged.next() else {
+    let Some((first_name, mut report, mut outcome)) = merged.next() else {
         let (mut report, _) = first.ok_or_else(|| anyhow::anyhow!("no shipped layout to try"))?;
         let tried: Vec<&str> = runnable().collect();
         report.warnings.push(format!(
@@ -44,8 +41,19 @@ pub fn analyze_layout(layout: &str, dump: &Path, opts: &Options) -> Result<(Repo
         ));
         return Ok((report, Outcome::Partial));
     };
-    for (_, other, o) in merged {
-        report.runtimes.extend(other.runtimes);
+    let mut names = vec![label(&first_name, &report)];
+    for (name, mut other, o) in merged {
+        // Two layouts may find the same runtime (async-std's executor is smol's): the
+        // first layout's report of it is kept, and a layout adding nothing is not named.
+        let new: Vec<_> = std::mem::take(&mut other.runtimes)
+            .into_iter()
+            .filter(|r| !report.runtimes.iter().any(|k| k.address == r.address))
+            .collect();
+        if new.is_empty() {
+            continue;
+        }
+        names.push(label(&name, &other));
+        report.runtimes.extend(new);
         report.block_on.extend(other.block_on);
         report.warnings.extend(other.warnings);
         if o == Outcome::Partial {

@@ -529,6 +529,10 @@ fn task_report(ev: &Evaluator<'_>, item: Value) -> Result<TaskReport, EvalError>
     for (name, result) in ev.eval_members(&rule.members, rule.frame_size, subject) {
         let value = match result {
             Ok(v) => v,
+            // A None (an unnamed task's name) is an absent fact, not missing data.
+            Err(e) if e.is_absent() && !matches!(name.as_str(), "id" | "state" | "future") => {
+                continue;
+            }
             Err(e) => {
                 t.unavailable.insert(name, e.to_string());
                 continue;

@@ -11,11 +11,18 @@ pub const SHIPPED: &[(&str, &str)] = &[
     ("tokio", include_str!("../../layouts/tokio.layout")),
     ("futures", include_str!("../../layouts/futures.layout")),
     ("tracing", include_str!("../../layouts/tracing.layout")),
+    (
+        "async_executor",
+        include_str!("../../layouts/async_executor.layout"),
+    ),
+    // async-std before smol: both find an async-std program's executor, and auto-detection
+    // keeps the first report of a runtime (async-std's has task ids and names).
+    ("async-std", include_str!("../../layouts/async-std.layout")),
     ("smol", include_str!("../../layouts/smol.layout")),
 ];
 
 /// Layouts that describe combinators or std types, used by others, not run on their own.
-const LIBRARIES: &[&str] = &["std", "futures", "tracing"];
+const LIBRARIES: &[&str] = &["std", "futures", "tracing", "async_executor"];
 
 /// Layouts a user can run by name (std is a prelude, not a runtime).
 pub fn runnable() -> impl Iterator<Item = &'static str> {

@@ -1,10 +1,13 @@
-//! smol (async-executor + async-task) end to end. The `smol-tasks` fixture's static
+//! async-executor based runtimes end to end: smol and async-std. The `smol-tasks` fixture's static
 //! executor must be listed exactly as the fixture reports it — slab keys, root async fns,
 //! await lines, what each task waits on — both through the shipped layout alone (its
 //! memory-scan root finds the tasks by their vtable) and through a user layout that also
 //! names the static (the same executor, reported once). The `mixed` fixture runs tokio
 //! and a smol executor held only in a local of `main`: `run DUMP` with no layout must
-//! list both. Dev and release builds; ELF cores and minidumps.
+//! list both. The `async-std-tasks` fixture: its tasks' async-std ids and names, root
+//! async fns, await lines and leaves, through `run async-std` and through `run DUMP`
+//! (which must not report the executor twice, though smol's scan finds it too). Dev and
+//! release builds; ELF cores and minidumps.
 
 mod common;
 
@@ -144,6 +147,64 @@ fn auto_detection_lists_tokio_and_smol_side_by_side() {
                     vec![d.truth["tokio_await_line"].as_u64().unwrap()],
                     "{what}"
                 );
+            }
+        }
+    }
+}
+
+#[test]
+fn async_std_tasks_match_ground_truth() {
+    for profile in [Profile::Dev, Profile::Release] {
+        let d = fixture_dumps("async-std-tasks", profile);
+        for dump in [&d.core, &d.minidump] {
+            for layout in ["async-std", ""] {
+                let r = report(layout, dump);
+                let what = format!("{} with {layout:?}", dump.display());
+                let rts = r["runtimes"].as_array().unwrap();
+                assert_eq!(rts.len(), 1, "{what}");
+                if layout.is_empty() {
+                    assert_eq!(r["layout"]["name"], "auto: async-std 1.13", "{what}");
+                }
+                let tasks = rts[0]["tasks"].as_array().unwrap();
+                let truth = d.truth["tasks"].as_array().unwrap();
+                let ids = |v: &[Value]| v.iter().map(|t| t["id"].clone()).collect::<Vec<_>>();
+                assert_eq!(ids(tasks), ids(truth), "{what}");
+                for (got, want) in tasks.iter().zip(truth) {
+                    let id = &want["id"];
+                    assert_eq!(
+                        got["fields"].get("name").unwrap_or(&Value::Null),
+                        &want["name"],
+                        "{what} task {id}"
+                    );
+                    let (future, lines, leaf) = shape(got);
+                    assert_eq!(future, want["future"].as_str().unwrap(), "{what} task {id}");
+                    let want_lines: Vec<u64> = want["await_lines"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|l| l.as_u64().unwrap())
+                        .collect();
+                    // async-std's own frames (sleep → timeout) follow the program's.
+                    assert_eq!(
+                        lines[..want_lines.len()],
+                        want_lines[..],
+                        "{what} task {id}"
+                    );
+                    let want_leaf = match future.as_str() {
+                        "async_std_tasks::sleeper" => "sleep",
+                        "async_std_tasks::receiver" => "channel",
+                        _ => "join",
+                    };
+                    assert_eq!(leaf, want_leaf, "{what} task {id}");
+                    if leaf == "join" {
+                        // The joiner waits for the task spawned just before it.
+                        let watched = id.as_u64().unwrap() - 1;
+                        assert_eq!(
+                            got["blocked_on"]["fields"]["task"], watched,
+                            "{what} task {id}"
+                        );
+                    }
+                }
             }
         }
     }
