@@ -117,13 +117,38 @@ pub fn run(
                     continue;
                 }
             },
-            RootKind::Scan { slot, function } => {
+            RootKind::Scan {
+                object,
+                field,
+                slot,
+                function,
+                param,
+            } => {
+                let (ty, offset) = match scan_object(dbg, object, field) {
+                    Ok(t) => t,
+                    Err(msg) => {
+                        record(&mut |u| u.error = Some(msg.clone()));
+                        out.warnings.push(format!("root at {here}: {msg}"));
+                        continue;
+                    }
+                };
+                let wanted = crate::scan::Wanted {
+                    slot: *slot,
+                    prefix: function,
+                    param: param.as_ref().map(|(n, t)| (n.as_str(), t.as_str())),
+                };
                 let (found, cut) =
-                    crate::scan::vtable_refs(dbg, mem, bias, scan, *slot, function, limits.items);
+                    crate::scan::vtable_refs(dbg, mem, bias, scan, &wanted, limits.items);
                 if let Some(c) = cut {
                     out.warnings.push(format!("root at {here}: {c}"));
                 }
-                found.into_iter().map(|a| (None, Value::Addr(a))).collect()
+                found
+                    .into_iter()
+                    .map(|a| {
+                        let addr = a.wrapping_sub(offset);
+                        (None, Value::Place { addr, ty })
+                    })
+                    .collect()
             }
             RootKind::Frame { function, local } => {
                 let (found, misses) = frame_locals(dbg, mem, bias, threads, function, local);
@@ -140,7 +165,7 @@ pub fn run(
         let mut scan_misses = 0u64;
         for (tid, subject) in subjects {
             let candidate = match subject {
-                Value::Addr(a) => Some(a),
+                Value::Place { addr, .. } if is_scan => Some(addr),
                 _ => None,
             };
             let value = match ev.eval_with_subject(root.value, root.frame_size, subject.clone()) {
@@ -397,6 +422,26 @@ fn add_block_on(ev: &Evaluator<'_>, value: Value, tid: Option<u32>, out: &mut Fi
         backtrace: chain.frames,
         blocked_on: chain.blocked_on,
     });
+}
+
+/// The type a scan root finds and the offset of its vtable field.
+fn scan_object(
+    dbg: &DebugInfo,
+    object: &str,
+    field: &str,
+) -> Result<(crate::dwarf::DieId, u64), String> {
+    let ty = dbg
+        .type_named(object)
+        .ok_or_else(|| format!("no type named `{object}` in the debug info"))?;
+    let t = dbg.ty(ty).map_err(|e| e.to_string())?;
+    let crate::dwarf::TypeKind::Struct { fields, .. } = &t.kind else {
+        return Err(format!("`{object}` is not a struct"));
+    };
+    let f = fields
+        .iter()
+        .find(|f| &*f.name == field)
+        .ok_or_else(|| format!("type `{object}` has no field `{field}`"))?;
+    Ok((ty, f.offset))
 }
 
 /// A runtime reached from a memory-scan candidate: kept only if its own task list holds

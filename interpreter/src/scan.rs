@@ -20,6 +20,15 @@ pub struct ScanSpace {
     pub image: (u64, u64),
 }
 
+/// What a matching table looks like: slot `slot` points at a function whose path starts
+/// with `prefix` and, with `param`, whose template parameter of that name is a type whose
+/// name contains the text.
+pub struct Wanted<'a> {
+    pub slot: u64,
+    pub prefix: &'a str,
+    pub param: Option<(&'a str, &'a str)>,
+}
+
 /// Bytes read per step of the scan: large enough to be fast, small enough to bound memory.
 const CHUNK: u64 = 1 << 20;
 /// Distinct candidate tables judged; past this the scan stops and says so (a corrupt dump
@@ -33,14 +42,16 @@ pub fn vtable_refs(
     mem: &dyn Memory,
     bias: u64,
     space: &ScanSpace,
-    slot: u64,
-    prefix: &str,
+    wanted: &Wanted<'_>,
     max: u64,
 ) -> (Vec<u64>, Option<String>) {
+    let prefix = wanted.prefix;
     // Nothing can match in a binary with no type under the prefix (smol's layout tried on
-    // a tokio program): skip reading the dump.
+    // a tokio program), or none named like the wanted template parameter (a tokio program
+    // without a LocalSet): skip reading the dump.
     let module = prefix.rsplit_once("::").map_or(prefix, |(m, _)| m);
-    if !dbg.index().type_names().any(|n| n.starts_with(module)) {
+    let has = |text: &str| dbg.index().type_names().any(|n| n.contains(text));
+    if !has(module) || wanted.param.is_some_and(|(_, text)| !has(text)) {
         return (Vec::new(), None);
     }
     let (lo, hi) = space.image;
@@ -72,7 +83,7 @@ pub fn vtable_refs(
                                     )),
                                 );
                             }
-                            let h = slot_matches(dbg, mem, bias, v, slot, prefix, (lo, hi));
+                            let h = slot_matches(dbg, mem, bias, v, wanted, (lo, hi));
                             judged.insert(v, h);
                             h
                         }
@@ -103,11 +114,14 @@ fn slot_matches(
     mem: &dyn Memory,
     bias: u64,
     table: u64,
-    slot: u64,
-    prefix: &str,
+    wanted: &Wanted<'_>,
     (lo, hi): (u64, u64),
 ) -> bool {
-    let Some(at) = slot.checked_mul(8).and_then(|o| table.checked_add(o)) else {
+    let Some(at) = wanted
+        .slot
+        .checked_mul(8)
+        .and_then(|o| table.checked_add(o))
+    else {
         return false;
     };
     let Ok(f) = mem.read_u64_le(at) else {
@@ -116,11 +130,20 @@ fn slot_matches(
     if f < lo || f >= hi {
         return false;
     }
-    match dbg.function_at(LinkAddr(f.wrapping_sub(bias))) {
-        Some(func) => {
-            func.path.as_deref().is_some_and(|p| p.starts_with(prefix))
-                || func.name.starts_with(prefix)
-        }
-        None => false,
-    }
+    let Some(func) = dbg.function_at(LinkAddr(f.wrapping_sub(bias))) else {
+        return false;
+    };
+    let named = func
+        .path
+        .as_deref()
+        .is_some_and(|p| p.starts_with(wanted.prefix))
+        || func.name.starts_with(wanted.prefix);
+    named
+        && wanted.param.is_none_or(|(name, text)| {
+            func.template_params
+                .iter()
+                .find(|(n, _)| &**n == name)
+                .and_then(|(_, ty)| dbg.ty(*ty).ok())
+                .is_some_and(|t| t.name.contains(text))
+        })
 }

@@ -56,8 +56,14 @@ impl Usage {
                 RootKind::Frame { function, local } => {
                     format!("root frame {function} local {local}")
                 }
-                RootKind::Scan { slot, function } => {
-                    format!("root scan vtable slot {slot} fn {function:?}")
+                RootKind::Scan {
+                    object,
+                    field,
+                    slot,
+                    function,
+                    ..
+                } => {
+                    format!("root scan {object}.{field} slot {slot} fn {function:?}")
                 }
             };
             let on = match root.kind {

@@ -238,12 +238,32 @@ fn root_kind(p: Pair<'_, Rule>) -> RootKind {
     let rule = p.as_rule();
     let mut it = p.into_inner();
     if rule == Rule::root_scan {
+        let object = it
+            .next()
+            .map(|t| type_expr(t).to_string())
+            .unwrap_or_default();
+        let field = it
+            .next()
+            .map(|f| f.as_str().to_string())
+            .unwrap_or_default();
         let slot = it
             .next()
             .and_then(|n| parse_number(n.as_str()))
             .unwrap_or(0);
         let function = it.next().map(|s| unquote(s.as_str())).unwrap_or_default();
-        return RootKind::Scan { slot, function };
+        let param = it.next().map(|w| {
+            let mut w = w.into_inner();
+            let name = w.next().map(|n| n.as_str().to_string()).unwrap_or_default();
+            let text = w.next().map(|t| unquote(t.as_str())).unwrap_or_default();
+            (name, text)
+        });
+        return RootKind::Scan {
+            object,
+            field,
+            slot,
+            function,
+            param,
+        };
     }
     let path = it
         .next()

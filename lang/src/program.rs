@@ -230,13 +230,20 @@ pub enum RootKind {
         function: String,
         local: String,
     },
-    /// `scan vtable slot N fn "PREFIX"`: every word of the dump's writable memory that
-    /// points at a table whose slot `N` points at a function whose path starts with
-    /// `PREFIX` (a task header found by its vtable, wherever the executor is). A guess:
-    /// what it yields is checked (see docs/language.md) and marked as found by a scan.
+    /// `scan TYPE.FIELD slot N fn "PREFIX"`: every object of TYPE in the dump's writable
+    /// memory whose FIELD points at a table whose slot `N` points at a function whose path
+    /// starts with `PREFIX` (a task header found by its vtable, wherever the executor is).
+    /// A guess: what it yields is checked (see docs/language.md) and marked as found by a
+    /// scan.
     Scan {
+        /// The object's type as written, and the field holding the vtable pointer.
+        object: String,
+        field: String,
         slot: u64,
         function: String,
+        /// `where S ~ "TEXT"`: the function's template parameter `S` must be a type whose
+        /// name contains TEXT (tokio's `raw::poll<T, S>` for a LocalSet's tasks).
+        param: Option<(String, String)>,
     },
 }
 
