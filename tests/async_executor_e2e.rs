@@ -75,6 +75,7 @@ fn check(d: &Dumps, layout: &str, dump: &std::path::Path, by_scan: bool) {
         let leaf = match f {
             "smol_tasks::sleeper" => "sleep",
             "smol_tasks::receiver" => "channel",
+            "smol_tasks::locker" => "mutex",
             _ => "join",
         };
         let lines = want["await_lines"]
