@@ -76,23 +76,28 @@ fn explain(
         ..Options::default()
     };
     let (report, _) = analyze(program, dump, &opts)?;
-    println!("{} on {}:", args.layout, dump.display());
+    use std::fmt::Write as _;
+    let mut out = format!("{} on {}:\n", args.layout, dump.display());
     if let Some(usage) = &report.usage {
-        print!("{}", usage.render(program));
+        out.push_str(&usage.render(program));
     }
     for rt in &report.runtimes {
-        println!(
+        let _ = writeln!(
+            out,
             "runtime {} at {:#x}: {} tasks",
             rt.kind,
             rt.address.0,
             rt.tasks.len()
         );
         for (name, why) in &rt.unavailable {
-            println!("  {name}: unavailable: {why}");
+            let _ = writeln!(out, "  {name}: unavailable: {why}");
         }
     }
     for w in &report.warnings {
-        println!("warning: {w}");
+        let _ = writeln!(out, "warning: {w}");
     }
+    // A closed pipe (`| head`) ends the output, not the program with a panic.
+    use std::io::Write as _;
+    let _ = std::io::stdout().write_all(out.as_bytes());
     Ok(ExitCode::SUCCESS)
 }

@@ -163,11 +163,28 @@ pub fn run(
         let is_scan = matches!(root.kind, RootKind::Scan { .. });
         // A scan's candidates that led nowhere: one note, not one warning each.
         let mut scan_misses = 0u64;
+        // Tasks already reported: a scan candidate among them needs no evaluation (its
+        // runtime is known), which keeps a scan linear in the number of tasks.
+        let mut listed: std::collections::HashSet<u64> = if is_scan {
+            out.runtimes
+                .iter()
+                .flat_map(|r| r.tasks.iter().map(|t| t.address.0))
+                .collect()
+        } else {
+            Default::default()
+        };
         for (tid, subject) in subjects {
             let candidate = match subject {
                 Value::Place { addr, .. } if is_scan => Some(addr),
                 _ => None,
             };
+            if candidate.is_some_and(|c| listed.contains(&c)) {
+                record(&mut |u| u.values += 1);
+                continue;
+            }
+            // What evaluating a rejected candidate complained about (a list through freed
+            // memory) is about that guess, not about the program: dropped with it.
+            let ev_warnings = ev.warnings.borrow().len();
             let value = match ev.eval_with_subject(root.value, root.frame_size, subject.clone()) {
                 Ok(v) => {
                     record(&mut |u| u.values += 1);
@@ -184,6 +201,7 @@ pub fn run(
                     });
                     if is_scan {
                         scan_misses += 1;
+                        ev.warnings.borrow_mut().truncate(ev_warnings);
                         continue;
                     }
                     let on = tid.map_or(String::new(), |t| format!(" on thread {t}"));
@@ -206,8 +224,15 @@ pub fn run(
             match root.yields {
                 RuleKind::Runtime if is_scan => {
                     let Some(candidate) = candidate else { continue };
-                    if !add_scanned_runtime(&ev, value, candidate, &mut out) {
+                    if add_scanned_runtime(&ev, value, candidate, &mut out) {
+                        listed.extend(
+                            out.runtimes
+                                .iter()
+                                .flat_map(|r| r.tasks.iter().map(|t| t.address.0)),
+                        );
+                    } else {
                         scan_misses += 1;
+                        ev.warnings.borrow_mut().truncate(ev_warnings);
                     }
                 }
                 RuleKind::Runtime => add_runtime(&ev, value, tid, &mut out),

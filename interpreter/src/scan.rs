@@ -24,7 +24,8 @@ pub struct ScanSpace {
 /// with `prefix` and, with `param`, whose template parameter of that name is a type whose
 /// name contains the text.
 pub struct Wanted<'a> {
-    pub slot: u64,
+    /// None: the word itself must point at the function.
+    pub slot: Option<u64>,
     pub prefix: &'a str,
     pub param: Option<(&'a str, &'a str)>,
 }
@@ -46,10 +47,12 @@ pub fn vtable_refs(
     max: u64,
 ) -> (Vec<u64>, Option<String>) {
     let prefix = wanted.prefix;
-    // Nothing can match in a binary with no type under the prefix (smol's layout tried on
+    // Nothing can match in a binary with no type of the prefix's crate (smol's layout tried on
     // a tokio program), or none named like the wanted template parameter (a tokio program
     // without a LocalSet): skip reading the dump.
-    let module = prefix.rsplit_once("::").map_or(prefix, |(m, _)| m);
+    // The prefix's crate: a function's own module may declare no type (futures-task's
+    // `if_alloc` holds only impls).
+    let module = prefix.split("::").next().unwrap_or(prefix);
     let has = |text: &str| dbg.index().type_names().any(|n| n.contains(text));
     if !has(module) || wanted.param.is_some_and(|(_, text)| !has(text)) {
         return (Vec::new(), None);
@@ -69,7 +72,8 @@ pub fn vtable_refs(
             if mem.read(at, chunk).is_ok() {
                 for (i, word) in chunk.chunks_exact(8).enumerate() {
                     let v = u64::from_le_bytes(word.try_into().unwrap_or_default());
-                    if v < lo || v >= hi || v % 8 != 0 {
+                    // A table is 8-aligned; a function need not be.
+                    if v < lo || v >= hi || (wanted.slot.is_some() && v % 8 != 0) {
                         continue;
                     }
                     let hit = match judged.get(&v) {
@@ -117,15 +121,17 @@ fn slot_matches(
     wanted: &Wanted<'_>,
     (lo, hi): (u64, u64),
 ) -> bool {
-    let Some(at) = wanted
-        .slot
-        .checked_mul(8)
-        .and_then(|o| table.checked_add(o))
-    else {
-        return false;
-    };
-    let Ok(f) = mem.read_u64_le(at) else {
-        return false;
+    let f = match wanted.slot {
+        None => table,
+        Some(slot) => {
+            let Some(at) = slot.checked_mul(8).and_then(|o| table.checked_add(o)) else {
+                return false;
+            };
+            let Ok(f) = mem.read_u64_le(at) else {
+                return false;
+            };
+            f
+        }
     };
     if f < lo || f >= hi {
         return false;

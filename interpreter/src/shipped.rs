@@ -19,6 +19,10 @@ pub const SHIPPED: &[(&str, &str)] = &[
     // keeps the first report of a runtime (async-std's has task ids and names).
     ("async-std", include_str!("../../layouts/async-std.layout")),
     ("smol", include_str!("../../layouts/smol.layout")),
+    (
+        "futures-executor",
+        include_str!("../../layouts/futures-executor.layout"),
+    ),
 ];
 
 /// Layouts that describe combinators or std types, used by others, not run on their own.

@@ -63,7 +63,8 @@ impl Usage {
                     function,
                     ..
                 } => {
-                    format!("root scan {object}.{field} slot {slot} fn {function:?}")
+                    let slot = slot.map_or(String::new(), |s| format!(" slot {s}"));
+                    format!("root scan {object}.{field}{slot} fn {function:?}")
                 }
             };
             let on = match root.kind {

@@ -246,10 +246,14 @@ fn root_kind(p: Pair<'_, Rule>) -> RootKind {
             .next()
             .map(|f| f.as_str().to_string())
             .unwrap_or_default();
-        let slot = it
-            .next()
-            .and_then(|n| parse_number(n.as_str()))
-            .unwrap_or(0);
+        let mut rest: Vec<_> = it.collect();
+        let slot = if rest.first().is_some_and(|p| p.as_rule() == Rule::scan_slot) {
+            let s = rest.remove(0);
+            s.into_inner().next().and_then(|n| parse_number(n.as_str()))
+        } else {
+            None
+        };
+        let mut it = rest.into_iter();
         let function = it.next().map(|s| unquote(s.as_str())).unwrap_or_default();
         let param = it.next().map(|w| {
             let mut w = w.into_inner();

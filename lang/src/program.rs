@@ -239,7 +239,8 @@ pub enum RootKind {
         /// The object's type as written, and the field holding the vtable pointer.
         object: String,
         field: String,
-        slot: u64,
+        /// None: the field itself points at the function (a `drop_fn`), not at a table.
+        slot: Option<u64>,
         function: String,
         /// `where S ~ "TEXT"`: the function's template parameter `S` must be a type whose
         /// name contains TEXT (tokio's `raw::poll<T, S>` for a LocalSet's tasks).

@@ -25,7 +25,25 @@ fn shipped() -> Files {
         ("tokio", include_str!("../../layouts/tokio.layout")),
         ("futures", include_str!("../../layouts/futures.layout")),
         ("tracing", include_str!("../../layouts/tracing.layout")),
+        (
+            "async_executor",
+            include_str!("../../layouts/async_executor.layout"),
+        ),
+        ("smol", include_str!("../../layouts/smol.layout")),
+        ("async-std", include_str!("../../layouts/async-std.layout")),
+        (
+            "futures-executor",
+            include_str!("../../layouts/futures-executor.layout"),
+        ),
     ])
+}
+
+#[test]
+fn every_shipped_layout_compiles() {
+    for (name, _) in shipped().0 {
+        let main = shipped().load(name).unwrap();
+        compile(main, &shipped()).unwrap_or_else(|d| panic!("{name}: {d}"));
+    }
 }
 
 #[test]
@@ -34,8 +52,8 @@ fn tokio_and_std_compile() {
     let p = compile(main, &shipped()).unwrap_or_else(|d| panic!("{d}"));
     assert_eq!((p.name.as_str(), p.version.as_str()), ("tokio", "1.54"));
     assert_eq!(p.files.len(), 4, "tokio, std, futures and tracing");
-    // The runtime root, and the two block_on frame roots.
-    assert_eq!(p.roots.len(), 3);
+    // The runtime root, the two block_on frame roots, and the LocalSet scan.
+    assert_eq!(p.roots.len(), 4);
     assert_eq!(
         p.roots[0].kind,
         RootKind::Tls("tokio::runtime::context::CONTEXT".into())
@@ -48,19 +66,24 @@ fn tokio_and_std_compile() {
         }
     );
     assert_eq!(p.roots[1].yields, RuleKind::Future);
+    assert!(matches!(
+        &p.roots[3].kind,
+        RootKind::Scan { object, field, slot: Some(0), param: Some((s, _)), .. }
+            if object == "tokio::runtime::task::core::Header" && field == "vtable" && s == "S"
+    ));
     let count = |k: RuleKind| p.rules.iter().filter(|r| r.kind == k).count();
     assert_eq!(
         count(RuleKind::Runtime),
-        2,
-        "multi_thread and current_thread"
+        3,
+        "multi_thread, current_thread and LocalSet"
     );
     assert_eq!(count(RuleKind::Task), 1);
     assert!(
         count(RuleKind::Future) >= 1 && count(RuleKind::Leaf) >= 1,
         "combinators and leaves"
     );
-    assert_eq!(p.rules[2].kind, RuleKind::Task, "rules keep layout order");
-    let task = &p.rules[2];
+    assert_eq!(p.rules[3].kind, RuleKind::Task, "rules keep layout order");
+    let task = &p.rules[3];
     let names: Vec<&str> = task.members.iter().map(|m| m.name.as_str()).collect();
     assert_eq!(names, ["cell", "id", "state", "flags", "refs", "future"]);
     assert!(task.members[0].is_let);
