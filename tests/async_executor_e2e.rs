@@ -162,11 +162,35 @@ fn async_std_tasks_match_ground_truth() {
                 let r = report(layout, dump);
                 let what = format!("{} with {layout:?}", dump.display());
                 let rts = r["runtimes"].as_array().unwrap();
-                assert_eq!(rts.len(), 1, "{what}");
                 if layout.is_empty() {
                     assert_eq!(r["layout"]["name"], "auto: async-std 1.13", "{what}");
                 }
-                let tasks = rts[0]["tasks"].as_array().unwrap();
+                // The global executor (no thread of its own), and the LocalExecutor of each
+                // thread that ran `block_on`: main's holds the `spawn_local` task, the
+                // global executor's worker threads' are empty.
+                let with_tasks: Vec<&Value> = rts
+                    .iter()
+                    .filter(|r| !r["tasks"].as_array().unwrap().is_empty())
+                    .collect();
+                assert_eq!(with_tasks.len(), 2, "{what}");
+                let local = with_tasks
+                    .iter()
+                    .find(|r| !r["threads"].as_array().unwrap().is_empty())
+                    .unwrap();
+                let local_tasks = local["tasks"].as_array().unwrap();
+                let want_local = d.truth["local"].as_array().unwrap();
+                assert_eq!(local_tasks.len(), want_local.len(), "{what}");
+                assert_eq!(local_tasks[0]["id"], want_local[0]["id"], "{what}");
+                assert_eq!(
+                    shape(&local_tasks[0]).1,
+                    [want_local[0]["await_lines"][0].as_u64().unwrap()],
+                    "{what}"
+                );
+                let global = with_tasks
+                    .iter()
+                    .find(|r| r["threads"].as_array().unwrap().is_empty())
+                    .unwrap();
+                let tasks = global["tasks"].as_array().unwrap();
                 let truth = d.truth["tasks"].as_array().unwrap();
                 let ids = |v: &[Value]| v.iter().map(|t| t["id"].clone()).collect::<Vec<_>>();
                 assert_eq!(ids(tasks), ids(truth), "{what}");

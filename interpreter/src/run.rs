@@ -506,6 +506,9 @@ fn add_scanned_runtime(
 fn add_runtime(ev: &Evaluator<'_>, value: Value, tid: Option<u32>, out: &mut Findings) {
     let (rule, addr, subject) = match match_rule(ev, RuleKind::Runtime, value) {
         Ok(m) => m,
+        // An executor handle whose state was never allocated (a thread-local LocalExecutor
+        // on a thread that never used it): no runtime there.
+        Err(e) if e.is_absent() => return,
         Err(e) => {
             out.warnings.push(e.to_string());
             return;
