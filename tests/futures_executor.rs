@@ -1,8 +1,10 @@
-//! futures-executor's LocalPool end to end: the pool lives in the frames of the thread
-//! running it (in registers, in release builds), so its tasks are found by a scan for
-//! their boxed futures' drop functions. The `futures-pool` fixture's three tasks — root
-//! async fns, await lines, channel leaves — must be listed, with no warning: the scan's
-//! stale candidates (freed tasks) are left out. Dev and release; cores and minidumps.
+//! futures-executor end to end. A LocalPool lives in the frames of the thread running it
+//! (in registers, in release builds), and an idle ThreadPool task is held only by its
+//! waker, so both are found by scans for their boxed futures' drop functions. The
+//! `futures-pool` fixture's LocalPool tasks — root async fns, await lines, channel
+//! leaves — and its ThreadPool tasks must be listed, each pool once, with no warning: the
+//! scans' stale candidates (freed tasks, copies, the other pool's tasks) are left out.
+//! Dev and release; cores and minidumps.
 
 mod common;
 
@@ -21,8 +23,33 @@ fn local_pool_tasks_match_ground_truth() {
             assert_eq!(out.status.code(), Some(0), "{what}");
             assert_eq!(r["layout"]["name"], "auto: futures-executor 0.3", "{what}");
             let rts = r["runtimes"].as_array().unwrap();
-            assert_eq!(rts.len(), 1, "{what}");
-            assert_eq!(rts[0]["kind"], "local_pool", "{what}");
+            let mut kinds: Vec<&str> = rts.iter().map(|r| r["kind"].as_str().unwrap()).collect();
+            kinds.sort();
+            assert_eq!(kinds, ["local_pool", "thread_pool"], "{what}");
+            let tp = rts.iter().find(|r| r["kind"] == "thread_pool").unwrap();
+            assert_eq!(tp["workers"], 2, "{what}");
+            let pooled = tp["tasks"].as_array().unwrap();
+            assert_eq!(
+                pooled.len() as u64,
+                d.truth["pooled"].as_u64().unwrap(),
+                "{what}"
+            );
+            for t in pooled {
+                let lines: Vec<u64> = t["backtrace"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter(|f| {
+                        f["location"]["file"]
+                            .as_str()
+                            .is_some_and(|p| p.starts_with("futures-pool/"))
+                    })
+                    .map(|f| f["location"]["line"].as_u64().unwrap())
+                    .collect();
+                assert_eq!(lines, [d.truth["pooled_line"].as_u64().unwrap()], "{what}");
+                assert_eq!(t["blocked_on"]["kind"], "channel receive", "{what}");
+            }
+            let rts: Vec<&Value> = rts.iter().filter(|r| r["kind"] == "local_pool").collect();
             let truth = d.truth["tasks"].as_array().unwrap();
             assert_eq!(
                 rts[0]["task_count"].as_u64(),

@@ -126,9 +126,11 @@ pub fn run(
             } => {
                 let (ty, offset) = match scan_object(dbg, object, field) {
                     Ok(t) => t,
+                    // A program that does not use that type (a LocalPool without the
+                    // ThreadPool) has nothing to scan for: said by `check --explain`, not
+                    // a warning.
                     Err(msg) => {
                         record(&mut |u| u.error = Some(msg.clone()));
-                        out.warnings.push(format!("root at {here}: {msg}"));
                         continue;
                     }
                 };
@@ -212,7 +214,7 @@ pub fn run(
             // Facts about this thread (the task it is running): values only, an absent
             // one (no current task) is simply left out.
             if let Some(tid) = tid {
-                for (name, r) in ev.eval_members(&root.members, root.frame_size, subject) {
+                for (name, r) in ev.eval_members(&root.members, root.frame_size, subject.clone()) {
                     if let Ok(v) = r {
                         out.thread_fields
                             .entry(tid)
@@ -237,8 +239,17 @@ pub fn run(
                 }
                 RuleKind::Runtime => add_runtime(&ev, value, tid, &mut out),
                 RuleKind::Future => add_block_on(&ev, value, tid, &mut out),
+                RuleKind::Task if is_scan => {
+                    let Some(candidate) = candidate else { continue };
+                    if add_scanned_task(&ev, root, subject, value, &mut out) {
+                        listed.insert(candidate);
+                    } else {
+                        scan_misses += 1;
+                        ev.warnings.borrow_mut().truncate(ev_warnings);
+                    }
+                }
                 RuleKind::Task | RuleKind::Leaf => out.warnings.push(format!(
-                    "root at {here}: roots yielding tasks directly are not supported yet"
+                    "root at {here}: only a scan root may yield tasks directly"
                 )),
             }
         }
@@ -447,6 +458,44 @@ fn add_block_on(ev: &Evaluator<'_>, value: Value, tid: Option<u32>, out: &mut Fi
         backtrace: chain.frames,
         blocked_on: chain.blocked_on,
     });
+}
+
+/// A task found by a scan (one no list holds: an idle futures ThreadPool task is owned
+/// only by its waker), added to the runtime the root's `runtime` member names. Kept only
+/// if a task rule matches it (whose guard is the place to check it is live) and its
+/// runtime resolves; a task already reported is not added twice.
+fn add_scanned_task(
+    ev: &Evaluator<'_>,
+    root: &layoutdump_lang::program::Root,
+    subject: Value,
+    task: Value,
+    out: &mut Findings,
+) -> bool {
+    let runtime = ev
+        .eval_members(&root.members, root.frame_size, subject)
+        .into_iter()
+        .find(|(n, _)| n == "runtime")
+        .and_then(|(_, r)| r.ok());
+    let Some(runtime) = runtime else { return false };
+    let Ok(report) = task_report(ev, task) else {
+        return false;
+    };
+    let Ok((_, addr, _)) = match_rule(ev, RuleKind::Runtime, runtime.clone()) else {
+        return false;
+    };
+    if !out.runtimes.iter().any(|r| r.address == Hex(addr)) {
+        add_runtime(ev, runtime, None, out);
+    }
+    let Some(rt) = out.runtimes.iter_mut().find(|r| r.address == Hex(addr)) else {
+        return false;
+    };
+    if !rt.tasks.iter().any(|t| t.address == report.address) {
+        rt.tasks.push(report);
+        rt.fields
+            .entry("found_by".into())
+            .or_insert_with(|| FieldValue::Str("memory scan (no list holds these tasks)".into()));
+    }
+    true
 }
 
 /// The type a scan root finds and the offset of its vtable field.

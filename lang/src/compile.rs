@@ -126,13 +126,18 @@ pub fn compile(main: SourceFile, loader: &dyn Loader) -> Result<Program, Diagnos
             resolver.program.rules.push(rule);
         }
         for (mut root, subject) in p.roots {
-            if !matches!(root.yields, RuleKind::Runtime | RuleKind::Future) {
+            // A scan may find tasks that no list holds (futures' ThreadPool): it yields
+            // them directly, and its `runtime` member says which runtime they belong to.
+            let scan_task = root.yields == RuleKind::Task
+                && matches!(root.kind, RootKind::Scan { .. })
+                && root.members.iter().any(|m| m.name == "runtime");
+            if !scan_task && !matches!(root.yields, RuleKind::Runtime | RuleKind::Future) {
                 resolver.diags.push(
                     Diagnostic::new(
                         root.span,
                         "a root yields a runtime or a future: `root … as x => runtime EXPR`",
                     )
-                    .with_help("tasks are reached from a runtime rule's `tasks`"),
+                    .with_help("tasks are reached from a runtime rule's `tasks`; only a `scan` root may yield `task EXPR`, with a member `runtime = EXPR` naming its runtime"),
                 );
             }
             let mut scope = Scope::new(vec![subject]);
