@@ -53,12 +53,24 @@ fn check(d: &Dumps, layout: &str, dump: &std::path::Path, by_scan: bool) {
     let r = report(layout, dump);
     let what = format!("{} with {layout}", dump.display());
     let rts = r["runtimes"].as_array().unwrap();
-    assert_eq!(rts.len(), 1, "{what}");
-    let rt = &rts[0];
+    // The static executor, and the LocalExecutor held only in a local of main (found by
+    // the scan, whatever the layout names).
+    assert_eq!(rts.len(), 2, "{what}");
+    let local_truth = d.truth["local"].as_array().unwrap();
+    let is_local = |r: &&Value| r["tasks"].as_array().unwrap().len() == local_truth.len();
+    let local = rts.iter().find(is_local).unwrap();
+    assert!(local["fields"].get("found_by").is_some(), "{what}");
+    check_tasks(&what, local, local_truth);
+    let rt = rts.iter().find(|r| !is_local(r)).unwrap();
     assert_eq!(rt["kind"], "async_executor", "{what}");
     assert_eq!(rt["fields"].get("found_by").is_some(), by_scan, "{what}");
+    check_tasks(&what, rt, d.truth["tasks"].as_array().unwrap());
+}
+
+/// A runtime's tasks against the fixture's list: slab key, root async fn, await lines,
+/// leaf, state.
+fn check_tasks(what: &str, rt: &Value, truth: &[Value]) {
     let tasks = rt["tasks"].as_array().unwrap();
-    let truth = d.truth["tasks"].as_array().unwrap();
     assert_eq!(
         rt["task_count"].as_u64(),
         Some(truth.len() as u64),
