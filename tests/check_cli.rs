@@ -107,3 +107,43 @@ fn types_prints_fields_offsets_and_await_variants() {
     let none = run_layoutdump(&["types", exe.to_str().unwrap(), "no::such::Type"]);
     assert_eq!(none.status.code(), Some(1));
 }
+
+/// A scan root names the type it finds and the field holding the vtable pointer: `check
+/// --binary` resolves both, as it does for rules, and says which one is wrong.
+#[test]
+fn scan_root_type_and_field_are_checked() {
+    let exe = build_fixture("tokio-tasks", Profile::Dev);
+    let dir = common::root().join("target/test-scratch");
+    std::fs::create_dir_all(&dir).unwrap();
+    let text = std::fs::read_to_string(common::root().join("layouts/tokio.layout")).unwrap();
+    for (from, to, wanted) in [
+        (
+            "Header.vtable slot 0",
+            "Header.vtabel slot 0",
+            "type `tokio::runtime::task::core::Header` has no field `vtabel`",
+        ),
+        (
+            "root scan tokio::runtime::task::core::Header.",
+            "root scan tokio::runtime::task::core::Heder.",
+            "no type named `tokio::runtime::task::core::Heder`",
+        ),
+    ] {
+        assert!(text.contains(from), "{from}");
+        let layout = dir.join("scan.layout");
+        std::fs::write(&layout, text.replacen(from, to, 1)).unwrap();
+        let out = run_layoutdump(&[
+            "check",
+            layout.to_str().unwrap(),
+            "--binary",
+            exe.to_str().unwrap(),
+        ]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{to}");
+        assert!(stderr.contains(wanted), "{to}: {stderr}");
+        let line = text[..text.find(from).unwrap()].matches('\n').count() + 1;
+        assert!(
+            stderr.contains(&format!("scan.layout:{line}:1: error: scan root:")),
+            "{stderr}"
+        );
+    }
+}

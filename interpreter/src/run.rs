@@ -124,7 +124,7 @@ pub fn run(
                 function,
                 param,
             } => {
-                let (ty, offset) = match scan_object(dbg, object, field) {
+                let (ty, offset) = match crate::scan::object_field(dbg, object, field) {
                     Ok(t) => t,
                     // A program that does not use that type (a LocalPool without the
                     // ThreadPool) has nothing to scan for: said by `check --explain`, not
@@ -496,26 +496,6 @@ fn add_scanned_task(
             .or_insert_with(|| FieldValue::Str("memory scan (no list holds these tasks)".into()));
     }
     true
-}
-
-/// The type a scan root finds and the offset of its vtable field.
-fn scan_object(
-    dbg: &DebugInfo,
-    object: &str,
-    field: &str,
-) -> Result<(crate::dwarf::DieId, u64), String> {
-    let ty = dbg
-        .type_named(object)
-        .ok_or_else(|| format!("no type named `{object}` in the debug info"))?;
-    let t = dbg.ty(ty).map_err(|e| e.to_string())?;
-    let crate::dwarf::TypeKind::Struct { fields, .. } = &t.kind else {
-        return Err(format!("`{object}` is not a struct"));
-    };
-    let f = fields
-        .iter()
-        .find(|f| &*f.name == field)
-        .ok_or_else(|| format!("type `{object}` has no field `{field}`"))?;
-    Ok((ty, f.offset))
 }
 
 /// A runtime reached from a memory-scan candidate: kept only if its own task list holds

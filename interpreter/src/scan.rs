@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 
-use crate::dwarf::{DebugInfo, LinkAddr};
+use crate::dwarf::{DebugInfo, DieId, LinkAddr, TypeKind};
 use crate::memory::Memory;
 
 /// Where to look, and what counts as "points into the executable".
@@ -152,4 +152,20 @@ fn slot_matches(
                 .and_then(|(_, ty)| dbg.ty(*ty).ok())
                 .is_some_and(|t| t.name.contains(text))
         })
+}
+
+/// The type a scan root finds and the offset of its vtable field.
+pub fn object_field(dbg: &DebugInfo, object: &str, field: &str) -> Result<(DieId, u64), String> {
+    let ty = dbg
+        .type_named(object)
+        .ok_or_else(|| format!("no type named `{object}` in the debug info"))?;
+    let t = dbg.ty(ty).map_err(|e| e.to_string())?;
+    let TypeKind::Struct { fields, .. } = &t.kind else {
+        return Err(format!("`{object}` is not a struct"));
+    };
+    let f = fields
+        .iter()
+        .find(|f| &*f.name == field)
+        .ok_or_else(|| format!("type `{object}` has no field `{field}`"))?;
+    Ok((ty, f.offset))
 }

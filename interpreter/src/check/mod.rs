@@ -16,7 +16,16 @@ pub fn check_against(program: &Program, dbg: &DebugInfo) -> Diagnostics {
         let (path, want_tls) = match &root.kind {
             RootKind::Tls(p) => (p, true),
             RootKind::Static(p) => (p, false),
-            RootKind::Frame { .. } | RootKind::Scan { .. } => continue,
+            RootKind::Frame { .. } => continue,
+            RootKind::Scan { object, field, .. } => {
+                if let Err(msg) = crate::scan::object_field(dbg, object, field) {
+                    list.push(
+                        Diagnostic::new(root.span, format!("scan root: {msg} in {}", dbg.path().display()))
+                            .with_help(format!("`layoutdump types BINARY '{object}'` shows the types and fields that exist")),
+                    );
+                }
+                continue;
+            }
         };
         let vars = dbg.variables(path);
         let found = vars
