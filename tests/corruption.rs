@@ -1,7 +1,7 @@
-//! Hostile dumps: copies of a real fixture core with its memory corrupted — bit flips,
-//! zeroed and randomized pages, task links made cyclic or pointed into unmapped memory,
-//! a Vec length of 2^60 — must never crash or hang layoutdump: each run ends, in
-//! bounded time, with a report (complete or partial) or a clear error.
+//! Hostile dumps: copies of a real fixture core and minidump with their memory corrupted —
+//! bit flips, zeroed and randomized pages, task links made cyclic or pointed into
+//! unmapped memory, a Vec length of 2^60 — must never crash or hang layoutdump: each run
+//! ends, in bounded time, with a report (complete or partial) or a clear error.
 
 mod common;
 
@@ -41,6 +41,21 @@ fn memory_ranges(core: &[u8]) -> Vec<(usize, usize)> {
         .collect()
 }
 
+/// File ranges of a minidump's memory (the bytes its memory lists point at).
+fn minidump_memory_ranges(dump: &[u8]) -> Vec<(usize, usize)> {
+    let md = minidump::Minidump::read(dump).expect("the fixture's minidump parses");
+    let Some(list) = md.get_memory() else {
+        return Vec::new();
+    };
+    list.iter()
+        .map(|m| {
+            let start = m.bytes().as_ptr() as usize - dump.as_ptr() as usize;
+            (start, start + m.bytes().len())
+        })
+        .filter(|(s, e)| e > s)
+        .collect()
+}
+
 /// Runs `layoutdump run tokio` on `path` with a deadline; returns (exit code, stderr).
 fn run_bounded(path: &std::path::Path, limit: Duration) -> (Option<i32>, String) {
     let mut child = common::layoutdump()
@@ -73,10 +88,24 @@ fn run_bounded(path: &std::path::Path, limit: Duration) -> (Option<i32>, String)
 }
 
 #[test]
-fn corrupted_memory_never_crashes_or_hangs() {
+fn corrupted_core_memory_never_crashes_or_hangs() {
     let d = tokio_dumps(Profile::Dev);
     let original = std::fs::read(&d.core).unwrap();
     let ranges = memory_ranges(&original);
+    corrupt_and_run(&original, &ranges, "core");
+}
+
+#[test]
+fn corrupted_minidump_memory_never_crashes_or_hangs() {
+    let d = tokio_dumps(Profile::Dev);
+    let original = std::fs::read(&d.minidump).unwrap();
+    let ranges = minidump_memory_ranges(&original);
+    corrupt_and_run(&original, &ranges, "dmp");
+}
+
+/// Every corruption, three rounds each, on copies of `original` whose memory is at the
+/// file ranges `ranges`; each copy is run and must end in time with a report or an error.
+fn corrupt_and_run(original: &[u8], ranges: &[(usize, usize)], ext: &str) {
     assert!(!ranges.is_empty());
     let dir = common::root().join("target/test-scratch/corrupt");
     std::fs::create_dir_all(&dir).unwrap();
@@ -121,7 +150,7 @@ fn corrupted_memory_never_crashes_or_hangs() {
             Box::new(|b: &mut Vec<u8>, r: &mut Lcg| {
                 // Rewrite words that look like heap pointers: some to point at themselves
                 // (cycles in every list), some into unmapped memory, some huge (lengths).
-                for (s, e) in ranges.clone() {
+                for &(s, e) in ranges {
                     let mut i = s;
                     while i + 8 <= e {
                         let w = u64::from_le_bytes(b[i..i + 8].try_into().unwrap());
@@ -143,9 +172,9 @@ fn corrupted_memory_never_crashes_or_hangs() {
     ];
     for (name, corrupt) in &cases {
         for round in 0..3 {
-            let mut bytes = original.clone();
+            let mut bytes = original.to_vec();
             corrupt(&mut bytes, &mut rng);
-            let path = dir.join(format!("{}-{round}.core", name.replace(' ', "-")));
+            let path = dir.join(format!("{}-{round}.{ext}", name.replace(' ', "-")));
             std::fs::write(&path, &bytes).unwrap();
             let (code, stderr) = run_bounded(&path, Duration::from_secs(60));
             assert!(
