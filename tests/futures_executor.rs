@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{Profile, fixture_dumps, run_layoutdump};
+use common::{Profile, fixture_dumps, own_await_lines, own_frames, run_layoutdump};
 use serde_json::Value;
 
 #[test]
@@ -35,17 +35,7 @@ fn local_pool_tasks_match_ground_truth() {
                 "{what}"
             );
             for t in pooled {
-                let lines: Vec<u64> = t["backtrace"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .filter(|f| {
-                        f["location"]["file"]
-                            .as_str()
-                            .is_some_and(|p| p.starts_with("futures-pool/"))
-                    })
-                    .map(|f| f["location"]["line"].as_u64().unwrap())
-                    .collect();
+                let lines = own_await_lines(t, "futures-pool/");
                 assert_eq!(lines, [d.truth["pooled_line"].as_u64().unwrap()], "{what}");
                 assert_eq!(t["blocked_on"]["kind"], "channel receive", "{what}");
             }
@@ -61,21 +51,10 @@ fn local_pool_tasks_match_ground_truth() {
                 .unwrap()
                 .iter()
                 .map(|t| {
-                    let own: Vec<&Value> = t["backtrace"]
-                        .as_array()
-                        .unwrap()
-                        .iter()
-                        .filter(|f| {
-                            f["location"]["file"]
-                                .as_str()
-                                .is_some_and(|p| p.starts_with("futures-pool/"))
-                        })
-                        .collect();
+                    let own = own_frames(t, "futures-pool/");
                     (
-                        own[0]["function"].as_str().unwrap().to_string(),
-                        own.iter()
-                            .map(|f| f["location"]["line"].as_u64().unwrap())
-                            .collect(),
+                        own[0].0.clone(),
+                        own.iter().map(|(_, l)| *l).collect(),
                         t["blocked_on"]["kind"].as_str().unwrap_or("").to_string(),
                     )
                 })

@@ -6,21 +6,11 @@
 
 mod common;
 
-use common::{Profile, fixture_dumps, run_layoutdump};
+use common::{Profile, fixture_dumps, own_await_lines, run_layoutdump};
 use serde_json::Value;
 
 fn await_lines(t: &Value) -> Vec<u64> {
-    t["backtrace"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|f| {
-            f["location"]["file"]
-                .as_str()
-                .is_some_and(|p| p.starts_with("tokio-local/"))
-        })
-        .map(|f| f["location"]["line"].as_u64().unwrap())
-        .collect()
+    own_await_lines(t, "tokio-local/")
 }
 
 #[test]

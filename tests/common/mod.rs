@@ -309,3 +309,33 @@ fn redact_words(s: &str) -> String {
         .collect::<Vec<_>>()
         .join("\n")
 }
+
+/// The frames of a reported task's async backtrace in the fixture's own source (files
+/// under `prefix`, e.g. `tokio-local/`), root first: `(function, await line)` each.
+pub fn own_frames(task: &Value, prefix: &str) -> Vec<(String, u64)> {
+    task["backtrace"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .filter(|f| {
+            f["location"]["file"]
+                .as_str()
+                .is_some_and(|p| p.starts_with(prefix))
+        })
+        .map(|f| {
+            (
+                f["function"].as_str().unwrap_or_default().to_string(),
+                f["location"]["line"].as_u64().unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
+/// The await lines of `own_frames`.
+pub fn own_await_lines(task: &Value, prefix: &str) -> Vec<u64> {
+    own_frames(task, prefix)
+        .into_iter()
+        .map(|(_, l)| l)
+        .collect()
+}
