@@ -166,6 +166,11 @@ pub fn compile(main: SourceFile, loader: &dyn Loader) -> Result<Program, Diagnos
 /// Compiles every file's hooks with the sandbox engine, so a rhai syntax error is a
 /// layout error at its own line. Hook names share one namespace with `fn`s.
 fn compile_hooks(resolver: &mut Resolver<'_>, parsed: &mut [ParsedFile]) {
+    // Making the engine registers rhai's standard library: a few milliseconds, paid only
+    // by layouts that have hooks.
+    if parsed.iter().all(|p| p.hooks.is_empty()) {
+        return;
+    }
     let engine = crate::hook::sandbox(&crate::hook::HookLimits::default());
     for p in parsed.iter_mut() {
         for h in p.hooks.drain(..) {
