@@ -11,7 +11,7 @@
 
 mod common;
 
-use common::{Dumps, Profile, fixture_dumps, root, run_layoutdump};
+use common::{Dumps, Profile, fixture_dumps, numbers, root, run_layoutdump};
 use serde_json::Value;
 
 fn report(layout: &str, dump: &std::path::Path) -> Value {
@@ -90,12 +90,7 @@ fn check_tasks(what: &str, rt: &Value, truth: &[Value]) {
             "smol_tasks::locker" => "mutex",
             _ => "join",
         };
-        let lines = want["await_lines"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|l| l.as_u64().unwrap())
-            .collect();
+        let lines = numbers(&want["await_lines"]);
         assert_eq!(
             shape(got),
             (f.to_string(), lines, leaf.to_string()),
@@ -138,12 +133,7 @@ fn auto_detection_lists_tokio_and_smol_side_by_side() {
                 .flat_map(|t| shape(t).1)
                 .collect();
             lines.sort();
-            let want: Vec<u64> = d.truth["smol_await_lines"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|l| l.as_u64().unwrap())
-                .collect();
+            let want = numbers(&d.truth["smol_await_lines"]);
             assert_eq!(lines, want, "{what}");
             let tokio = by_kind("multi_thread");
             let ids: Vec<&Value> = tokio["tasks"]
@@ -215,12 +205,7 @@ fn async_std_tasks_match_ground_truth() {
                     );
                     let (future, lines, leaf) = shape(got);
                     assert_eq!(future, want["future"].as_str().unwrap(), "{what} task {id}");
-                    let want_lines: Vec<u64> = want["await_lines"]
-                        .as_array()
-                        .unwrap()
-                        .iter()
-                        .map(|l| l.as_u64().unwrap())
-                        .collect();
+                    let want_lines: Vec<u64> = numbers(&want["await_lines"]);
                     // async-std's own frames (sleep → timeout) follow the program's.
                     assert_eq!(
                         lines[..want_lines.len()],

@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{Profile, fixture_dumps, own_await_lines, own_frames, run_layoutdump};
+use common::{Profile, fixture_dumps, numbers, own_await_lines, own_frames, run_layoutdump};
 use serde_json::Value;
 
 #[test]
@@ -64,12 +64,7 @@ fn local_pool_tasks_match_ground_truth() {
                 .map(|t| {
                     (
                         t["future"].as_str().unwrap().to_string(),
-                        t["await_lines"]
-                            .as_array()
-                            .unwrap()
-                            .iter()
-                            .map(|l| l.as_u64().unwrap())
-                            .collect(),
+                        numbers(&t["await_lines"]),
                         "channel receive".to_string(),
                     )
                 })

@@ -339,3 +339,12 @@ pub fn own_await_lines(task: &Value, prefix: &str) -> Vec<u64> {
         .map(|(_, l)| l)
         .collect()
 }
+
+/// A ground-truth array of numbers (`"await_lines": [12, 7]`).
+pub fn numbers(v: &Value) -> Vec<u64> {
+    v.as_array()
+        .unwrap_or_else(|| panic!("not an array: {v}"))
+        .iter()
+        .map(|n| n.as_u64().unwrap_or_else(|| panic!("not a number: {n}")))
+        .collect()
+}
