@@ -8,6 +8,7 @@ pub mod crash;
 pub mod dwarf;
 pub mod eval;
 pub mod fleet;
+pub mod fuzzing;
 pub mod memory;
 pub mod ptype;
 pub mod report;

@@ -89,7 +89,35 @@ pub struct Variant {
 /// Bounds on what a (possibly hostile) DWARF file can make us allocate for one type.
 const MAX_FIELDS: usize = 4096;
 
+/// How deeply decoding one type may decode others (an array's element, which may be an
+/// array): a hostile file can make the element chain a cycle, found by the fuzzer as a
+/// stack overflow (`fuzz/seeds/dwarf_load/regress-array-cycle`).
+const MAX_NESTING: u32 = 64;
+
+thread_local! {
+    static NESTING: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
 pub fn decode(dbg: &DebugInfo, id: DieId) -> Result<Type, DwarfError> {
+    struct Level;
+    impl Drop for Level {
+        fn drop(&mut self) {
+            NESTING.with(|n| n.set(n.get().saturating_sub(1)));
+        }
+    }
+    let depth = NESTING.with(|n| {
+        let d = n.get();
+        n.set(d + 1);
+        d
+    });
+    let _level = Level;
+    if depth >= MAX_NESTING {
+        return Err(malformed(
+            dbg,
+            id,
+            "types nested deeper than 64 (an array whose element type leads back to itself?)",
+        ));
+    }
     decode_depth(dbg, id, 0)
 }
 
