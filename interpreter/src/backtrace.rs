@@ -55,13 +55,11 @@ fn chain(ev: &Evaluator<'_>, future: Value, depth: usize, budget: &mut usize) ->
         let Ok(t) = ev.ty(ty) else { break };
         // A leaf rule ends the chain, even on an async fn: `accept on fd 12` says more
         // than the runtime's internals beneath it.
-        if let Some((i, rule)) = ev
-            .program
-            .rules
-            .iter()
-            .enumerate()
-            .find(|(_, r)| r.kind == RuleKind::Leaf && r.pattern.matches(&t.name))
-        {
+        let leaf = ev
+            .rules_for(RuleKind::Leaf, ty)
+            .ok()
+            .and_then(|r| r.first().copied());
+        if let Some((i, rule)) = leaf.map(|i| (i, &ev.program.rules[i])) {
             ev.usage.borrow_mut().hit(i);
             let frame = if is_coroutine(&t) {
                 coroutine_frame(ev, addr, &t)
@@ -141,13 +139,8 @@ type SeenInto = (Option<String>, Result<Vec<Value>, EvalError>);
 /// fields do not fit fails and the next is tried. None when no rule matches the type.
 fn see_into(ev: &Evaluator<'_>, v: &Value, t: &Type) -> Option<SeenInto> {
     let mut first_error: Option<EvalError> = None;
-    for (i, rule) in ev
-        .program
-        .rules
-        .iter()
-        .enumerate()
-        .filter(|(_, r)| r.kind == RuleKind::Future && r.pattern.matches(&t.name))
-    {
+    let rules = ev.rules_for(RuleKind::Future, t.id).ok()?;
+    for (i, rule) in rules.iter().map(|&i| (i, &ev.program.rules[i])) {
         let members = ev.eval_members(&rule.members, rule.frame_size, v.clone());
         let kind = members
             .iter()
@@ -318,9 +311,9 @@ fn step_through(ev: &Evaluator<'_>, v: Value) -> Option<Value> {
         };
         let t = ev.ty(ty).ok()?;
         // Stop at anything with meaning of its own: a coroutine or a rule's type.
-        let has_rule = ev.program.rules.iter().any(|r| {
-            matches!(r.kind, RuleKind::Future | RuleKind::Leaf) && r.pattern.matches(&t.name)
-        });
+        let has_rule = [RuleKind::Future, RuleKind::Leaf]
+            .into_iter()
+            .any(|k| ev.rules_for(k, ty).is_ok_and(|r| !r.is_empty()));
         if is_coroutine(&t) || has_rule || !matches!(t.kind, TypeKind::Pointer { .. }) {
             return Some(next);
         }

@@ -395,11 +395,11 @@ fn match_rule<'p>(
                 "a root or task list yielded a value that is not in memory".into(),
             ));
         };
-        let t = ev.ty(ty)?;
-        if let Some((i, rule)) =
-            ev.program.rules.iter().enumerate().find(|(_, r)| {
-                r.kind == kind && r.pattern.matches(&t.name) && ev.guard_holds(r, &v)
-            })
+        let candidates = ev.rules_for(kind, ty)?;
+        if let Some((i, rule)) = candidates
+            .iter()
+            .map(|&i| (i, &ev.program.rules[i]))
+            .find(|(_, r)| ev.guard_holds(r, &v))
         {
             ev.usage.borrow_mut().hit(i);
             return Ok((rule, addr, v));
@@ -414,9 +414,9 @@ fn match_rule<'p>(
                 } else {
                     "task"
                 };
+                let name = ev.ty(ty).map(|t| t.name.clone()).unwrap_or_default();
                 return Err(EvalError::Other(format!(
-                    "no `{what}` rule matches type `{}`",
-                    t.name
+                    "no `{what}` rule matches type `{name}`"
                 )));
             }
         };

@@ -2,6 +2,7 @@
 //! It knows Rust's representation (structs, enums, pointers, arrays) and nothing about any
 //! crate: every library type is understood through the layout's views.
 
+mod cache;
 mod hook;
 mod value;
 
@@ -61,6 +62,7 @@ pub struct Evaluator<'a> {
     pub usage: RefCell<crate::usage::Usage>,
     /// The rhai engine, made at the first hook call.
     hooks: std::cell::OnceCell<hook::HookEngine>,
+    cache: cache::Caches,
 }
 
 type Frame = Vec<Option<Value>>;
@@ -85,11 +87,97 @@ impl<'a> Evaluator<'a> {
             warnings: RefCell::new(Vec::new()),
             hooks: std::cell::OnceCell::new(),
             usage: RefCell::new(crate::usage::Usage::new(program)),
+            cache: cache::Caches::default(),
         }
     }
 
     pub fn ty(&self, id: DieId) -> Result<Arc<Type>, EvalError> {
-        Ok(self.dbg.ty(id)?)
+        if let Some(t) = self.cache.types.borrow().get(&id) {
+            return Ok(t.clone());
+        }
+        let t = self.dbg.ty(id)?;
+        self.cache.types.borrow_mut().insert(id, t.clone());
+        Ok(t)
+    }
+
+    /// Indexes of the rules of `kind` whose pattern matches the type (their guards are
+    /// for the caller to evaluate on the value).
+    pub fn rules_for(
+        &self,
+        kind: layoutdump_lang::program::RuleKind,
+        ty: DieId,
+    ) -> Result<Arc<[usize]>, EvalError> {
+        if let Some(r) = self.cache.rules.borrow().get(&(kind, ty)) {
+            return Ok(r.clone());
+        }
+        let t = self.ty(ty)?;
+        let found: Arc<[usize]> = self
+            .program
+            .rules
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.kind == kind && r.pattern.matches(&t.name))
+            .map(|(i, _)| i)
+            .collect();
+        self.cache
+            .rules
+            .borrow_mut()
+            .insert((kind, ty), found.clone());
+        Ok(found)
+    }
+
+    /// Generic parameters of the function whose code holds the runtime address `addr`.
+    fn fn_params(&self, addr: u64) -> Result<Arc<[(Arc<str>, DieId)]>, EvalError> {
+        let link = addr.wrapping_sub(self.bias);
+        let cached = self.cache.fn_params.borrow().get(&link).cloned();
+        let params = match cached {
+            Some(p) => p,
+            None => {
+                let p = self
+                    .dbg
+                    .function_at(LinkAddr(link))
+                    .map(|f| Arc::from(f.template_params));
+                self.cache.fn_params.borrow_mut().insert(link, p.clone());
+                p
+            }
+        };
+        params.ok_or(EvalError::NoFunction { addr })
+    }
+
+    /// The type a cast names once its variables are bound to `bound`, cached per cast and
+    /// binding (building the name and looking it up is string work worth doing once).
+    fn cast_target(
+        &self,
+        cast: ExprId,
+        ty: &layoutdump_lang::types::TypeExpr,
+        vars: &[String],
+        bound: &[DieId],
+    ) -> Result<DieId, EvalError> {
+        let key = (bound.len() <= cache::CAST_KEY_PARAMS).then(|| {
+            let mut k = [None; cache::CAST_KEY_PARAMS];
+            for (slot, die) in k.iter_mut().zip(bound) {
+                *slot = Some(*die);
+            }
+            (cast, k)
+        });
+        if let Some(k) = &key
+            && let Some(t) = self.cache.casts.borrow().get(k)
+        {
+            return Ok(*t);
+        }
+        let mut names = Vec::with_capacity(bound.len());
+        for (var, die) in vars.iter().zip(bound) {
+            names.push((var.clone(), self.ty(*die)?.name.to_string()));
+        }
+        let name = ty.substitute(&names).to_string();
+        let target = self
+            .dbg
+            .type_named(&name)
+            .ok_or(EvalError::TypeNotFound { name })?;
+        if let Some(k) = key {
+            self.cache.casts.borrow_mut().insert(k, target);
+        }
+        Ok(target)
     }
 
     /// Whether `rule` applies to `subject`: it has no `when` guard, or the guard can be
@@ -191,18 +279,13 @@ impl<'a> Evaluator<'a> {
                 from,
             } => {
                 let v = self.eval(*value, frame)?;
-                let mut bound = Vec::new();
+                let mut bound: Vec<DieId> = Vec::new();
                 if let Some((source, e)) = from {
-                    let params = match source {
+                    let params: Arc<[(Arc<str>, DieId)]> = match source {
                         ParamSource::Function => {
                             let target = self.eval(*e, frame)?;
                             let addr = self.to_int(&target)? as u64;
-                            let link = addr.wrapping_sub(self.bias);
-                            let f = self
-                                .dbg
-                                .function_at(LinkAddr(link))
-                                .ok_or(EvalError::NoFunction { addr })?;
-                            f.template_params
+                            self.fn_params(addr)?
                         }
                         ParamSource::TypeOf => {
                             let of = self.eval(*e, frame)?;
@@ -211,7 +294,7 @@ impl<'a> Evaluator<'a> {
                                     "`from type` needs a value in memory".into(),
                                 ));
                             };
-                            self.ty(ty)?.template_params.clone()
+                            Arc::from(self.ty(ty)?.template_params.as_slice())
                         }
                     };
                     for (i, var) in vars.iter().enumerate() {
@@ -221,14 +304,10 @@ impl<'a> Evaluator<'a> {
                                 params.len()
                             ))
                         })?;
-                        bound.push((var.clone(), self.ty(*die)?.name.to_string()));
+                        bound.push(*die);
                     }
                 }
-                let name = ty.substitute(&bound).to_string();
-                let target = self
-                    .dbg
-                    .type_named(&name)
-                    .ok_or(EvalError::TypeNotFound { name })?;
+                let target = self.cast_target(id, ty, vars, &bound)?;
                 let addr = match &v {
                     Value::Int(a) => *a as u64,
                     Value::Addr(a) => *a,

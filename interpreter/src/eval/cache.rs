@@ -1,0 +1,32 @@
+//! Per-evaluator caches of facts that depend only on a type, a code address or a rule,
+//! never on the task being read: decoded types, a function's generic parameters, the
+//! type a `cast` names, which rules' patterns match a type. With them a run does the
+//! DWARF and string work once per distinct type, not once per task — on 100,000 tokio
+//! tasks the per-task lookups (a DIE walk for every `from fn` cast, a mutex and SipHash
+//! for every type) were half of the run.
+//!
+//! Each evaluator owns its caches (no locks): parallel workers each warm their own, and
+//! the distinct types of a run are few.
+
+use std::cell::RefCell;
+use std::sync::Arc;
+
+use layoutdump_lang::program::{ExprId, RuleKind};
+use rustc_hash::FxHashMap;
+
+use crate::dwarf::{DieId, Type};
+
+/// Generic parameters bound by a cast (`with T, S from fn …`): up to this many are
+/// cached; a cast with more is resolved each time (none of the shipped layouts has one).
+pub const CAST_KEY_PARAMS: usize = 4;
+
+#[derive(Default)]
+pub struct Caches {
+    pub types: RefCell<FxHashMap<DieId, Arc<Type>>>,
+    /// Template parameters of the function containing a link address; None: no function.
+    pub fn_params: RefCell<FxHashMap<u64, Option<Arc<[(Arc<str>, DieId)]>>>>,
+    /// The type a cast names, by the cast and the types bound to its variables.
+    pub casts: RefCell<FxHashMap<(ExprId, [Option<DieId>; CAST_KEY_PARAMS]), DieId>>,
+    /// Indexes of the rules of a kind whose pattern matches the type (guards not applied).
+    pub rules: RefCell<FxHashMap<(RuleKind, DieId), Arc<[usize]>>>,
+}
