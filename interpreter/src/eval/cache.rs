@@ -20,13 +20,20 @@ use crate::dwarf::{DieId, Type};
 /// cached; a cast with more is resolved each time (none of the shipped layouts has one).
 pub const CAST_KEY_PARAMS: usize = 4;
 
+/// A function's generic parameters, by name, as DWARF gives them.
+pub type Params = Arc<[(Arc<str>, DieId)]>;
+/// A cast and the types bound to its variables (None past the bound ones).
+pub type CastKey = (ExprId, [Option<DieId>; CAST_KEY_PARAMS]);
+/// Indexes into the program's rules.
+pub type RuleSet = Arc<[usize]>;
+
 #[derive(Default)]
 pub struct Caches {
     pub types: RefCell<FxHashMap<DieId, Arc<Type>>>,
     /// Template parameters of the function containing a link address; None: no function.
-    pub fn_params: RefCell<FxHashMap<u64, Option<Arc<[(Arc<str>, DieId)]>>>>,
+    pub fn_params: RefCell<FxHashMap<u64, Option<Params>>>,
     /// The type a cast names, by the cast and the types bound to its variables.
-    pub casts: RefCell<FxHashMap<(ExprId, [Option<DieId>; CAST_KEY_PARAMS]), DieId>>,
+    pub casts: RefCell<FxHashMap<CastKey, DieId>>,
     /// Indexes of the rules of a kind whose pattern matches the type (guards not applied).
-    pub rules: RefCell<FxHashMap<(RuleKind, DieId), Arc<[usize]>>>,
+    pub rules: RefCell<FxHashMap<(RuleKind, DieId), RuleSet>>,
 }

@@ -106,12 +106,12 @@ impl<'a> Evaluator<'a> {
         &self,
         kind: layoutdump_lang::program::RuleKind,
         ty: DieId,
-    ) -> Result<Arc<[usize]>, EvalError> {
+    ) -> Result<cache::RuleSet, EvalError> {
         if let Some(r) = self.cache.rules.borrow().get(&(kind, ty)) {
             return Ok(r.clone());
         }
         let t = self.ty(ty)?;
-        let found: Arc<[usize]> = self
+        let found: cache::RuleSet = self
             .program
             .rules
             .iter()
@@ -127,7 +127,7 @@ impl<'a> Evaluator<'a> {
     }
 
     /// Generic parameters of the function whose code holds the runtime address `addr`.
-    fn fn_params(&self, addr: u64) -> Result<Arc<[(Arc<str>, DieId)]>, EvalError> {
+    fn fn_params(&self, addr: u64) -> Result<cache::Params, EvalError> {
         let link = addr.wrapping_sub(self.bias);
         let cached = self.cache.fn_params.borrow().get(&link).cloned();
         let params = match cached {
@@ -281,7 +281,7 @@ impl<'a> Evaluator<'a> {
                 let v = self.eval(*value, frame)?;
                 let mut bound: Vec<DieId> = Vec::new();
                 if let Some((source, e)) = from {
-                    let params: Arc<[(Arc<str>, DieId)]> = match source {
+                    let params: cache::Params = match source {
                         ParamSource::Function => {
                             let target = self.eval(*e, frame)?;
                             let addr = self.to_int(&target)? as u64;
