@@ -119,7 +119,22 @@ pub fn analyze(
     dump_path: &Path,
     opts: &Options,
 ) -> Result<(Report, Outcome), AnalyzeError> {
-    let mut dump = Dump::open(dump_path)?;
+    Ok(analyze_dump(
+        program,
+        Dump::open(dump_path)?,
+        dump_path,
+        opts,
+    ))
+}
+
+/// `analyze` of a dump already opened (the interpreter fuzz target reads its mutated
+/// dumps from memory); `dump_path` is how the report names it.
+pub fn analyze_dump(
+    program: &Program,
+    mut dump: Dump,
+    dump_path: &Path,
+    opts: &Options,
+) -> (Report, Outcome) {
     let mut report = Report {
         schema_version: SCHEMA_VERSION,
         layout: LayoutInfo {
@@ -175,7 +190,7 @@ pub fn analyze(
             report
                 .warnings
                 .push(format!("{e}; only the threads are shown"));
-            return Ok((report, Outcome::Partial));
+            return (report, Outcome::Partial);
         }
     };
     if opts.binary.is_some()
@@ -193,7 +208,7 @@ pub fn analyze(
              or configure the crash reporter to include heap memory"
                 .into(),
         );
-        return Ok((report, Outcome::Partial));
+        return (report, Outcome::Partial);
     }
     let loaded = match &opts.dwarf_cache {
         Some(cache) => cache.get_or_load(&image.debug_path, image.build_id.as_deref()),
@@ -205,7 +220,7 @@ pub fn analyze(
             report
                 .warnings
                 .push(format!("{e}; only the threads are shown"));
-            return Ok((report, Outcome::Partial));
+            return (report, Outcome::Partial);
         }
     };
     for (t, stack) in report.threads.iter_mut().zip(&stacks) {
@@ -291,7 +306,7 @@ pub fn analyze(
     } else {
         Outcome::Partial
     };
-    Ok((report, outcome))
+    (report, outcome)
 }
 
 /// A frame before (or without) debug info: its pc and the file mapped there.

@@ -51,3 +51,144 @@ pub fn dwarf_load(path: &Path) {
     }
     let _ = dbg.tls_template();
 }
+
+/// The interpreter over mutated dumps: a real dump of a fixture and the layout that reads
+/// it, with each input a list of writes into the memory the clean run's report names (task
+/// headers, futures, leaves, the runtime, thread stacks), so that mutations land where the
+/// layout looks instead of in megabytes of unused heap. Debug info is loaded once.
+pub struct MutatedDumps {
+    program: layoutdump_lang::Program,
+    base: Vec<u8>,
+    /// File offsets of the dump's bytes around every address the clean report names.
+    hot: Vec<std::ops::Range<usize>>,
+    hot_len: usize,
+    opts: crate::analyze::Options,
+    label: std::path::PathBuf,
+}
+
+/// Bytes of memory made mutable around each address a clean report names.
+const HOT_BEFORE: u64 = 64;
+const HOT_AFTER: u64 = 512;
+/// Writes applied per input, at most.
+const MAX_WRITES: usize = 64;
+
+impl MutatedDumps {
+    /// `layout` is a shipped layout's name or a `.layout` path; `dump` a core or minidump
+    /// whose binary is where the dump says (or `binary`).
+    pub fn new(
+        layout: &str,
+        dump: &Path,
+        binary: Option<std::path::PathBuf>,
+    ) -> Result<MutatedDumps, String> {
+        let program = crate::shipped::compile_layout(layout)?;
+        let base = std::fs::read(dump).map_err(|e| format!("{}: {e}", dump.display()))?;
+        let opts = crate::analyze::Options {
+            binary,
+            dwarf_cache: Some(Default::default()),
+            ..Default::default()
+        };
+        let opened = Dump::from_bytes(dump, base.clone()).map_err(|e| e.to_string())?;
+        let regions: Vec<crate::memory::Region> = opened.regions().to_vec();
+        let (report, _) = crate::analyze::analyze_dump(&program, opened, dump, &opts);
+        let mut addrs: Vec<u64> = report.threads.iter().map(|t| t.sp.0).collect();
+        for r in &report.runtimes {
+            addrs.push(r.address.0);
+            for t in &r.tasks {
+                addrs.push(t.address.0);
+                addrs.extend(t.future.iter().map(|f| f.address.0));
+                addrs.extend(t.backtrace.iter().map(|f| f.address.0));
+                addrs.extend(t.blocked_on.iter().map(|b| b.address.0));
+            }
+        }
+        let mut hot = Vec::new();
+        for a in addrs {
+            let (lo, hi) = (a.saturating_sub(HOT_BEFORE), a.saturating_add(HOT_AFTER));
+            for r in &regions {
+                let crate::memory::RegionSource::Dump { offset } = r.source else {
+                    continue;
+                };
+                let (s, e) = (lo.max(r.start), hi.min(r.end));
+                if s < e {
+                    let from = offset.saturating_add(s - r.start) as usize;
+                    let to = (offset.saturating_add(e - r.start) as usize).min(base.len());
+                    if from < to {
+                        hot.push(from..to);
+                    }
+                }
+            }
+        }
+        let hot_len = hot.iter().map(|r| r.len()).sum();
+        if hot_len == 0 {
+            return Err("the clean run names no memory held in the dump: nothing to mutate".into());
+        }
+        Ok(MutatedDumps {
+            program,
+            base,
+            hot,
+            hot_len,
+            opts,
+            label: dump.to_path_buf(),
+        })
+    }
+
+    /// The file offset of the `n`th hot byte (wrapping).
+    fn hot_offset(&self, n: u32) -> usize {
+        let mut n = n as usize % self.hot_len;
+        for r in &self.hot {
+            if n < r.len() {
+                return r.start + n;
+            }
+            n -= r.len();
+        }
+        self.hot[0].start
+    }
+
+    /// Applies `data` as writes to a copy of the dump, then analyzes and renders it. Each
+    /// write: u32 (which hot byte), u8 kind, u8 argument, then for kind 0 that many bytes.
+    /// Kinds: 0 bytes, 1 zero word, 2 all-ones word, 3 copy the word at another hot byte
+    /// (a pointer to elsewhere: cycles, wrong types), 4 add `argument as i8 * 8` to the word.
+    pub fn run(&self, data: &[u8]) {
+        let mut bytes = self.base.clone();
+        let mut rest = data;
+        for _ in 0..MAX_WRITES {
+            let [a, b, c, d, kind, arg, tail @ ..] = rest else {
+                break;
+            };
+            rest = tail;
+            let at = self.hot_offset(u32::from_le_bytes([*a, *b, *c, *d]));
+            let word = |bytes: &[u8], at: usize| -> u64 {
+                let mut w = [0u8; 8];
+                let n = bytes.len().saturating_sub(at).min(8);
+                w[..n].copy_from_slice(&bytes[at..at + n]);
+                u64::from_le_bytes(w)
+            };
+            let value: Vec<u8> = match kind % 5 {
+                0 => {
+                    let n = usize::from(*arg % 17).min(rest.len());
+                    let (v, tail) = rest.split_at(n);
+                    rest = tail;
+                    v.to_vec()
+                }
+                1 => vec![0; 8],
+                2 => vec![0xff; 8],
+                3 => {
+                    let from = self.hot_offset(u32::from(*arg).wrapping_mul(2_654_435_761));
+                    word(&bytes, from).to_le_bytes().to_vec()
+                }
+                _ => word(&bytes, at)
+                    .wrapping_add_signed(i64::from(*arg as i8) * 8)
+                    .to_le_bytes()
+                    .to_vec(),
+            };
+            let end = (at + value.len()).min(bytes.len());
+            bytes[at..end].copy_from_slice(&value[..end - at]);
+        }
+        let Ok(dump) = Dump::from_bytes(&self.label, bytes) else {
+            return;
+        };
+        let (report, _) =
+            crate::analyze::analyze_dump(&self.program, dump, &self.label, &self.opts);
+        let _ = report.to_json();
+        let _ = crate::report::render_text(&report, Default::default());
+    }
+}
