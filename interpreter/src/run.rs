@@ -586,8 +586,8 @@ fn add_runtime(ev: &Evaluator<'_>, value: Value, tid: Option<u32>, out: &mut Fin
             }
             "tasks" => match ev.items(value) {
                 Ok(items) => {
-                    for item in items {
-                        match task_report(ev, item) {
+                    for result in task_reports(ev, items) {
+                        match result {
                             Ok(t) if !out.listed_tasks.insert((addr, t.address.0)) => {}
                             Ok(t) => report.tasks.push(t),
                             // A slab's free slot (`Option<Task>` holding None) is no task.
@@ -619,6 +619,41 @@ fn add_runtime(ev: &Evaluator<'_>, value: Value, tid: Option<u32>, out: &mut Fin
         ));
     }
     out.runtimes.push(report);
+}
+
+/// Tasks read per piece of work handed to a worker thread: large enough that making the
+/// worker's evaluator (and warming its caches) is noise, small enough to balance.
+const TASK_CHUNK: usize = 2048;
+
+/// The report of each task in `items`, in order. A runtime's list is walked in order
+/// (it is linked), but its tasks are then read in parallel: each worker has its own
+/// evaluator, whose warnings, rule hits and steps are added back in chunk order, so the
+/// result does not depend on the number of threads.
+fn task_reports(ev: &Evaluator<'_>, items: Vec<Value>) -> Vec<Result<TaskReport, EvalError>> {
+    use rayon::prelude::*;
+    if items.len() <= TASK_CHUNK {
+        return items.into_iter().map(|i| task_report(ev, i)).collect();
+    }
+    let seed = ev.seed();
+    let chunks: Vec<_> = items
+        .par_chunks(TASK_CHUNK)
+        .map_init(
+            || seed.evaluator(),
+            |worker, chunk| {
+                let reports: Vec<_> = chunk
+                    .iter()
+                    .map(|i| task_report(worker, i.clone()))
+                    .collect();
+                (reports, worker.drain())
+            },
+        )
+        .collect();
+    let mut out = Vec::with_capacity(items.len());
+    for (reports, spent) in chunks {
+        ev.absorb(spent);
+        out.extend(reports);
+    }
+    out
 }
 
 fn task_report(ev: &Evaluator<'_>, item: Value) -> Result<TaskReport, EvalError> {

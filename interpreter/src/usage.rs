@@ -33,6 +33,21 @@ impl Usage {
         }
     }
 
+    /// Adds another evaluator's counts (a worker thread's share of one run).
+    pub fn add(&mut self, other: &Usage) {
+        for (a, b) in self.rules.iter_mut().zip(&other.rules) {
+            *a += b;
+        }
+        for (a, b) in self.roots.iter_mut().zip(&other.roots) {
+            a.subjects += b.subjects;
+            a.values += b.values;
+            a.absent += b.absent;
+            if a.error.is_none() {
+                a.error.clone_from(&b.error);
+            }
+        }
+    }
+
     pub fn hit(&mut self, rule: usize) {
         if let Some(n) = self.rules.get_mut(rule) {
             *n += 1;

@@ -42,6 +42,14 @@ impl HookEngine {
     pub fn printed(&self) -> Vec<String> {
         self.printed.lock().map(|p| p.clone()).unwrap_or_default()
     }
+
+    /// Everything printed so far, which is then forgotten.
+    pub fn take_printed(&self) -> Vec<String> {
+        self.printed
+            .lock()
+            .map(|mut p| std::mem::take(&mut *p))
+            .unwrap_or_default()
+    }
 }
 
 fn keep(sink: &Mutex<Vec<String>>, line: &str) {

@@ -63,6 +63,32 @@ pub struct Evaluator<'a> {
     /// The rhai engine, made at the first hook call.
     hooks: std::cell::OnceCell<hook::HookEngine>,
     cache: cache::Caches,
+    /// What hooks printed on worker threads' evaluators (`absorb`).
+    absorbed_printed: RefCell<Vec<String>>,
+}
+
+/// The ingredients of an evaluator, shareable between threads (see `Evaluator::seed`).
+#[derive(Clone, Copy)]
+pub struct Seed<'a> {
+    program: &'a Program,
+    dbg: &'a DebugInfo,
+    mem: &'a dyn Memory,
+    bias: u64,
+    limits: Limits,
+}
+
+impl<'a> Seed<'a> {
+    pub fn evaluator(&self) -> Evaluator<'a> {
+        Evaluator::new(self.program, self.dbg, self.mem, self.bias, self.limits)
+    }
+}
+
+/// What a worker's evaluator gathered for the run (see `Evaluator::drain`).
+pub struct Spent {
+    warnings: Vec<String>,
+    usage: crate::usage::Usage,
+    steps: u64,
+    printed: Vec<String>,
 }
 
 type Frame = Vec<Option<Value>>;
@@ -88,7 +114,52 @@ impl<'a> Evaluator<'a> {
             hooks: std::cell::OnceCell::new(),
             usage: RefCell::new(crate::usage::Usage::new(program)),
             cache: cache::Caches::default(),
+            absorbed_printed: RefCell::new(Vec::new()),
         }
+    }
+
+    /// What a worker thread needs to make an evaluator of its own for part of this run
+    /// (an evaluator is not shared between threads: its caches are unlocked). The
+    /// worker's step budget is what this one has left.
+    pub fn seed(&self) -> Seed<'a> {
+        Seed {
+            program: self.program,
+            dbg: self.dbg,
+            mem: self.mem,
+            bias: self.bias,
+            limits: Limits {
+                steps: self.limits.steps.saturating_sub(self.steps.get()),
+                ..self.limits
+            },
+        }
+    }
+
+    /// Takes what this evaluator gathered that belongs to the run (warnings, rule hits,
+    /// steps, hook output), leaving it empty, for `absorb` by the run's own evaluator.
+    pub fn drain(&self) -> Spent {
+        Spent {
+            warnings: std::mem::take(&mut *self.warnings.borrow_mut()),
+            usage: std::mem::replace(
+                &mut *self.usage.borrow_mut(),
+                crate::usage::Usage::new(self.program),
+            ),
+            steps: self.steps.replace(0),
+            printed: self
+                .hooks
+                .get()
+                .map(|h| h.take_printed())
+                .unwrap_or_default(),
+        }
+    }
+
+    /// Adds what a worker's evaluator gathered (see `drain`) to this one.
+    pub fn absorb(&self, spent: Spent) {
+        for w in spent.warnings {
+            self.warn(w);
+        }
+        self.usage.borrow_mut().add(&spent.usage);
+        self.steps.set(self.steps.get().saturating_add(spent.steps));
+        self.absorbed_printed.borrow_mut().extend(spent.printed);
     }
 
     pub fn ty(&self, id: DieId) -> Result<Arc<Type>, EvalError> {
@@ -412,7 +483,9 @@ impl<'a> Evaluator<'a> {
 
     /// What hooks printed during this run (print/debug in rhai).
     pub fn hook_output(&self) -> Vec<String> {
-        self.hooks.get().map(|h| h.printed()).unwrap_or_default()
+        let mut out = self.hooks.get().map(|h| h.printed()).unwrap_or_default();
+        out.extend(self.absorbed_printed.borrow().iter().cloned());
+        out
     }
 
     fn nested<T>(&self, f: impl FnOnce() -> Result<T, EvalError>) -> Result<T, EvalError> {
