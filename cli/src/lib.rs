@@ -354,10 +354,32 @@ fn emit(
 ) -> Result<()> {
     let rendered = match format {
         Format::Text => render_text(report, text),
-        Format::Json => report.to_json() + "\n",
+        Format::Json => return write_json(report, output),
         Format::Yaml => report.to_yaml(),
     };
     write_out(&rendered, output)
+}
+
+/// JSON goes to its destination as it is serialized (it can be gigabytes).
+fn write_json(report: &Report, output: Option<&std::path::Path>) -> Result<()> {
+    const BUFFER: usize = 1 << 20;
+    match output {
+        Some(path) => {
+            let file = std::fs::File::create(path)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            let mut w = std::io::BufWriter::with_capacity(BUFFER, file);
+            report
+                .write_json(&mut w)
+                .and_then(|()| w.flush())
+                .with_context(|| format!("cannot write {}", path.display()))
+        }
+        None => {
+            let mut w = std::io::BufWriter::with_capacity(BUFFER, std::io::stdout().lock());
+            // A closed pipe (`| head`) is not an error worth a message.
+            let _ = report.write_json(&mut w).and_then(|()| w.flush());
+            Ok(())
+        }
+    }
 }
 
 fn write_out(text: &str, output: Option<&std::path::Path>) -> Result<()> {

@@ -4,14 +4,15 @@
 //! seen through the layout's `future` rules and views; the innermost one is matched
 //! against `leaf` rules to say what the task is blocked on.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use layoutdump_lang::program::RuleKind;
 
 use crate::dwarf::{DieId, Type, TypeKind};
+use crate::eval::FrameFacts;
 use crate::eval::{EvalError, Evaluator, Value};
-use crate::report::{AwaitFrame, BlockedOn, Branch, FieldValue, Hex, SourceRef};
+use crate::report::{AwaitFrame, BlockedOn, Branch, FieldValue, Fields, Hex, SourceRef};
 
 /// Await chains deeper than this are cut (with a frame saying so).
 pub const MAX_AWAIT_DEPTH: usize = 128;
@@ -64,9 +65,9 @@ fn chain(ev: &Evaluator<'_>, future: Value, depth: usize, budget: &mut usize) ->
             let frame = if is_coroutine(&t) {
                 coroutine_frame(ev, addr, &t)
                     .map(|(f, _)| f)
-                    .unwrap_or_else(|e| unreadable_frame(&t, addr, e))
+                    .unwrap_or_else(|e| unreadable_frame(ev, &t, addr, e))
             } else {
-                plain_frame(&t, addr)
+                plain_frame(ev, &t, addr)
             };
             frames.push(frame);
             blocked_on = Some(leaf_report(ev, rule, v, &t, addr));
@@ -78,12 +79,12 @@ fn chain(ev: &Evaluator<'_>, future: Value, depth: usize, budget: &mut usize) ->
                     frames.push(frame);
                     current = awaitee;
                 }
-                Err(e) => frames.push(unreadable_frame(&t, addr, e)),
+                Err(e) => frames.push(unreadable_frame(ev, &t, addr, e)),
             }
             continue;
         }
         if let Some((kind, next)) = see_into(ev, &v, &t) {
-            let mut frame = plain_frame(&t, addr);
+            let mut frame = plain_frame(ev, &t, addr);
             match next {
                 Err(e) => frame.note = Some(format!("cannot see into it: {e}")),
                 Ok(mut items) if items.len() == 1 => current = items.pop(),
@@ -101,10 +102,10 @@ fn chain(ev: &Evaluator<'_>, future: Value, depth: usize, budget: &mut usize) ->
                         .collect();
                     blocked_on = Some(BlockedOn {
                         kind: kind.unwrap_or_else(|| "all of".into()),
-                        future: t.name.to_string(),
+                        future: t.name.clone(),
                         address: Hex(addr),
-                        fields: BTreeMap::from([(
-                            "branches".to_string(),
+                        fields: Fields::from_iter([(
+                            "branches",
                             FieldValue::Int(frame.branches.len() as i128),
                         )]),
                     });
@@ -117,12 +118,12 @@ fn chain(ev: &Evaluator<'_>, future: Value, depth: usize, budget: &mut usize) ->
         match step_through(ev, v) {
             Some(next) => current = Some(next),
             None => {
-                frames.push(plain_frame(&t, addr));
+                frames.push(plain_frame(ev, &t, addr));
                 blocked_on = Some(BlockedOn {
                     kind: "unknown".into(),
-                    future: t.name.to_string(),
+                    future: t.name.clone(),
                     address: Hex(addr),
-                    fields: BTreeMap::new(),
+                    fields: Fields::new(),
                 });
             }
         }
@@ -217,26 +218,35 @@ fn coroutine_frame(
         unreachable!("checked by is_coroutine")
     };
     let (member, data) = ev.active_variant(addr, t.id)?;
-    let variant = vp.variants.iter().find(|v| v.field.name == member);
+    let index = vp.variants.iter().position(|v| v.field.name == member);
+    let variant = index.map(|i| &vp.variants[i]);
     let state_ty = variant
         .and_then(|v| v.field.ty)
         .and_then(|id| ev.ty(id).ok());
-    // The variant's own struct is named after the state: `Unresumed`, `Suspend0`, ….
-    let state = state_ty
-        .as_ref()
-        .map_or_else(|| member.to_string(), |s| last_segment(&s.name).to_string());
-    let location = variant.and_then(|v| {
-        let line = v.field.decl_line?;
-        let file = v
-            .field
-            .decl_file
-            .and_then(|f| ev.dbg.decl_file(t.id, f).ok().flatten());
-        Some(SourceRef {
-            file: file.map(|f| display_path(&f)),
-            line,
-        })
+    // Names, state and source line depend only on the type and its state: made once.
+    let facts = ev.frame_facts((t.id, index.unwrap_or(usize::MAX)), || FrameFacts {
+        function: function_name(&t.name).into(),
+        future: t.name.clone(),
+        // The variant's own struct is named after the state: `Unresumed`, `Suspend0`, ….
+        state: Some(
+            state_ty
+                .as_ref()
+                .map_or_else(|| member.clone(), |s| last_segment(&s.name).into()),
+        ),
+        location: variant.and_then(|v| {
+            let line = v.field.decl_line?;
+            let file = v
+                .field
+                .decl_file
+                .and_then(|f| ev.dbg.decl_file(t.id, f).ok().flatten());
+            Some(SourceRef {
+                file: file.map(|f| display_path(&f)),
+                line,
+            })
+        }),
     });
-    let mut locals = BTreeMap::new();
+    let state = facts.state.clone().unwrap_or_else(|| member.clone());
+    let mut locals = Fields::new();
     let mut awaitee = None;
     if let (Some(st), Value::Place { addr: vaddr, .. }) = (&state_ty, &data)
         && let TypeKind::Struct { fields, .. } = &st.kind
@@ -249,8 +259,8 @@ fn coroutine_frame(
             };
             if &*f.name == "__awaitee" {
                 awaitee = Some(place);
-            } else if !is_drop_flag(&f.name) && !locals.contains_key(&*f.name) {
-                locals.insert(f.name.to_string(), local_value(ev, &place));
+            } else if !is_drop_flag(&f.name) && !locals.contains_key(&f.name) {
+                locals.insert(&*f.name, local_value(ev, &place));
             }
         }
     }
@@ -261,10 +271,10 @@ fn coroutine_frame(
         None
     };
     let frame = AwaitFrame {
-        function: function_name(&t.name),
-        future: t.name.to_string(),
+        function: facts.function.clone(),
+        future: facts.future.clone(),
         state: Some(state),
-        location,
+        location: facts.location.clone(),
         address: Hex(addr),
         locals,
         note: None,
@@ -282,9 +292,9 @@ fn leaf_report(
 ) -> BlockedOn {
     let mut out = BlockedOn {
         kind: "unknown".into(),
-        future: t.name.to_string(),
+        future: t.name.clone(),
         address: Hex(addr),
-        fields: BTreeMap::new(),
+        fields: Fields::new(),
     };
     for (name, r) in ev.eval_members(&rule.members, rule.frame_size, v) {
         match (name.as_str(), r) {
@@ -322,33 +332,39 @@ fn step_through(ev: &Evaluator<'_>, v: Value) -> Option<Value> {
     None
 }
 
-fn plain_frame(t: &Type, addr: u64) -> AwaitFrame {
+fn plain_frame(ev: &Evaluator<'_>, t: &Type, addr: u64) -> AwaitFrame {
+    let facts = ev.frame_facts((t.id, usize::MAX), || FrameFacts {
+        function: function_name(&t.name).into(),
+        future: t.name.clone(),
+        state: None,
+        location: None,
+    });
     AwaitFrame {
-        function: function_name(&t.name),
-        future: t.name.to_string(),
+        function: facts.function.clone(),
+        future: facts.future.clone(),
         state: None,
         location: None,
         address: Hex(addr),
-        locals: BTreeMap::new(),
+        locals: Fields::new(),
         note: None,
         branches: Vec::new(),
     }
 }
 
-fn unreadable_frame(t: &Type, addr: u64, e: EvalError) -> AwaitFrame {
-    let mut f = plain_frame(t, addr);
+fn unreadable_frame(ev: &Evaluator<'_>, t: &Type, addr: u64, e: EvalError) -> AwaitFrame {
+    let mut f = plain_frame(ev, t, addr);
     f.note = Some(format!("state unreadable: {e}"));
     f
 }
 
 fn note_frame(note: String) -> AwaitFrame {
     AwaitFrame {
-        function: String::new(),
-        future: String::new(),
+        function: "".into(),
+        future: "".into(),
         state: None,
         location: None,
         address: Hex(0),
-        locals: BTreeMap::new(),
+        locals: Fields::new(),
         note: Some(note),
         branches: Vec::new(),
     }
@@ -398,15 +414,15 @@ pub fn function_name(type_name: &str) -> String {
 
 /// Paths from the build machine, shortened where the crate can be told: a crates.io
 /// dependency as `tokio-1.54.1/src/time/sleep.rs`, the standard library from `library/`.
-pub fn display_path(path: &Arc<str>) -> String {
+pub fn display_path(path: &Arc<str>) -> Arc<str> {
     if let Some(i) = path.find("/registry/src/") {
         let rest = &path[i + "/registry/src/".len()..];
-        return rest.split_once('/').map_or(rest, |(_, r)| r).to_string();
+        return rest.split_once('/').map_or(rest, |(_, r)| r).into();
     }
     if let Some(i) = path.find("/library/") {
-        return path[i + 1..].to_string();
+        return path[i + 1..].into();
     }
-    path.to_string()
+    path.clone()
 }
 
 #[cfg(test)]

@@ -179,7 +179,7 @@ fn location(ev: &Evaluator<'_>, info: &Value) -> Option<SourceRef> {
     let len = ev.to_int(&ev.field(name, "length").ok()?).ok()? as u64;
     let bytes = ev.mem.read_vec(data, len, 4096).ok()?;
     Some(SourceRef {
-        file: Some(String::from_utf8_lossy(&bytes).into_owned()),
+        file: Some(String::from_utf8_lossy(&bytes).into()),
         line: line as u64,
     })
 }

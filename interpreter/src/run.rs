@@ -3,13 +3,16 @@
 //! report. Runtimes are deduplicated by address, tasks by address within a runtime.
 
 use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
 
 use layoutdump_lang::program::{RootKind, Rule, RuleKind};
 
 use crate::dwarf::{DebugInfo, FrameRegs, LinkAddr, VarLocation};
 use crate::eval::{EvalError, Evaluator, Limits, Value};
 use crate::memory::Memory;
-use crate::report::{BlockOnReport, FieldValue, FutureRef, Hex, RuntimeReport, TaskReport};
+use crate::report::{
+    BlockOnReport, FieldValue, Fields, FutureRef, Hex, Map, RuntimeReport, TaskReport,
+};
 use crate::unwind::Frame;
 
 /// A thread as a root needs it.
@@ -37,7 +40,7 @@ pub struct Findings {
     /// A panic hook found running on some thread.
     pub panic: Option<crate::crash::PanicFound>,
     /// The root members evaluated on each thread (`current_task`, …).
-    pub thread_fields: BTreeMap<u32, BTreeMap<String, FieldValue>>,
+    pub thread_fields: BTreeMap<u32, Fields>,
     pub warnings: Vec<String>,
     pub usage: crate::usage::Usage,
     /// (runtime, task) addresses already reported: one hash lookup per task instead of a
@@ -455,7 +458,10 @@ fn add_block_on(ev: &Evaluator<'_>, value: Value, tid: Option<u32>, out: &mut Fi
         thread: tid,
         runtime: None,
         future: FutureRef {
-            ty: ev.ty(ty).map(|t| t.name.to_string()).unwrap_or_default(),
+            ty: ev
+                .ty(ty)
+                .map(|t| t.name.clone())
+                .unwrap_or_else(|_| Arc::from("")),
             address: Hex(addr),
         },
         backtrace: chain.frames,
@@ -494,9 +500,9 @@ fn add_scanned_task(
     };
     if out.listed_tasks.insert((addr, report.address.0)) {
         rt.tasks.push(report);
-        rt.fields
-            .entry("found_by".into())
-            .or_insert_with(|| FieldValue::Str("memory scan (no list holds these tasks)".into()));
+        rt.fields.get_or_insert_with("found_by", || {
+            FieldValue::Str("memory scan (no list holds these tasks)".into())
+        });
     }
     true
 }
@@ -532,7 +538,7 @@ fn add_scanned_runtime(
         return false;
     }
     new.fields.insert(
-        "found_by".into(),
+        "found_by",
         FieldValue::Str("memory scan (no root names this executor)".into()),
     );
     true
@@ -564,8 +570,8 @@ fn add_runtime(ev: &Evaluator<'_>, value: Value, tid: Option<u32>, out: &mut Fin
         task_count: None,
         tasks: Vec::new(),
         groups: None,
-        fields: BTreeMap::new(),
-        unavailable: BTreeMap::new(),
+        fields: Fields::new(),
+        unavailable: Map::new(),
     };
     let here = ev.program.location(rule.span);
     for (name, result) in ev.eval_members(&rule.members, rule.frame_size, subject) {
@@ -666,8 +672,8 @@ fn task_report(ev: &Evaluator<'_>, item: Value) -> Result<TaskReport, EvalError>
         future: None,
         backtrace: Vec::new(),
         blocked_on: None,
-        fields: BTreeMap::new(),
-        unavailable: BTreeMap::new(),
+        fields: Fields::new(),
+        unavailable: Map::new(),
     };
     for (name, result) in ev.eval_members(&rule.members, rule.frame_size, subject) {
         let value = match result {
@@ -703,7 +709,10 @@ fn task_report(ev: &Evaluator<'_>, item: Value) -> Result<TaskReport, EvalError>
                     t.backtrace = chain.frames;
                     t.blocked_on = chain.blocked_on;
                     t.future = Some(FutureRef {
-                        ty: ev.ty(ty).map(|t| t.name.to_string()).unwrap_or_default(),
+                        ty: ev
+                            .ty(ty)
+                            .map(|t| t.name.clone())
+                            .unwrap_or_else(|_| Arc::from("")),
                         address: Hex(addr),
                     })
                 }

@@ -36,4 +36,16 @@ pub struct Caches {
     pub casts: RefCell<FxHashMap<CastKey, DieId>>,
     /// Indexes of the rules of a kind whose pattern matches the type (guards not applied).
     pub rules: RefCell<FxHashMap<(RuleKind, DieId), RuleSet>>,
+    /// What an await frame shows for a future type in one of its states (variant index;
+    /// `usize::MAX` for a future that is not a coroutine).
+    pub frames: RefCell<FxHashMap<(DieId, usize), Arc<FrameFacts>>>,
+}
+
+/// The part of an await frame that depends only on the future's type and state, shared
+/// by every task in that state.
+pub struct FrameFacts {
+    pub function: Arc<str>,
+    pub future: Arc<str>,
+    pub state: Option<Arc<str>>,
+    pub location: Option<crate::report::SourceRef>,
 }

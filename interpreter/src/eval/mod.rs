@@ -14,6 +14,7 @@ use layoutdump_lang::program::{BinOp, Builtin, Expr, ExprId, ParamSource, Progra
 
 use crate::dwarf::{BaseKind, DebugInfo, DieId, LinkAddr, Type, TypeKind};
 use crate::memory::Memory;
+pub use cache::FrameFacts;
 pub use value::{EvalError, Value};
 
 /// Bounds on the work a layout and a dump can cause. Each has a default and a flag.
@@ -169,6 +170,20 @@ impl<'a> Evaluator<'a> {
         let t = self.dbg.ty(id)?;
         self.cache.types.borrow_mut().insert(id, t.clone());
         Ok(t)
+    }
+
+    /// The facts of an await frame for `key` (type, state), made by `make` the first time.
+    pub fn frame_facts(
+        &self,
+        key: (DieId, usize),
+        make: impl FnOnce() -> FrameFacts,
+    ) -> Arc<FrameFacts> {
+        if let Some(f) = self.cache.frames.borrow().get(&key) {
+            return f.clone();
+        }
+        let f = Arc::new(make());
+        self.cache.frames.borrow_mut().insert(key, f.clone());
+        f
     }
 
     /// Indexes of the rules of `kind` whose pattern matches the type (their guards are

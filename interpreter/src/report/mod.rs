@@ -1,14 +1,19 @@
 //! The report: what a run found, as plain data with a documented, versioned schema
 //! (docs/output-schema.md). Rendering to text, JSON and YAML lives here, not in the CLI.
 
+mod map;
 mod text;
 pub mod triage;
 
-use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::Serialize;
 
+pub use map::Map;
 pub use text::{TextOptions, render_text};
+
+/// Named values of a task, a frame or a leaf.
+pub type Fields = Map<FieldValue>;
 
 /// Bumped on any incompatible change of the JSON/YAML shape.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -81,9 +86,9 @@ pub struct RuntimeReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub groups: Option<Vec<triage::TaskGroup>>,
     /// Other members of the layout's runtime rule, by name.
-    pub fields: BTreeMap<String, FieldValue>,
+    pub fields: Fields,
     /// Members that could not be read, with the reason.
-    pub unavailable: BTreeMap<String, String>,
+    pub unavailable: Map<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -100,8 +105,8 @@ pub struct TaskReport {
     pub backtrace: Vec<AwaitFrame>,
     /// What the innermost future means, from the layout's `leaf` rules.
     pub blocked_on: Option<BlockedOn>,
-    pub fields: BTreeMap<String, FieldValue>,
-    pub unavailable: BTreeMap<String, String>,
+    pub fields: Fields,
+    pub unavailable: Map<String>,
 }
 
 /// One future of an async backtrace.
@@ -109,16 +114,16 @@ pub struct TaskReport {
 pub struct AwaitFrame {
     /// The async fn or block it comes from (`app::serve::handle_conn`), or the type name
     /// of any other future.
-    pub function: String,
+    pub function: Arc<str>,
     /// The future's type as DWARF names it.
-    pub future: String,
+    pub future: Arc<str>,
     /// For async fns and blocks: `Unresumed`, `Suspend0`, `Suspend1`, …, `Returned`.
-    pub state: Option<String>,
+    pub state: Option<Arc<str>>,
     /// For a suspended async fn or block: where it awaits.
     pub location: Option<SourceRef>,
     pub address: Hex,
     /// Values held across the await, by name.
-    pub locals: BTreeMap<String, FieldValue>,
+    pub locals: Fields,
     /// Why the chain stops or what could not be read here.
     pub note: Option<String>,
     /// For a future waiting on several at once (`join!`, `select!`): each one's chain.
@@ -135,7 +140,7 @@ pub struct Branch {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SourceRef {
-    pub file: Option<String>,
+    pub file: Option<Arc<str>>,
     pub line: u64,
 }
 
@@ -145,17 +150,17 @@ pub struct BlockedOn {
     /// The `kind` of the matching `leaf` rule (`sleep`, `join`, `mutex`, …), or `unknown`.
     pub kind: String,
     /// The leaf future's type and address.
-    pub future: String,
+    pub future: Arc<str>,
     pub address: Hex,
     /// The leaf rule's other members (`task`, `deadline`, `fd`, …).
-    pub fields: BTreeMap<String, FieldValue>,
+    pub fields: Fields,
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct FutureRef {
     /// The future's type as DWARF names it, e.g. `app::serve::{async_fn_env#0}`.
     #[serde(rename = "type")]
-    pub ty: String,
+    pub ty: Arc<str>,
     pub address: Hex,
 }
 
@@ -171,7 +176,7 @@ pub struct ThreadReport {
     pub runtime: Option<Hex>,
     /// What the layout's root says about this thread (tokio: `current_task`, the id of
     /// the task it was polling).
-    pub fields: BTreeMap<String, FieldValue>,
+    pub fields: Fields,
     /// The thread's native stack, innermost first (inlined calls expanded).
     pub frames: Vec<NativeFrame>,
 }
@@ -251,6 +256,14 @@ pub enum FieldValue {
 }
 
 impl Report {
+    /// Writes the report as JSON to `w` as it is serialized: a million tasks make a
+    /// gigabyte of JSON, which is never held in memory.
+    pub fn write_json(&self, w: impl std::io::Write) -> std::io::Result<()> {
+        let mut w = w;
+        serde_json::to_writer_pretty(&mut w, self)?;
+        w.write_all(b"\n")
+    }
+
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
     }

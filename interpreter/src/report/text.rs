@@ -88,10 +88,7 @@ pub fn render_text(r: &Report, opts: TextOptions) -> String {
             let on = b
                 .thread
                 .map_or(String::new(), |t| format!(" on thread {t}"));
-            let root = b
-                .backtrace
-                .first()
-                .map_or(b.future.ty.as_str(), |f| f.function.as_str());
+            let root = b.backtrace.first().map_or(&*b.future.ty, |f| &*f.function);
             tree(
                 &mut s,
                 &format!("block_on{on}  {root}"),
@@ -211,8 +208,8 @@ fn task(s: &mut String, t: &TaskReport, opts: TextOptions) {
     let root = t
         .backtrace
         .first()
-        .map(|f| f.function.as_str())
-        .or(t.future.as_ref().map(|f| f.ty.as_str()));
+        .map(|f| &*f.function)
+        .or(t.future.as_ref().map(|f| &*f.ty));
     let header = format!(
         "task {id} [{state}]  {}",
         root.unwrap_or("<future unavailable>")

@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
+use std::sync::Arc;
 
 use serde::Serialize;
 
@@ -66,7 +67,7 @@ pub struct TaskGroup {
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 pub struct GroupFrame {
-    pub function: String,
+    pub function: Arc<str>,
     pub location: Option<SourceRef>,
 }
 
@@ -229,7 +230,7 @@ pub fn to_dot(report: &Report) -> String {
         let label = t
             .backtrace
             .first()
-            .map_or(String::new(), |f| f.function.clone());
+            .map_or(String::new(), |f| f.function.to_string());
         let color = if in_cycle.contains(&id) {
             ", color=red"
         } else {

@@ -1,0 +1,135 @@
+//! A small map from names to values, kept sorted by name, serialized as a JSON/YAML map:
+//! what a report holds per task and per await (a task's `refs`, an await's locals, what
+//! could not be read). These maps have a handful of entries, and there are millions of
+//! them in a large dump: a `BTreeMap` allocates a node of ~1 KB for even one entry, which
+//! made 100,000 tasks take 760 MB; a sorted `Vec` takes what its entries take.
+
+use serde::Serialize;
+use serde::ser::SerializeMap;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Map<V>(Vec<(String, V)>);
+
+impl<V> Default for Map<V> {
+    fn default() -> Self {
+        Map(Vec::new())
+    }
+}
+
+impl<V> Map<V> {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets `key` to `value`; returns the value it replaces.
+    pub fn insert(&mut self, key: impl Into<String>, value: V) -> Option<V> {
+        let key = key.into();
+        match self.0.binary_search_by(|(k, _)| k.as_str().cmp(&key)) {
+            Ok(i) => Some(std::mem::replace(&mut self.0[i].1, value)),
+            Err(i) => {
+                // Exactly one more: a Vec would grow to 4, and most maps hold one or two.
+                self.0.reserve_exact(1);
+                self.0.insert(i, (key, value));
+                None
+            }
+        }
+    }
+
+    /// The value of `key`, set to `make()` first if it has none.
+    pub fn get_or_insert_with(&mut self, key: &str, make: impl FnOnce() -> V) -> &mut V {
+        let i = match self.0.binary_search_by(|(k, _)| k.as_str().cmp(key)) {
+            Ok(i) => i,
+            Err(i) => {
+                self.0.reserve_exact(1);
+                self.0.insert(i, (key.to_string(), make()));
+                i
+            }
+        };
+        &mut self.0[i].1
+    }
+
+    pub fn get(&self, key: &str) -> Option<&V> {
+        self.0
+            .binary_search_by(|(k, _)| k.as_str().cmp(key))
+            .ok()
+            .map(|i| &self.0[i].1)
+    }
+
+    pub fn contains_key(&self, key: &str) -> bool {
+        self.get(key).is_some()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Entries in name order.
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &V)> {
+        self.0.iter().map(|(k, v)| (k, v))
+    }
+
+    pub fn keys(&self) -> impl Iterator<Item = &String> {
+        self.0.iter().map(|(k, _)| k)
+    }
+
+    pub fn values(&self) -> impl Iterator<Item = &V> {
+        self.0.iter().map(|(_, v)| v)
+    }
+}
+
+impl<'a, V> IntoIterator for &'a Map<V> {
+    type Item = (&'a String, &'a V);
+    type IntoIter = std::iter::Map<
+        std::slice::Iter<'a, (String, V)>,
+        fn(&'a (String, V)) -> (&'a String, &'a V),
+    >;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter().map(|(k, v)| (k, v))
+    }
+}
+
+impl<K: Into<String>, V> FromIterator<(K, V)> for Map<V> {
+    fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
+        let mut m = Map::new();
+        for (k, v) in iter {
+            m.insert(k, v);
+        }
+        m
+    }
+}
+
+impl<V: Serialize> Serialize for Map<V> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(self.0.len()))?;
+        for (k, v) in &self.0 {
+            m.serialize_entry(k, v)?;
+        }
+        m.end()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Map;
+
+    #[test]
+    fn keeps_entries_sorted_and_replaces_by_name() {
+        let mut m = Map::new();
+        assert_eq!(m.insert("refs", 2), None);
+        m.insert("id", 1);
+        assert_eq!(m.insert("refs", 3), Some(2));
+        *m.get_or_insert_with("count", || 0) += 5;
+        let entries: Vec<_> = m.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+        assert_eq!(entries, [("count", 5), ("id", 1), ("refs", 3)]);
+        assert_eq!(m.get("id"), Some(&1));
+        assert!(!m.contains_key("name"));
+        assert_eq!(
+            serde_json::to_string(&m).unwrap(),
+            r#"{"count":5,"id":1,"refs":3}"#
+        );
+    }
+}
