@@ -154,7 +154,7 @@ pub fn wait_edges(report: &Report) -> Vec<(u64, WaitTarget)> {
         }
         let resource = ["semaphore", "channel", "fd"]
             .iter()
-            .find_map(|k| b.fields.get(*k).map(|v| format!("{k} {}", show(v))))
+            .find_map(|k| b.fields.get(k).map(|v| format!("{k} {}", show(v))))
             .unwrap_or_else(|| format!("{:#x}", b.address.0));
         edges.push((
             id,
