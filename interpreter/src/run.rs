@@ -592,7 +592,10 @@ fn add_runtime(ev: &Evaluator<'_>, value: Value, tid: Option<u32>, out: &mut Fin
             }
             "tasks" => match ev.items(value) {
                 Ok(items) => {
-                    for result in task_reports(ev, items) {
+                    report.tasks.reserve_exact(items.len());
+                    let chunks = task_reports(ev, &items);
+                    drop(items);
+                    for result in chunks.into_iter().flatten() {
                         match result {
                             Ok(t) if !out.listed_tasks.insert((addr, t.address.0)) => {}
                             Ok(t) => report.tasks.push(t),
@@ -631,14 +634,15 @@ fn add_runtime(ev: &Evaluator<'_>, value: Value, tid: Option<u32>, out: &mut Fin
 /// worker's evaluator (and warming its caches) is noise, small enough to balance.
 const TASK_CHUNK: usize = 2048;
 
-/// The report of each task in `items`, in order. A runtime's list is walked in order
-/// (it is linked), but its tasks are then read in parallel: each worker has its own
-/// evaluator, whose warnings, rule hits and steps are added back in chunk order, so the
-/// result does not depend on the number of threads.
-fn task_reports(ev: &Evaluator<'_>, items: Vec<Value>) -> Vec<Result<TaskReport, EvalError>> {
+/// The report of each task in `items`, in order, in chunks. A runtime's list is walked
+/// in order (it is linked), but its tasks are then read in parallel: each worker has its
+/// own evaluator, whose warnings, rule hits and steps are added back in chunk order, so
+/// the result does not depend on the number of threads. The caller drains the chunks one
+/// by one, so the reports are never held twice.
+fn task_reports(ev: &Evaluator<'_>, items: &[Value]) -> Vec<Vec<Result<TaskReport, EvalError>>> {
     use rayon::prelude::*;
     if items.len() <= TASK_CHUNK {
-        return items.into_iter().map(|i| task_report(ev, i)).collect();
+        return vec![items.iter().map(|i| task_report(ev, i.clone())).collect()];
     }
     let seed = ev.seed();
     let chunks: Vec<_> = items
@@ -654,12 +658,13 @@ fn task_reports(ev: &Evaluator<'_>, items: Vec<Value>) -> Vec<Result<TaskReport,
             },
         )
         .collect();
-    let mut out = Vec::with_capacity(items.len());
-    for (reports, spent) in chunks {
-        ev.absorb(spent);
-        out.extend(reports);
-    }
-    out
+    chunks
+        .into_iter()
+        .map(|(reports, spent)| {
+            ev.absorb(spent);
+            reports
+        })
+        .collect()
 }
 
 fn task_report(ev: &Evaluator<'_>, item: Value) -> Result<TaskReport, EvalError> {

@@ -163,11 +163,11 @@ impl<'a> Evaluator<'a> {
         self.absorbed_printed.borrow_mut().extend(spent.printed);
     }
 
-    pub fn ty(&self, id: DieId) -> Result<Arc<Type>, EvalError> {
+    pub fn ty(&self, id: DieId) -> Result<std::rc::Rc<Type>, EvalError> {
         if let Some(t) = self.cache.types.borrow().get(&id) {
             return Ok(t.clone());
         }
-        let t = self.dbg.ty(id)?;
+        let t = std::rc::Rc::new(Type::clone(&*self.dbg.ty(id)?));
         self.cache.types.borrow_mut().insert(id, t.clone());
         Ok(t)
     }
