@@ -32,6 +32,9 @@ pub struct Options {
     /// Debug info already loaded, shared by the analyses of many dumps of one binary
     /// (`triage`); None loads it for this analysis only.
     pub dwarf_cache: Option<Arc<DwarfCache>>,
+    /// Draw progress on stderr while a large task list is read (the CLI sets it when
+    /// stderr is a terminal).
+    pub progress: bool,
 }
 
 /// A debug file: its path and build id.
@@ -119,12 +122,12 @@ pub fn analyze(
     dump_path: &Path,
     opts: &Options,
 ) -> Result<(Report, Outcome), AnalyzeError> {
-    Ok(analyze_dump(
-        program,
-        Dump::open(dump_path)?,
-        dump_path,
-        opts,
-    ))
+    let start = std::time::Instant::now();
+    let dump = Dump::open(dump_path)?;
+    let opened = start.elapsed();
+    let (mut report, outcome) = analyze_dump(program, dump, dump_path, opts);
+    report.timings.0.insert(0, ("open dump", opened));
+    Ok((report, outcome))
 }
 
 /// `analyze` of a dump already opened (the interpreter fuzz target reads its mutated
@@ -171,16 +174,19 @@ pub fn analyze_dump(
         warnings: dump.warnings.clone(),
         notes: Vec::new(),
         usage: None,
+        timings: Default::default(),
     };
+    let mut timings = crate::progress::Timings::default();
     // Native stacks need only the mapped files' unwind info, not DWARF: they are shown
     // even when the binary's debug info is missing.
     let (mut walker, walk_warnings) = StackWalker::new(&dump);
     report.warnings.extend(walk_warnings);
-    let stacks: Vec<Vec<Frame>> = dump
-        .threads
-        .iter()
-        .map(|t| walker.frames(dump.memory(), &t.regs))
-        .collect();
+    let stacks: Vec<Vec<Frame>> = timings.time("unwind threads", || {
+        dump.threads
+            .iter()
+            .map(|t| walker.frames(dump.memory(), &t.regs))
+            .collect()
+    });
     for (t, stack) in report.threads.iter_mut().zip(&stacks) {
         t.frames = stack.iter().map(|f| unsymbolized(&dump, f)).collect();
     }
@@ -210,10 +216,10 @@ pub fn analyze_dump(
         );
         return (report, Outcome::Partial);
     }
-    let loaded = match &opts.dwarf_cache {
+    let loaded = timings.time("load and index debug info", || match &opts.dwarf_cache {
         Some(cache) => cache.get_or_load(&image.debug_path, image.build_id.as_deref()),
         None => DebugInfo::load(&image.debug_path).map(Arc::new),
-    };
+    });
     let dbg = match loaded {
         Ok(d) => d,
         Err(e) => {
@@ -223,6 +229,7 @@ pub fn analyze_dump(
             return (report, Outcome::Partial);
         }
     };
+    let symbolizing = std::time::Instant::now();
     for (t, stack) in report.threads.iter_mut().zip(&stacks) {
         t.frames = symbolize(&dbg, &dump, image.load_bias, stack);
         for f in &mut t.frames {
@@ -232,6 +239,7 @@ pub fn analyze_dump(
                 .is_none_or(|name| program.is_runtime_code(name));
         }
     }
+    timings.add("symbolize threads", symbolizing.elapsed());
     let panicking: Vec<u32> = report
         .threads
         .iter()
@@ -262,8 +270,12 @@ pub fn analyze_dump(
         image.load_bias,
         &threads,
         &scan_space(&dump),
-        opts.limits,
+        crate::run::Settings {
+            limits: opts.limits,
+            progress: opts.progress,
+        },
     );
+    timings.extend(&findings.timings);
     for t in &mut report.threads {
         t.runtime = findings.thread_runtime.get(&t.tid).copied();
         t.fields = findings
@@ -301,6 +313,7 @@ pub fn analyze_dump(
         .as_ref()
         .and_then(|c| c.signal.map(|s| (s, c.tid, c.fault_addr)));
     report.crash = crate::crash::crash_report(program, &report, signal, findings_panic);
+    report.timings = timings;
     let outcome = if complete {
         Outcome::Complete
     } else {

@@ -10,6 +10,7 @@ pub mod eval;
 pub mod fleet;
 pub mod fuzzing;
 pub mod memory;
+pub mod progress;
 pub mod ptype;
 pub mod report;
 pub mod run;

@@ -46,6 +46,15 @@ pub struct Findings {
     /// (runtime, task) addresses already reported: one hash lookup per task instead of a
     /// search of the runtime's list, which made 100k tasks take 40 s.
     listed_tasks: HashSet<(u64, u64)>,
+    pub timings: crate::progress::Timings,
+    progress: bool,
+}
+
+/// How a run goes: its bounds, and whether it draws progress on stderr.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Settings {
+    pub limits: Limits,
+    pub progress: bool,
 }
 
 /// Runs `program` against the process image `mem` (main executable loaded at `bias`).
@@ -56,10 +65,15 @@ pub fn run(
     bias: u64,
     threads: &[ThreadContext],
     scan: &crate::scan::ScanSpace,
-    limits: Limits,
+    settings: Settings,
 ) -> Findings {
+    let limits = settings.limits;
     let ev = Evaluator::new(program, dbg, mem, bias, limits);
-    let mut out = Findings::default();
+    let mut out = Findings {
+        progress: settings.progress,
+        ..Default::default()
+    };
+    let started = std::time::Instant::now();
     if program.roots.is_empty() {
         out.warnings.push(format!(
             "layout `{}` declares no root: nothing to start from",
@@ -288,8 +302,18 @@ pub fn run(
             .into_iter()
             .map(|line| format!("hook printed: {line}")),
     );
-    out.panic = crate::crash::find_panic(&ev, threads)
-        .or_else(|| crate::crash::scan_for_panic(&ev, threads));
+    let reading = out.timings.0.iter().map(|(_, d)| *d).sum();
+    out.timings.0.insert(
+        0,
+        (
+            "roots, runtimes, task lists",
+            started.elapsed().saturating_sub(reading),
+        ),
+    );
+    out.panic = out.timings.time("find the crash", || {
+        crate::crash::find_panic(&ev, threads)
+            .or_else(|| crate::crash::scan_for_panic(&ev, threads))
+    });
     out
 }
 
@@ -593,7 +617,15 @@ fn add_runtime(ev: &Evaluator<'_>, value: Value, tid: Option<u32>, out: &mut Fin
             "tasks" => match ev.items(value) {
                 Ok(items) => {
                     report.tasks.reserve_exact(items.len());
-                    let chunks = task_reports(ev, &items);
+                    let progress = crate::progress::Progress::new(
+                        "reading tasks",
+                        items.len() as u64,
+                        out.progress,
+                    );
+                    let chunks = out.timings.time("read tasks and backtraces", || {
+                        task_reports(ev, &items, &progress)
+                    });
+                    drop(progress);
                     drop(items);
                     for result in chunks.into_iter().flatten() {
                         match result {
@@ -639,7 +671,11 @@ const TASK_CHUNK: usize = 2048;
 /// own evaluator, whose warnings, rule hits and steps are added back in chunk order, so
 /// the result does not depend on the number of threads. The caller drains the chunks one
 /// by one, so the reports are never held twice.
-fn task_reports(ev: &Evaluator<'_>, items: &[Value]) -> Vec<Vec<Result<TaskReport, EvalError>>> {
+fn task_reports(
+    ev: &Evaluator<'_>,
+    items: &[Value],
+    progress: &crate::progress::Progress,
+) -> Vec<Vec<Result<TaskReport, EvalError>>> {
     use rayon::prelude::*;
     if items.len() <= TASK_CHUNK {
         return vec![items.iter().map(|i| task_report(ev, i.clone())).collect()];
@@ -654,6 +690,7 @@ fn task_reports(ev: &Evaluator<'_>, items: &[Value]) -> Vec<Vec<Result<TaskRepor
                     .iter()
                     .map(|i| task_report(worker, i.clone()))
                     .collect();
+                progress.add(chunk.len() as u64);
                 (reports, worker.drain())
             },
         )

@@ -1,6 +1,7 @@
 //! The report: what a run found, as plain data with a documented, versioned schema
 //! (docs/output-schema.md). Rendering to text, JSON and YAML lives here, not in the CLI.
 
+mod json;
 mod map;
 mod text;
 pub mod triage;
@@ -47,6 +48,9 @@ pub struct Report {
     /// What each root and rule of the layout found (`check --explain`); not in the output.
     #[serde(skip)]
     pub usage: Option<crate::usage::Usage>,
+    /// How long each phase took (`--timings`); not in the output.
+    #[serde(skip)]
+    pub timings: crate::progress::Timings,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -81,6 +85,7 @@ pub struct RuntimeReport {
     pub threads: Vec<u32>,
     /// The runtime's own count of live tasks, where the layout reads one.
     pub task_count: Option<u64>,
+    #[serde(serialize_with = "json::serialize_tasks")]
     pub tasks: Vec<TaskReport>,
     /// With `--group`: the tasks grouped by identical async stacks, most common first.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -256,14 +261,6 @@ pub enum FieldValue {
 }
 
 impl Report {
-    /// Writes the report as JSON to `w` as it is serialized: a million tasks make a
-    /// gigabyte of JSON, which is never held in memory.
-    pub fn write_json(&self, w: impl std::io::Write) -> std::io::Result<()> {
-        let mut w = w;
-        serde_json::to_writer_pretty(&mut w, self)?;
-        w.write_all(b"\n")
-    }
-
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
     }

@@ -1,0 +1,98 @@
+//! Where a long analysis is, for a person watching a terminal: phase timings (the
+//! `--timings` flag, which the benchmark reads) and a progress line while a large task
+//! list is read. Progress goes to stderr only when asked for (the CLI asks when stderr is
+//! a terminal) and only once a phase has taken a second, so small runs stay quiet.
+
+use std::io::Write;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// Phase durations, in the order the phases ended.
+#[derive(Debug, Clone, Default)]
+pub struct Timings(pub Vec<(&'static str, Duration)>);
+
+impl Timings {
+    /// Runs `f`, adding its duration to `phase` (phases can be entered several times: one
+    /// per runtime).
+    pub fn time<T>(&mut self, phase: &'static str, f: impl FnOnce() -> T) -> T {
+        let start = Instant::now();
+        let out = f();
+        self.add(phase, start.elapsed());
+        out
+    }
+
+    pub fn add(&mut self, phase: &'static str, d: Duration) {
+        match self.0.iter_mut().find(|(p, _)| *p == phase) {
+            Some((_, total)) => *total += d,
+            None => self.0.push((phase, d)),
+        }
+    }
+
+    pub fn extend(&mut self, other: &Timings) {
+        for (p, d) in &other.0 {
+            self.add(p, *d);
+        }
+    }
+
+    /// `timing: PHASE SECONDS` lines, as `--timings` prints them.
+    pub fn render(&self) -> String {
+        self.0
+            .iter()
+            .map(|(p, d)| format!("timing: {p:<28} {:.3} s\n", d.as_secs_f64()))
+            .collect()
+    }
+}
+
+/// A counter of work done, drawn on stderr as `layoutdump: reading tasks 41% (410000 of
+/// 1000000)` at most five times a second, after the first second.
+pub struct Progress {
+    what: &'static str,
+    total: u64,
+    start: Instant,
+    state: Mutex<(u64, Option<Instant>)>,
+    enabled: bool,
+}
+
+impl Progress {
+    pub fn new(what: &'static str, total: u64, enabled: bool) -> Progress {
+        Progress {
+            what,
+            total,
+            start: Instant::now(),
+            state: Mutex::new((0, None)),
+            enabled,
+        }
+    }
+
+    pub fn add(&self, n: u64) {
+        if !self.enabled {
+            return;
+        }
+        let Ok(mut s) = self.state.lock() else { return };
+        s.0 += n;
+        let now = Instant::now();
+        if now - self.start < Duration::from_secs(1)
+            || s.1.is_some_and(|t| now - t < Duration::from_millis(200))
+        {
+            return;
+        }
+        s.1 = Some(now);
+        let pct = s.0.saturating_mul(100) / self.total.max(1);
+        let _ = write!(
+            std::io::stderr(),
+            "\rlayoutdump: {} {pct}% ({} of {})",
+            self.what,
+            s.0,
+            self.total
+        );
+    }
+}
+
+impl Drop for Progress {
+    /// Clears the line, if one was drawn.
+    fn drop(&mut self) {
+        if self.state.lock().is_ok_and(|s| s.1.is_some()) {
+            let _ = write!(std::io::stderr(), "\r\x1b[2K");
+        }
+    }
+}
