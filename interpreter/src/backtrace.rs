@@ -147,14 +147,14 @@ fn see_into(ev: &Evaluator<'_>, v: &Value, t: &Type) -> Option<SeenInto> {
         let members = ev.eval_members(&rule.members, rule.frame_size, v.clone());
         let kind = members
             .iter()
-            .find(|(n, _)| n == "kind")
+            .find(|(n, _)| *n == "kind")
             .and_then(|(_, r)| match r {
                 Ok(Value::Str(s)) => Some(s.to_string()),
                 _ => None,
             });
         match members
             .into_iter()
-            .find(|(n, _)| n == "awaits")
+            .find(|(n, _)| *n == "awaits")
             .map(|(_, r)| r)
         {
             Some(Ok(next)) => {
@@ -299,7 +299,7 @@ fn leaf_report(
         fields: Fields::new(),
     };
     for (name, r) in ev.eval_members(&rule.members, rule.frame_size, v) {
-        match (name.as_str(), r) {
+        match (name, r) {
             ("kind", Ok(Value::Str(s))) => out.kind = s.to_string(),
             (_, Ok(value)) => {
                 out.fields.insert(name, crate::run::field_value(ev, &value));

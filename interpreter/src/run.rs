@@ -507,7 +507,7 @@ fn add_scanned_task(
     let runtime = ev
         .eval_members(&root.members, root.frame_size, subject)
         .into_iter()
-        .find(|(n, _)| n == "runtime")
+        .find(|(n, _)| *n == "runtime")
         .and_then(|(_, r)| r.ok());
     let Some(runtime) = runtime else { return false };
     let Ok(report) = task_report(ev, task) else {
@@ -606,7 +606,7 @@ fn add_runtime(ev: &Evaluator<'_>, value: Value, tid: Option<u32>, out: &mut Fin
                 continue;
             }
         };
-        match name.as_str() {
+        match name {
             "kind" => report.kind = display_string(ev, &value),
             "workers" => {
                 report.workers = ev.to_int(&value).ok().and_then(|n| u64::try_from(n).ok())
@@ -721,7 +721,7 @@ fn task_report(ev: &Evaluator<'_>, item: Value) -> Result<TaskReport, EvalError>
         let value = match result {
             Ok(v) => v,
             // A None (an unnamed task's name) is an absent fact, not missing data.
-            Err(e) if e.is_absent() && !matches!(name.as_str(), "id" | "state" | "future") => {
+            Err(e) if e.is_absent() && !matches!(name, "id" | "state" | "future") => {
                 continue;
             }
             Err(e) => {
@@ -729,7 +729,7 @@ fn task_report(ev: &Evaluator<'_>, item: Value) -> Result<TaskReport, EvalError>
                 continue;
             }
         };
-        match name.as_str() {
+        match name {
             "id" => match ev.to_int(&value).map(u64::try_from) {
                 Ok(Ok(id)) => t.id = Some(id),
                 _ => {

@@ -42,6 +42,23 @@ pub struct Caches {
     /// What an await frame shows for a future type in one of its states (variant index;
     /// `usize::MAX` for a future that is not a coroutine).
     pub frames: RefCell<FxHashMap<(DieId, usize), Arc<FrameFacts>>>,
+    /// Index of the struct field of that name, if the type has one.
+    pub fields: RefCell<FxHashMap<(DieId, NameKey), Option<usize>>>,
+    /// The view and member index of a view member of that name, if the type's view has one.
+    pub view_members: RefCell<FxHashMap<(DieId, NameKey), Option<(usize, usize)>>>,
+}
+
+/// A member name by identity: the names looked up are the layout's own strings (which
+/// do not move while it runs) and the evaluator's literals (`"deref"`), so the address
+/// and length stand for the text without comparing it. Two copies of one name only
+/// miss the cache, never confuse it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct NameKey(usize, usize);
+
+impl NameKey {
+    pub fn of(name: &str) -> NameKey {
+        NameKey(name.as_ptr() as usize, name.len())
+    }
 }
 
 /// The part of an await frame that depends only on the future's type and state, shared

@@ -7,7 +7,7 @@ mod hook;
 mod value;
 
 use std::cell::{Cell, RefCell};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use layoutdump_lang::program::{BinOp, Builtin, Expr, ExprId, ParamSource, Program, UnOp};
@@ -54,7 +54,7 @@ pub struct Evaluator<'a> {
     /// Runtime address minus link-time address of the main executable.
     pub bias: u64,
     pub limits: Limits,
-    views: RefCell<HashMap<DieId, Option<usize>>>,
+    views: RefCell<rustc_hash::FxHashMap<DieId, Option<usize>>>,
     steps: Cell<u64>,
     depth: Cell<u32>,
     /// Problems that did not stop evaluation (a list cut short), in order.
@@ -92,7 +92,9 @@ pub struct Spent {
     printed: Vec<String>,
 }
 
-type Frame = Vec<Option<Value>>;
+/// A rule's or function's slots: a handful, made for every view member and rule evaluated
+/// (several per task), so kept on the stack.
+type Frame = smallvec::SmallVec<[Option<Value>; 8]>;
 
 impl<'a> Evaluator<'a> {
     pub fn new(
@@ -108,7 +110,7 @@ impl<'a> Evaluator<'a> {
             mem,
             bias,
             limits,
-            views: RefCell::new(HashMap::new()),
+            views: RefCell::new(Default::default()),
             steps: Cell::new(0),
             depth: Cell::new(0),
             warnings: RefCell::new(Vec::new()),
@@ -284,20 +286,20 @@ impl<'a> Evaluator<'a> {
         size: u16,
         subject: Value,
     ) -> Result<Value, EvalError> {
-        let mut frame: Frame = vec![None; usize::from(size.max(1))];
+        let mut frame: Frame = smallvec::smallvec![None; usize::from(size.max(1))];
         frame[0] = Some(subject);
         self.eval(expr, &mut frame)
     }
 
     /// Evaluates a rule's members in order in one frame; each member's result (or error)
     /// is returned with its name. `let` members are evaluated but not returned.
-    pub fn eval_members(
+    pub fn eval_members<'m>(
         &self,
-        members: &[layoutdump_lang::program::Member],
+        members: &'m [layoutdump_lang::program::Member],
         size: u16,
         subject: Value,
-    ) -> Vec<(String, Result<Value, EvalError>)> {
-        let mut frame: Frame = vec![None; usize::from(size.max(1))];
+    ) -> Vec<(&'m str, Result<Value, EvalError>)> {
+        let mut frame: Frame = smallvec::smallvec![None; usize::from(size.max(1))];
         frame[0] = Some(subject);
         let mut out = Vec::new();
         for m in members {
@@ -308,7 +310,7 @@ impl<'a> Evaluator<'a> {
                 *slot = Some(v.clone());
             }
             if !m.is_let {
-                out.push((m.name.clone(), r));
+                out.push((m.name.as_str(), r));
             }
         }
         out
@@ -412,7 +414,7 @@ impl<'a> Evaluator<'a> {
             Expr::Call { func, args } => self.builtin(*func, args, frame),
             Expr::CallFn { func, args } => {
                 let f = &self.program.functions[func.0 as usize];
-                let mut inner: Frame = vec![None; usize::from(f.frame_size.max(1))];
+                let mut inner: Frame = smallvec::smallvec![None; usize::from(f.frame_size.max(1))];
                 for (i, a) in args.iter().enumerate() {
                     let v = self.eval(*a, frame)?;
                     if let Some(slot) = inner.get_mut(i) {
@@ -823,7 +825,14 @@ impl<'a> Evaluator<'a> {
                         TypeKind::Struct { variants, .. } => variants.as_ref(),
                         _ => None,
                     };
-                    if let Some(f) = fields.iter().find(|f| &*f.name == name) {
+                    let key = (ty, cache::NameKey::of(name));
+                    let direct = self.cache.fields.borrow().get(&key).copied();
+                    let direct = direct.unwrap_or_else(|| {
+                        let found = fields.iter().position(|f| &*f.name == name);
+                        self.cache.fields.borrow_mut().insert(key, found);
+                        found
+                    });
+                    if let Some(f) = direct.map(|i| &fields[i]) {
                         return place(addr, f.offset, f.ty, &t);
                     }
                     if let Some(vp) = variants
@@ -1069,12 +1078,19 @@ impl<'a> Evaluator<'a> {
     }
 
     fn view_member(&self, ty: DieId, name: &str) -> Option<(usize, usize)> {
-        let view = self.view_of(ty)?;
-        let m = self.program.views[view]
-            .members
-            .iter()
-            .position(|m| m.name == name)?;
-        Some((view, m))
+        let key = (ty, cache::NameKey::of(name));
+        if let Some(found) = self.cache.view_members.borrow().get(&key) {
+            return *found;
+        }
+        let found = self.view_of(ty).and_then(|view| {
+            self.program.views[view]
+                .members
+                .iter()
+                .position(|m| m.name == name)
+                .map(|m| (view, m))
+        });
+        self.cache.view_members.borrow_mut().insert(key, found);
+        found
     }
 
     fn eval_view_member(
