@@ -25,6 +25,8 @@ pub const CAST_KEY_PARAMS: usize = 4;
 pub type Params = Arc<[(Arc<str>, DieId)]>;
 /// A cast and the types bound to its variables (None past the bound ones).
 pub type CastKey = (ExprId, [Option<DieId>; CAST_KEY_PARAMS]);
+/// A view's index and its member's index in the program.
+pub type ViewMember = (usize, usize);
 /// Indexes into the program's rules.
 pub type RuleSet = Arc<[usize]>;
 
@@ -45,7 +47,7 @@ pub struct Caches {
     /// Index of the struct field of that name, if the type has one.
     pub fields: RefCell<FxHashMap<(DieId, NameKey), Option<usize>>>,
     /// The view and member index of a view member of that name, if the type's view has one.
-    pub view_members: RefCell<FxHashMap<(DieId, NameKey), Option<(usize, usize)>>>,
+    pub view_members: RefCell<FxHashMap<(DieId, NameKey), Option<ViewMember>>>,
 }
 
 /// A member name by identity: the names looked up are the layout's own strings (which
