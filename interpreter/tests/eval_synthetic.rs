@@ -99,7 +99,11 @@ fn eval_all(mem: &SliceMemory, holder: &Holder, limits: Limits) -> (Members, Vec
         addr: holder as *const Holder as u64,
         ty,
     };
-    let out = ev.eval_members(&rule.members, rule.frame_size, subject);
+    let out = ev
+        .eval_members(&rule.members, rule.frame_size, subject)
+        .into_iter()
+        .map(|(name, r)| (name.to_string(), r))
+        .collect();
     let warnings = ev.warnings.borrow().clone();
     (out, warnings)
 }
