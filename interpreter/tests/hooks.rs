@@ -60,7 +60,11 @@ fn run(layout: &str, slot: &Slot) -> (Members, Vec<String>) {
     }
     let ev = Evaluator::new(&program, dbg, &mem, 0, Limits::default());
     let rule = &program.rules[0];
-    let out = ev.eval_members(&rule.members, rule.frame_size, Value::Place { addr, ty });
+    let out = ev
+        .eval_members(&rule.members, rule.frame_size, Value::Place { addr, ty })
+        .into_iter()
+        .map(|(name, r)| (name.to_string(), r))
+        .collect();
     (out, ev.hook_output())
 }
 
