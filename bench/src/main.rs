@@ -122,7 +122,12 @@ fn dumps(
         .and_then(|m| m.modified())
         .map_err(|e| e.to_string())?;
     let truth = dir.join(format!("tokio-many-{n}.alive"));
-    let path = |f: &str| dir.join(format!("tokio-many-{n}.{}", if f == "core" { "core" } else { "dmp" }));
+    let path = |f: &str| {
+        dir.join(format!(
+            "tokio-many-{n}.{}",
+            if f == "core" { "core" } else { "dmp" }
+        ))
+    };
     let fresh = |p: &Path| {
         std::fs::metadata(p)
             .and_then(|m| m.modified())
@@ -152,7 +157,10 @@ fn dumps(
         std::fs::write(&truth, alive.to_string()).map_err(|e| e.to_string())?;
         alive
     };
-    Ok((formats.iter().map(|f| (f.clone(), path(f))).collect(), alive))
+    Ok((
+        formats.iter().map(|f| (f.clone(), path(f))).collect(),
+        alive,
+    ))
 }
 
 struct Measured {
@@ -193,7 +201,11 @@ fn measure(layoutdump: &Path, args: &[&str], keep_stdout: bool) -> Result<Measur
     let m = Measured {
         wall,
         peak_rss_kib: usage.ru_maxrss,
-        stdout: if keep_stdout { read(&out_path) } else { String::new() },
+        stdout: if keep_stdout {
+            read(&out_path)
+        } else {
+            String::new()
+        },
         stderr: read(&err_path),
     };
     let _ = std::fs::remove_file(&out_path);
@@ -201,7 +213,10 @@ fn measure(layoutdump: &Path, args: &[&str], keep_stdout: bool) -> Result<Measur
     // Exit 0 (complete) and 3 (partial) are reports; anything else is a failure.
     let code = libc::WEXITSTATUS(status);
     if !libc::WIFEXITED(status) || (code != 0 && code != 3) {
-        return Err(format!("layoutdump {args:?} failed ({status:#x}): {}", m.stderr));
+        return Err(format!(
+            "layoutdump {args:?} failed ({status:#x}): {}",
+            m.stderr
+        ));
     }
     Ok(m)
 }
@@ -229,11 +244,19 @@ fn bench() -> Result<(), String> {
     let args = parse_args()?;
     eprintln!("bench: building layoutdump and the tokio-many fixture (release)");
     cargo_build(&["-p", "layoutdump"])?;
-    cargo_build(&["--manifest-path", "tests/fixtures/Cargo.toml", "-p", "tokio-many"])?;
+    cargo_build(&[
+        "--manifest-path",
+        "tests/fixtures/Cargo.toml",
+        "-p",
+        "tokio-many",
+    ])?;
     let layoutdump = root().join("target/release/layoutdump");
     let fixture = root().join("tests/fixtures/target/release/tokio-many");
 
-    println!("| tasks | dump | command | wall (best of {}) | peak RSS | per task |", args.runs);
+    println!(
+        "| tasks | dump | command | wall (best of {}) | peak RSS | per task |",
+        args.runs
+    );
     println!("|---:|---|---|---:|---:|---:|");
     let mut phases = Vec::new();
     for &n in &args.sizes {
@@ -242,7 +265,10 @@ fn bench() -> Result<(), String> {
             let dump_arg = dump.to_str().ok_or("dump path is not UTF-8")?;
             let json = ["run", "tokio", dump_arg, "--format", "json", "--timings"];
             let group = ["run", "tokio", dump_arg, "--group"];
-            for (name, cmd, keep) in [("JSON, all backtraces", &json[..], false), ("--group", &group[..], true)] {
+            for (name, cmd, keep) in [
+                ("JSON, all backtraces", &json[..], false),
+                ("--group", &group[..], true),
+            ] {
                 let m = best_of(args.runs, &layoutdump, cmd, keep)?;
                 if keep {
                     // The runtime header counts the tasks listed: all of them, or the
