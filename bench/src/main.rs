@@ -254,7 +254,7 @@ fn bench() -> Result<(), String> {
     let fixture = root().join("tests/fixtures/target/release/tokio-many");
 
     println!(
-        "| tasks | dump | command | wall (best of {}) | peak RSS | per task |",
+        "| tasks | dump | command | wall (best of {}) | peak RSS | wall / task |",
         args.runs
     );
     println!("|---:|---|---|---:|---:|---:|");
