@@ -4,7 +4,6 @@
 //! seen through the layout's `future` rules and views; the innermost one is matched
 //! against `leaf` rules to say what the task is blocked on.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 
 use layoutdump_lang::program::RuleKind;
@@ -34,7 +33,7 @@ pub fn await_chain(ev: &Evaluator<'_>, future: Value) -> Backtrace {
 /// join of joins explode.
 fn chain(ev: &Evaluator<'_>, future: Value, depth: usize, budget: &mut usize) -> Backtrace {
     let mut frames = Vec::new();
-    let mut seen: HashSet<(u64, DieId)> = HashSet::new();
+    let mut seen: rustc_hash::FxHashSet<(u64, DieId)> = Default::default();
     let mut current = Some(future);
     let mut blocked_on = None;
     while let Some(v) = current.take() {

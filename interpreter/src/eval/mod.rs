@@ -7,7 +7,6 @@ mod hook;
 mod value;
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashSet;
 use std::sync::Arc;
 
 use layoutdump_lang::program::{BinOp, Builtin, Expr, ExprId, ParamSource, Program, UnOp};
@@ -629,7 +628,7 @@ impl<'a> Evaluator<'a> {
         };
         let first = self.eval(*first, frame)?;
         let mut node = self.list_node(first)?;
-        let mut seen = HashSet::new();
+        let mut seen = rustc_hash::FxHashSet::default();
         let mut out = Vec::new();
         let here = self.program.location(self.program.span(*next));
         while let Some(n) = node {
