@@ -24,8 +24,24 @@ pub const SCHEMA_VERSION: u32 = 1;
 pub struct Hex(pub u64);
 
 impl Serialize for Hex {
+    /// Formatted on the stack: a report has several addresses per task, millions in all.
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&format!("{:#x}", self.0))
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut buf = [0u8; 18];
+        let mut at = buf.len();
+        let mut v = self.0;
+        loop {
+            at -= 1;
+            buf[at] = DIGITS[(v & 0xf) as usize];
+            v >>= 4;
+            if v == 0 {
+                break;
+            }
+        }
+        at -= 2;
+        buf[at..at + 2].copy_from_slice(b"0x");
+        // Only ASCII digits and `0x` were written.
+        s.serialize_str(std::str::from_utf8(&buf[at..]).unwrap_or("0x?"))
     }
 }
 
@@ -271,5 +287,22 @@ impl Report {
 
     pub fn task_total(&self) -> usize {
         self.runtimes.iter().map(|r| r.tasks.len()).sum()
+    }
+}
+
+#[cfg(test)]
+mod hex_tests {
+    use crate::report::Hex;
+
+    #[test]
+    fn addresses_serialize_as_lowercase_hex() {
+        for (v, want) in [
+            (0, "\"0x0\""),
+            (0xf, "\"0xf\""),
+            (0x5646_60dc_5d00, "\"0x564660dc5d00\""),
+            (u64::MAX, "\"0xffffffffffffffff\""),
+        ] {
+            assert_eq!(serde_json::to_string(&Hex(v)).unwrap(), want);
+        }
     }
 }
