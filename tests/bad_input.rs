@@ -169,3 +169,36 @@ fn unknown_layout_name() {
         "{stderr}"
     );
 }
+
+#[test]
+fn binary_with_line_tables_only() {
+    // `debug = "line-tables-only"` (or `debug = 1`): functions and lines, no types.
+    let d = common::fixture_dumps("inhouse", Profile::LineTables);
+    let layout = common::root().join("tests/fixtures/inhouse/inhouse.layout");
+    for dump in [&d.core, &d.minidump] {
+        let out = run_layoutdump(&[
+            "run",
+            layout.to_str().unwrap(),
+            dump.to_str().unwrap(),
+            "--format",
+            "json",
+        ]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        assert_eq!(out.status.code(), Some(3), "partial: {stderr}");
+        let report: Value = serde_json::from_slice(&out.stdout).expect("a report");
+        let w = warnings(&report);
+        assert!(w.contains("line tables only"), "{w}");
+        assert!(w.contains("debug = 2"), "says what to do: {w}");
+        assert_eq!(report["runtimes"], Value::Array(vec![]));
+        // The line tables are still used: the main thread's stack has file:line.
+        let main_rs = report["threads"].as_array().unwrap().iter().any(|t| {
+            t["frames"].as_array().unwrap().iter().any(|f| {
+                f["location"]["file"]
+                    .as_str()
+                    .is_some_and(|file| file.ends_with("inhouse/src/main.rs"))
+            })
+        });
+        assert!(main_rs, "threads symbolized from the line tables");
+    }
+}

@@ -240,6 +240,16 @@ pub fn analyze_dump(
         }
     }
     timings.add("symbolize threads", symbolizing.elapsed());
+    if !dbg.has_types() {
+        report.warnings.push(format!(
+            "{} has line tables only (no types or variables in its debug info: built with `debug = \"line-tables-only\"` \
+             or `debug = 1`): tasks cannot be read; rebuild with `debug = 2`, or pass its full debug file with --debug-dir. \
+             Only the threads are shown",
+            image.debug_path.display()
+        ));
+        report.timings = timings;
+        return (report, Outcome::Partial);
+    }
     let panicking: Vec<u32> = report
         .threads
         .iter()

@@ -738,17 +738,7 @@ fn task_reports(
 
 fn task_report(ev: &Evaluator<'_>, item: Value) -> Result<TaskReport, EvalError> {
     let (rule, addr, subject) = match_rule(ev, RuleKind::Task, item)?;
-    let mut t = TaskReport {
-        id: None,
-        address: Hex(addr),
-        state: None,
-        flags: Vec::new(),
-        future: None,
-        backtrace: Vec::new(),
-        blocked_on: None,
-        fields: Fields::new(),
-        unavailable: Map::new(),
-    };
+    let mut t = TaskReport::new(None, Hex(addr));
     for (name, result) in ev.eval_members(&rule.members, rule.frame_size, subject) {
         let value = match result {
             Ok(v) => v,
@@ -885,17 +875,7 @@ mod sort_tests {
     use crate::report::{Hex, TaskReport};
 
     fn task(id: Option<u64>, address: u64) -> TaskReport {
-        TaskReport {
-            id,
-            address: Hex(address),
-            state: None,
-            flags: vec![],
-            future: None,
-            backtrace: vec![],
-            blocked_on: None,
-            fields: Default::default(),
-            unavailable: Default::default(),
-        }
+        TaskReport::new(id, Hex(address))
     }
 
     #[test]

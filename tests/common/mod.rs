@@ -24,6 +24,8 @@ pub fn layoutdump() -> Command {
 pub enum Profile {
     Dev,
     Release,
+    /// Dev with line tables only (no types or variables in the DWARF).
+    LineTables,
 }
 
 impl Profile {
@@ -31,6 +33,7 @@ impl Profile {
         match self {
             Profile::Dev => "debug",
             Profile::Release => "release",
+            Profile::LineTables => "line-tables",
         }
     }
 }
@@ -43,8 +46,14 @@ pub fn build_fixture(name: &str, profile: Profile) -> PathBuf {
     let mut cmd = Command::new(env!("CARGO"));
     cmd.args(["build", "--quiet", "-p", name, "--manifest-path"])
         .arg(fixtures.join("Cargo.toml"));
-    if profile == Profile::Release {
-        cmd.arg("--release");
+    match profile {
+        Profile::Dev => {}
+        Profile::Release => {
+            cmd.arg("--release");
+        }
+        Profile::LineTables => {
+            cmd.args(["--profile", "line-tables"]);
+        }
     }
     let status = cmd.status().expect("run cargo to build a fixture");
     assert!(

@@ -41,7 +41,7 @@ pub enum DwarfError {
     NotElf { path: PathBuf, reason: String },
     #[error(
         "{path} has no DWARF debug info (.debug_info is missing): rebuild with `debug = 2` \
-         (or `debug = 1`) in the profile, or pass a separate debug file with --debug-dir"
+         in the profile, or pass a separate debug file with --debug-dir"
     )]
     NoDebugInfo { path: PathBuf },
     #[error("malformed DWARF in {path} at .debug_info offset {offset:#x}: {reason}")]
@@ -191,6 +191,13 @@ impl DebugInfo {
     /// The complete definition of the type with this qualified name, e.g.
     /// `tokio::runtime::task::core::Header`. Rust emits one copy per compilation unit;
     /// any copy with a size will do, they agree.
+    /// Whether the debug info describes any type: a binary built with `debug =
+    /// "line-tables-only"` or `debug = 1` has functions and lines but no types or
+    /// variables, so no layout can read anything in it.
+    pub fn has_types(&self) -> bool {
+        !self.index.types.is_empty()
+    }
+
     pub fn type_named(&self, name: &str) -> Option<DieId> {
         self.index
             .types

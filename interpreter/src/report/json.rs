@@ -65,15 +65,8 @@ mod tests {
 
     fn report(tasks: usize) -> Report {
         let task = |i: usize| TaskReport {
-            id: Some(i as u64),
-            address: Hex(0x1000 + i as u64),
             state: Some("idle".into()),
-            flags: vec![],
-            future: None,
-            backtrace: vec![],
-            blocked_on: None,
-            fields: Default::default(),
-            unavailable: Default::default(),
+            ..TaskReport::new(Some(i as u64), Hex(0x1000 + i as u64))
         };
         let mut r = Report {
             schema_version: crate::report::SCHEMA_VERSION,

@@ -276,6 +276,23 @@ pub enum FieldValue {
     },
 }
 
+impl TaskReport {
+    /// The task at `address`, with nothing read about it yet.
+    pub fn new(id: Option<u64>, address: Hex) -> TaskReport {
+        TaskReport {
+            id,
+            address,
+            state: None,
+            flags: Vec::new(),
+            future: None,
+            backtrace: Vec::new(),
+            blocked_on: None,
+            fields: Fields::new(),
+            unavailable: Map::new(),
+        }
+    }
+}
+
 impl Report {
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
