@@ -57,6 +57,7 @@ view eval_synthetic::FakeVec as v { items = slice(v.ptr, v.len) }
 runtime eval_synthetic::Holder as h {
     nodes = list(h.head, n => n.next)
     values = for n in list(h.head, n => n.next) => n.value + 0
+    pairs = for n in list(h.head, n => n.next) => for m in list(h.head, m => m.next) => n.value * 10 + m.value
     fake_len = len(h.fake)
     fake = for x in h.fake => x + 0
     real = for x in h.real => x + 0
@@ -171,6 +172,10 @@ fn honest_memory_decodes_everything() {
     let (out, warnings) = eval_all(&mem, &holder, Limits::default());
     assert!(warnings.is_empty(), "{warnings:?}");
     assert_eq!(ints(get(&out, "values")), vec![1, 2, 3]);
+    assert_eq!(
+        ints(get(&out, "pairs")),
+        vec![11, 12, 13, 21, 22, 23, 31, 32, 33]
+    );
     assert_eq!(ints(get(&out, "fake")), vec![10, 20, 30]);
     assert_eq!(ints(get(&out, "real")), vec![4, 5]);
     assert_eq!(get(&out, "real_len"), &Ok(Value::Int(2)));
@@ -180,6 +185,54 @@ fn honest_memory_decodes_everything() {
     assert_eq!(get(&out, "shape"), &Ok(Value::Str("Rect".into())));
     assert_eq!(get(&out, "width"), &Ok(Value::Int(640)));
     std::hint::black_box((Shape::Empty, Shape::Circle(1)));
+}
+
+/// A `for` that yields more than `--limit-items` (a runtime with one task too many) keeps
+/// the limit's worth and says so; it used to drop everything (found on a 1,000,001-task
+/// dump: the runtime was listed with no tasks).
+#[test]
+fn a_for_past_the_item_limit_is_cut_short_not_lost() {
+    let n3 = Node {
+        value: 3,
+        next: std::ptr::null(),
+    };
+    let n2 = Node {
+        value: 2,
+        next: &n3,
+    };
+    let n1 = Node {
+        value: 1,
+        next: &n2,
+    };
+    let holder = Holder {
+        head: &n1,
+        fake: FakeVec {
+            ptr: std::ptr::null(),
+            len: 0,
+        },
+        real: vec![],
+        maybe: None,
+        niche: None,
+        shape: Shape::Empty,
+    };
+    let mut mem = SliceMemory::new();
+    copy(&mut mem, &n1);
+    copy(&mut mem, &n2);
+    copy(&mut mem, &n3);
+    copy(&mut mem, &holder);
+    let limits = Limits {
+        items: 5,
+        ..Limits::default()
+    };
+    let (out, warnings) = eval_all(&mem, &holder, limits);
+    // 3 × 3 pairs, cut at 5.
+    assert_eq!(ints(get(&out, "pairs")), vec![11, 12, 13, 21, 22]);
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("item limit 5 reached") && w.contains("--limit-items")),
+        "{warnings:?}"
+    );
 }
 
 #[test]

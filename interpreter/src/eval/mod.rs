@@ -455,11 +455,17 @@ impl<'a> Evaluator<'a> {
                         Value::Seq(inner) => out.extend(inner),
                         v => out.push(v),
                     }
-                    if out.len() as u64 > self.limits.items {
-                        return Err(EvalError::Limit {
-                            what: "items",
-                            limit: self.limits.items,
-                        });
+                    // Cut short, not lost: a runtime with one task more than the limit
+                    // lists the limit's worth and says so (as `list` does), rather than
+                    // none at all.
+                    let limit = usize::try_from(self.limits.items).unwrap_or(usize::MAX);
+                    if out.len() > limit {
+                        out.truncate(limit);
+                        let here = self.program.location(self.program.span(id));
+                        self.warn(format!(
+                            "for at {here}: item limit {limit} reached; the rest is not shown (raise it with --limit-items)"
+                        ));
+                        break;
                     }
                 }
                 Ok(Value::Seq(out))
