@@ -229,18 +229,34 @@ pub fn analyze_dump(
             return (report, Outcome::Partial);
         }
     };
-    let symbolizing = std::time::Instant::now();
-    for (t, stack) in report.threads.iter_mut().zip(&stacks) {
-        t.frames = symbolize(&dbg, &dump, image.load_bias, stack);
-        for f in &mut t.frames {
-            f.runtime = f
-                .function
-                .as_deref()
-                .is_none_or(|name| program.is_runtime_code(name));
+    let mut threads: Vec<ThreadContext> = dump
+        .threads
+        .iter()
+        .zip(stacks)
+        .map(|(t, frames)| ThreadContext {
+            tid: t.tid,
+            fs_base: t.regs.fs_base,
+            frames,
+            panicking: false,
+        })
+        .collect();
+    // Symbolizing the threads (line tables, tens of ms for a large binary) needs nothing
+    // from the layout run, nor the run from it: they run side by side.
+    let symbolize_all = |out: &mut [ThreadReport]| {
+        let started = std::time::Instant::now();
+        for (t, ctx) in out.iter_mut().zip(&threads) {
+            t.frames = symbolize(&dbg, &dump, image.load_bias, &ctx.frames);
+            for f in &mut t.frames {
+                f.runtime = f
+                    .function
+                    .as_deref()
+                    .is_none_or(|name| program.is_runtime_code(name));
+            }
         }
-    }
-    timings.add("symbolize threads", symbolizing.elapsed());
+        started.elapsed()
+    };
     if !dbg.has_types() {
+        timings.add("symbolize threads", symbolize_all(&mut report.threads));
         report.warnings.push(format!(
             "{} has line tables only (no types or variables in its debug info: built with `debug = \"line-tables-only\"` \
              or `debug = 1`): tasks cannot be read; rebuild with `debug = 2`, or pass its full debug file with --debug-dir. \
@@ -250,42 +266,44 @@ pub fn analyze_dump(
         report.timings = timings;
         return (report, Outcome::Partial);
     }
-    let panicking: Vec<u32> = report
-        .threads
-        .iter()
-        .filter(|t| {
-            t.frames.iter().any(|f| {
-                f.function
-                    .as_deref()
-                    .is_some_and(|n| n.contains("panicking::"))
-            })
-        })
-        .map(|t| t.tid)
-        .collect();
-    let threads: Vec<ThreadContext> = dump
-        .threads
-        .iter()
-        .zip(stacks)
-        .map(|(t, frames)| ThreadContext {
-            tid: t.tid,
-            fs_base: t.regs.fs_base,
-            frames,
-            panicking: panicking.contains(&t.tid),
-        })
-        .collect();
-    let findings = run(
-        program,
-        &dbg,
-        dump.memory(),
-        image.load_bias,
-        &threads,
-        &scan_space(&dump),
-        crate::run::Settings {
-            limits: opts.limits,
-            progress: opts.progress,
+    let (symbolizing, findings) = rayon::join(
+        || symbolize_all(&mut report.threads),
+        || {
+            run(
+                program,
+                &dbg,
+                dump.memory(),
+                image.load_bias,
+                &threads,
+                &scan_space(&dump),
+                crate::run::Settings {
+                    limits: opts.limits,
+                    progress: opts.progress,
+                },
+            )
         },
     );
+    timings.add("symbolize threads (beside the run)", symbolizing);
     timings.extend(&findings.timings);
+    // std's panic machinery on a thread's (symbolized) stack: where a panic is searched.
+    for (ctx, t) in threads.iter_mut().zip(&report.threads) {
+        ctx.panicking = t.frames.iter().any(|f| {
+            f.function
+                .as_deref()
+                .is_some_and(|n| n.contains("panicking::"))
+        });
+    }
+    let (findings_panic, panic_warnings) = timings.time("find the crash", || {
+        crate::crash::search(
+            program,
+            &dbg,
+            dump.memory(),
+            image.load_bias,
+            opts.limits,
+            &threads,
+        )
+    });
+    report.warnings.extend(panic_warnings);
     for t in &mut report.threads {
         t.runtime = findings.thread_runtime.get(&t.tid).copied();
         t.fields = findings
@@ -296,7 +314,6 @@ pub fn analyze_dump(
     }
     report.runtimes = findings.runtimes;
     report.block_on = findings.block_on;
-    let findings_panic = findings.panic;
     report.notes = findings.notes;
     report.usage = Some(findings.usage);
     report.warnings.extend(findings.warnings);

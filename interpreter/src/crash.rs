@@ -25,6 +25,26 @@ const HOOK_INFO: &str = "&std::panic::PanicHookInfo";
 /// Looks for a `&PanicHookInfo` local or argument in the frames of every thread (a panic
 /// hook, ours or std's default, is running): its payload is the message, its location
 /// where `panic!` was called.
+/// The panic on the threads whose stacks show std's panic machinery (`threads[].panicking`):
+/// its hook's argument in a frame, else an object shaped like one on the stack. Returns
+/// it and what the search warned about.
+pub fn search(
+    program: &layoutdump_lang::Program,
+    dbg: &crate::dwarf::DebugInfo,
+    mem: &dyn crate::memory::Memory,
+    bias: u64,
+    limits: crate::eval::Limits,
+    threads: &[ThreadContext],
+) -> (Option<PanicFound>, Vec<String>) {
+    if !threads.iter().any(|t| t.panicking) {
+        return (None, Vec::new());
+    }
+    let ev = Evaluator::new(program, dbg, mem, bias, limits);
+    let found = find_panic(&ev, threads).or_else(|| scan_for_panic(&ev, threads));
+    let warnings = std::mem::take(&mut *ev.warnings.borrow_mut());
+    (found, warnings)
+}
+
 pub fn find_panic(ev: &Evaluator<'_>, threads: &[ThreadContext]) -> Option<PanicFound> {
     for t in threads.iter().filter(|t| is_panicking(ev, t)) {
         for frame in &t.frames {

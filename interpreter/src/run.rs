@@ -39,8 +39,6 @@ pub struct Findings {
     pub block_on: Vec<BlockOnReport>,
     /// Runtime address per thread id, for the threads section.
     pub thread_runtime: BTreeMap<u32, Hex>,
-    /// A panic hook found running on some thread.
-    pub panic: Option<crate::crash::PanicFound>,
     /// The root members evaluated on each thread (`current_task`, …).
     pub thread_fields: BTreeMap<u32, Fields>,
     pub warnings: Vec<String>,
@@ -312,10 +310,6 @@ pub fn run(
             started.elapsed().saturating_sub(reading),
         ),
     );
-    out.panic = out.timings.time("find the crash", || {
-        crate::crash::find_panic(&ev, threads)
-            .or_else(|| crate::crash::scan_for_panic(&ev, threads))
-    });
     out
 }
 
