@@ -38,7 +38,7 @@ impl Timings {
     pub fn render(&self) -> String {
         self.0
             .iter()
-            .map(|(p, d)| format!("timing: {p:<28} {:.3} s\n", d.as_secs_f64()))
+            .map(|(p, d)| format!("timing: {p:<36} {:.3} s\n", d.as_secs_f64()))
             .collect()
     }
 }
