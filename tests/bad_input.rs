@@ -71,54 +71,63 @@ fn binary_without_debug_info() {
         .status()
         .expect("objcopy (binutils)");
     assert!(status.success());
-    let (code, _, report) = run_json(&[
-        d.core.to_str().unwrap(),
-        "--binary",
-        stripped.to_str().unwrap(),
-    ]);
-    let report = report.expect("a report is still printed");
-    assert_eq!(code, Some(3));
-    let w = warnings(&report);
-    assert!(w.contains("no DWARF debug info"), "{w}");
-    assert!(w.contains("debug = 2"), "says what to do: {w}");
-    assert_eq!(report["threads"].as_array().unwrap().len(), 6);
+    for dump in [&d.core, &d.minidump] {
+        let (code, _, report) = run_json(&[
+            dump.to_str().unwrap(),
+            "--binary",
+            stripped.to_str().unwrap(),
+        ]);
+        let report = report.expect("a report is still printed");
+        assert_eq!(code, Some(3));
+        let w = warnings(&report);
+        assert!(w.contains("no DWARF debug info"), "{w}");
+        assert!(w.contains("debug = 2"), "says what to do: {w}");
+        assert_eq!(report["threads"].as_array().unwrap().len(), 6);
+    }
 }
 
 #[test]
 fn wrong_binary_is_refused_unless_forced() {
     let dev = tokio_dumps(Profile::Dev);
     let release = tokio_dumps(Profile::Release);
-    let (code, _, report) = run_json(&[
-        dev.core.to_str().unwrap(),
-        "--binary",
-        release.exe.to_str().unwrap(),
-    ]);
-    let report = report.unwrap();
-    assert_eq!(code, Some(3));
-    let w = warnings(&report);
-    assert!(w.contains("build id") && w.contains("--force"), "{w}");
-    assert_eq!(
-        report["runtimes"],
-        Value::Array(vec![]),
-        "no tasks from a mismatched binary"
-    );
+    for dump in [&dev.core, &dev.minidump] {
+        let (code, _, report) = run_json(&[
+            dump.to_str().unwrap(),
+            "--binary",
+            release.exe.to_str().unwrap(),
+        ]);
+        let report = report.unwrap();
+        assert_eq!(code, Some(3));
+        let w = warnings(&report);
+        assert!(w.contains("build id") && w.contains("--force"), "{w}");
+        assert_eq!(
+            report["runtimes"],
+            Value::Array(vec![]),
+            "no tasks from a mismatched binary"
+        );
 
-    let (code, _, report) = run_json(&[
-        dev.core.to_str().unwrap(),
-        "--binary",
-        release.exe.to_str().unwrap(),
-        "--force",
-    ]);
-    assert_eq!(code, Some(3), "forced: still partial, with a warning");
-    assert!(warnings(&report.unwrap()).contains("--force"));
+        let (code, _, report) = run_json(&[
+            dump.to_str().unwrap(),
+            "--binary",
+            release.exe.to_str().unwrap(),
+            "--force",
+        ]);
+        assert_eq!(code, Some(3), "forced: still partial, with a warning");
+        assert!(warnings(&report.unwrap()).contains("--force"));
+    }
 }
 
 #[test]
 fn truncated_dumps_never_panic() {
     let d = tokio_dumps(Profile::Dev);
-    let bytes = std::fs::read(&d.core).unwrap();
+    for (dump, ext) in [(&d.core, "core"), (&d.minidump, "dmp")] {
+        truncated_never_panic(&std::fs::read(dump).unwrap(), ext);
+    }
+}
+
+fn truncated_never_panic(bytes: &[u8], ext: &str) {
     for fraction in [0.0, 0.001, 0.01, 0.1, 0.5, 0.9] {
-        let cut = scratch(&format!("truncated-{fraction}.core"));
+        let cut = scratch(&format!("truncated-{fraction}.{ext}"));
         std::fs::write(&cut, &bytes[..(bytes.len() as f64 * fraction) as usize]).unwrap();
         let (code, stderr, report) = run_json(&[cut.to_str().unwrap()]);
         assert!(
