@@ -19,12 +19,13 @@ pub fn describe_types(dbg: &DebugInfo, pattern: &str, max: usize) -> (String, us
     let first = parts.first().copied().unwrap_or("");
     names.sort_by_key(|n| {
         (
-            &***n != pattern,
+            *n != pattern,
             !n.starts_with(first),
             n.len(),
-            (*n).clone(),
+            *n,
         )
     });
+    names.dedup();
     let total = names.len();
     let mut out = String::new();
     for name in names.into_iter().take(max) {

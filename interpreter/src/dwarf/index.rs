@@ -1,62 +1,155 @@
 //! The name index: every named type, function and global variable by qualified Rust path
 //! (`tokio::runtime::task::core::Header`), and every function's code ranges. Built once per
-//! binary, one compilation unit per rayon job, then merged.
+//! binary, one compilation unit per rayon job, then merged — or read back from the on-disk
+//! cache (`index_cache.rs`), which stores exactly these arrays.
+//!
+//! All names live in one arena string; entries are fixed-size records pointing into it.
+//! A large service binary has millions of named DIEs: one allocation per name (as a map
+//! of `Arc<str>` had) cost more than reading the DWARF, and freeing them a third of a
+//! second at exit. Records are also what the cache writes and reads without parsing.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use rayon::prelude::*;
 
-use super::units::{Units, attr_str, die_id};
+use super::units::{Units, die_id};
 use super::{DieId, Reader};
 
-#[derive(Default)]
-pub struct NameIndex {
-    /// Complete type definitions by qualified name; the same type appears once per unit.
-    pub types: HashMap<Arc<str>, Vec<DieId>>,
-    /// Qualified name of every indexed DIE (types, functions, variables).
-    names: HashMap<DieId, Arc<str>>,
-    /// Global variables (statics and thread-locals) by qualified name.
-    pub variables: Vec<(Arc<str>, DieId)>,
-    /// Code ranges `[low, high)` of functions, sorted by `low`.
-    functions: Vec<(u64, u64, DieId)>,
+/// A name: a byte range of the arena.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(super) struct Span {
+    pub start: u32,
+    pub len: u32,
 }
 
-/// What one unit contributes.
+/// A complete type definition: the hash of its name (`name_hash`), the name, the DIE.
+pub(super) type TypeEntry = (u64, Span, DieId);
+
+#[derive(Default, Debug, PartialEq, Eq)]
+pub struct NameIndex {
+    /// Every name of the records below, concatenated.
+    pub(super) arena: String,
+    /// Complete type definitions, sorted by (hash, DIE). Rust emits a type once per unit:
+    /// the copies of one name are neighbours.
+    pub(super) types: Vec<TypeEntry>,
+    /// Qualified name of every indexed DIE (types, functions, variables), sorted by DIE.
+    pub(super) names: Vec<(DieId, Span)>,
+    /// Global variables (statics and thread-locals), sorted by name.
+    pub(super) variables: Vec<(Span, DieId)>,
+    /// Code ranges `[low, high)` of functions, sorted by `low`.
+    pub(super) functions: Vec<(u64, u64, DieId)>,
+}
+
+/// What one unit contributes, with spans into its own arena.
 #[derive(Default)]
 struct UnitIndex {
-    types: Vec<(Arc<str>, DieId)>,
-    names: Vec<(DieId, Arc<str>)>,
-    variables: Vec<(Arc<str>, DieId)>,
+    arena: String,
+    types: Vec<TypeEntry>,
+    names: Vec<(DieId, Span)>,
+    variables: Vec<(Span, DieId)>,
     functions: Vec<(u64, u64, DieId)>,
 }
 
+/// A stable 64-bit hash of a name (the cache stores it, so it must not change with a
+/// dependency's version): eight bytes at a time, rotate-xor-multiply.
+pub(super) fn name_hash(name: &str) -> u64 {
+    const K: u64 = 0x517c_c1b7_2722_0a95;
+    let mut h = name.len() as u64;
+    let mut chunks = name.as_bytes().chunks_exact(8);
+    for c in &mut chunks {
+        let word = u64::from_le_bytes(c.try_into().unwrap_or_default());
+        h = (h.rotate_left(5) ^ word).wrapping_mul(K);
+    }
+    let mut tail = [0u8; 8];
+    tail[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
+    h = (h.rotate_left(5) ^ u64::from_le_bytes(tail)).wrapping_mul(K);
+    h ^ (h >> 29)
+}
+
+/// The index would need more than 4 GiB of names (u32 offsets): about 20 times the
+/// largest binaries seen.
+#[derive(Debug)]
+pub struct TooLarge;
+
 impl NameIndex {
-    pub fn build(dwarf: &gimli::Dwarf<Reader>, units: &Units) -> NameIndex {
+    pub fn build(dwarf: &gimli::Dwarf<Reader>, units: &Units) -> Result<NameIndex, TooLarge> {
         let parts: Vec<UnitIndex> = units
             .list
             .par_iter()
             .map(|u| index_unit(dwarf, u).unwrap_or_default())
             .collect();
         let mut index = NameIndex::default();
+        let total: usize = parts.iter().map(|p| p.arena.len()).sum();
+        if total > u32::MAX as usize {
+            return Err(TooLarge);
+        }
+        index.arena.reserve_exact(total);
+        let count = |f: fn(&UnitIndex) -> usize| parts.iter().map(f).sum::<usize>();
+        index.types.reserve_exact(count(|p| p.types.len()));
+        index.names.reserve_exact(count(|p| p.names.len()));
+        index.variables.reserve_exact(count(|p| p.variables.len()));
+        index.functions.reserve_exact(count(|p| p.functions.len()));
         for part in parts {
-            for (name, die) in part.types {
-                index.types.entry(name).or_default().push(die);
-            }
-            index.names.extend(part.names);
-            index.variables.extend(part.variables);
+            // Fits: the total was checked above.
+            let base = index.arena.len() as u32;
+            let shift = |s: Span| Span {
+                start: s.start + base,
+                len: s.len,
+            };
+            index.arena.push_str(&part.arena);
+            index
+                .types
+                .extend(part.types.into_iter().map(|(h, s, d)| (h, shift(s), d)));
+            index
+                .names
+                .extend(part.names.into_iter().map(|(d, s)| (d, shift(s))));
+            index
+                .variables
+                .extend(part.variables.into_iter().map(|(s, d)| (shift(s), d)));
             index.functions.extend(part.functions);
         }
-        for dies in index.types.values_mut() {
-            dies.sort();
+        // Units are in offset order and DIEs in DFS order within a unit: already sorted
+        // unless the units overlap (a corrupt file).
+        if !index.names.is_sorted_by_key(|(d, _)| *d) {
+            index.names.par_sort_unstable_by_key(|(d, _)| *d);
         }
-        index.variables.sort();
-        index.functions.sort();
+        index.types.par_sort_unstable_by_key(|(h, _, d)| (*h, *d));
+        index.functions.par_sort_unstable();
+        let arena = &index.arena;
         index
+            .variables
+            .sort_unstable_by(|a, b| (span_str(arena, a.0), a.1).cmp(&(span_str(arena, b.0), b.1)));
+        Ok(index)
+    }
+
+    pub(super) fn str(&self, s: Span) -> &str {
+        span_str(&self.arena, s)
+    }
+
+    /// Whether any complete type is described (not so with line tables only).
+    pub fn has_types(&self) -> bool {
+        !self.types.is_empty()
+    }
+
+    /// The DIEs of the complete definitions named `name`, lowest offset first.
+    pub fn types_named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = DieId> + 'a {
+        let h = name_hash(name);
+        let start = self.types.partition_point(|(x, _, _)| *x < h);
+        self.types[start..]
+            .iter()
+            .take_while(move |(x, _, _)| *x == h)
+            .filter(move |(_, s, _)| self.str(*s) == name)
+            .map(|(_, _, d)| *d)
     }
 
     pub fn qualified_name(&self, die: DieId) -> Option<Arc<str>> {
-        self.names.get(&die).cloned()
+        let i = self.names.binary_search_by_key(&die, |(d, _)| *d).ok()?;
+        Some(Arc::from(self.str(self.names[i].1)))
+    }
+
+    /// Global variables (qualified name, DIE), sorted by name.
+    pub fn variables(&self) -> impl Iterator<Item = (&str, DieId)> {
+        self.variables.iter().map(|(s, d)| (self.str(*s), *d))
     }
 
     /// The innermost function containing `addr`: of the ranges that contain it, the one
@@ -73,15 +166,59 @@ impl NameIndex {
             .map(|f| f.2)
     }
 
-    /// Qualified names of all types, for `types` searches and `check` suggestions.
-    pub fn type_names(&self) -> impl Iterator<Item = &Arc<str>> {
-        self.types.keys()
+    /// Qualified names of all types, each once, for `types` searches and `check`
+    /// suggestions.
+    pub fn type_names(&self) -> impl Iterator<Item = &str> {
+        let mut last: Option<&str> = None;
+        self.types.iter().filter_map(move |(_, s, _)| {
+            let name = self.str(*s);
+            if last == Some(name) {
+                return None;
+            }
+            last = Some(name);
+            Some(name)
+        })
     }
 }
 
+/// The text of a span; empty if it does not lie on character boundaries of the arena
+/// (only a corrupt cache file could make one so, and the cache's checksum refuses those).
+fn span_str(arena: &str, s: Span) -> &str {
+    let start = s.start as usize;
+    arena.get(start..start + s.len as usize).unwrap_or("")
+}
+
 /// An open DIE with children: its depth, the path segment it adds (a namespace or type
-/// name), and the enclosing function with whether that function had code ranges.
-type Scope = (isize, Option<Arc<str>>, Option<(DieId, bool)>);
+/// name, as a span of the unit's segment buffer), and the enclosing function with whether
+/// that function had code ranges.
+type Scope = (isize, Option<Span>, Option<(DieId, bool)>);
+
+/// The name attribute of `entry`, borrowed from the string section when it is UTF-8.
+fn name_of<'a>(
+    dwarf: &gimli::Dwarf<Reader>,
+    unit: &gimli::Unit<Reader>,
+    entry: &gimli::DebuggingInformationEntry<Reader>,
+    buf: &'a mut Vec<u8>,
+) -> Option<&'a str> {
+    use gimli::Reader as _;
+    let value = entry.attr_value(gimli::DW_AT_name)?;
+    let r = dwarf.attr_string(unit, value).ok()?;
+    buf.clear();
+    buf.extend_from_slice(&r.to_slice().ok()?);
+    if std::str::from_utf8(buf).is_err() {
+        *buf = String::from_utf8_lossy(buf).into_owned().into_bytes();
+    }
+    std::str::from_utf8(buf).ok()
+}
+
+fn push(arena: &mut String, text: &str) -> Span {
+    let start = arena.len() as u32;
+    arena.push_str(text);
+    Span {
+        start,
+        len: text.len() as u32,
+    }
+}
 
 fn index_unit(
     dwarf: &gimli::Dwarf<Reader>,
@@ -89,54 +226,81 @@ fn index_unit(
 ) -> gimli::Result<UnitIndex> {
     let mut out = UnitIndex::default();
     let mut scopes: Vec<Scope> = Vec::new();
+    // Path segments of the open scopes (namespaces and types): a scratch arena.
+    let mut segments = String::new();
+    let mut name_buf = Vec::new();
     let mut cursor = unit.entries();
-    let mut path = String::new();
     while let Some(entry) = cursor.next_dfs()? {
         let depth = entry.depth();
         while scopes.last().is_some_and(|s| s.0 >= depth) {
             scopes.pop();
         }
+        if scopes.is_empty() {
+            segments.clear();
+        }
         let Some(die) = die_id(unit, entry.offset()) else {
             continue;
         };
         let tag = entry.tag();
-        let name = attr_str(dwarf, unit, entry, gimli::DW_AT_name);
-        let mut qualify = |name: &str| -> Arc<str> {
-            path.clear();
-            for seg in scopes.iter().filter_map(|s| s.1.as_deref()) {
-                path.push_str(seg);
-                path.push_str("::");
+        let interesting = matches!(
+            tag,
+            gimli::DW_TAG_namespace
+                | gimli::DW_TAG_structure_type
+                | gimli::DW_TAG_union_type
+                | gimli::DW_TAG_enumeration_type
+                | gimli::DW_TAG_base_type
+                | gimli::DW_TAG_pointer_type
+                | gimli::DW_TAG_reference_type
+                | gimli::DW_TAG_typedef
+                | gimli::DW_TAG_subprogram
+                | gimli::DW_TAG_lexical_block
+                | gimli::DW_TAG_variable
+        );
+        let name = if interesting {
+            name_of(dwarf, unit, entry, &mut name_buf)
+        } else {
+            None
+        };
+        let qualify = |arena: &mut String, name: &str| -> Span {
+            let start = arena.len() as u32;
+            for seg in scopes.iter().filter_map(|s| s.1) {
+                arena.push_str(span_str(&segments, seg));
+                arena.push_str("::");
             }
-            path.push_str(name);
-            Arc::from(path.as_str())
+            arena.push_str(name);
+            Span {
+                start,
+                len: arena.len() as u32 - start,
+            }
         };
         let enclosing_fn = scopes.iter().rev().find_map(|s| s.2);
         let mut segment = None;
         let mut function = None;
         match tag {
-            gimli::DW_TAG_namespace => segment = name.clone(),
+            gimli::DW_TAG_namespace => segment = name.map(|n| push(&mut segments, n)),
             gimli::DW_TAG_structure_type
             | gimli::DW_TAG_union_type
             | gimli::DW_TAG_enumeration_type
             | gimli::DW_TAG_base_type => {
-                if let Some(name) = &name {
-                    let q = qualify(name);
+                if let Some(name) = name {
+                    let q = qualify(&mut out.arena, name);
                     let declaration = entry.attr_value(gimli::DW_AT_declaration).is_some();
                     if !declaration && enclosing_fn.is_none() {
-                        out.types.push((q.clone(), die));
+                        out.types.push((name_hash(span_str(&out.arena, q)), q, die));
                     }
                     out.names.push((die, q));
-                    segment = Some(name.clone());
+                    segment = Some(push(&mut segments, name));
                 }
             }
             gimli::DW_TAG_pointer_type | gimli::DW_TAG_reference_type | gimli::DW_TAG_typedef => {
-                if let Some(name) = &name {
-                    out.names.push((die, name.clone()));
+                if let Some(name) = name {
+                    out.names.push((die, push(&mut out.arena, name)));
                 }
             }
             gimli::DW_TAG_subprogram => {
-                if let Some(name) = &name {
-                    out.names.push((die, qualify(name)));
+                if let Some(name) = name {
+                    let q = qualify(&mut out.arena, name);
+                    out.names.push((die, q));
                 }
                 let ranges = record_ranges(dwarf, unit, entry, die, &mut out.functions);
                 function = Some((die, ranges));
@@ -149,11 +313,11 @@ fn index_unit(
                 }
             }
             gimli::DW_TAG_variable if enclosing_fn.is_none() => {
-                if let Some(name) = &name
+                if let Some(name) = name
                     && entry.attr_value(gimli::DW_AT_location).is_some()
                 {
-                    let q = qualify(name);
-                    out.names.push((die, q.clone()));
+                    let q = qualify(&mut out.arena, name);
+                    out.names.push((die, q));
                     out.variables.push((q, die));
                 }
             }

@@ -157,7 +157,11 @@ impl DebugInfo {
         let dwarf = gimli::Dwarf::load(&mut cached)?;
         let for_lines = gimli::Dwarf::load(&mut cached)?;
         let units = units::Units::parse(&dwarf, path)?;
-        let index = NameIndex::build(&dwarf, &units);
+        let index = NameIndex::build(&dwarf, &units).map_err(|_| DwarfError::Malformed {
+            path: path.into(),
+            offset: 0,
+            reason: "more than 4 GiB of names: too large for the name index".into(),
+        })?;
         let symbols = obj
             .symbols()
             .filter_map(|s| Some((Arc::from(s.name().ok()?), (s.address(), s.size()))))
@@ -195,14 +199,11 @@ impl DebugInfo {
     /// "line-tables-only"` or `debug = 1` has functions and lines but no types or
     /// variables, so no layout can read anything in it.
     pub fn has_types(&self) -> bool {
-        !self.index.types.is_empty()
+        self.index.has_types()
     }
 
     pub fn type_named(&self, name: &str) -> Option<DieId> {
-        self.index
-            .types
-            .get(name)
-            .and_then(|dies| dies.first().copied())
+        self.index.types_named(name).next()
     }
 
     /// Decodes (once, then from the cache) the type at `id`.
@@ -235,10 +236,9 @@ impl DebugInfo {
     pub fn variables(&self, name: &str) -> Vec<Variable> {
         let prefix = format!("{name}::");
         self.index
-            .variables
-            .iter()
-            .filter(|(n, _)| &**n == name || n.starts_with(&prefix))
-            .filter_map(|(_, die)| units::variable(self, *die).ok())
+            .variables()
+            .filter(|(n, _)| *n == name || n.starts_with(&prefix))
+            .filter_map(|(_, die)| units::variable(self, die).ok())
             .collect()
     }
 
@@ -254,11 +254,10 @@ impl DebugInfo {
         let map = self.vtables.get_or_init(|| {
             let mut v: Vec<(u64, DieId)> = self
                 .index
-                .variables
-                .iter()
+                .variables()
                 .filter(|(n, _)| n.ends_with("::{vtable}"))
                 .filter_map(|(_, die)| {
-                    let var = units::variable(self, *die).ok()?;
+                    let var = units::variable(self, die).ok()?;
                     let VarLocation::Static(at) = var.location else {
                         return None;
                     };
