@@ -193,15 +193,14 @@ fn span_str(arena: &str, s: Span) -> &str {
 /// that function had code ranges.
 type Scope = (isize, Option<Span>, Option<(DieId, bool)>);
 
-/// The name attribute of `entry`, borrowed from the string section when it is UTF-8.
-fn name_of<'a>(
+/// A string attribute's text, copied into `buf` (made valid UTF-8 if it is not).
+fn text_of<'a>(
     dwarf: &gimli::Dwarf<Reader>,
     unit: &gimli::Unit<Reader>,
-    entry: &gimli::DebuggingInformationEntry<Reader>,
+    value: gimli::AttributeValue<Reader>,
     buf: &'a mut Vec<u8>,
 ) -> Option<&'a str> {
     use gimli::Reader as _;
-    let value = entry.attr_value(gimli::DW_AT_name)?;
     let r = dwarf.attr_string(unit, value).ok()?;
     buf.clear();
     buf.extend_from_slice(&r.to_slice().ok()?);
@@ -220,6 +219,38 @@ fn push(arena: &mut String, text: &str) -> Span {
     }
 }
 
+/// Whether the index wants an entry with this tag, given whether it lies inside a
+/// function (and whether that function has code ranges of its own). Everything else —
+/// members, parameters, locals, inlined calls, most DIEs of a binary — is skipped
+/// without decoding its attributes.
+fn wanted(tag: gimli::DwTag, enclosing_fn: Option<(DieId, bool)>) -> bool {
+    match tag {
+        gimli::DW_TAG_namespace
+        | gimli::DW_TAG_structure_type
+        | gimli::DW_TAG_union_type
+        | gimli::DW_TAG_enumeration_type
+        | gimli::DW_TAG_base_type
+        | gimli::DW_TAG_pointer_type
+        | gimli::DW_TAG_reference_type
+        | gimli::DW_TAG_typedef
+        | gimli::DW_TAG_subprogram => true,
+        gimli::DW_TAG_lexical_block => matches!(enclosing_fn, Some((_, false))),
+        gimli::DW_TAG_variable => enclosing_fn.is_none(),
+        _ => false,
+    }
+}
+
+/// The attributes the index reads from a wanted entry.
+#[derive(Default)]
+struct Attrs {
+    name: Option<gimli::AttributeValue<Reader>>,
+    declaration: bool,
+    location: bool,
+    low_pc: Option<gimli::AttributeValue<Reader>>,
+    high_pc: Option<gimli::AttributeValue<Reader>>,
+    ranges: Option<gimli::AttributeValue<Reader>>,
+}
+
 fn index_unit(
     dwarf: &gimli::Dwarf<Reader>,
     unit: &gimli::Unit<Reader>,
@@ -229,37 +260,44 @@ fn index_unit(
     // Path segments of the open scopes (namespaces and types): a scratch arena.
     let mut segments = String::new();
     let mut name_buf = Vec::new();
-    let mut cursor = unit.entries();
-    while let Some(entry) = cursor.next_dfs()? {
-        let depth = entry.depth();
+    let mut entries = unit.entries_raw(None)?;
+    while !entries.is_empty() {
+        let depth = entries.next_depth();
+        let offset = entries.next_offset();
+        let Some(abbrev) = entries.read_abbreviation()? else {
+            continue;
+        };
         while scopes.last().is_some_and(|s| s.0 >= depth) {
             scopes.pop();
         }
         if scopes.is_empty() {
             segments.clear();
         }
-        let Some(die) = die_id(unit, entry.offset()) else {
+        let tag = abbrev.tag();
+        let enclosing_fn = scopes.iter().rev().find_map(|s| s.2);
+        let Some(die) = die_id(unit, offset).filter(|_| wanted(tag, enclosing_fn)) else {
+            entries.skip_attributes(abbrev.attributes())?;
+            if abbrev.has_children() {
+                scopes.push((depth, None, None));
+            }
             continue;
         };
-        let tag = entry.tag();
-        let interesting = matches!(
-            tag,
-            gimli::DW_TAG_namespace
-                | gimli::DW_TAG_structure_type
-                | gimli::DW_TAG_union_type
-                | gimli::DW_TAG_enumeration_type
-                | gimli::DW_TAG_base_type
-                | gimli::DW_TAG_pointer_type
-                | gimli::DW_TAG_reference_type
-                | gimli::DW_TAG_typedef
-                | gimli::DW_TAG_subprogram
-                | gimli::DW_TAG_lexical_block
-                | gimli::DW_TAG_variable
-        );
-        let name = if interesting {
-            name_of(dwarf, unit, entry, &mut name_buf)
-        } else {
-            None
+        let mut attrs = Attrs::default();
+        for spec in abbrev.attributes() {
+            let attr = entries.read_attribute(*spec)?;
+            match attr.name() {
+                gimli::DW_AT_name => attrs.name = Some(attr.value()),
+                gimli::DW_AT_declaration => attrs.declaration = true,
+                gimli::DW_AT_location => attrs.location = true,
+                gimli::DW_AT_low_pc => attrs.low_pc = Some(attr.value()),
+                gimli::DW_AT_high_pc => attrs.high_pc = Some(attr.value()),
+                gimli::DW_AT_ranges => attrs.ranges = Some(attr.value()),
+                _ => {}
+            }
+        }
+        let name = match attrs.name.take() {
+            Some(v) => text_of(dwarf, unit, v, &mut name_buf),
+            None => None,
         };
         let qualify = |arena: &mut String, name: &str| -> Span {
             let start = arena.len() as u32;
@@ -273,7 +311,6 @@ fn index_unit(
                 len: arena.len() as u32 - start,
             }
         };
-        let enclosing_fn = scopes.iter().rev().find_map(|s| s.2);
         let mut segment = None;
         let mut function = None;
         match tag {
@@ -284,8 +321,7 @@ fn index_unit(
             | gimli::DW_TAG_base_type => {
                 if let Some(name) = name {
                     let q = qualify(&mut out.arena, name);
-                    let declaration = entry.attr_value(gimli::DW_AT_declaration).is_some();
-                    if !declaration && enclosing_fn.is_none() {
+                    if !attrs.declaration && enclosing_fn.is_none() {
                         out.types.push((name_hash(span_str(&out.arena, q)), q, die));
                     }
                     out.names.push((die, q));
@@ -302,19 +338,19 @@ fn index_unit(
                     let q = qualify(&mut out.arena, name);
                     out.names.push((die, q));
                 }
-                let ranges = record_ranges(dwarf, unit, entry, die, &mut out.functions);
+                let ranges = record_ranges(dwarf, unit, &attrs, die, &mut out.functions);
                 function = Some((die, ranges));
             }
             gimli::DW_TAG_lexical_block => {
                 // A release build may put a function's only code in a lexical block of a
                 // subprogram DIE that has no ranges itself: attribute it to that function.
                 if let Some((f, false)) = enclosing_fn {
-                    record_ranges(dwarf, unit, entry, f, &mut out.functions);
+                    record_ranges(dwarf, unit, &attrs, f, &mut out.functions);
                 }
             }
-            gimli::DW_TAG_variable if enclosing_fn.is_none() => {
+            gimli::DW_TAG_variable => {
                 if let Some(name) = name
-                    && entry.attr_value(gimli::DW_AT_location).is_some()
+                    && attrs.location
                 {
                     let q = qualify(&mut out.arena, name);
                     out.names.push((die, q));
@@ -323,36 +359,54 @@ fn index_unit(
             }
             _ => {}
         }
-        if entry.has_children() {
+        if abbrev.has_children() {
             scopes.push((depth, segment, function));
         }
     }
     Ok(out)
 }
 
-/// Adds the code ranges of `entry` (low/high pc or a range list) for function `f`;
+/// Adds the code ranges of an entry (low/high pc or a range list) for function `f`;
 /// returns whether there were any.
 fn record_ranges(
     dwarf: &gimli::Dwarf<Reader>,
     unit: &gimli::Unit<Reader>,
-    entry: &gimli::DebuggingInformationEntry<Reader>,
+    attrs: &Attrs,
     f: DieId,
     out: &mut Vec<(u64, u64, DieId)>,
 ) -> bool {
-    let Ok(mut ranges) = dwarf.die_ranges(unit, entry) else {
+    let mut push = |begin: u64, end: u64| {
+        let ok = begin < end && begin != 0;
+        if ok {
+            out.push((begin, end, f));
+        }
+        ok
+    };
+    if let Some(r) = attrs.ranges.clone() {
+        let Ok(Some(mut list)) = dwarf.attr_ranges(unit, r) else {
+            return false;
+        };
+        let mut any = false;
+        // A corrupt range list could be endless: cap it.
+        for _ in 0..4096 {
+            match list.next() {
+                Ok(Some(r)) => any |= push(r.begin, r.end),
+                _ => break,
+            }
+        }
+        return any;
+    }
+    let Some(Ok(Some(low))) = attrs
+        .low_pc
+        .clone()
+        .map(|v| dwarf.attr_address(unit, v))
+    else {
         return false;
     };
-    let mut any = false;
-    // A corrupt range list could be endless: cap it.
-    for _ in 0..4096 {
-        match ranges.next() {
-            Ok(Some(r)) if r.begin < r.end && r.begin != 0 => {
-                out.push((r.begin, r.end, f));
-                any = true;
-            }
-            Ok(Some(_)) => {}
-            _ => break,
-        }
-    }
-    any
+    let high = match attrs.high_pc.clone() {
+        Some(gimli::AttributeValue::Udata(size)) => low.checked_add(size),
+        Some(v) => dwarf.attr_address(unit, v).ok().flatten(),
+        None => None,
+    };
+    high.is_some_and(|high| push(low, high))
 }
