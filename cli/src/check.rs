@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::Parser;
 use layoutdump_interpreter::check::check_against;
-use layoutdump_interpreter::dwarf::DebugInfo;
+use layoutdump_interpreter::dwarf::{DebugInfo, IndexCache};
 use layoutdump_interpreter::memory::BinaryImage;
 use layoutdump_interpreter::shipped::compile_layout;
 
@@ -51,7 +51,7 @@ pub fn check(args: CheckArgs) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     };
     let image = BinaryImage::open_static(&binary, &args.debug_dirs)?;
-    let dbg = DebugInfo::load(&image.debug_path)?;
+    let dbg = DebugInfo::load_with(&image.debug_path, IndexCache::from_env().as_ref())?;
     let diags = check_against(&program, &dbg);
     if diags.list.is_empty() {
         println!("{}: ok against {}", args.layout, binary.display());
@@ -73,6 +73,7 @@ fn explain(
     let opts = Options {
         binary: args.binary.clone(),
         debug_dirs: args.debug_dirs.clone(),
+        index_cache: IndexCache::from_env(),
         ..Options::default()
     };
     let (report, _) = analyze(program, dump, &opts)?;

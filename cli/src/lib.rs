@@ -13,6 +13,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use layoutdump_interpreter::analyze::{Options, Outcome};
+use layoutdump_interpreter::dwarf::IndexCache;
 use layoutdump_interpreter::eval::Limits;
 use layoutdump_interpreter::report::triage::{self, TaskFilter};
 use layoutdump_interpreter::report::{Report, TextOptions, render_text};
@@ -304,6 +305,7 @@ fn run(mut args: RunArgs) -> Result<ExitCode> {
         force: args.force,
         limits: args.limits.limits(),
         dwarf_cache: Some(Default::default()),
+        index_cache: IndexCache::from_env(),
         // A progress line while a large task list is read, on a terminal only: a
         // pipeline's stderr stays clean.
         progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
@@ -463,6 +465,7 @@ fn triage_command(args: TriageArgs) -> Result<ExitCode> {
         binary: args.binary,
         debug_dirs: args.debug_dirs,
         limits: args.limits.limits(),
+        index_cache: IndexCache::from_env(),
         ..Options::default()
     };
     // Progress on a terminal only: a pipeline's stderr should stay clean.
@@ -513,7 +516,10 @@ fn triage_command(args: TriageArgs) -> Result<ExitCode> {
 
 fn types_command(args: TypesArgs) -> Result<ExitCode> {
     let image = layoutdump_interpreter::memory::BinaryImage::open_static(&args.binary, &[])?;
-    let dbg = layoutdump_interpreter::dwarf::DebugInfo::load(&image.debug_path)?;
+    let dbg = layoutdump_interpreter::dwarf::DebugInfo::load_with(
+        &image.debug_path,
+        IndexCache::from_env().as_ref(),
+    )?;
     let (text, total) =
         layoutdump_interpreter::ptype::describe_types(&dbg, &args.pattern, args.max);
     let mut out = text;

@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex};
 
 use layoutdump_lang::Program;
 
-use crate::dwarf::DebugInfo;
 use crate::dwarf::LinkAddr;
+use crate::dwarf::{DebugInfo, IndexOrigin};
 use crate::eval::Limits;
 use crate::memory::{BinaryImage, Dump, DumpFormat, locate_binary};
 use crate::report::{
@@ -32,6 +32,9 @@ pub struct Options {
     /// Debug info already loaded, shared by the analyses of many dumps of one binary
     /// (`triage`); None loads it for this analysis only.
     pub dwarf_cache: Option<Arc<DwarfCache>>,
+    /// Where name indexes are kept between runs (the CLI uses the user's cache
+    /// directory); None builds the index every time.
+    pub index_cache: Option<crate::dwarf::IndexCache>,
     /// Draw progress on stderr while a large task list is read (the CLI sets it when
     /// stderr is a terminal).
     pub progress: bool,
@@ -59,6 +62,7 @@ impl DwarfCache {
         &self,
         path: &Path,
         build_id: Option<&[u8]>,
+        index_cache: Option<&crate::dwarf::IndexCache>,
     ) -> Result<Arc<DebugInfo>, crate::dwarf::DwarfError> {
         let key = (path.to_path_buf(), build_id.map(<[u8]>::to_vec));
         if let Some(d) = self
@@ -70,7 +74,7 @@ impl DwarfCache {
             return Ok(d.clone());
         }
         // Loaded outside the lock: two threads may both load it once; the first one kept.
-        let d = Arc::new(DebugInfo::load(path)?);
+        let d = Arc::new(DebugInfo::load_with(path, index_cache)?);
         Ok(self
             .loaded
             .lock()
@@ -216,10 +220,19 @@ pub fn analyze_dump(
         );
         return (report, Outcome::Partial);
     }
-    let loaded = timings.time("load and index debug info", || match &opts.dwarf_cache {
-        Some(cache) => cache.get_or_load(&image.debug_path, image.build_id.as_deref()),
-        None => DebugInfo::load(&image.debug_path).map(Arc::new),
-    });
+    let started = std::time::Instant::now();
+    let index_cache = opts.index_cache.as_ref();
+    let loaded = match &opts.dwarf_cache {
+        Some(cache) => cache.get_or_load(&image.debug_path, image.build_id.as_deref(), index_cache),
+        None => DebugInfo::load_with(&image.debug_path, index_cache).map(Arc::new),
+    };
+    let phase = match loaded.as_ref().map(|d| d.index_origin()) {
+        Ok(IndexOrigin::Cache) => "load debug info, index from cache",
+        Ok(IndexOrigin::BuiltAndStored) => "load and index debug info, cache it",
+        Ok(IndexOrigin::BuiltNotStored(_)) => "load and index debug info (not cached)",
+        _ => "load and index debug info",
+    };
+    timings.add(phase, started.elapsed());
     let dbg = match loaded {
         Ok(d) => d,
         Err(e) => {

@@ -17,14 +17,7 @@ pub fn describe_types(dbg: &DebugInfo, pattern: &str, max: usize) -> (String, us
         .collect();
     // The exact name first, then names that start with the pattern, then shorter ones.
     let first = parts.first().copied().unwrap_or("");
-    names.sort_by_key(|n| {
-        (
-            *n != pattern,
-            !n.starts_with(first),
-            n.len(),
-            *n,
-        )
-    });
+    names.sort_by_key(|n| (*n != pattern, !n.starts_with(first), n.len(), *n));
     names.dedup();
     let total = names.len();
     let mut out = String::new();

@@ -16,8 +16,12 @@ pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// The layoutdump binary, with its name-index cache in the target directory (not the
+/// user's home): tests share it, so later runs on one fixture read the index back.
 pub fn layoutdump() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_layoutdump"))
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_layoutdump"));
+    cmd.env("LAYOUTDUMP_CACHE_DIR", root().join("target/index-cache"));
+    cmd
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -25,10 +25,53 @@ pub(super) struct Span {
 /// A complete type definition: the hash of its name (`name_hash`), the name, the DIE.
 pub(super) type TypeEntry = (u64, Span, DieId);
 
+/// The bytes of all names: built in memory, or left in the cache file's mapping (read
+/// back without copying; each name is checked to be UTF-8 when it is read).
+pub(super) enum Arena {
+    Built(String),
+    Stored {
+        bytes: Box<dyn AsRef<[u8]> + Send + Sync>,
+        start: usize,
+        len: usize,
+    },
+}
+
+impl Arena {
+    pub(super) fn bytes(&self) -> &[u8] {
+        match self {
+            Arena::Built(s) => s.as_bytes(),
+            Arena::Stored { bytes, start, len } => (**bytes)
+                .as_ref()
+                .get(*start..start + len)
+                .unwrap_or_default(),
+        }
+    }
+}
+
+impl Default for Arena {
+    fn default() -> Self {
+        Arena::Built(String::new())
+    }
+}
+
+impl PartialEq for Arena {
+    fn eq(&self, other: &Self) -> bool {
+        self.bytes() == other.bytes()
+    }
+}
+
+impl Eq for Arena {}
+
+impl std::fmt::Debug for Arena {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Arena({} bytes)", self.bytes().len())
+    }
+}
+
 #[derive(Default, Debug, PartialEq, Eq)]
 pub struct NameIndex {
     /// Every name of the records below, concatenated.
-    pub(super) arena: String,
+    pub(super) arena: Arena,
     /// Complete type definitions, sorted by (hash, DIE). Rust emits a type once per unit:
     /// the copies of one name are neighbours.
     pub(super) types: Vec<TypeEntry>,
@@ -83,7 +126,7 @@ impl NameIndex {
         if total > u32::MAX as usize {
             return Err(TooLarge);
         }
-        index.arena.reserve_exact(total);
+        let mut arena = String::with_capacity(total);
         let count = |f: fn(&UnitIndex) -> usize| parts.iter().map(f).sum::<usize>();
         index.types.reserve_exact(count(|p| p.types.len()));
         index.names.reserve_exact(count(|p| p.names.len()));
@@ -91,12 +134,12 @@ impl NameIndex {
         index.functions.reserve_exact(count(|p| p.functions.len()));
         for part in parts {
             // Fits: the total was checked above.
-            let base = index.arena.len() as u32;
+            let base = arena.len() as u32;
             let shift = |s: Span| Span {
                 start: s.start + base,
                 len: s.len,
             };
-            index.arena.push_str(&part.arena);
+            arena.push_str(&part.arena);
             index
                 .types
                 .extend(part.types.into_iter().map(|(h, s, d)| (h, shift(s), d)));
@@ -115,15 +158,20 @@ impl NameIndex {
         }
         index.types.par_sort_unstable_by_key(|(h, _, d)| (*h, *d));
         index.functions.par_sort_unstable();
-        let arena = &index.arena;
         index
             .variables
-            .sort_unstable_by(|a, b| (span_str(arena, a.0), a.1).cmp(&(span_str(arena, b.0), b.1)));
+            .sort_unstable_by(|a, b| (span_in(&arena, a.0), a.1).cmp(&(span_in(&arena, b.0), b.1)));
+        index.arena = Arena::Built(arena);
         Ok(index)
     }
 
     pub(super) fn str(&self, s: Span) -> &str {
-        span_str(&self.arena, s)
+        let start = s.start as usize;
+        self.arena
+            .bytes()
+            .get(start..start + s.len as usize)
+            .and_then(|b| std::str::from_utf8(b).ok())
+            .unwrap_or("")
     }
 
     /// Whether any complete type is described (not so with line tables only).
@@ -181,9 +229,8 @@ impl NameIndex {
     }
 }
 
-/// The text of a span; empty if it does not lie on character boundaries of the arena
-/// (only a corrupt cache file could make one so, and the cache's checksum refuses those).
-fn span_str(arena: &str, s: Span) -> &str {
+/// The text of a span of a string being built.
+fn span_in(arena: &str, s: Span) -> &str {
     let start = s.start as usize;
     arena.get(start..start + s.len as usize).unwrap_or("")
 }
@@ -302,7 +349,7 @@ fn index_unit(
         let qualify = |arena: &mut String, name: &str| -> Span {
             let start = arena.len() as u32;
             for seg in scopes.iter().filter_map(|s| s.1) {
-                arena.push_str(span_str(&segments, seg));
+                arena.push_str(span_in(&segments, seg));
                 arena.push_str("::");
             }
             arena.push_str(name);
@@ -322,7 +369,7 @@ fn index_unit(
                 if let Some(name) = name {
                     let q = qualify(&mut out.arena, name);
                     if !attrs.declaration && enclosing_fn.is_none() {
-                        out.types.push((name_hash(span_str(&out.arena, q)), q, die));
+                        out.types.push((name_hash(span_in(&out.arena, q)), q, die));
                     }
                     out.names.push((die, q));
                     segment = Some(push(&mut segments, name));
@@ -396,11 +443,7 @@ fn record_ranges(
         }
         return any;
     }
-    let Some(Ok(Some(low))) = attrs
-        .low_pc
-        .clone()
-        .map(|v| dwarf.attr_address(unit, v))
-    else {
+    let Some(Ok(Some(low))) = attrs.low_pc.clone().map(|v| dwarf.attr_address(unit, v)) else {
         return false;
     };
     let high = match attrs.high_pc.clone() {

@@ -2,6 +2,7 @@
 //! in parallel; types, functions and variables decoded lazily and cached per DIE.
 
 mod index;
+mod index_cache;
 mod lines;
 mod locals;
 mod reader;
@@ -16,6 +17,7 @@ use memmap2::Mmap;
 use object::{Object, ObjectSection, ObjectSymbol};
 
 pub use index::NameIndex;
+pub use index_cache::{CacheKey, IndexCache};
 pub use lines::SourceLocation;
 pub use locals::{FrameRegs, Local};
 pub use reader::{Reader, SectionBytes};
@@ -104,11 +106,31 @@ pub struct DebugInfo {
     lines: lines::LineTables,
     /// Compilation directories of all units, longest first, for relative paths.
     comp_dirs: OnceLock<Vec<String>>,
+    index_origin: IndexOrigin,
+}
+
+/// Where the name index came from, for `--timings` and the cache's tests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IndexOrigin {
+    /// Built by walking the DWARF; no cache was asked for.
+    Built,
+    /// Read from the on-disk cache.
+    Cache,
+    /// Built, then written to the cache.
+    BuiltAndStored,
+    /// Built; writing it to the cache failed (the reason).
+    BuiltNotStored(String),
 }
 
 impl DebugInfo {
     /// Maps `path`, loads its DWARF sections and builds the name index in parallel.
     pub fn load(path: &Path) -> Result<DebugInfo, DwarfError> {
+        DebugInfo::load_with(path, None)
+    }
+
+    /// `load`, reading the name index from `cache` when it holds this binary's, and
+    /// writing it there when not.
+    pub fn load_with(path: &Path, cache: Option<&IndexCache>) -> Result<DebugInfo, DwarfError> {
         let file = std::fs::File::open(path).map_err(|source| DwarfError::Io {
             path: path.into(),
             source,
@@ -157,11 +179,37 @@ impl DebugInfo {
         let dwarf = gimli::Dwarf::load(&mut cached)?;
         let for_lines = gimli::Dwarf::load(&mut cached)?;
         let units = units::Units::parse(&dwarf, path)?;
-        let index = NameIndex::build(&dwarf, &units).map_err(|_| DwarfError::Malformed {
-            path: path.into(),
-            offset: 0,
-            reason: "more than 4 GiB of names: too large for the name index".into(),
-        })?;
+        let key = cache.map(|_| {
+            use gimli::{Reader as _, Section as _};
+            let build_id = obj.build_id().ok().flatten();
+            CacheKey::new(path, build_id, dwarf.debug_info.reader().len() as u64)
+        });
+        let cached = cache.zip(key.as_ref()).and_then(|(c, k)| c.load(k));
+        let index_origin;
+        let index = match cached {
+            Some(index) => {
+                index_origin = IndexOrigin::Cache;
+                index
+            }
+            None => {
+                let index =
+                    NameIndex::build(&dwarf, &units).map_err(|_| DwarfError::Malformed {
+                        path: path.into(),
+                        offset: 0,
+                        reason: "more than 4 GiB of names: too large for the name index".into(),
+                    })?;
+                index_origin = match cache.zip(key.as_ref()) {
+                    None => IndexOrigin::Built,
+                    Some((c, k)) => match c.store(k, &index) {
+                        Ok(()) => IndexOrigin::BuiltAndStored,
+                        Err(e) => {
+                            IndexOrigin::BuiltNotStored(format!("{}: {e}", c.dir().display()))
+                        }
+                    },
+                };
+                index
+            }
+        };
         let symbols = obj
             .symbols()
             .filter_map(|s| Some((Arc::from(s.name().ok()?), (s.address(), s.size()))))
@@ -171,6 +219,7 @@ impl DebugInfo {
             tls: tls_template(&obj),
             lines: lines::LineTables::new(for_lines),
             comp_dirs: OnceLock::new(),
+            index_origin,
             dwarf,
             units,
             index,
@@ -190,6 +239,10 @@ impl DebugInfo {
 
     pub fn index(&self) -> &NameIndex {
         &self.index
+    }
+
+    pub fn index_origin(&self) -> &IndexOrigin {
+        &self.index_origin
     }
 
     /// The complete definition of the type with this qualified name, e.g.
