@@ -81,6 +81,9 @@ pub struct NameIndex {
     pub(super) variables: Vec<(Span, DieId)>,
     /// Code ranges `[low, high)` of functions, sorted by `low`.
     pub(super) functions: Vec<(u64, u64, DieId)>,
+    /// The units' compilation directories, each once, longest first (source paths are
+    /// shown relative to them; kept here so that a warm run need not parse every unit).
+    pub(super) comp_dirs: Vec<Span>,
 }
 
 /// What one unit contributes, with spans into its own arena.
@@ -91,6 +94,7 @@ struct UnitIndex {
     names: Vec<(DieId, Span)>,
     variables: Vec<(Span, DieId)>,
     functions: Vec<(u64, u64, DieId)>,
+    comp_dir: Option<Span>,
 }
 
 /// A stable 64-bit hash of a name (the cache stores it, so it must not change with a
@@ -117,8 +121,8 @@ pub struct TooLarge;
 impl NameIndex {
     pub fn build(dwarf: &gimli::Dwarf<Reader>, units: &Units) -> Result<NameIndex, TooLarge> {
         let parts: Vec<UnitIndex> = units
-            .list
-            .par_iter()
+            .all(dwarf)
+            .into_par_iter()
             .map(|u| index_unit(dwarf, u).unwrap_or_default())
             .collect();
         let mut index = NameIndex::default();
@@ -150,6 +154,7 @@ impl NameIndex {
                 .variables
                 .extend(part.variables.into_iter().map(|(s, d)| (shift(s), d)));
             index.functions.extend(part.functions);
+            index.comp_dirs.extend(part.comp_dir.map(shift));
         }
         // Units are in offset order and DIEs in DFS order within a unit: already sorted
         // unless the units overlap (a corrupt file).
@@ -161,6 +166,13 @@ impl NameIndex {
         index
             .variables
             .sort_unstable_by(|a, b| (span_in(&arena, a.0), a.1).cmp(&(span_in(&arena, b.0), b.1)));
+        index.comp_dirs.sort_by(|a, b| {
+            let (a, b) = (span_in(&arena, *a), span_in(&arena, *b));
+            b.len().cmp(&a.len()).then(a.cmp(b))
+        });
+        index
+            .comp_dirs
+            .dedup_by(|a, b| span_in(&arena, *a) == span_in(&arena, *b));
         index.arena = Arena::Built(arena);
         Ok(index)
     }
@@ -212,6 +224,11 @@ impl NameIndex {
             .take(64)
             .find(|(low, high, _)| *low <= addr && addr < *high)
             .map(|f| f.2)
+    }
+
+    /// The compilation directories of the units, longest first.
+    pub fn comp_dirs(&self) -> impl Iterator<Item = &str> {
+        self.comp_dirs.iter().map(|s| self.str(*s))
     }
 
     /// Qualified names of all types, each once, for `types` searches and `check`
@@ -303,6 +320,11 @@ fn index_unit(
     unit: &gimli::Unit<Reader>,
 ) -> gimli::Result<UnitIndex> {
     let mut out = UnitIndex::default();
+    if let Some(dir) = &unit.comp_dir
+        && let Ok(dir) = gimli::Reader::to_string_lossy(dir)
+    {
+        out.comp_dir = Some(push(&mut out.arena, &dir));
+    }
     let mut scopes: Vec<Scope> = Vec::new();
     // Path segments of the open scopes (namespaces and types): a scratch arena.
     let mut segments = String::new();

@@ -20,9 +20,9 @@ use std::time::{Duration, SystemTime};
 use super::DieId;
 use super::index::{Arena, NameIndex, Span};
 
-const MAGIC: &[u8; 8] = b"LDNAMIX1";
-/// magic, `.debug_info` size, five lengths, checksum.
-const HEADER: usize = 8 * 8;
+const MAGIC: &[u8; 8] = b"LDNAMIX2";
+/// magic, `.debug_info` size, six lengths, checksum.
+const HEADER: usize = 9 * 8;
 /// Index files kept; the least recently used beyond this are removed.
 const KEEP: usize = 16;
 
@@ -197,7 +197,8 @@ fn encode(index: &NameIndex, debug_info_len: u64) -> Vec<u8> {
         + index.types.len() * 24
         + index.names.len() * 16
         + index.variables.len() * 16
-        + index.functions.len() * 24;
+        + index.functions.len() * 24
+        + index.comp_dirs.len() * 8;
     let mut out = Vec::with_capacity(size);
     out.extend_from_slice(MAGIC);
     for n in [
@@ -207,6 +208,7 @@ fn encode(index: &NameIndex, debug_info_len: u64) -> Vec<u8> {
         index.names.len() as u64,
         index.variables.len() as u64,
         index.functions.len() as u64,
+        index.comp_dirs.len() as u64,
         0, // checksum, filled in below
     ] {
         out.extend_from_slice(&n.to_le_bytes());
@@ -235,6 +237,9 @@ fn encode(index: &NameIndex, debug_info_len: u64) -> Vec<u8> {
         out.extend_from_slice(&low.to_le_bytes());
         out.extend_from_slice(&high.to_le_bytes());
         die(&mut out, *d);
+    }
+    for s in &index.comp_dirs {
+        span(&mut out, *s);
     }
     let sum = checksum(&out[HEADER..]);
     out[HEADER - 8..HEADER].copy_from_slice(&sum.to_le_bytes());
@@ -274,7 +279,8 @@ fn decode(file: Box<dyn AsRef<[u8]> + Send + Sync>, debug_info_len: u64) -> Opti
         return None;
     }
     let mut header = Words(&bytes[8..HEADER]);
-    let [info_len, arena_len, types, names, vars, funcs, sum] = [(); 7].map(|()| header.u64());
+    let [info_len, arena_len, types, names, vars, funcs, dirs, sum] =
+        [(); 8].map(|()| header.u64());
     if info_len != debug_info_len {
         return None;
     }
@@ -287,6 +293,7 @@ fn decode(file: Box<dyn AsRef<[u8]> + Send + Sync>, debug_info_len: u64) -> Opti
         len(names)?.checked_mul(16),
         len(vars)?.checked_mul(16),
         len(funcs)?.checked_mul(24),
+        len(dirs)?.checked_mul(8),
     ]
     .into_iter()
     .try_fold(0usize, |acc, n| acc.checked_add(n?))?;
@@ -299,6 +306,7 @@ fn decode(file: Box<dyn AsRef<[u8]> + Send + Sync>, debug_info_len: u64) -> Opti
     let names = (0..names).map(|_| (w.die(), w.span())).collect();
     let variables = (0..vars).map(|_| (w.span(), w.die())).collect();
     let functions = (0..funcs).map(|_| (w.u64(), w.u64(), w.die())).collect();
+    let comp_dirs = (0..dirs).map(|_| w.span()).collect();
     let index = NameIndex {
         arena: Arena::Stored {
             bytes: file,
@@ -309,6 +317,7 @@ fn decode(file: Box<dyn AsRef<[u8]> + Send + Sync>, debug_info_len: u64) -> Opti
         names,
         variables,
         functions,
+        comp_dirs,
     };
     // Lookups are binary searches: a file out of order is as bad as a corrupt one.
     let sorted = index.types.is_sorted_by_key(|(h, _, d)| (*h, *d))
@@ -333,6 +342,7 @@ mod tests {
             names: vec![(DieId(40), s(0, 24)), (DieId(90), s(38, 4))],
             variables: vec![(s(24, 14), DieId(70))],
             functions: vec![(0x1000, 0x1040, DieId(90))],
+            comp_dirs: vec![s(24, 5)],
             arena,
         }
     }

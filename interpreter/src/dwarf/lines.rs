@@ -58,28 +58,9 @@ impl DebugInfo {
     /// `path` relative to the compilation directory of some unit (the workspace or crate
     /// it was built in), when it lies under one; the longest such directory wins.
     pub fn relative_to_build_dir<'p>(&self, path: &'p str) -> &'p str {
-        let dirs = self.comp_dirs.get_or_init(|| {
-            let mut dirs: Vec<String> = self
-                .units()
-                .list
-                .iter()
-                .filter_map(|u| {
-                    u.comp_dir
-                        .as_ref()?
-                        .to_string_lossy()
-                        .ok()
-                        .map(|d| d.into_owned())
-                })
-                .collect();
-            dirs.sort_by_key(|d| std::cmp::Reverse(d.len()));
-            dirs.dedup();
-            dirs
-        });
-        dirs.iter()
-            .find_map(|d| {
-                path.strip_prefix(d.as_str())
-                    .and_then(|r| r.strip_prefix('/'))
-            })
+        self.index()
+            .comp_dirs()
+            .find_map(|d| path.strip_prefix(d).and_then(|r| r.strip_prefix('/')))
             .unwrap_or(path)
     }
 
@@ -114,7 +95,6 @@ impl DebugInfo {
     /// `DW_AT_decl_file` refers to.
     pub fn decl_file(&self, die: DieId, index: u64) -> Result<Option<Arc<str>>, DwarfError> {
         let (unit, _) = self
-            .units()
             .locate(die)
             .ok_or_else(|| malformed(self, die, "offset outside every unit"))?;
         let Some(program) = &unit.line_program else {

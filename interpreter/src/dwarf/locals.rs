@@ -36,7 +36,6 @@ impl DebugInfo {
     /// those of lexical blocks containing `pc` (not those of inlined callees).
     pub fn locals(&self, func: DieId, pc: LinkAddr) -> Result<Vec<Local>, DwarfError> {
         let (unit, off) = self
-            .units()
             .locate(func)
             .ok_or_else(|| malformed(self, func, "offset outside every unit"))?;
         let mut tree = unit
@@ -121,10 +120,7 @@ impl DebugInfo {
         mem: &dyn Memory,
         bias: u64,
     ) -> Result<u64, String> {
-        let (unit, _) = self
-            .units()
-            .locate(func)
-            .ok_or("function outside every unit")?;
+        let (unit, _) = self.locate(func).ok_or("function outside every unit")?;
         let expr = match &local.location {
             None => return Err(format!("`{}` is optimized out (no location)", local.name)),
             Some(AttributeValue::Exprloc(expr)) => expr.clone(),
@@ -173,10 +169,7 @@ impl DebugInfo {
         mem: &dyn Memory,
         bias: u64,
     ) -> Result<Option<u64>, String> {
-        let (_, off) = self
-            .units()
-            .locate(func)
-            .ok_or("function outside every unit")?;
+        let (_, off) = self.locate(func).ok_or("function outside every unit")?;
         let entry = unit.entry(off).map_err(|e| e.to_string())?;
         let Some(AttributeValue::Exprloc(expr)) = entry.attr_value(gimli::DW_AT_frame_base) else {
             return Ok(None);

@@ -104,8 +104,6 @@ pub struct DebugInfo {
     tls: Option<TlsTemplate>,
     /// Line tables (addr2line), built on first use from a second view of the sections.
     lines: lines::LineTables,
-    /// Compilation directories of all units, longest first, for relative paths.
-    comp_dirs: OnceLock<Vec<String>>,
     index_origin: IndexOrigin,
 }
 
@@ -218,7 +216,6 @@ impl DebugInfo {
             path: path.into(),
             tls: tls_template(&obj),
             lines: lines::LineTables::new(for_lines),
-            comp_dirs: OnceLock::new(),
             index_origin,
             dwarf,
             units,
@@ -334,8 +331,9 @@ impl DebugInfo {
         &self.dwarf
     }
 
-    pub(crate) fn units(&self) -> &units::Units {
-        &self.units
+    /// The unit holding `die` (parsed now if it was not yet) and the DIE's offset in it.
+    pub(crate) fn locate(&self, die: DieId) -> Option<(&gimli::Unit<Reader>, gimli::UnitOffset)> {
+        self.units.locate(&self.dwarf, die)
     }
 }
 

@@ -126,7 +126,6 @@ fn decode_depth(dbg: &DebugInfo, id: DieId, depth: u32) -> Result<Type, DwarfErr
         return Err(malformed(dbg, id, "typedef/qualifier chain deeper than 16"));
     }
     let (unit, off) = dbg
-        .units()
         .locate(id)
         .ok_or_else(|| malformed(dbg, id, "type offset outside every unit"))?;
     let mut tree = unit

@@ -3,16 +3,20 @@
 //! variables. Type decoding is in `types.rs`.
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use gimli::{AttributeValue, DwAt, Reader as _, UnitOffset};
 
 use super::{DebugInfo, DieId, DwarfError, Function, LinkAddr, Reader, VarLocation, Variable};
 
+/// The compilation units, parsed on first use: a warm run (index from the cache) touches
+/// a handful of a large binary's thousands of units, and parsing one (its abbreviations
+/// and line-program header) is most of what knowing it costs.
 pub struct Units {
-    /// Parsed units, sorted by their start offset in `.debug_info`.
-    pub list: Vec<gimli::Unit<Reader>>,
+    /// Unit headers, in `.debug_info` order.
+    headers: Vec<gimli::UnitHeader<Reader>>,
     starts: Vec<usize>,
+    parsed: Vec<OnceLock<Option<gimli::Unit<Reader>>>>,
 }
 
 impl Units {
@@ -21,7 +25,8 @@ impl Units {
         let mut iter = dwarf.units();
         loop {
             match iter.next() {
-                Ok(Some(h)) => headers.push(h),
+                Ok(Some(h)) if h.debug_info_offset().is_some() => headers.push(h),
+                Ok(Some(_)) => {}
                 Ok(None) => break,
                 Err(e) => {
                     return Err(DwarfError::Malformed {
@@ -35,27 +40,53 @@ impl Units {
                 }
             }
         }
-        use rayon::prelude::*;
-        let mut list: Vec<gimli::Unit<Reader>> = headers
-            .into_par_iter()
-            .filter_map(|h| dwarf.unit(h).ok())
-            .filter(|u| u.header.debug_info_offset().is_some())
-            .collect();
-        list.sort_by_key(|u| u.header.debug_info_offset().map_or(0, |o| o.0));
-        let starts = list
+        let starts: Vec<usize> = headers
             .iter()
-            .map(|u| u.header.debug_info_offset().map_or(0, |o| o.0))
+            .map(|h| h.debug_info_offset().map_or(0, |o| o.0))
             .collect();
-        Ok(Units { list, starts })
+        if !starts.is_sorted() {
+            return Err(DwarfError::Malformed {
+                path: path.into(),
+                offset: 0,
+                reason: "compilation units out of order".into(),
+            });
+        }
+        let parsed = headers.iter().map(|_| OnceLock::new()).collect();
+        Ok(Units {
+            headers,
+            starts,
+            parsed,
+        })
+    }
+
+    /// Unit `i`, parsed now if it was not yet; None if it cannot be parsed.
+    fn get(&self, dwarf: &gimli::Dwarf<Reader>, i: usize) -> Option<&gimli::Unit<Reader>> {
+        self.parsed
+            .get(i)?
+            .get_or_init(|| dwarf.unit(self.headers[i].clone()).ok())
+            .as_ref()
+    }
+
+    /// Every unit that parses, in order, parsed in parallel (the index build).
+    pub fn all(&self, dwarf: &gimli::Dwarf<Reader>) -> Vec<&gimli::Unit<Reader>> {
+        use rayon::prelude::*;
+        (0..self.headers.len())
+            .into_par_iter()
+            .filter_map(|i| self.get(dwarf, i))
+            .collect()
     }
 
     /// The unit holding `die` and the DIE's offset inside it.
-    pub fn locate(&self, die: DieId) -> Option<(&gimli::Unit<Reader>, UnitOffset)> {
+    pub fn locate(
+        &self,
+        dwarf: &gimli::Dwarf<Reader>,
+        die: DieId,
+    ) -> Option<(&gimli::Unit<Reader>, UnitOffset)> {
         let i = self
             .starts
             .partition_point(|s| *s <= die.0)
             .checked_sub(1)?;
-        let unit = &self.list[i];
+        let unit = self.get(dwarf, i)?;
         let off = gimli::DebugInfoOffset(die.0).to_unit_offset(&unit.header)?;
         Some((unit, off))
     }
@@ -105,7 +136,6 @@ pub fn with_entry<T>(
     ) -> Result<T, DwarfError>,
 ) -> Result<T, DwarfError> {
     let (unit, off) = dbg
-        .units()
         .locate(die)
         .ok_or_else(|| malformed(dbg, die, "offset outside every unit"))?;
     let entry = unit
@@ -125,7 +155,6 @@ pub fn malformed(dbg: &DebugInfo, die: DieId, reason: &str) -> DwarfError {
 /// Template type parameters (`DW_TAG_template_type_parameter` children) of a DIE.
 pub fn template_params(dbg: &DebugInfo, die: DieId) -> Result<Vec<(Arc<str>, DieId)>, DwarfError> {
     let (unit, off) = dbg
-        .units()
         .locate(die)
         .ok_or_else(|| malformed(dbg, die, "offset outside every unit"))?;
     let mut tree = unit
