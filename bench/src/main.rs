@@ -6,8 +6,16 @@
 //! peak RSS, the cost per task, and the phases `--timings` reports; and it checks that
 //! every run found as many tasks as the fixture said it had.
 //!
+//! Then the large binary (`service.rs`): the `service-large` fixture, 182 MiB of DWARF,
+//! first with an empty name-index cache (cold) and then with its index cached (warm).
+//!
+//! Runs use their own index cache, `target/bench-index-cache`: the best of N runs of a
+//! task-count dump is a warm run.
+//!
 //! `cargo run --release -p layoutdump-bench -- [--sizes 10000,100000,1000000]
-//! [--formats core,minidump] [--runs 3]`
+//! [--formats core,minidump] [--runs 3] [--no-service]`
+
+mod service;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -18,6 +26,7 @@ struct Args {
     sizes: Vec<u64>,
     formats: Vec<String>,
     runs: usize,
+    service: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -25,6 +34,7 @@ fn parse_args() -> Result<Args, String> {
         sizes: vec![10_000, 100_000, 1_000_000],
         formats: vec!["core".into(), "minidump".into()],
         runs: 3,
+        service: true,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -38,9 +48,10 @@ fn parse_args() -> Result<Args, String> {
             }
             "--formats" => args.formats = value()?.split(',').map(str::to_string).collect(),
             "--runs" => args.runs = value()?.parse().map_err(|_| "bad --runs")?,
+            "--no-service" => args.service = false,
             "-h" | "--help" => {
                 println!(
-                    "usage: cargo run --release -p layoutdump-bench -- [--sizes 10000,100000,1000000] [--formats core,minidump] [--runs 3]"
+                    "usage: cargo run --release -p layoutdump-bench -- [--sizes 10000,100000,1000000] [--formats core,minidump] [--runs 3] [--no-service]"
                 );
                 std::process::exit(0);
             }
@@ -65,6 +76,11 @@ fn cargo_build(args: &[&str]) -> Result<(), String> {
         .success()
         .then_some(())
         .ok_or(format!("cargo build {args:?} failed"))
+}
+
+/// The name-index cache of the benchmark's runs.
+fn index_cache() -> PathBuf {
+    root().join("target/bench-index-cache")
 }
 
 /// A fixture process started with `n` tasks, killed when dropped.
@@ -108,23 +124,27 @@ fn number_after(text: &str, key: &str) -> Option<u64> {
     digits.parse().ok()
 }
 
-/// The dumps of the fixture with `n` tasks (captured now, or earlier with the same
-/// fixture binary), and the fixture's own task count.
+/// The dumps of a fixture run with argument `n` (captured now, or earlier with the same
+/// fixture binary), and the fixture's own count of live tasks.
 fn dumps(
     layoutdump: &Path,
     fixture: &Path,
     n: u64,
     formats: &[String],
 ) -> Result<(Vec<(String, PathBuf)>, u64), String> {
+    let name = fixture
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or("fixture path has no name")?;
     let dir = root().join("target/bench-dumps");
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let built = std::fs::metadata(fixture)
         .and_then(|m| m.modified())
         .map_err(|e| e.to_string())?;
-    let truth = dir.join(format!("tokio-many-{n}.alive"));
+    let truth = dir.join(format!("{name}-{n}.alive"));
     let path = |f: &str| {
         dir.join(format!(
-            "tokio-many-{n}.{}",
+            "{name}-{n}.{}",
             if f == "core" { "core" } else { "dmp" }
         ))
     };
@@ -141,7 +161,7 @@ fn dumps(
             .parse()
             .map_err(|_| "bad cached task count")?
     } else {
-        eprintln!("bench: starting tokio-many with {n} tasks and capturing it");
+        eprintln!("bench: starting {name} {n} and capturing it");
         let (running, alive) = start_fixture(fixture, n)?;
         for f in formats {
             let status = Command::new(layoutdump)
@@ -170,8 +190,14 @@ struct Measured {
     stderr: String,
 }
 
-/// Runs `layoutdump ARGS` once, stdout to a file (or discarded), and measures it.
-fn measure(layoutdump: &Path, args: &[&str], keep_stdout: bool) -> Result<Measured, String> {
+/// Runs `layoutdump ARGS` once with its index cache in `cache`, stdout to a file (or
+/// discarded), and measures it.
+fn measure(
+    layoutdump: &Path,
+    cache: &Path,
+    args: &[&str],
+    keep_stdout: bool,
+) -> Result<Measured, String> {
     let scratch = std::env::temp_dir().join(format!("layoutdump-bench.{}", std::process::id()));
     let out_path = scratch.with_extension("out");
     let err_path = scratch.with_extension("err");
@@ -183,6 +209,7 @@ fn measure(layoutdump: &Path, args: &[&str], keep_stdout: bool) -> Result<Measur
     let stderr = std::fs::File::create(&err_path).map_err(|e| e.to_string())?;
     let start = Instant::now();
     let child = Command::new(layoutdump)
+        .env("LAYOUTDUMP_CACHE_DIR", cache)
         .args(args)
         .stdout(stdout)
         .stderr(stderr)
@@ -221,11 +248,20 @@ fn measure(layoutdump: &Path, args: &[&str], keep_stdout: bool) -> Result<Measur
     Ok(m)
 }
 
-/// The best (least wall time) of `runs` measurements.
-fn best_of(runs: usize, layoutdump: &Path, args: &[&str], keep: bool) -> Result<Measured, String> {
+/// The best (least wall time) of `runs` measurements, each after `before` (which can
+/// empty the cache, for cold runs).
+fn best_of(
+    runs: usize,
+    layoutdump: &Path,
+    cache: &Path,
+    args: &[&str],
+    keep: bool,
+    before: impl Fn(),
+) -> Result<Measured, String> {
     let mut best: Option<Measured> = None;
     for _ in 0..runs.max(1) {
-        let m = measure(layoutdump, args, keep)?;
+        before();
+        let m = measure(layoutdump, cache, args, keep)?;
         if best.as_ref().is_none_or(|b| m.wall < b.wall) {
             best = Some(m);
         }
@@ -269,21 +305,9 @@ fn bench() -> Result<(), String> {
                 ("JSON, all backtraces", &json[..], false),
                 ("--group", &group[..], true),
             ] {
-                let m = best_of(args.runs, &layoutdump, cmd, keep)?;
+                let m = best_of(args.runs, &layoutdump, &index_cache(), cmd, keep, || ())?;
                 if keep {
-                    // The runtime header counts the tasks listed: all of them, or the
-                    // benchmark is measuring a failure.
-                    let found = m
-                        .stdout
-                        .lines()
-                        .find(|l| l.starts_with("runtime "))
-                        .and_then(|l| l.split(", ").find_map(|p| p.strip_suffix(" tasks")))
-                        .and_then(|c| c.parse::<u64>().ok());
-                    if found != Some(alive) {
-                        return Err(format!(
-                            "{format} with {n} tasks: the fixture had {alive} live tasks, layoutdump listed {found:?}"
-                        ));
-                    }
+                    check_listed(&m.stdout, alive, &format!("{format} with {n} tasks"))?;
                 } else {
                     phases.push((n, format.clone(), m.stderr.clone()));
                 }
@@ -304,6 +328,26 @@ fn bench() -> Result<(), String> {
         for line in timings.lines().filter(|l| l.starts_with("timing:")) {
             println!("    {}", line.trim_start_matches("timing: "));
         }
+    }
+    if args.service {
+        service::bench(&layoutdump, args.runs)?;
+    }
+    Ok(())
+}
+
+/// The runtime headers of a text report count the tasks listed: all of the fixture's,
+/// or the benchmark is measuring a failure.
+fn check_listed(text: &str, alive: u64, what: &str) -> Result<(), String> {
+    let found: u64 = text
+        .lines()
+        .filter(|l| l.starts_with("runtime "))
+        .filter_map(|l| l.split(", ").find_map(|p| p.strip_suffix(" tasks")))
+        .filter_map(|c| c.parse::<u64>().ok())
+        .sum();
+    if found != alive {
+        return Err(format!(
+            "{what}: the fixture had {alive} live tasks, layoutdump listed {found}"
+        ));
     }
     Ok(())
 }
