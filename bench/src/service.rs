@@ -22,7 +22,9 @@ fn dwarf_size(path: &Path) -> Result<u64, String> {
 }
 
 pub fn bench(layoutdump: &Path, runs: usize) -> Result<(), String> {
-    eprintln!("bench: building the service-large fixture (release; several minutes the first time)");
+    eprintln!(
+        "bench: building the service-large fixture (release; several minutes the first time)"
+    );
     cargo_build(&[
         "--manifest-path",
         "tests/fixtures/Cargo.toml",
@@ -31,7 +33,9 @@ pub fn bench(layoutdump: &Path, runs: usize) -> Result<(), String> {
     ])?;
     let fixture = root().join("tests/fixtures/target/release/service-large");
     let dwarf = dwarf_size(&fixture)?;
-    let binary = std::fs::metadata(&fixture).map_err(|e| e.to_string())?.len();
+    let binary = std::fs::metadata(&fixture)
+        .map_err(|e| e.to_string())?
+        .len();
     let (dumps, alive) = dumps(layoutdump, &fixture, 100, &["core".to_string()])?;
     let core = dumps[0].1.to_str().ok_or("dump path is not UTF-8")?;
     let cache = root().join("target/bench-index-cache-service");

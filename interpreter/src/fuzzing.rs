@@ -33,6 +33,12 @@ pub fn dump_open(data: &[u8]) {
     let _ = format!("{:?}", dump.crash);
 }
 
+/// Any bytes as a name-index cache file (`~/.cache/layoutdump/*.names`, which another
+/// user or a full disk could have damaged), then the lookups a run makes on it.
+pub fn index_file(data: &[u8]) {
+    crate::dwarf::fuzz_index_file(data);
+}
+
 /// The file at `path` as the program's binary, then what a report asks of its DWARF: the
 /// name index, type decoding (structs, enums, niches), the function and inlined frames at
 /// addresses, their locals, and line tables.

@@ -329,6 +329,40 @@ fn decode(file: Box<dyn AsRef<[u8]> + Send + Sync>, debug_info_len: u64) -> Opti
     sorted.then_some(index)
 }
 
+/// For the `index_file` fuzz target: `data` as a cache file, its checksum and
+/// `.debug_info` size taken as right (so the fuzzer reaches the records, which a
+/// checksum would otherwise guard), then the lookups a run makes.
+pub(crate) fn fuzz_decode(data: &[u8]) {
+    let mut bytes = data.to_vec();
+    if bytes.len() >= HEADER {
+        let sum = checksum(&bytes[HEADER..]);
+        bytes[HEADER - 8..HEADER].copy_from_slice(&sum.to_le_bytes());
+    }
+    let info_len = bytes
+        .get(8..16)
+        .map_or(0, |b| u64::from_le_bytes(b.try_into().unwrap_or_default()));
+    let Some(index) = decode(Box::new(bytes), info_len) else {
+        return;
+    };
+    for name in index.type_names().take(64) {
+        let _ = index.types_named(name).count();
+    }
+    for (name, die) in index.variables().take(64) {
+        let _ = (name.len(), index.qualified_name(die));
+    }
+    for (low, high, die) in index.functions.iter().take(64) {
+        let _ = (
+            index.function_at(*low),
+            index.function_at(*high),
+            index.qualified_name(*die),
+        );
+    }
+    let _ = index.comp_dirs().count();
+    let _ = index
+        .types_named("tokio::runtime::task::core::Header")
+        .count();
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -17,6 +17,7 @@ use memmap2::Mmap;
 use object::{Object, ObjectSection, ObjectSymbol};
 
 pub use index::NameIndex;
+pub(crate) use index_cache::fuzz_decode as fuzz_index_file;
 pub use index_cache::{CacheKey, IndexCache};
 pub use lines::SourceLocation;
 pub use locals::{FrameRegs, Local};
