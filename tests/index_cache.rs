@@ -17,6 +17,8 @@ fn fresh_dir(name: &str) -> PathBuf {
     dir
 }
 
+/// `run tokio CORE --format json --timings` with `LAYOUTDUMP_CACHE_DIR=cache` (a
+/// directory, or `off`); it must exit 0.
 fn run(cache: &Path) -> Output {
     let core = &tokio_dumps(Profile::Dev).core;
     let out = layoutdump()
@@ -36,6 +38,12 @@ fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// Asserts that the run's stderr (its `--timings`) contains `text`.
+fn says(out: &Output, text: &str) {
+    let err = stderr(out);
+    assert!(err.contains(text), "expected {text:?} in:\n{err}");
+}
+
 fn report(out: &Output) -> Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
@@ -50,11 +58,7 @@ fn index_files(dir: &Path) -> Vec<PathBuf> {
 fn cold_warm_damaged_and_off() {
     let dir = fresh_dir("index-cache");
     let cold = run(&dir);
-    assert!(
-        stderr(&cold).contains("load and index debug info, cache it"),
-        "{}",
-        stderr(&cold)
-    );
+    says(&cold, "load and index debug info, cache it");
     let files = index_files(&dir);
     assert_eq!(files.len(), 1, "{files:?}");
     assert!(
@@ -65,11 +69,7 @@ fn cold_warm_damaged_and_off() {
     assert!(!truth["runtimes"].as_array().unwrap().is_empty());
 
     let warm = run(&dir);
-    assert!(
-        stderr(&warm).contains("load debug info, index from cache"),
-        "{}",
-        stderr(&warm)
-    );
+    says(&warm, "load debug info, index from cache");
     assert_eq!(report(&warm), truth);
 
     // A flipped byte in the middle, then a file cut in half: each is refused, rebuilt
@@ -80,11 +80,7 @@ fn cold_warm_damaged_and_off() {
     for damaged in [flipped, bytes[..bytes.len() / 2].to_vec()] {
         std::fs::write(&files[0], damaged).unwrap();
         let rebuilt = run(&dir);
-        assert!(
-            stderr(&rebuilt).contains("cache it"),
-            "{}",
-            stderr(&rebuilt)
-        );
+        says(&rebuilt, "cache it");
         assert_eq!(report(&rebuilt), truth);
         assert_eq!(
             std::fs::read(&files[0]).unwrap(),
@@ -95,18 +91,8 @@ fn cold_warm_damaged_and_off() {
 
     // `off` neither reads nor writes: the index is built, and the phase says nothing
     // of a cache.
-    let out = layoutdump()
-        .env("LAYOUTDUMP_CACHE_DIR", "off")
-        .args(["run", "tokio"])
-        .arg(&tokio_dumps(Profile::Dev).core)
-        .args(["--format", "json", "--timings"])
-        .output()
-        .unwrap();
-    assert!(
-        stderr(&out).contains("timing: load and index debug info  "),
-        "{}",
-        stderr(&out)
-    );
+    let out = run(Path::new("off"));
+    says(&out, "timing: load and index debug info  ");
     assert_eq!(report(&out), truth);
 
     // A cache directory that cannot be made (under a regular file): the report is
@@ -115,11 +101,7 @@ fn cold_warm_damaged_and_off() {
     std::fs::create_dir_all(blocker.parent().unwrap()).unwrap();
     std::fs::write(&blocker, b"a file, not a directory").unwrap();
     let unwritable = run(&blocker.join("cache"));
-    assert!(
-        stderr(&unwritable).contains("(not cached)"),
-        "{}",
-        stderr(&unwritable)
-    );
+    says(&unwritable, "(not cached)");
     assert_eq!(report(&unwritable), truth);
 }
 
@@ -154,10 +136,6 @@ fn concurrent_runs_share_one_file() {
     let files = index_files(&dir);
     assert_eq!(files.len(), 1, "{files:?}");
     let warm = run(&dir);
-    assert!(
-        stderr(&warm).contains("index from cache"),
-        "{}",
-        stderr(&warm)
-    );
+    says(&warm, "index from cache");
     assert_eq!(report(&warm), reports[0]);
 }
