@@ -25,6 +25,9 @@ const MAGIC: &[u8; 8] = b"LDNAMIX2";
 const HEADER: usize = 9 * 8;
 /// Index files kept; the least recently used beyond this are removed.
 const KEEP: usize = 16;
+/// Bytes of index files kept (about 30 service binaries of 230 MiB of DWARF): the most
+/// recently used file is kept whatever its size, older ones only while under this.
+const KEEP_BYTES: u64 = 4 << 30;
 
 /// A directory of cached indexes.
 #[derive(Debug, Clone)]
@@ -97,13 +100,13 @@ impl IndexCache {
             let _ = std::fs::remove_file(&tmp);
             return Err(e);
         }
-        self.prune();
+        self.prune(KEEP_BYTES);
         Ok(())
     }
 
-    /// Removes index files beyond the `KEEP` most recently used, and temporary files of
-    /// runs that died while writing (older than ten minutes).
-    fn prune(&self) {
+    /// Removes index files beyond the `KEEP` most recently used or `KEEP_BYTES` in all,
+    /// and temporary files of runs that died while writing (older than ten minutes).
+    fn prune(&self, keep_bytes: u64) {
         let Ok(dir) = std::fs::read_dir(&self.dir) else {
             return;
         };
@@ -114,22 +117,28 @@ impl IndexCache {
             let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
                 continue;
             };
-            let modified = entry
-                .metadata()
-                .and_then(|m| m.modified())
+            let meta = entry.metadata().ok();
+            let modified = meta
+                .as_ref()
+                .and_then(|m| m.modified().ok())
                 .unwrap_or(SystemTime::UNIX_EPOCH);
+            let size = meta.map_or(0, |m| m.len());
             if name.contains(".tmp-") {
                 let age = now.duration_since(modified).unwrap_or_default();
                 if age > Duration::from_secs(600) {
                     let _ = std::fs::remove_file(&path);
                 }
             } else if name.ends_with(".names") {
-                indexes.push((modified, path));
+                indexes.push((modified, size, path));
             }
         }
         indexes.sort_by_key(|b| std::cmp::Reverse(b.0));
-        for (_, path) in indexes.into_iter().skip(KEEP) {
-            let _ = std::fs::remove_file(path);
+        let mut total = 0u64;
+        for (i, (_, size, path)) in indexes.into_iter().enumerate() {
+            total = total.saturating_add(size);
+            if i >= KEEP || (i > 0 && total > keep_bytes) {
+                let _ = std::fs::remove_file(path);
+            }
         }
     }
 }
@@ -445,6 +454,10 @@ mod tests {
         }
         let left = std::fs::read_dir(&dir).unwrap().count();
         assert_eq!(left, KEEP);
+        // A byte budget smaller than two files keeps only the most recent one.
+        let one = encode(&sample(), 1234).len() as u64;
+        cache.prune(one + one / 2);
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
         std::fs::remove_dir_all(dir).ok();
     }
 }
