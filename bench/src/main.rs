@@ -66,7 +66,27 @@ fn root() -> PathBuf {
 }
 
 fn cargo_build(args: &[&str]) -> Result<(), String> {
-    let status = Command::new(env!("CARGO"))
+    let mut cargo = Command::new(env!("CARGO"));
+    // `cargo run` gave this process the bench package's CARGO_MANIFEST_DIR, CARGO_PKG_*
+    // and the like. Passed on, they differ from a plain build's environment, and build
+    // scripts that watch them (ring's watches CARGO_MANIFEST_DIR) rerun: the fixtures'
+    // TLS stack and everything above it were rebuilt on every switch between the two.
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy();
+        if [
+            "CARGO_MANIFEST_",
+            "CARGO_PKG_",
+            "CARGO_BIN_",
+            "CARGO_CRATE_",
+            "CARGO_PRIMARY_",
+        ]
+        .iter()
+        .any(|p| key.starts_with(p))
+        {
+            cargo.env_remove(&*key);
+        }
+    }
+    let status = cargo
         .args(["build", "--release", "--quiet"])
         .args(args)
         .current_dir(root())

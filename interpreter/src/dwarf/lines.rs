@@ -1,12 +1,13 @@
-//! Line information: code address → file:line (with inlined frames), through addr2line
-//! over the same mapped sections; and a DIE's `DW_AT_decl_file` index → file path.
+//! Line information: code address → file:line with inlined frames (`frames.rs` reads
+//! them from the name index and the unit holding the code); a DIE's `DW_AT_decl_file`
+//! index → file path.
 
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Arc;
 
 use gimli::Reader as _;
 
 use super::units::malformed;
-use super::{DebugInfo, DieId, DwarfError, LinkAddr, Reader};
+use super::{DebugInfo, DieId, DwarfError, LinkAddr};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SourceLocation {
@@ -21,38 +22,10 @@ pub struct InlineFrame {
     pub location: Option<SourceLocation>,
 }
 
-pub struct LineTables {
-    spare: Mutex<Option<gimli::Dwarf<Reader>>>,
-    context: OnceLock<Option<Mutex<addr2line::Context<Reader>>>>,
-}
-
-impl LineTables {
-    pub fn new(dwarf: gimli::Dwarf<Reader>) -> Self {
-        LineTables {
-            spare: Mutex::new(Some(dwarf)),
-            context: OnceLock::new(),
-        }
-    }
-
-    fn context(&self) -> Option<&Mutex<addr2line::Context<Reader>>> {
-        self.context
-            .get_or_init(|| {
-                let dwarf = self.spare.lock().ok()?.take()?;
-                addr2line::Context::from_dwarf(dwarf).ok().map(Mutex::new)
-            })
-            .as_ref()
-    }
-}
-
 impl DebugInfo {
-    /// The source file and line of the code at `addr`.
+    /// The source file and line of the code at `addr` (of the innermost inlined call).
     pub fn location_at(&self, addr: LinkAddr) -> Option<SourceLocation> {
-        let ctx = self.lines.context()?.lock().ok()?;
-        let loc = ctx.find_location(addr.0).ok()??;
-        Some(SourceLocation {
-            file: Arc::from(loc.file?),
-            line: loc.line,
-        })
+        self.frames_at(addr).into_iter().next()?.location
     }
 
     /// `path` relative to the compilation directory of some unit (the workspace or crate
@@ -64,31 +37,11 @@ impl DebugInfo {
             .unwrap_or(path)
     }
 
-    /// The functions at `addr`, innermost (inlined) first, each with its file:line.
+    /// The functions at `addr`, innermost (inlined) first, each with its file:line; none
+    /// when no function with code ranges holds `addr` (code without debug info, such as
+    /// `_start`: addr2line finds nothing there either).
     pub fn frames_at(&self, addr: LinkAddr) -> Vec<InlineFrame> {
-        let Some(ctx) = self.lines.context() else {
-            return vec![];
-        };
-        let Ok(ctx) = ctx.lock() else { return vec![] };
-        let Ok(mut frames) = ctx.find_frames(addr.0).skip_all_loads() else {
-            return vec![];
-        };
-        let mut out = Vec::new();
-        // Inline depth is bounded by the DWARF, but a corrupt file must not loop forever.
-        while let (Ok(Some(f)), true) = (frames.next(), out.len() < 256) {
-            out.push(InlineFrame {
-                function: f
-                    .function
-                    .and_then(|n| n.demangle().ok().map(|d| d.into_owned())),
-                location: f.location.and_then(|l| {
-                    Some(SourceLocation {
-                        file: Arc::from(l.file?),
-                        line: l.line,
-                    })
-                }),
-            });
-        }
-        out
+        self.indexed_frames(addr).unwrap_or_default()
     }
 
     /// The path of file number `index` of the line table of `die`'s unit: what

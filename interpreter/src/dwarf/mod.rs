@@ -1,6 +1,7 @@
 //! The DWARF model: a binary's debug info, memory-mapped and indexed by qualified Rust name
 //! in parallel; types, functions and variables decoded lazily and cached per DIE.
 
+mod frames;
 mod index;
 mod index_cache;
 mod lines;
@@ -103,9 +104,9 @@ pub struct DebugInfo {
     symbols: HashMap<Arc<str>, (u64, u64)>,
     vtables: OnceLock<Vec<(u64, DieId)>>,
     tls: Option<TlsTemplate>,
-    /// Line tables (addr2line), built on first use from a second view of the sections.
-    lines: lines::LineTables,
     index_origin: IndexOrigin,
+    /// Per-unit line programs for `frames_at`, read on first use.
+    line_cache: frames::LineCache,
 }
 
 /// Where the name index came from, for `--timings` and the cache's tests.
@@ -165,18 +166,7 @@ impl DebugInfo {
             };
             Ok(gimli::EndianReader::new(bytes, endian))
         };
-        // Each section is read (or decompressed) once; both DWARF views share the bytes.
-        let mut loaded: HashMap<gimli::SectionId, Reader> = HashMap::new();
-        let mut cached = |id: gimli::SectionId| -> Result<Reader, DwarfError> {
-            if let Some(r) = loaded.get(&id) {
-                return Ok(r.clone());
-            }
-            let r = load_section(id)?;
-            loaded.insert(id, r.clone());
-            Ok(r)
-        };
-        let dwarf = gimli::Dwarf::load(&mut cached)?;
-        let for_lines = gimli::Dwarf::load(&mut cached)?;
+        let dwarf = gimli::Dwarf::load(load_section)?;
         let units = units::Units::parse(&dwarf, path)?;
         let key = cache.map(|_| {
             use gimli::{Reader as _, Section as _};
@@ -216,8 +206,8 @@ impl DebugInfo {
         Ok(DebugInfo {
             path: path.into(),
             tls: tls_template(&obj),
-            lines: lines::LineTables::new(for_lines),
             index_origin,
+            line_cache: Default::default(),
             dwarf,
             units,
             index,
