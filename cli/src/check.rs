@@ -51,7 +51,8 @@ pub fn check(args: CheckArgs) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     };
     let image = BinaryImage::open_static(&binary, &args.debug_dirs)?;
-    let dbg = DebugInfo::load_with(&image.debug_path, IndexCache::from_env().as_ref())?;
+    let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let dbg = DebugInfo::load_with(&image.debug_path, IndexCache::from_env().as_ref(), tty)?;
     let diags = check_against(&program, &dbg);
     if diags.list.is_empty() {
         println!("{}: ok against {}", args.layout, binary.display());

@@ -519,6 +519,7 @@ fn types_command(args: TypesArgs) -> Result<ExitCode> {
     let dbg = layoutdump_interpreter::dwarf::DebugInfo::load_with(
         &image.debug_path,
         IndexCache::from_env().as_ref(),
+        std::io::IsTerminal::is_terminal(&std::io::stderr()),
     )?;
     let (text, total) =
         layoutdump_interpreter::ptype::describe_types(&dbg, &args.pattern, args.max);

@@ -63,6 +63,7 @@ impl DwarfCache {
         path: &Path,
         build_id: Option<&[u8]>,
         index_cache: Option<&crate::dwarf::IndexCache>,
+        progress: bool,
     ) -> Result<Arc<DebugInfo>, crate::dwarf::DwarfError> {
         let key = (path.to_path_buf(), build_id.map(<[u8]>::to_vec));
         if let Some(d) = self
@@ -74,7 +75,7 @@ impl DwarfCache {
             return Ok(d.clone());
         }
         // Loaded outside the lock: two threads may both load it once; the first one kept.
-        let d = Arc::new(DebugInfo::load_with(path, index_cache)?);
+        let d = Arc::new(DebugInfo::load_with(path, index_cache, progress)?);
         Ok(self
             .loaded
             .lock()
@@ -223,8 +224,13 @@ pub fn analyze_dump(
     let started = std::time::Instant::now();
     let index_cache = opts.index_cache.as_ref();
     let loaded = match &opts.dwarf_cache {
-        Some(cache) => cache.get_or_load(&image.debug_path, image.build_id.as_deref(), index_cache),
-        None => DebugInfo::load_with(&image.debug_path, index_cache).map(Arc::new),
+        Some(cache) => cache.get_or_load(
+            &image.debug_path,
+            image.build_id.as_deref(),
+            index_cache,
+            opts.progress,
+        ),
+        None => DebugInfo::load_with(&image.debug_path, index_cache, opts.progress).map(Arc::new),
     };
     let phase = match loaded.as_ref().map(|d| d.index_origin()) {
         Ok(IndexOrigin::Cache) => "load debug info, index from cache",

@@ -119,12 +119,27 @@ pub(super) fn name_hash(name: &str) -> u64 {
 pub struct TooLarge;
 
 impl NameIndex {
-    pub fn build(dwarf: &gimli::Dwarf<Reader>, units: &Units) -> Result<NameIndex, TooLarge> {
+    /// Indexes every unit, in parallel; `progress` draws `indexing debug info N%` on a
+    /// terminal when that takes over a second (a large binary's first run).
+    pub fn build(
+        dwarf: &gimli::Dwarf<Reader>,
+        units: &Units,
+        progress: bool,
+    ) -> Result<NameIndex, TooLarge> {
+        // Started before the units are parsed, so that their parsing counts to the second
+        // after which the line appears.
+        let shown =
+            crate::progress::Progress::new("indexing debug info", units.len() as u64, progress);
+        let units = units.all(dwarf);
         let parts: Vec<UnitIndex> = units
-            .all(dwarf)
             .into_par_iter()
-            .map(|u| index_unit(dwarf, u).unwrap_or_default())
+            .map(|u| {
+                let part = index_unit(dwarf, u).unwrap_or_default();
+                shown.add(1);
+                part
+            })
             .collect();
+        drop(shown);
         let mut index = NameIndex::default();
         let total: usize = parts.iter().map(|p| p.arena.len()).sum();
         if total > u32::MAX as usize {

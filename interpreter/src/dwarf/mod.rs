@@ -125,12 +125,17 @@ pub enum IndexOrigin {
 impl DebugInfo {
     /// Maps `path`, loads its DWARF sections and builds the name index in parallel.
     pub fn load(path: &Path) -> Result<DebugInfo, DwarfError> {
-        DebugInfo::load_with(path, None)
+        DebugInfo::load_with(path, None, false)
     }
 
     /// `load`, reading the name index from `cache` when it holds this binary's, and
-    /// writing it there when not.
-    pub fn load_with(path: &Path, cache: Option<&IndexCache>) -> Result<DebugInfo, DwarfError> {
+    /// writing it there when not; with `progress`, building it draws a progress line on
+    /// stderr once it has taken a second.
+    pub fn load_with(
+        path: &Path,
+        cache: Option<&IndexCache>,
+        progress: bool,
+    ) -> Result<DebugInfo, DwarfError> {
         let file = std::fs::File::open(path).map_err(|source| DwarfError::Io {
             path: path.into(),
             source,
@@ -181,12 +186,13 @@ impl DebugInfo {
                 index
             }
             None => {
-                let index =
-                    NameIndex::build(&dwarf, &units).map_err(|_| DwarfError::Malformed {
+                let index = NameIndex::build(&dwarf, &units, progress).map_err(|_| {
+                    DwarfError::Malformed {
                         path: path.into(),
                         offset: 0,
                         reason: "more than 4 GiB of names: too large for the name index".into(),
-                    })?;
+                    }
+                })?;
                 index_origin = match cache.zip(key.as_ref()) {
                     None => IndexOrigin::Built,
                     Some((c, k)) => match c.store(k, &index) {

@@ -59,6 +59,11 @@ impl Units {
         })
     }
 
+    /// How many units there are.
+    pub fn len(&self) -> usize {
+        self.headers.len()
+    }
+
     /// Unit `i`, parsed now if it was not yet; None if it cannot be parsed.
     fn get(&self, dwarf: &gimli::Dwarf<Reader>, i: usize) -> Option<&gimli::Unit<Reader>> {
         self.parsed
