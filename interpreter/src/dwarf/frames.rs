@@ -105,9 +105,11 @@ impl DebugInfo {
             let has_ranges = entry.attr_value(gimli::DW_AT_low_pc).is_some()
                 || entry.attr_value(gimli::DW_AT_ranges).is_some();
             match entry.tag() {
-                gimli::DW_TAG_lexical_block if !has_ranges || contains(self, unit, entry, addr) => {
-                }
-                gimli::DW_TAG_inlined_subroutine if contains(self, unit, entry, addr) => {
+                gimli::DW_TAG_lexical_block
+                    if !has_ranges || self.die_contains(unit, entry, LinkAddr(addr)) => {}
+                gimli::DW_TAG_inlined_subroutine
+                    if self.die_contains(unit, entry, LinkAddr(addr)) =>
+                {
                     if chain.len() >= MAX_DEPTH {
                         return;
                     }
@@ -122,62 +124,52 @@ impl DebugInfo {
     }
 
     /// A frame's function name: the linkage name demangled (Rust's without its hash),
-    /// else the name, following `DW_AT_abstract_origin` / `DW_AT_specification`.
+    /// else the name, following `DW_AT_abstract_origin` / `DW_AT_specification` from an
+    /// entry that has neither (a short chain in any sane file: 16 hops at most).
     fn frame_name(
         &self,
         unit: &Unit,
         entry: &gimli::DebuggingInformationEntry<Reader>,
         language: Option<gimli::DwLang>,
     ) -> Option<String> {
-        let text = |unit: &Unit, v: AttributeValue<Reader>| {
+        let (mut name, mut next) = self.own_name(unit, entry);
+        for _ in 0..16 {
+            if let Some(n) = name {
+                return Some(demangled(n, language));
+            }
+            let (unit, off) = self.locate(next?)?;
+            (name, next) = self.own_name(unit, &unit.entry(off).ok()?);
+        }
+        None
+    }
+
+    /// An entry's own name (its linkage name if it has one, else its name) and the
+    /// entry it refers to for one.
+    fn own_name(
+        &self,
+        unit: &Unit,
+        entry: &gimli::DebuggingInformationEntry<Reader>,
+    ) -> (Option<String>, Option<DieId>) {
+        let text = |v: AttributeValue<Reader>| {
             self.dwarf()
                 .attr_string(unit, v)
                 .ok()
                 .and_then(|s| s.to_string_lossy().ok().map(|s| s.into_owned()))
         };
-        let mut next: Option<DieId> = None;
-        let mut found = None;
+        let (mut linkage, mut name, mut next) = (None, None, None);
         for (at, value) in attrs(entry) {
             match at {
                 gimli::DW_AT_linkage_name | gimli::DW_AT_MIPS_linkage_name => {
-                    if let Some(s) = text(unit, value) {
-                        return Some(demangled(s, language));
-                    }
+                    linkage = linkage.or_else(|| text(value));
                 }
-                gimli::DW_AT_name => found = found.or_else(|| text(unit, value)),
+                gimli::DW_AT_name => name = name.or_else(|| text(value)),
                 gimli::DW_AT_abstract_origin | gimli::DW_AT_specification => {
                     next = reference(unit, value);
                 }
                 _ => {}
             }
         }
-        if found.is_some() {
-            return found.map(|s| demangled(s, language));
-        }
-        // The origin's or declaration's name: a short chain in any sane file.
-        for _ in 0..16 {
-            let (unit, off) = self.locate(next?)?;
-            let entry = unit.entry(off).ok()?;
-            next = None;
-            for (at, value) in attrs(&entry) {
-                match at {
-                    gimli::DW_AT_linkage_name | gimli::DW_AT_MIPS_linkage_name => {
-                        if let Some(s) = text(unit, value) {
-                            return Some(demangled(s, language));
-                        }
-                    }
-                    gimli::DW_AT_name => found = found.or_else(|| text(unit, value)),
-                    gimli::DW_AT_abstract_origin | gimli::DW_AT_specification => {
-                        next = reference(unit, value);
-                    }
-                    _ => {}
-                }
-            }
-            if found.is_some() {
-                return found.map(|s| demangled(s, language));
-            }
-        }
-        None
+        (linkage.or(name), next)
     }
 
     /// The unit's language and line program, read on first use.
@@ -323,24 +315,4 @@ fn reference(unit: &Unit, value: AttributeValue<Reader>) -> Option<DieId> {
         AttributeValue::DebugInfoRef(off) => Some(DieId(off.0)),
         _ => None,
     }
-}
-
-/// Whether the code ranges of `entry` (low/high pc or a range list) contain `addr`.
-fn contains(
-    dbg: &DebugInfo,
-    unit: &Unit,
-    entry: &gimli::DebuggingInformationEntry<Reader>,
-    addr: u64,
-) -> bool {
-    let Ok(mut ranges) = dbg.dwarf().die_ranges(unit, entry) else {
-        return false;
-    };
-    for _ in 0..4096 {
-        match ranges.next() {
-            Ok(Some(r)) if r.begin <= addr && addr < r.end => return true,
-            Ok(Some(_)) => {}
-            _ => return false,
-        }
-    }
-    false
 }

@@ -90,7 +90,8 @@ impl DebugInfo {
         Ok(())
     }
 
-    fn die_contains(
+    /// Whether the code ranges of `e` (low/high pc or a range list) contain `pc`.
+    pub(super) fn die_contains(
         &self,
         unit: &gimli::Unit<Reader>,
         e: &gimli::DebuggingInformationEntry<Reader>,
