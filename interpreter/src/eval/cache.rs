@@ -48,6 +48,8 @@ pub struct Caches {
     pub fields: RefCell<FxHashMap<(DieId, NameKey), Option<usize>>>,
     /// The view and member index of a view member of that name, if the type's view has one.
     pub view_members: RefCell<FxHashMap<(DieId, NameKey), Option<ViewMember>>>,
+    /// The route a site takes from a type (`plan`); None: not a plain route.
+    pub plans: RefCell<FxHashMap<(super::plan::Site, DieId), Option<super::plan::Plan>>>,
 }
 
 /// A member name by identity: the names looked up are the layout's own strings (which

@@ -4,12 +4,13 @@
 
 mod cache;
 mod hook;
+mod plan;
 mod value;
 
 use std::cell::{Cell, RefCell};
 use std::sync::Arc;
 
-use layoutdump_lang::program::{BinOp, Builtin, Expr, ExprId, ParamSource, Program, UnOp};
+use layoutdump_lang::program::{BinOp, Builtin, Expr, ExprId, ParamSource, Program, Slot, UnOp};
 
 use crate::dwarf::{BaseKind, DebugInfo, DieId, LinkAddr, Type, TypeKind};
 use crate::memory::Memory;
@@ -65,6 +66,9 @@ pub struct Evaluator<'a> {
     cache: cache::Caches,
     /// What hooks printed on worker threads' evaluators (`absorb`).
     absorbed_printed: RefCell<Vec<String>>,
+    /// Routes being recorded (see `plan`), and how many: checked on every step.
+    recorder: RefCell<plan::Recorder>,
+    recording: Cell<u32>,
 }
 
 /// The ingredients of an evaluator, shareable between threads (see `Evaluator::seed`).
@@ -117,6 +121,77 @@ impl<'a> Evaluator<'a> {
             usage: RefCell::new(crate::usage::Usage::new(program)),
             cache: cache::Caches::default(),
             absorbed_printed: RefCell::new(Vec::new()),
+            recorder: RefCell::new(Default::default()),
+            recording: Cell::new(0),
+        }
+    }
+
+    /// Evaluates `site` on `v` by replaying the route recorded for v's type, or the long
+    /// way (`slow`), recording the route the first time (see `plan`).
+    fn planned(
+        &self,
+        site: plan::Site,
+        v: Value,
+        slow: impl FnOnce(Value) -> Result<Value, EvalError>,
+    ) -> Result<Value, EvalError> {
+        let Value::Place { addr, ty } = v else {
+            return slow(v);
+        };
+        let key = (site, ty);
+        let known = {
+            let plans = self.cache.plans.borrow();
+            match plans.get(&key) {
+                Some(Some(route)) => {
+                    if let Some((addr, ty)) = plan::replay(route, self.mem, addr, ty) {
+                        if self.recording.get() > 0 {
+                            self.recorder.borrow_mut().steps(route);
+                        }
+                        return Ok(Value::Place { addr, ty });
+                    }
+                    true
+                }
+                Some(None) => true,
+                None => false,
+            }
+        };
+        if known {
+            let r = slow(v);
+            if !matches!(r, Ok(Value::Place { .. })) {
+                self.spoil();
+            }
+            return r;
+        }
+        self.recorder.borrow_mut().begin();
+        self.recording.set(self.recording.get() + 1);
+        let r = slow(v);
+        self.recording.set(self.recording.get() - 1);
+        let route = self.recorder.borrow_mut().end();
+        match &r {
+            Ok(Value::Place { .. }) => {
+                self.cache.plans.borrow_mut().insert(key, route);
+            }
+            // Not a place (a number, a string): not a route, now or later.
+            Ok(_) => {
+                self.spoil();
+                self.cache.plans.borrow_mut().insert(key, None);
+            }
+            // Decided on a value that can be read, not on this one.
+            Err(_) => self.spoil(),
+        }
+        r
+    }
+
+    /// A plain step of the route being recorded, if any.
+    fn step(&self, op: plan::Op) {
+        if self.recording.get() > 0 {
+            self.recorder.borrow_mut().step(op);
+        }
+    }
+
+    /// The routes being recorded are not plain (see `plan`).
+    fn spoil(&self) {
+        if self.recording.get() > 0 {
+            self.recorder.borrow_mut().spoil();
         }
     }
 
@@ -324,7 +399,16 @@ impl<'a> Evaluator<'a> {
                 limit: self.limits.steps,
             });
         }
-        match self.program.expr(id) {
+        let expr = self.program.expr(id);
+        if self.recording.get() > 0
+            && !matches!(
+                expr,
+                Expr::Field(..) | Expr::Unary(UnOp::Deref, _) | Expr::Local(Slot(0))
+            )
+        {
+            self.spoil();
+        }
+        match expr {
             Expr::Int(n) => Ok(Value::Int(i128::from(*n))),
             Expr::Str(s) => Ok(Value::Str(Arc::from(s.as_str()))),
             Expr::Local(slot) => frame
@@ -334,7 +418,7 @@ impl<'a> Evaluator<'a> {
                 .ok_or_else(|| EvalError::Other("binding used before it has a value".into())),
             Expr::Field(base, name) => {
                 let v = self.eval(*base, frame)?;
-                self.field(v, name)
+                self.planned(plan::Site::Field(id), v, |v| self.field(v, name))
             }
             Expr::Index(base, index) => {
                 let items = self.eval(*base, frame)?;
@@ -838,7 +922,7 @@ impl<'a> Evaluator<'a> {
                         found
                     });
                     if let Some(f) = direct.map(|i| &fields[i]) {
-                        return place(addr, f.offset, f.ty, &t);
+                        return self.member(addr, f.offset, f.ty, &t);
                     }
                     if let Some(vp) = variants
                         && let Some(var) = vp.variants.iter().find(|var| &*var.field.name == name)
@@ -851,7 +935,7 @@ impl<'a> Evaluator<'a> {
                                 ty: t.name.clone(),
                             });
                         }
-                        return place(addr, var.field.offset, var.field.ty, &t);
+                        return self.member(addr, var.field.offset, var.field.ty, &t);
                     }
                     if let Some((view, m)) = self.view_member(ty, name) {
                         return self.eval_view_member(view, m, v);
@@ -862,6 +946,12 @@ impl<'a> Evaluator<'a> {
                     }
                     if variants.is_some() {
                         let (_, inner) = self.active_variant(addr, ty)?;
+                        if let Value::Place { addr: at, ty } = inner {
+                            self.step(plan::Op::Offset {
+                                offset: at.wrapping_sub(addr),
+                                ty,
+                            });
+                        }
                         v = inner;
                         continue;
                     }
@@ -905,6 +995,7 @@ impl<'a> Evaluator<'a> {
                     what: "a pointer to a known type",
                     ty: t.name.clone(),
                 })?;
+                self.step(plan::Op::Load { ty: pointee });
                 Ok(Value::Place {
                     addr: target,
                     ty: pointee,
@@ -941,10 +1032,22 @@ impl<'a> Evaluator<'a> {
                 self.mem
                     .read(addr.wrapping_add(d.offset), &mut buf[..size])?;
                 let tag = u64::from_le_bytes(buf);
-                vp.variants
+                let chosen = vp
+                    .variants
                     .iter()
                     .find(|v| v.discr_value == Some(tag))
-                    .or_else(|| vp.variants.iter().find(|v| v.discr_value.is_none()))
+                    .or_else(|| vp.variants.iter().find(|v| v.discr_value.is_none()));
+                if self.recording.get() > 0 {
+                    let explicit: smallvec::SmallVec<[u64; 4]> =
+                        vp.variants.iter().filter_map(|v| v.discr_value).collect();
+                    match chosen
+                        .map(|c| plan::tag_check(d.offset, size as u8, c.discr_value, &explicit))
+                    {
+                        Some(Some(check)) => self.step(check),
+                        _ => self.spoil(),
+                    }
+                }
+                chosen
             }
         };
         let var = chosen.ok_or_else(|| {
@@ -962,43 +1065,67 @@ impl<'a> Evaluator<'a> {
     /// A number from a value: base types, pointers, C-like enums, and structs that stand
     /// for a number through a view's `deref` or by having one field (Rust newtypes).
     pub fn to_int(&self, v: &Value) -> Result<i128, EvalError> {
-        let mut v = v.clone();
+        let (addr, ty) = match v {
+            Value::Int(i) => return Ok(*i),
+            Value::Addr(a) => return Ok(i128::from(*a)),
+            Value::Place { addr, ty } => (*addr, *ty),
+            Value::Str(_) | Value::Seq(_) => {
+                return Err(EvalError::Other("expected a number".into()));
+            }
+        };
+        // The hops to the number's own bytes are the same for every value of a type.
+        let at = self.planned(plan::Site::Number, Value::Place { addr, ty }, |v| {
+            self.number_place(v)
+        })?;
+        let Value::Place { addr, ty } = at else {
+            return self.to_int(&at);
+        };
+        let t = self.ty(ty)?;
+        match &t.kind {
+            TypeKind::Base(kind) => {
+                let size = t.size.clamp(1, 16) as usize;
+                let mut buf = [0u8; 16];
+                self.mem.read(addr, &mut buf[..size])?;
+                let raw = u128::from_le_bytes(buf);
+                Ok(if *kind == BaseKind::Signed && size < 16 {
+                    let shift = 128 - 8 * size as u32;
+                    ((raw << shift) as i128) >> shift
+                } else {
+                    raw as i128
+                })
+            }
+            TypeKind::Pointer { .. } => Ok(i128::from(self.mem.read_u64_le(addr)?)),
+            TypeKind::CEnum { .. } => {
+                let size = t.size.clamp(1, 8) as usize;
+                let mut buf = [0u8; 8];
+                self.mem.read(addr, &mut buf[..size])?;
+                Ok(i128::from(u64::from_le_bytes(buf)))
+            }
+            _ => Err(EvalError::NotA {
+                what: "a number",
+                ty: t.name.clone(),
+            }),
+        }
+    }
+
+    /// Where the number a value stands for is: the value itself for a base type, a
+    /// pointer or a C-like enum, else through newtypes and views' `deref`. A view may
+    /// compute the number instead (then that is returned).
+    fn number_place(&self, mut v: Value) -> Result<Value, EvalError> {
         for _ in 0..MAX_HOPS {
-            let (addr, ty) = match &v {
-                Value::Int(i) => return Ok(*i),
-                Value::Addr(a) => return Ok(i128::from(*a)),
-                Value::Place { addr, ty } => (*addr, *ty),
-                Value::Str(_) | Value::Seq(_) => {
-                    return Err(EvalError::Other("expected a number".into()));
-                }
+            let Value::Place { addr, ty } = v else {
+                return Ok(v);
             };
             let t = self.ty(ty)?;
             match &t.kind {
-                TypeKind::Base(kind) => {
-                    let size = t.size.clamp(1, 16) as usize;
-                    let mut buf = [0u8; 16];
-                    self.mem.read(addr, &mut buf[..size])?;
-                    let raw = u128::from_le_bytes(buf);
-                    let value = if *kind == BaseKind::Signed && size < 16 {
-                        let shift = 128 - 8 * size as u32;
-                        ((raw << shift) as i128) >> shift
-                    } else {
-                        raw as i128
-                    };
-                    return Ok(value);
-                }
-                TypeKind::Pointer { .. } => return Ok(i128::from(self.mem.read_u64_le(addr)?)),
-                TypeKind::CEnum { .. } => {
-                    let size = t.size.clamp(1, 8) as usize;
-                    let mut buf = [0u8; 8];
-                    self.mem.read(addr, &mut buf[..size])?;
-                    return Ok(i128::from(u64::from_le_bytes(buf)));
+                TypeKind::Base(_) | TypeKind::Pointer { .. } | TypeKind::CEnum { .. } => {
+                    return Ok(v);
                 }
                 TypeKind::Struct {
                     fields,
                     variants: None,
                 } if fields.len() == 1 && self.view_member(ty, "deref").is_none() => {
-                    v = place(addr, fields[0].offset, fields[0].ty, &t)?;
+                    v = self.member(addr, fields[0].offset, fields[0].ty, &t)?;
                 }
                 _ => v = self.step_in(v, &t, "number")?,
             }
@@ -1106,7 +1233,25 @@ impl<'a> Evaluator<'a> {
     ) -> Result<Value, EvalError> {
         let v = &self.program.views[view];
         let m = &v.members[member];
-        self.nested(|| self.eval_with_subject(m.value, v.frame_size, subject))
+        let site = plan::Site::ViewMember(view as u32, member as u32);
+        self.planned(site, subject, |subject| {
+            self.nested(|| self.eval_with_subject(m.value, v.frame_size, subject))
+        })
+    }
+
+    /// The member at `offset` of the object at `addr` (a step of the route being recorded).
+    fn member(
+        &self,
+        addr: u64,
+        offset: u64,
+        ty: Option<DieId>,
+        parent: &Type,
+    ) -> Result<Value, EvalError> {
+        let v = place(addr, offset, ty, parent)?;
+        if let Value::Place { ty, .. } = v {
+            self.step(plan::Op::Offset { offset, ty });
+        }
+        Ok(v)
     }
 
     fn warn(&self, msg: String) {
