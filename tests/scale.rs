@@ -78,3 +78,46 @@ fn group_ten_thousand_tasks_into_their_four_states() {
         .collect();
     assert!(counts.windows(2).all(|w| w[0] >= w[1]), "{counts:?}");
 }
+
+/// JSON output reads each runtime's tasks only as they are written (a window at a time);
+/// every other output reads them all first. Both must give the same report: the same
+/// tasks in the same order, the same warnings and the same outcome.
+#[test]
+fn tasks_read_while_writing_give_the_same_report() {
+    use layoutdump_interpreter::analyze::{Options, analyze};
+    let d = fixture_dumps("tokio-many", Profile::Dev);
+    let program = layoutdump_interpreter::shipped::compile_layout("tokio").unwrap();
+    let write = |defer_tasks: bool| {
+        let opts = Options {
+            defer_tasks,
+            ..Options::default()
+        };
+        let (report, outcome) = analyze(&program, &d.core, &opts).unwrap();
+        let pending: usize = report
+            .runtimes
+            .iter()
+            .filter_map(|r| r.pending.as_ref())
+            .map(|p| p.tasks.len())
+            .sum();
+        let mut json = Vec::new();
+        report.write_json(&mut json, false).unwrap();
+        let late = report.late_findings();
+        (json, format!("{outcome:?}"), pending, late.partial)
+    };
+    let (at_once, outcome_at_once, none_pending, _) = write(false);
+    let (streamed, outcome_streamed, pending, late_partial) = write(true);
+    assert_eq!(none_pending, 0);
+    // Every task of the fixture was left to be read while writing (not read up front).
+    assert_eq!(pending as u64, d.truth["alive"].as_u64().unwrap());
+    assert_eq!(outcome_at_once, outcome_streamed);
+    assert!(!late_partial);
+    assert!(
+        at_once == streamed,
+        "the streamed JSON differs from the JSON of the report read at once"
+    );
+    let report: Value = serde_json::from_slice(&streamed).unwrap();
+    assert_eq!(
+        report["runtimes"][0]["tasks"].as_array().unwrap().len() as u64,
+        d.truth["alive"].as_u64().unwrap()
+    );
+}

@@ -299,6 +299,16 @@ fn run(mut args: RunArgs) -> Result<ExitCode> {
         args.dump = Some(PathBuf::from(&args.layout));
         args.layout = "auto".into();
     }
+    let filter = TaskFilter {
+        states: args.states,
+        ids: args.tasks,
+        pattern: args
+            .pattern
+            .as_deref()
+            .map(regex::Regex::new)
+            .transpose()
+            .context("--match is not a valid regular expression")?,
+    };
     let opts = Options {
         binary: args.binary.clone(),
         debug_dirs: args.debug_dirs.clone(),
@@ -309,16 +319,13 @@ fn run(mut args: RunArgs) -> Result<ExitCode> {
         // A progress line while a large task list is read, on a terminal only: a
         // pipeline's stderr stays clean.
         progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
-    };
-    let filter = TaskFilter {
-        states: args.states,
-        ids: args.tasks,
-        pattern: args
-            .pattern
-            .as_deref()
-            .map(regex::Regex::new)
-            .transpose()
-            .context("--match is not a valid regular expression")?,
+        // JSON of every task is written as the tasks are read, a window at a time, so
+        // memory does not grow with the task count. Filters, groups and the graph need
+        // all tasks first.
+        defer_tasks: matches!(args.format, Format::Json)
+            && filter.is_empty()
+            && !args.group
+            && args.graph.is_none(),
     };
     let (mut report, outcome) = match (&args.dump, args.pid) {
         (Some(dump), _) => auto::analyze_layout(&args.layout, dump, &opts)?,
@@ -351,6 +358,11 @@ fn run(mut args: RunArgs) -> Result<ExitCode> {
         t.add("output", output_started.elapsed());
         eprint!("{}", t.render());
     }
+    // Tasks read as they were written may have had facts that could not be read.
+    let outcome = match outcome {
+        Outcome::Complete if report.late_findings().partial => Outcome::Partial,
+        o => o,
+    };
     // The process ends here: freeing a million task reports one by one, or the name
     // index of a large binary (millions of entries, ~0.3 s), would only delay the exit.
     std::mem::forget(report);

@@ -38,6 +38,11 @@ pub struct Options {
     /// Draw progress on stderr while a large task list is read (the CLI sets it when
     /// stderr is a terminal).
     pub progress: bool,
+    /// List each runtime's tasks but read them only as the report is written
+    /// (`deferred`): for JSON output, whose memory then stays bounded by a window of
+    /// tasks. The report's outcome is then known only once it is written
+    /// (`Report::late_findings`).
+    pub defer_tasks: bool,
 }
 
 /// A debug file: its path and build id.
@@ -248,6 +253,8 @@ pub fn analyze_dump(
             return (report, Outcome::Partial);
         }
     };
+    // Shared with the reader of deferred tasks, which reads them after this returns.
+    let dump = Arc::new(dump);
     let mut threads: Vec<ThreadContext> = dump
         .threads
         .iter()
@@ -298,6 +305,7 @@ pub fn analyze_dump(
                 crate::run::Settings {
                     limits: opts.limits,
                     progress: opts.progress,
+                    defer_tasks: opts.defer_tasks,
                 },
             )
         },
@@ -332,6 +340,23 @@ pub fn analyze_dump(
             .unwrap_or_default();
     }
     report.runtimes = findings.runtimes;
+    if report.runtimes.iter().any(|r| r.pending.is_some()) {
+        let reader = Arc::new(crate::deferred::TaskReader::new(
+            Arc::new(program.clone()),
+            dbg.clone(),
+            dump.clone(),
+            image.load_bias,
+            opts.limits,
+            opts.progress,
+        ));
+        for p in report
+            .runtimes
+            .iter_mut()
+            .filter_map(|r| r.pending.as_mut())
+        {
+            p.reader = Some(reader.clone());
+        }
+    }
     report.block_on = findings.block_on;
     report.notes = findings.notes;
     report.usage = Some(findings.usage);
@@ -348,8 +373,14 @@ pub fn analyze_dump(
             .iter()
             .all(|r| r.unavailable.is_empty() && r.tasks.iter().all(|t| t.unavailable.is_empty()));
     // A cycle of tasks waiting for each other is a finding about the program, not missing
-    // data: it is reported with the warnings but does not make the report partial.
-    for cycle in crate::report::triage::wait_cycles(&report) {
+    // data: it is reported with the warnings but does not make the report partial. With
+    // tasks still to be read, it is found as they are written (`report::serialize`).
+    let cycles = if report.runtimes.iter().any(|r| r.pending.is_some()) {
+        Vec::new()
+    } else {
+        crate::report::triage::wait_cycles(&report)
+    };
+    for cycle in cycles {
         report
             .warnings
             .push(crate::report::triage::cycle_warning(&cycle));

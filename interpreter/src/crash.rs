@@ -233,12 +233,12 @@ pub fn signature(program: &Program, report: &Report, crash: &CrashReport) -> (St
         }
     }
     if let Some(id) = crash.task {
-        let task = report
-            .runtimes
-            .iter()
-            .flat_map(|r| &r.tasks)
-            .find(|t| t.id == Some(id));
-        for f in task.map(|t| t.backtrace.as_slice()).unwrap_or_default() {
+        let task = report.task_by_id(id);
+        for f in task
+            .as_ref()
+            .map(|t| t.backtrace.as_slice())
+            .unwrap_or_default()
+        {
             if !program.is_runtime_code(&f.function) {
                 lines.push(format!("await {}", f.function));
             }
@@ -280,8 +280,7 @@ pub fn crash_report(
             report
                 .runtimes
                 .iter()
-                .flat_map(|r| &r.tasks)
-                .any(|t| t.id == Some(*id))
+                .any(|r| r.task_ids().any(|t| t == *id))
         });
     let mut crash = CrashReport {
         signal: signal.map(|s| s.0),

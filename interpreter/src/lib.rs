@@ -5,6 +5,7 @@ pub mod analyze;
 pub mod backtrace;
 pub mod check;
 pub mod crash;
+pub mod deferred;
 pub mod dwarf;
 pub mod eval;
 pub mod fleet;

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use layoutdump_lang::program::{RootKind, Rule, RuleKind};
 
+use crate::deferred::{Pending, PendingTask};
 use crate::dwarf::{DebugInfo, FrameRegs, LinkAddr, VarLocation};
 use crate::eval::{EvalError, Evaluator, Limits, Value};
 use crate::memory::Memory;
@@ -48,13 +49,16 @@ pub struct Findings {
     listed_tasks: FxHashSet<(u64, u64)>,
     pub timings: crate::progress::Timings,
     progress: bool,
+    defer_tasks: bool,
 }
 
-/// How a run goes: its bounds, and whether it draws progress on stderr.
+/// How a run goes: its bounds, whether it draws progress on stderr, and whether it
+/// leaves each runtime's tasks to be read as the report is written (`deferred`).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Settings {
     pub limits: Limits,
     pub progress: bool,
+    pub defer_tasks: bool,
 }
 
 /// Runs `program` against the process image `mem` (main executable loaded at `bias`).
@@ -71,6 +75,7 @@ pub fn run(
     let ev = Evaluator::new(program, dbg, mem, bias, limits);
     let mut out = Findings {
         progress: settings.progress,
+        defer_tasks: settings.defer_tasks,
         ..Default::default()
     };
     let started = std::time::Instant::now();
@@ -159,8 +164,9 @@ pub fn run(
                     prefix: function,
                     param: param.as_ref().map(|(n, t)| (n.as_str(), t.as_str())),
                 };
-                let (found, cut) =
-                    crate::scan::vtable_refs(dbg, mem, bias, scan, &wanted, limits.items);
+                let (found, cut) = out.timings.time("scan memory (scan roots)", || {
+                    crate::scan::vtable_refs(dbg, mem, bias, scan, &wanted, limits.items)
+                });
                 if let Some(c) = cut {
                     out.warnings.push(format!("root at {here}: {c}"));
                 }
@@ -190,7 +196,7 @@ pub fn run(
         let mut listed: FxHashSet<u64> = if is_scan {
             out.runtimes
                 .iter()
-                .flat_map(|r| r.tasks.iter().map(|t| t.address.0))
+                .flat_map(|r| r.task_addresses())
                 .collect()
         } else {
             Default::default()
@@ -247,11 +253,7 @@ pub fn run(
                 RuleKind::Runtime if is_scan => {
                     let Some(candidate) = candidate else { continue };
                     if add_scanned_runtime(&ev, value, candidate, &mut out) {
-                        listed.extend(
-                            out.runtimes
-                                .iter()
-                                .flat_map(|r| r.tasks.iter().map(|t| t.address.0)),
-                        );
+                        listed.extend(out.runtimes.iter().flat_map(|r| r.task_addresses()));
                     } else {
                         scan_misses += 1;
                         ev.warnings.borrow_mut().truncate(ev_warnings);
@@ -280,11 +282,26 @@ pub fn run(
         }
     }
     for r in &mut out.runtimes {
+        // A scan added tasks to a runtime whose list is pending: all are read now, so
+        // that they are written in one order.
+        if !r.tasks.is_empty()
+            && let Some(p) = r.pending.take()
+        {
+            r.tasks.extend(
+                p.tasks
+                    .iter()
+                    .filter_map(|t| task_report(&ev, t.item.clone()).ok()),
+            );
+        }
         sort_tasks(&mut r.tasks);
         r.threads.sort_unstable();
     }
     out.runtimes.sort_by(|a, b| {
-        let first = |r: &RuntimeReport| r.tasks.first().and_then(|t| t.id);
+        let first = |r: &RuntimeReport| {
+            (r.tasks.first().map(|t| t.id))
+                .or_else(|| r.pending.as_ref()?.tasks.first().map(|t| t.id))
+                .flatten()
+        };
         (a.kind.as_str(), first(a), a.address).cmp(&(b.kind.as_str(), first(b), b.address))
     });
     for b in &mut out.block_on {
@@ -306,7 +323,7 @@ pub fn run(
     out.timings.0.insert(
         0,
         (
-            "roots, runtimes, task lists",
+            "roots, runtimes (the rest)",
             started.elapsed().saturating_sub(reading),
         ),
     );
@@ -580,8 +597,8 @@ fn add_scanned_runtime(
         return false;
     };
     if !out.listed_tasks.contains(&(addr, candidate)) {
-        for t in &new.tasks {
-            out.listed_tasks.remove(&(addr, t.address.0));
+        for t in new.task_addresses() {
+            out.listed_tasks.remove(&(addr, t));
         }
         out.runtimes.truncate(before);
         out.warnings.truncate(warnings);
@@ -619,12 +636,16 @@ fn add_runtime(ev: &Evaluator<'_>, value: Value, tid: Option<u32>, out: &mut Fin
         threads: tid.into_iter().collect(),
         task_count: None,
         tasks: Vec::new(),
+        pending: None,
         groups: None,
         fields: Fields::new(),
         unavailable: Map::new(),
     };
     let here = ev.program.location(rule.span);
-    for (name, result) in ev.eval_members(&rule.members, rule.frame_size, subject) {
+    let members = out.timings.time("walk task lists", || {
+        ev.eval_members(&rule.members, rule.frame_size, subject)
+    });
+    for (name, result) in members {
         let value = match result {
             Ok(v) => v,
             Err(e) => {
@@ -641,6 +662,34 @@ fn add_runtime(ev: &Evaluator<'_>, value: Value, tid: Option<u32>, out: &mut Fin
                 report.task_count = ev.to_int(&value).ok().and_then(|n| u64::try_from(n).ok())
             }
             "tasks" => match ev.items(value) {
+                Ok(items) if out.defer_tasks => {
+                    let progress = crate::progress::Progress::new(
+                        "listing tasks",
+                        items.len() as u64,
+                        out.progress,
+                    );
+                    let keys = out.timings.time("list task ids (their order)", || {
+                        per_item(ev, &items, &progress, task_key)
+                    });
+                    drop(progress);
+                    drop(items);
+                    let mut pending = Vec::new();
+                    for result in keys.into_iter().flatten() {
+                        match result {
+                            Ok(t) if !out.listed_tasks.insert((addr, t.address.0)) => {}
+                            Ok(t) => pending.push(t),
+                            Err(e) if e.is_absent() => {}
+                            Err(e) => out.warnings.push(format!("task in runtime at {here}: {e}")),
+                        }
+                    }
+                    // The order `sort_tasks` gives read tasks.
+                    pending.sort_unstable_by_key(|t| (t.id.is_none(), t.id, t.address));
+                    report.pending = Some(Pending {
+                        tasks: pending.into(),
+                        rule: here.clone(),
+                        reader: None,
+                    });
+                }
                 Ok(items) => {
                     report.tasks.reserve_exact(items.len());
                     let progress = crate::progress::Progress::new(
@@ -649,7 +698,7 @@ fn add_runtime(ev: &Evaluator<'_>, value: Value, tid: Option<u32>, out: &mut Fin
                         out.progress,
                     );
                     let chunks = out.timings.time("read tasks and backtraces", || {
-                        task_reports(ev, &items, &progress)
+                        per_item(ev, &items, &progress, task_report)
                     });
                     drop(progress);
                     drop(items);
@@ -676,13 +725,13 @@ fn add_runtime(ev: &Evaluator<'_>, value: Value, tid: Option<u32>, out: &mut Fin
         report.kind = "runtime".into();
     }
     if let Some(count) = report.task_count
-        && count != report.tasks.len() as u64
+        && count != report.task_count_listed() as u64
     {
         out.warnings.push(format!(
             "{} runtime at {:#x}: it counts {count} live tasks but {} were found in its task list",
             report.kind,
             addr,
-            report.tasks.len()
+            report.task_count_listed()
         ));
     }
     out.runtimes.push(report);
@@ -692,19 +741,20 @@ fn add_runtime(ev: &Evaluator<'_>, value: Value, tid: Option<u32>, out: &mut Fin
 /// worker's evaluator (and warming its caches) is noise, small enough to balance.
 const TASK_CHUNK: usize = 2048;
 
-/// The report of each task in `items`, in order, in chunks. A runtime's list is walked
-/// in order (it is linked), but its tasks are then read in parallel: each worker has its
-/// own evaluator, whose warnings, rule hits and steps are added back in chunk order, so
-/// the result does not depend on the number of threads. The caller drains the chunks one
-/// by one, so the reports are never held twice.
-fn task_reports(
+/// `read` of each item, in order, in chunks. A runtime's list is walked in order (it is
+/// linked), but its tasks are then read in parallel: each worker has its own evaluator,
+/// whose warnings, rule hits and steps are added back in chunk order, so the result does
+/// not depend on the number of threads. The caller drains the chunks one by one, so the
+/// results are never held twice.
+pub(crate) fn per_item<T: Send>(
     ev: &Evaluator<'_>,
     items: &[Value],
     progress: &crate::progress::Progress,
-) -> Vec<Vec<Result<TaskReport, EvalError>>> {
+    read: fn(&Evaluator<'_>, Value) -> T,
+) -> Vec<Vec<T>> {
     use rayon::prelude::*;
     if items.len() <= TASK_CHUNK {
-        return vec![items.iter().map(|i| task_report(ev, i.clone())).collect()];
+        return vec![items.iter().map(|i| read(ev, i.clone())).collect()];
     }
     let seed = ev.seed();
     let chunks: Vec<_> = items
@@ -712,25 +762,44 @@ fn task_reports(
         .map_init(
             || seed.evaluator(),
             |worker, chunk| {
-                let reports: Vec<_> = chunk
-                    .iter()
-                    .map(|i| task_report(worker, i.clone()))
-                    .collect();
+                let results: Vec<_> = chunk.iter().map(|i| read(worker, i.clone())).collect();
                 progress.add(chunk.len() as u64);
-                (reports, worker.drain())
+                (results, worker.drain())
             },
         )
         .collect();
     chunks
         .into_iter()
-        .map(|(reports, spent)| {
+        .map(|(results, spent)| {
             ev.absorb(spent);
-            reports
+            results
         })
         .collect()
 }
 
-fn task_report(ev: &Evaluator<'_>, item: Value) -> Result<TaskReport, EvalError> {
+/// What a deferred runtime needs of a task before it is read: its id (for the order) and
+/// address. The task rule's members up to `id` are evaluated, nothing else.
+fn task_key(ev: &Evaluator<'_>, item: Value) -> Result<PendingTask, EvalError> {
+    let (rule, addr, subject) = match_rule(ev, RuleKind::Task, item.clone())?;
+    let id = rule
+        .members
+        .iter()
+        .position(|m| m.name == "id" && !m.is_let)
+        .and_then(|last| {
+            ev.eval_members(&rule.members[..=last], rule.frame_size, subject)
+                .pop()
+                .and_then(|(_, r)| r.ok())
+        })
+        .and_then(|v| ev.to_int(&v).ok())
+        .and_then(|id| u64::try_from(id).ok());
+    Ok(PendingTask {
+        id,
+        address: Hex(addr),
+        item,
+    })
+}
+
+pub(crate) fn task_report(ev: &Evaluator<'_>, item: Value) -> Result<TaskReport, EvalError> {
     let (rule, addr, subject) = match_rule(ev, RuleKind::Task, item)?;
     let mut t = TaskReport::new(None, Hex(addr));
     for (name, result) in ev.eval_members(&rule.members, rule.frame_size, subject) {

@@ -239,6 +239,11 @@ impl<'a> Evaluator<'a> {
         self.absorbed_printed.borrow_mut().extend(spent.printed);
     }
 
+    /// Expression evaluations so far (see `Limits::steps`).
+    pub fn steps_used(&self) -> u64 {
+        self.steps.get()
+    }
+
     pub fn ty(&self, id: DieId) -> Result<std::rc::Rc<Type>, EvalError> {
         if let Some(t) = self.cache.types.borrow().get(&id) {
             return Ok(t.clone());

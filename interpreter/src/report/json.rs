@@ -6,10 +6,10 @@
 
 use std::cell::Cell;
 
-use serde::Serialize;
 use serde::ser::SerializeSeq;
 
 use super::{Report, TaskReport};
+use crate::deferred::Pending;
 
 /// Tasks rendered per window (each worker takes a share of a window).
 const WINDOW: usize = 8192;
@@ -36,27 +36,56 @@ impl Report {
     }
 }
 
-/// `RuntimeReport::tasks`: in parallel windows for compact output, else one by one.
+/// A runtime's tasks: in parallel windows for compact output, else one by one; then its
+/// pending tasks (`deferred`), each window read, written and dropped before the next.
 pub fn serialize_tasks<S: serde::Serializer>(
     tasks: &[TaskReport],
+    pending: Option<&Pending>,
     s: S,
 ) -> Result<S::Ok, S::Error> {
-    use rayon::prelude::*;
-    if !PARALLEL_TASKS.with(Cell::get) {
-        return tasks.serialize(s);
-    }
-    let mut seq = s.serialize_seq(Some(tasks.len()))?;
+    let parallel = PARALLEL_TASKS.with(Cell::get);
+    let total = tasks.len() + pending.map_or(0, |p| p.tasks.len());
+    let mut seq = s.serialize_seq(Some(total))?;
     for window in tasks.chunks(WINDOW) {
-        let rendered: Vec<Box<serde_json::value::RawValue>> = window
-            .par_iter()
-            .map(serde_json::value::to_raw_value)
-            .collect::<Result<_, _>>()
-            .map_err(serde::ser::Error::custom)?;
-        for task in &rendered {
-            seq.serialize_element(task)?;
+        write_window(&mut seq, window, parallel)?;
+    }
+    if let Some(p) = pending {
+        for window in p.tasks.chunks(WINDOW) {
+            let read = match &p.reader {
+                Some(reader) => reader.read(p, window),
+                // Not attached to a dump (a report built by hand): listed, not read.
+                None => window
+                    .iter()
+                    .map(|t| TaskReport::new(t.id, t.address))
+                    .collect(),
+            };
+            write_window(&mut seq, &read, parallel)?;
         }
     }
     seq.end()
+}
+
+fn write_window<Q: SerializeSeq>(
+    seq: &mut Q,
+    window: &[TaskReport],
+    parallel: bool,
+) -> Result<(), Q::Error> {
+    use rayon::prelude::*;
+    if !parallel {
+        for task in window {
+            seq.serialize_element(task)?;
+        }
+        return Ok(());
+    }
+    let rendered: Vec<Box<serde_json::value::RawValue>> = window
+        .par_iter()
+        .map(serde_json::value::to_raw_value)
+        .collect::<Result<_, _>>()
+        .map_err(serde::ser::Error::custom)?;
+    for task in &rendered {
+        seq.serialize_element(task)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -92,6 +121,7 @@ mod tests {
             threads: vec![],
             task_count: None,
             tasks: (0..tasks).map(task).collect(),
+            pending: None,
             groups: None,
             fields: Default::default(),
             unavailable: Default::default(),

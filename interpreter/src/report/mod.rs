@@ -3,6 +3,7 @@
 
 mod json;
 mod map;
+mod serialize;
 mod text;
 pub mod triage;
 
@@ -45,7 +46,9 @@ impl Serialize for Hex {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// Serialized by hand (`serialize.rs`): tasks read while the report is written add to
+/// its warnings, which come after the runtimes.
+#[derive(Debug, Clone)]
 pub struct Report {
     pub schema_version: u32,
     pub layout: LayoutInfo,
@@ -62,10 +65,8 @@ pub struct Report {
     /// future that an optimized build keeps only in a register.
     pub notes: Vec<String>,
     /// What each root and rule of the layout found (`check --explain`); not in the output.
-    #[serde(skip)]
     pub usage: Option<crate::usage::Usage>,
     /// How long each phase took (`--timings`); not in the output.
-    #[serde(skip)]
     pub timings: crate::progress::Timings,
 }
 
@@ -90,7 +91,8 @@ pub struct BinaryInfo {
     pub load_bias: Hex,
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// Serialized by hand (`serialize.rs`): its tasks may be read as they are written.
+#[derive(Debug, Clone)]
 pub struct RuntimeReport {
     /// What the layout calls it, e.g. `multi_thread`.
     pub kind: String,
@@ -101,10 +103,11 @@ pub struct RuntimeReport {
     pub threads: Vec<u32>,
     /// The runtime's own count of live tasks, where the layout reads one.
     pub task_count: Option<u64>,
-    #[serde(serialize_with = "json::serialize_tasks")]
+    /// The tasks read (all of them, unless `pending` is set).
     pub tasks: Vec<TaskReport>,
+    /// Tasks listed but read only as the report is written (JSON output), after `tasks`.
+    pub pending: Option<crate::deferred::Pending>,
     /// With `--group`: the tasks grouped by identical async stacks, most common first.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub groups: Option<Vec<triage::TaskGroup>>,
     /// Other members of the layout's runtime rule, by name.
     pub fields: Fields,
@@ -276,7 +279,40 @@ pub enum FieldValue {
     },
 }
 
+impl RuntimeReport {
+    /// Tasks listed: read, and pending.
+    pub fn task_count_listed(&self) -> usize {
+        self.tasks.len() + self.pending.as_ref().map_or(0, |p| p.tasks.len())
+    }
+
+    /// Addresses of the tasks listed, read or not.
+    pub fn task_addresses(&self) -> impl Iterator<Item = u64> + '_ {
+        self.tasks.iter().map(|t| t.address.0).chain(
+            self.pending
+                .iter()
+                .flat_map(|p| p.tasks.iter().map(|t| t.address.0)),
+        )
+    }
+
+    /// Ids of the tasks listed, read or not.
+    pub fn task_ids(&self) -> impl Iterator<Item = u64> + '_ {
+        self.tasks.iter().filter_map(|t| t.id).chain(
+            self.pending
+                .iter()
+                .flat_map(|p| p.tasks.iter().filter_map(|t| t.id)),
+        )
+    }
+}
+
 impl TaskReport {
+    /// The id of the task this one waits for (a `join` leaf's `task` field).
+    pub fn waits_for(&self) -> Option<u64> {
+        match self.blocked_on.as_ref()?.fields.get("task")? {
+            FieldValue::Int(target) => u64::try_from(*target).ok(),
+            _ => None,
+        }
+    }
+
     /// The task at `address`, with nothing read about it yet.
     pub fn new(id: Option<u64>, address: Hex) -> TaskReport {
         TaskReport {
@@ -302,8 +338,49 @@ impl Report {
         serde_yaml::to_string(self).unwrap_or_else(|e| format!("error: {e}\n"))
     }
 
+    /// Tasks listed, read or not.
     pub fn task_total(&self) -> usize {
-        self.runtimes.iter().map(|r| r.tasks.len()).sum()
+        self.runtimes.iter().map(|r| r.task_count_listed()).sum()
+    }
+
+    /// The listed task with this id, read now if it is pending (the crashing thread's
+    /// task, whose backtrace the crash signature needs before the tasks are written).
+    pub fn task_by_id(&self, id: u64) -> Option<std::borrow::Cow<'_, TaskReport>> {
+        for r in &self.runtimes {
+            if let Some(t) = r.tasks.iter().find(|t| t.id == Some(id)) {
+                return Some(std::borrow::Cow::Borrowed(t));
+            }
+            if let Some(p) = &r.pending
+                && let Some(t) = p.tasks.iter().find(|t| t.id == Some(id))
+            {
+                let read = p.reader.as_ref().and_then(|reader| reader.read_one(t));
+                return Some(std::borrow::Cow::Owned(
+                    read.unwrap_or_else(|| TaskReport::new(t.id, t.address)),
+                ));
+            }
+        }
+        None
+    }
+
+    /// What reading the pending tasks found (warnings, unavailable facts, which task
+    /// waits for which); empty until they are written.
+    pub fn late_findings(&self) -> crate::deferred::LateFindings {
+        let mut all = crate::deferred::LateFindings::default();
+        let mut seen = Vec::new();
+        for p in self.runtimes.iter().filter_map(|r| r.pending.as_ref()) {
+            let Some(reader) = &p.reader else { continue };
+            // One reader serves every runtime of a dump: asked once.
+            if seen.iter().any(|s| Arc::ptr_eq(s, reader)) {
+                continue;
+            }
+            seen.push(reader.clone());
+            let f = reader.late_findings();
+            all.warnings.extend(f.warnings);
+            all.notes.extend(f.notes);
+            all.partial |= f.partial;
+            all.waits.extend(f.waits);
+        }
+        all
     }
 }
 

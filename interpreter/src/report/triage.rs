@@ -146,9 +146,7 @@ pub fn wait_edges(report: &Report) -> Vec<(u64, WaitTarget)> {
         let (Some(id), Some(b)) = (t.id, &t.blocked_on) else {
             continue;
         };
-        if let Some(FieldValue::Int(target)) = b.fields.get("task")
-            && let Ok(target) = u64::try_from(*target)
-        {
+        if let Some(target) = t.waits_for() {
             edges.push((id, WaitTarget::Task(target)));
             continue;
         }
@@ -170,13 +168,19 @@ pub fn wait_edges(report: &Report) -> Vec<(u64, WaitTarget)> {
 
 /// Cycles of tasks waiting for each other, each starting at its smallest id, in order.
 pub fn wait_cycles(report: &Report) -> Vec<Vec<u64>> {
-    let next: BTreeMap<u64, u64> = wait_edges(report)
-        .into_iter()
-        .filter_map(|(from, to)| match to {
-            WaitTarget::Task(t) => Some((from, t)),
-            WaitTarget::Resource { .. } => None,
-        })
-        .collect();
+    cycles(
+        wait_edges(report)
+            .into_iter()
+            .filter_map(|(from, to)| match to {
+                WaitTarget::Task(t) => Some((from, t)),
+                WaitTarget::Resource { .. } => None,
+            }),
+    )
+}
+
+/// Cycles in a wait-for graph given as (task, task it waits for) pairs.
+pub fn cycles(waits: impl IntoIterator<Item = (u64, u64)>) -> Vec<Vec<u64>> {
+    let next: BTreeMap<u64, u64> = waits.into_iter().collect();
     let mut cycles = BTreeSet::new();
     let mut done = BTreeSet::new();
     for &start in next.keys() {
