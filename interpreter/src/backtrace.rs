@@ -33,7 +33,9 @@ pub fn await_chain(ev: &Evaluator<'_>, future: Value) -> Backtrace {
 /// join of joins explode.
 fn chain(ev: &Evaluator<'_>, future: Value, depth: usize, budget: &mut usize) -> Backtrace {
     let mut frames = Vec::new();
-    let mut seen: rustc_hash::FxHashSet<(u64, DieId)> = Default::default();
+    // A handful of futures per chain (at most MAX_AWAIT_DEPTH): a list searched in place
+    // costs less than a hash set allocated for every task.
+    let mut seen: smallvec::SmallVec<[(u64, DieId); 8]> = smallvec::SmallVec::new();
     let mut current = Some(future);
     let mut blocked_on = None;
     while let Some(v) = current.take() {
@@ -46,12 +48,13 @@ fn chain(ev: &Evaluator<'_>, future: Value, depth: usize, budget: &mut usize) ->
         *budget -= 1;
         let Value::Place { addr, ty } = v else { break };
         // Nested futures can share an address (an `__awaitee` at offset 0): key on the type too.
-        if !seen.insert((addr, ty)) {
+        if seen.contains(&(addr, ty)) {
             frames.push(note_frame(format!(
                 "cycle: the future at {addr:#x} was already shown"
             )));
             break;
         }
+        seen.push((addr, ty));
         let Ok(t) = ev.ty(ty) else { break };
         // A leaf rule ends the chain, even on an async fn: `accept on fd 12` says more
         // than the runtime's internals beneath it.

@@ -100,6 +100,18 @@ impl TaskReader {
     /// Reads `tasks` (a window of `pending`, in order), in parallel; what they add to the
     /// report's warnings is kept for `late_findings`.
     pub fn read(&self, pending: &Pending, tasks: &[PendingTask]) -> Vec<TaskReport> {
+        self.read_with(pending, tasks, |t| t)
+    }
+
+    /// `read`, each report turned into `render(report)` on the thread that read it (JSON
+    /// text, for compact output): the reports are dropped where they were made, in
+    /// parallel, and never held as a window.
+    pub fn read_with<T: Send>(
+        &self,
+        pending: &Pending,
+        tasks: &[PendingTask],
+        render: impl Fn(TaskReport) -> T + Sync,
+    ) -> Vec<T> {
         let total: u64 = pending.tasks.len() as u64;
         let steps = self.lock().steps;
         let limits = Limits {
@@ -115,26 +127,34 @@ impl TaskReader {
         );
         let items: Vec<Value> = tasks.iter().map(|t| t.item.clone()).collect();
         let progress = crate::progress::Progress::new("reading tasks", total, false);
-        let chunks = crate::run::per_item(&ev, &items, &progress, crate::run::task_report);
-        let mut reports = Vec::with_capacity(tasks.len());
+        // What a report adds to the findings, taken before it is rendered.
+        let read_one = |w: &Evaluator<'_>, item: Value| {
+            crate::run::task_report(w, item).map(|report| {
+                let partial = !report.unavailable.is_empty();
+                let waits = report.id.zip(report.waits_for());
+                (render(report), partial, waits)
+            })
+        };
+        let chunks = crate::run::per_item(&ev, &items, &progress, read_one);
+        let mut out = Vec::with_capacity(tasks.len());
         let mut found = self.lock();
         for (result, task) in chunks.into_iter().flatten().zip(tasks) {
-            let report = match result {
-                Ok(r) => r,
+            match result {
+                Ok((rendered, partial, waits)) => {
+                    found.partial |= partial;
+                    found.waits.extend(waits);
+                    out.push(rendered);
+                }
                 // It matched a task rule when listed; reading it again can still stop
                 // (the run's step limit): it stays listed, saying why it is empty.
                 Err(e) => {
                     let mut r = TaskReport::new(task.id, task.address);
                     r.unavailable
                         .insert("task", format!("in runtime at {}: {e}", pending.rule));
-                    r
+                    found.partial = true;
+                    out.push(render(r));
                 }
-            };
-            found.partial |= !report.unavailable.is_empty();
-            if let (Some(id), Some(target)) = (report.id, report.waits_for()) {
-                found.waits.push((id, target));
             }
-            reports.push(report);
         }
         found.steps = found.steps.saturating_add(ev.steps_used());
         for w in ev.warnings.borrow().iter() {
@@ -160,7 +180,7 @@ impl TaskReader {
             found.progress = None;
             found.read = 0;
         }
-        reports
+        out
     }
 
     /// One task, read without adding to what the written report will say (the crashing

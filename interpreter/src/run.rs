@@ -750,7 +750,7 @@ pub(crate) fn per_item<T: Send>(
     ev: &Evaluator<'_>,
     items: &[Value],
     progress: &crate::progress::Progress,
-    read: fn(&Evaluator<'_>, Value) -> T,
+    read: impl Fn(&Evaluator<'_>, Value) -> T + Sync,
 ) -> Vec<Vec<T>> {
     use rayon::prelude::*;
     if items.len() <= TASK_CHUNK {

@@ -51,15 +51,25 @@ pub fn serialize_tasks<S: serde::Serializer>(
     }
     if let Some(p) = pending {
         for window in p.tasks.chunks(WINDOW) {
-            let read = match &p.reader {
-                Some(reader) => reader.read(p, window),
+            match &p.reader {
+                // Each task rendered where it was read (compact output).
+                Some(reader) if parallel => {
+                    let rendered =
+                        reader.read_with(p, window, |t| serde_json::value::to_raw_value(&t));
+                    for task in rendered {
+                        seq.serialize_element(&task.map_err(serde::ser::Error::custom)?)?;
+                    }
+                }
+                Some(reader) => write_window(&mut seq, &reader.read(p, window), false)?,
                 // Not attached to a dump (a report built by hand): listed, not read.
-                None => window
-                    .iter()
-                    .map(|t| TaskReport::new(t.id, t.address))
-                    .collect(),
-            };
-            write_window(&mut seq, &read, parallel)?;
+                None => {
+                    let listed: Vec<TaskReport> = window
+                        .iter()
+                        .map(|t| TaskReport::new(t.id, t.address))
+                        .collect();
+                    write_window(&mut seq, &listed, parallel)?;
+                }
+            }
         }
     }
     seq.end()
