@@ -355,3 +355,84 @@ fn coroutine_variants_carry_the_await_line_and_file() {
         "{file}"
     );
 }
+
+/// A list with a tail into a cycle (0 → 1 → … → 6 → 3): cut where the first node comes
+/// round again, with that node named, whatever the item limit past that point.
+#[test]
+fn a_cycle_after_a_tail_is_cut_at_its_first_repeat() {
+    let mut nodes: Vec<Box<Node>> = (0..7)
+        .map(|i| {
+            Box::new(Node {
+                value: i,
+                next: std::ptr::null(),
+            })
+        })
+        .collect();
+    for i in 0..7 {
+        let next: *const Node = if i == 6 { &*nodes[3] } else { &*nodes[i + 1] };
+        nodes[i].next = next;
+    }
+    let holder = Holder {
+        head: &*nodes[0],
+        fake: FakeVec {
+            ptr: std::ptr::null(),
+            len: 0,
+        },
+        real: Vec::new(),
+        maybe: None,
+        niche: None,
+        shape: Shape::Empty,
+    };
+    let mut mem = SliceMemory::new();
+    for n in &nodes {
+        copy(&mut mem, &**n);
+    }
+    copy(&mut mem, &holder);
+    let again = format!("node {:#x} seen twice", &*nodes[3] as *const Node as u64);
+    // 8 and 9: the limit falls after the first repeat (item 7) but before the cycle is
+    // noticed by the walk itself; 1000: far past it.
+    for items in [8, 9, 1000] {
+        let (out, warnings) = eval_all(
+            &mem,
+            &holder,
+            Limits {
+                items,
+                ..Limits::default()
+            },
+        );
+        assert_eq!(
+            ints(get(&out, "values")),
+            vec![0, 1, 2, 3, 4, 5, 6],
+            "limit {items}"
+        );
+        assert!(
+            warnings
+                .iter()
+                .any(|w| w.contains(&again) && w.contains("stopped after 7 items")),
+            "limit {items}: {warnings:?}"
+        );
+        // (The layout's `pairs`, a `for` of 49 items, meets the limit on its own.)
+        assert!(
+            !warnings
+                .iter()
+                .any(|w| w.starts_with("list at") && w.contains("item limit")),
+            "limit {items}: {warnings:?}"
+        );
+    }
+    // A limit before the repeat cuts the list there, and says so.
+    let (out, warnings) = eval_all(
+        &mem,
+        &holder,
+        Limits {
+            items: 5,
+            ..Limits::default()
+        },
+    );
+    assert_eq!(ints(get(&out, "values")), vec![0, 1, 2, 3, 4]);
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.starts_with("list at") && w.contains("item limit 5 reached")),
+        "{warnings:?}"
+    );
+}
