@@ -319,13 +319,17 @@ fn run(mut args: RunArgs) -> Result<ExitCode> {
         // A progress line while a large task list is read, on a terminal only: a
         // pipeline's stderr stays clean.
         progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
-        // JSON of every task is written as the tasks are read, a window at a time, so
-        // memory does not grow with the task count. Filters, groups and the graph need
-        // all tasks first.
-        defer_tasks: matches!(args.format, Format::Json)
-            && filter.is_empty()
-            && !args.group
-            && args.graph.is_none(),
+        // JSON of every task is written as the tasks are read, a window at a time, and
+        // groups are made as tasks are read, so memory does not grow with the task
+        // count. Filters and the graph need all tasks first, and so do text and YAML
+        // that show every task.
+        defer_tasks: filter.is_empty()
+            && args.graph.is_none()
+            && match args.format {
+                Format::Json => true,
+                Format::Text => args.group,
+                Format::Yaml => false,
+            },
     };
     let (mut report, outcome) = match (&args.dump, args.pid) {
         (Some(dump), _) => auto::analyze_layout(&args.layout, dump, &opts)?,
@@ -338,8 +342,11 @@ fn run(mut args: RunArgs) -> Result<ExitCode> {
         return Ok(exit_code(outcome));
     }
     if args.group {
-        for rt in &mut report.runtimes {
-            rt.groups = Some(triage::group_tasks(&rt.tasks));
+        // Text shows the groups first: its pending tasks are read for them now. JSON
+        // groups them as it writes them.
+        report.group_tasks(!matches!(args.format, Format::Json));
+        if !matches!(args.format, Format::Json) {
+            report.add_late_findings();
         }
     }
     let output_started = std::time::Instant::now();

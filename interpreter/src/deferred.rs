@@ -13,6 +13,7 @@ use layoutdump_lang::Program;
 use crate::dwarf::DebugInfo;
 use crate::eval::{Evaluator, Limits, Value};
 use crate::memory::Dump;
+use crate::report::triage::{Grouper, group_key};
 use crate::report::{Hex, TaskReport};
 
 /// A listed task not read yet: its id (for the order), address and the value a task rule
@@ -32,6 +33,8 @@ pub struct Pending {
     pub rule: String,
     /// Set by the analysis once the run is over (it owns what reading needs).
     pub reader: Option<Arc<TaskReader>>,
+    /// With `--group`: the groups of the tasks read so far (see `Report::group_pending`).
+    pub grouper: Option<Arc<Mutex<Grouper>>>,
 }
 
 impl std::fmt::Debug for Pending {
@@ -128,21 +131,30 @@ impl TaskReader {
         let items: Vec<Value> = tasks.iter().map(|t| t.item.clone()).collect();
         let progress = crate::progress::Progress::new("reading tasks", total, false);
         // What a report adds to the findings, taken before it is rendered.
+        let grouping = pending.grouper.is_some();
         let read_one = |w: &Evaluator<'_>, item: Value| {
             crate::run::task_report(w, item).map(|report| {
                 let partial = !report.unavailable.is_empty();
                 let waits = report.id.zip(report.waits_for());
-                (render(report), partial, waits)
+                let group = grouping.then(|| (group_key(&report), report.id));
+                (render(report), partial, waits, group)
             })
         };
         let chunks = crate::run::per_item(&ev, &items, &progress, read_one);
         let mut out = Vec::with_capacity(tasks.len());
         let mut found = self.lock();
+        let mut grouper = pending
+            .grouper
+            .as_ref()
+            .map(|g| g.lock().unwrap_or_else(|p| p.into_inner()));
         for (result, task) in chunks.into_iter().flatten().zip(tasks) {
             match result {
-                Ok((rendered, partial, waits)) => {
+                Ok((rendered, partial, waits, group)) => {
                     found.partial |= partial;
                     found.waits.extend(waits);
+                    if let (Some(g), Some((key, id))) = (grouper.as_mut(), group) {
+                        g.add(key, id);
+                    }
                     out.push(rendered);
                 }
                 // It matched a task rule when listed; reading it again can still stop
@@ -152,6 +164,9 @@ impl TaskReader {
                     r.unavailable
                         .insert("task", format!("in runtime at {}: {e}", pending.rule));
                     found.partial = true;
+                    if let Some(g) = grouper.as_mut() {
+                        g.add(group_key(&r), r.id);
+                    }
                     out.push(render(r));
                 }
             }

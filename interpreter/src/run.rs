@@ -693,6 +693,7 @@ fn add_runtime(ev: &Evaluator<'_>, value: Value, tid: Option<u32>, out: &mut Fin
                         tasks: pending.into(),
                         rule: here.clone(),
                         reader: None,
+                        grouper: None,
                     });
                 }
                 Ok(items) => {

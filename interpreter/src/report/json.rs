@@ -12,7 +12,7 @@ use super::{Report, TaskReport};
 use crate::deferred::Pending;
 
 /// Tasks rendered per window (each worker takes a share of a window).
-const WINDOW: usize = 8192;
+pub(crate) const WINDOW: usize = 8192;
 
 thread_local! {
     /// Set while `write_json` writes compact output on this thread.

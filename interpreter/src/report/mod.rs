@@ -343,6 +343,62 @@ impl Report {
         self.runtimes.iter().map(|r| r.task_count_listed()).sum()
     }
 
+    /// With `--group`: each runtime's groups. Tasks already read are grouped now; pending
+    /// ones as they are read: now if `read_now` (text output, which shows the groups
+    /// before anything else), else while the JSON is written (the groups follow the
+    /// tasks there). Pending tasks read for grouping only are dropped as they are read.
+    pub fn group_tasks(&mut self, read_now: bool) {
+        for rt in &mut self.runtimes {
+            match rt.pending.as_mut() {
+                Some(p) if p.reader.is_some() => {
+                    let grouper = Arc::new(std::sync::Mutex::new(triage::Grouper::default()));
+                    p.grouper = Some(grouper.clone());
+                    if read_now && let Some(reader) = p.reader.clone() {
+                        for window in p.tasks.chunks(json::WINDOW) {
+                            reader.read_with(p, window, |_| ());
+                        }
+                        let mut g = triage::group_tasks(&rt.tasks);
+                        g.extend(grouper.lock().unwrap_or_else(|e| e.into_inner()).groups());
+                        rt.groups = Some(g);
+                    }
+                }
+                _ => rt.groups = Some(triage::group_tasks(&rt.tasks)),
+            }
+        }
+    }
+
+    /// Adds what reading the pending tasks found (`late_findings`, and the cycles of
+    /// tasks waiting for each other) to the warnings and notes, for output that is not
+    /// serialized (text), once the tasks have been read.
+    pub fn add_late_findings(&mut self) {
+        if self.runtimes.iter().any(|r| r.pending.is_some()) {
+            let (warnings, notes) = self.late_warnings_and_notes();
+            self.warnings = warnings;
+            self.notes = notes;
+        }
+    }
+
+    /// The warnings and notes with what reading the pending tasks found added.
+    pub(crate) fn late_warnings_and_notes(&self) -> (Vec<String>, Vec<String>) {
+        let late = self.late_findings();
+        let mut warnings = self.warnings.clone();
+        warnings.extend(late.warnings);
+        let waits = self
+            .runtimes
+            .iter()
+            .flat_map(|r| &r.tasks)
+            .filter_map(|t| Some((t.id?, t.waits_for()?)))
+            .chain(late.waits);
+        warnings.extend(
+            triage::cycles(waits)
+                .iter()
+                .map(|c| triage::cycle_warning(c)),
+        );
+        let mut notes = self.notes.clone();
+        notes.extend(late.notes);
+        (warnings, notes)
+    }
+
     /// The listed task with this id, read now if it is pending (the crashing thread's
     /// task, whose backtrace the crash signature needs before the tasks are written).
     pub fn task_by_id(&self, id: u64) -> Option<std::borrow::Cow<'_, TaskReport>> {

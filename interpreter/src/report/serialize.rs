@@ -5,7 +5,7 @@
 
 use serde::ser::{Serialize, SerializeStruct, Serializer};
 
-use super::{Report, RuntimeReport, triage};
+use super::{Report, RuntimeReport};
 
 impl Serialize for Report {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -20,22 +20,7 @@ impl Serialize for Report {
         st.serialize_field("threads", &self.threads)?;
         if self.runtimes.iter().any(|r| r.pending.is_some()) {
             // The runtimes are written: their tasks have all been read now.
-            let late = self.late_findings();
-            let mut warnings = self.warnings.clone();
-            warnings.extend(late.warnings);
-            let waits = self
-                .runtimes
-                .iter()
-                .flat_map(|r| &r.tasks)
-                .filter_map(|t| Some((t.id?, t.waits_for()?)))
-                .chain(late.waits);
-            warnings.extend(
-                triage::cycles(waits)
-                    .iter()
-                    .map(|c| triage::cycle_warning(c)),
-            );
-            let mut notes = self.notes.clone();
-            notes.extend(late.notes);
+            let (warnings, notes) = self.late_warnings_and_notes();
             st.serialize_field("warnings", &warnings)?;
             st.serialize_field("notes", &notes)?;
         } else {
@@ -48,8 +33,9 @@ impl Serialize for Report {
 
 impl Serialize for RuntimeReport {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let fields = if self.groups.is_some() { 9 } else { 8 };
-        let mut st = s.serialize_struct("RuntimeReport", fields)?;
+        let grouper = self.pending.as_ref().and_then(|p| p.grouper.as_ref());
+        let grouped = self.groups.is_some() || grouper.is_some();
+        let mut st = s.serialize_struct("RuntimeReport", if grouped { 9 } else { 8 })?;
         st.serialize_field("kind", &self.kind)?;
         st.serialize_field("address", &self.address)?;
         st.serialize_field("workers", &self.workers)?;
@@ -58,6 +44,10 @@ impl Serialize for RuntimeReport {
         st.serialize_field("tasks", &Tasks(self))?;
         if let Some(groups) = &self.groups {
             st.serialize_field("groups", groups)?;
+        } else if let Some(g) = grouper {
+            // The tasks were grouped as they were read and written, just above.
+            let groups = g.lock().unwrap_or_else(|p| p.into_inner()).groups();
+            st.serialize_field("groups", &groups)?;
         }
         st.serialize_field("fields", &self.fields)?;
         st.serialize_field("unavailable", &self.unavailable)?;

@@ -57,7 +57,7 @@ pub fn render_text(r: &Report, opts: TextOptions) -> String {
             "\nruntime {} @ {:#x}{workers}, {} tasks",
             rt.kind,
             rt.address.0,
-            rt.tasks.len()
+            rt.task_count_listed()
         );
         if !rt.threads.is_empty() {
             let tids: Vec<String> = rt.threads.iter().map(|t| t.to_string()).collect();
@@ -109,8 +109,7 @@ pub fn render_text(r: &Report, opts: TextOptions) -> String {
                 Some(FieldValue::Int(id))
                     if r.runtimes
                         .iter()
-                        .flat_map(|rt| &rt.tasks)
-                        .any(|x| x.id == Some(*id as u64)) =>
+                        .any(|rt| rt.task_ids().any(|x| x == *id as u64)) =>
                 {
                     format!("  polling task {id}")
                 }
@@ -166,13 +165,9 @@ fn crash(s: &mut String, r: &Report, c: &CrashReport, opts: TextOptions) {
         native_frames(s, &t.frames, opts);
     }
     if let Some(id) = c.task
-        && let Some(t) = r
-            .runtimes
-            .iter()
-            .flat_map(|rt| &rt.tasks)
-            .find(|t| t.id == Some(id))
+        && let Some(t) = r.task_by_id(id)
     {
-        task(s, t, opts);
+        task(s, &t, opts);
     }
 }
 

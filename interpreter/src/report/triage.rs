@@ -83,48 +83,75 @@ impl Ord for SourceRef {
     }
 }
 
-/// The groups of one runtime's tasks, most common first (ties: by first task id).
-pub fn group_tasks(tasks: &[TaskReport]) -> Vec<TaskGroup> {
-    type Key = (Option<String>, Vec<GroupFrame>, Option<String>);
-    let mut groups: BTreeMap<Key, Vec<u64>> = BTreeMap::new();
-    for t in tasks {
-        let frames = t
-            .backtrace
-            .iter()
-            .map(|f| GroupFrame {
-                function: f.function.clone(),
-                location: f.location.clone(),
-            })
-            .collect();
-        let key = (
-            t.state.clone(),
-            frames,
-            t.blocked_on.as_ref().map(|b| b.kind.clone()),
-        );
-        groups
-            .entry(key)
-            .or_default()
-            .push(t.id.unwrap_or(u64::MAX));
-    }
-    let mut out: Vec<TaskGroup> = groups
-        .into_iter()
-        .map(|((state, frames, blocked_on), mut ids)| {
-            ids.sort_unstable();
-            TaskGroup {
-                count: ids.len(),
-                task_ids: ids,
-                state,
-                frames,
-                blocked_on,
-            }
+/// What puts two tasks in one group: state, stack (functions and await lines) and the
+/// kind of leaf they are blocked on.
+pub type GroupKey = (Option<String>, Vec<GroupFrame>, Option<String>);
+
+/// The group a task belongs in.
+pub fn group_key(t: &TaskReport) -> GroupKey {
+    let frames = t
+        .backtrace
+        .iter()
+        .map(|f| GroupFrame {
+            function: f.function.clone(),
+            location: f.location.clone(),
         })
         .collect();
-    out.sort_by(|a, b| {
-        b.count
-            .cmp(&a.count)
-            .then(a.task_ids.first().cmp(&b.task_ids.first()))
-    });
-    out
+    (
+        t.state.clone(),
+        frames,
+        t.blocked_on.as_ref().map(|b| b.kind.clone()),
+    )
+}
+
+/// Groups built one task at a time: the tasks themselves need not be kept (a runtime's
+/// tasks read while they are written, or read only to be grouped).
+#[derive(Debug, Default)]
+pub struct Grouper {
+    groups: BTreeMap<GroupKey, Vec<u64>>,
+}
+
+impl Grouper {
+    pub fn add(&mut self, key: GroupKey, id: Option<u64>) {
+        self.groups
+            .entry(key)
+            .or_default()
+            .push(id.unwrap_or(u64::MAX));
+    }
+
+    /// The groups so far, most common first (ties: by first task id).
+    pub fn groups(&self) -> Vec<TaskGroup> {
+        let mut out: Vec<TaskGroup> = self
+            .groups
+            .iter()
+            .map(|((state, frames, blocked_on), ids)| {
+                let mut ids = ids.clone();
+                ids.sort_unstable();
+                TaskGroup {
+                    count: ids.len(),
+                    task_ids: ids,
+                    state: state.clone(),
+                    frames: frames.clone(),
+                    blocked_on: blocked_on.clone(),
+                }
+            })
+            .collect();
+        out.sort_by(|a, b| {
+            b.count
+                .cmp(&a.count)
+                .then(a.task_ids.first().cmp(&b.task_ids.first()))
+        });
+        out
+    }
+}
+
+/// The groups of one runtime's tasks, most common first (ties: by first task id).
+pub fn group_tasks(tasks: &[TaskReport]) -> Vec<TaskGroup> {
+    let mut g = Grouper::default();
+    for t in tasks {
+        g.add(group_key(t), t.id);
+    }
+    g.groups()
 }
 
 /// A wait-for edge: a task waits for another task, or for a resource.
