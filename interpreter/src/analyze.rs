@@ -341,14 +341,15 @@ pub fn analyze_dump(
     }
     report.runtimes = findings.runtimes;
     if report.runtimes.iter().any(|r| r.pending.is_some()) {
-        let reader = Arc::new(crate::deferred::TaskReader::new(
-            Arc::new(program.clone()),
-            dbg.clone(),
-            dump.clone(),
-            image.load_bias,
-            opts.limits,
-            opts.progress,
-        ));
+        let reader = Arc::new(crate::deferred::TaskReader {
+            program: Arc::new(program.clone()),
+            dbg: dbg.clone(),
+            dump: dump.clone(),
+            bias: image.load_bias,
+            limits: opts.limits,
+            progress: opts.progress,
+            found: Default::default(),
+        });
         for p in report
             .runtimes
             .iter_mut()

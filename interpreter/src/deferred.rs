@@ -45,18 +45,19 @@ impl std::fmt::Debug for Pending {
 
 /// What a dump's tasks are read with, and what reading them has found so far.
 pub struct TaskReader {
-    program: Arc<Program>,
-    dbg: Arc<DebugInfo>,
-    dump: Arc<Dump>,
-    bias: u64,
-    limits: Limits,
-    progress: bool,
-    found: Mutex<Found>,
+    pub(crate) program: Arc<Program>,
+    pub(crate) dbg: Arc<DebugInfo>,
+    pub(crate) dump: Arc<Dump>,
+    pub(crate) bias: u64,
+    pub(crate) limits: Limits,
+    /// Draw a progress line on stderr while tasks are read.
+    pub(crate) progress: bool,
+    pub(crate) found: Mutex<Found>,
 }
 
 /// What reading tasks found besides their reports.
 #[derive(Default)]
-struct Found {
+pub(crate) struct Found {
     warnings: Vec<String>,
     notes: Vec<String>,
     /// Some task had a fact that could not be read, or a read was cut short.
@@ -81,25 +82,6 @@ pub struct LateFindings {
 }
 
 impl TaskReader {
-    pub fn new(
-        program: Arc<Program>,
-        dbg: Arc<DebugInfo>,
-        dump: Arc<Dump>,
-        bias: u64,
-        limits: Limits,
-        progress: bool,
-    ) -> TaskReader {
-        TaskReader {
-            program,
-            dbg,
-            dump,
-            bias,
-            limits,
-            progress,
-            found: Mutex::new(Found::default()),
-        }
-    }
-
     /// Reads `tasks` (a window of `pending`, in order), in parallel; what they add to the
     /// report's warnings is kept for `late_findings`.
     pub fn read(&self, pending: &Pending, tasks: &[PendingTask]) -> Vec<TaskReport> {

@@ -666,17 +666,14 @@ fn add_runtime(ev: &Evaluator<'_>, value: Value, tid: Option<u32>, out: &mut Fin
             }
             "tasks" => match ev.items(value) {
                 Ok(items) if out.defer_tasks => {
-                    let progress = crate::progress::Progress::new(
-                        "listing tasks",
-                        items.len() as u64,
-                        out.progress,
-                    );
-                    let keys = out.timings.time("list task ids (their order)", || {
-                        per_item(ev, &items, &progress, task_key)
-                    });
-                    drop(progress);
                     let mut pending = Vec::with_capacity(items.len());
-                    drop(items);
+                    let keys = over_tasks(
+                        ev,
+                        items,
+                        out,
+                        ("listing tasks", "list task ids (their order)"),
+                        task_key,
+                    );
                     for result in keys.into_iter().flatten() {
                         match result {
                             Ok(t) => pending.push(t),
@@ -698,16 +695,13 @@ fn add_runtime(ev: &Evaluator<'_>, value: Value, tid: Option<u32>, out: &mut Fin
                 }
                 Ok(items) => {
                     report.tasks.reserve_exact(items.len());
-                    let progress = crate::progress::Progress::new(
-                        "reading tasks",
-                        items.len() as u64,
-                        out.progress,
+                    let chunks = over_tasks(
+                        ev,
+                        items,
+                        out,
+                        ("reading tasks", "read tasks and backtraces"),
+                        task_report,
                     );
-                    let chunks = out.timings.time("read tasks and backtraces", || {
-                        per_item(ev, &items, &progress, task_report)
-                    });
-                    drop(progress);
-                    drop(items);
                     for result in chunks.into_iter().flatten() {
                         match result {
                             Ok(t) if !out.listed_tasks.insert((addr, t.address.0)) => {}
@@ -781,6 +775,20 @@ pub(crate) fn per_item<T: Send>(
             results
         })
         .collect()
+}
+
+/// `per_item` over a runtime's task list: a progress line saying `what` is done, and the
+/// time taken added to `phase`.
+fn over_tasks<T: Send>(
+    ev: &Evaluator<'_>,
+    items: Vec<Value>,
+    out: &mut Findings,
+    (what, phase): (&'static str, &'static str),
+    read: impl Fn(&Evaluator<'_>, Value) -> T + Sync,
+) -> Vec<Vec<T>> {
+    let progress = crate::progress::Progress::new(what, items.len() as u64, out.progress);
+    out.timings
+        .time(phase, || per_item(ev, &items, &progress, read))
 }
 
 /// What a deferred runtime needs of a task before it is read: its id (for the order) and
