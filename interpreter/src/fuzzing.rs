@@ -69,6 +69,8 @@ pub struct MutatedDumps {
     hot: Vec<std::ops::Range<usize>>,
     hot_len: usize,
     opts: crate::analyze::Options,
+    /// The same, with the tasks read while the JSON is written (`deferred`).
+    deferred: crate::analyze::Options,
     label: std::path::PathBuf,
 }
 
@@ -127,12 +129,17 @@ impl MutatedDumps {
         if hot_len == 0 {
             return Err("the clean run names no memory held in the dump: nothing to mutate".into());
         }
+        let deferred = crate::analyze::Options {
+            defer_tasks: true,
+            ..opts.clone()
+        };
         Ok(MutatedDumps {
             program,
             base,
             hot,
             hot_len,
             opts,
+            deferred,
             label: dump.to_path_buf(),
         })
     }
@@ -189,12 +196,27 @@ impl MutatedDumps {
             let end = (at + value.len()).min(bytes.len());
             bytes[at..end].copy_from_slice(&value[..end - at]);
         }
-        let Ok(dump) = Dump::from_bytes(&self.label, bytes) else {
+        let Ok(dump) = Dump::from_bytes(&self.label, bytes.clone()) else {
             return;
         };
         let (report, _) =
             crate::analyze::analyze_dump(&self.program, dump, &self.label, &self.opts);
         let _ = report.to_json();
         let _ = crate::report::render_text(&report, Default::default());
+        // The same dump as `run --format json` and `run --group` read it: tasks listed
+        // first, then read while the JSON is written, or read only to be grouped.
+        let Ok(dump) = Dump::from_bytes(&self.label, bytes) else {
+            return;
+        };
+        let (mut report, _) =
+            crate::analyze::analyze_dump(&self.program, dump, &self.label, &self.deferred);
+        let _ = report.write_json(std::io::sink(), false);
+        report.group_tasks(true);
+        report.add_late_findings();
+        let text = crate::report::TextOptions {
+            group: true,
+            ..Default::default()
+        };
+        let _ = crate::report::render_text(&report, text);
     }
 }
