@@ -33,7 +33,7 @@ pub struct Pending {
     pub rule: String,
     /// Set by the analysis once the run is over (it owns what reading needs).
     pub reader: Option<Arc<TaskReader>>,
-    /// With `--group`: the groups of the tasks read so far (see `Report::group_pending`).
+    /// With `--group`: the groups of the tasks read so far (see `Report::group_tasks`).
     pub grouper: Option<Arc<Mutex<Grouper>>>,
 }
 

@@ -357,9 +357,10 @@ impl Report {
                         for window in p.tasks.chunks(json::WINDOW) {
                             reader.read_with(p, window, |_| ());
                         }
-                        let mut g = triage::group_tasks(&rt.tasks);
-                        g.extend(grouper.lock().unwrap_or_else(|e| e.into_inner()).groups());
-                        rt.groups = Some(g);
+                        // A runtime with pending tasks has no read ones (`run` reads all
+                        // of a runtime's tasks when a scan adds one to it).
+                        rt.groups =
+                            Some(grouper.lock().unwrap_or_else(|e| e.into_inner()).groups());
                     }
                 }
                 _ => rt.groups = Some(triage::group_tasks(&rt.tasks)),
