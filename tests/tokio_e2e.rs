@@ -339,6 +339,37 @@ fn full_features_release_minidump() {
     assert_matches_ground_truth(d, &d.minidump);
 }
 
+/// Compact JSON writes each task by hand (`report::json_task`), not through serde: on
+/// real tasks (joins and selects with their branches, leaves, locals, unavailable facts)
+/// it must be byte for byte serde_json's JSON of the same task.
+#[test]
+fn compact_json_of_every_task_is_serde_json() {
+    use layoutdump_interpreter::analyze::{Options, analyze};
+    use layoutdump_interpreter::report::json_task::write_task;
+    let program = layoutdump_interpreter::shipped::compile_layout("tokio").unwrap();
+    let (mut tasks, mut branches) = (0, 0);
+    for profile in [Profile::Dev, Profile::Release] {
+        for name in ["tokio-tasks", "tokio-full"] {
+            let d = fixture_dumps(name, profile);
+            let (report, _) = analyze(&program, &d.core, &Options::default()).unwrap();
+            for task in report.runtimes.iter().flat_map(|r| &r.tasks) {
+                let mut ours = Vec::new();
+                write_task(&mut ours, task);
+                let serde = serde_json::to_string(task).unwrap();
+                assert_eq!(String::from_utf8(ours).unwrap(), serde);
+                tasks += 1;
+                branches += task
+                    .backtrace
+                    .iter()
+                    .filter(|f| !f.branches.is_empty())
+                    .count();
+            }
+        }
+    }
+    assert!(tasks >= 4 * 46, "{tasks} tasks");
+    assert!(branches > 0, "no join or select among the tasks");
+}
+
 #[test]
 fn text_report_dev_core() {
     let d = tokio_dumps(Profile::Dev);

@@ -203,6 +203,14 @@ impl MutatedDumps {
             crate::analyze::analyze_dump(&self.program, dump, &self.label, &self.opts);
         let _ = report.to_json();
         let _ = crate::report::render_text(&report, Default::default());
+        // Compact JSON writes tasks by hand: it must stay serde's JSON of them, whatever
+        // strings and numbers a damaged dump puts in a task.
+        for task in report.runtimes.iter().flat_map(|r| &r.tasks) {
+            let mut ours = Vec::new();
+            crate::report::json_task::write_task(&mut ours, task);
+            let serde = serde_json::to_vec(task).unwrap_or_default();
+            assert!(ours == serde, "compact JSON of a task is not serde_json's");
+        }
         // The same dump as `run --format json` and `run --group` read it: tasks listed
         // first, then read while the JSON is written, or read only to be grouped.
         let Ok(dump) = Dump::from_bytes(&self.label, bytes) else {

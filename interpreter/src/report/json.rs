@@ -1,101 +1,148 @@
-//! Writing a report as JSON. Indented for a person at a terminal; compact otherwise, with
-//! the tasks (nearly all of a large report) serialized in parallel: windows of tasks are
-//! rendered on the worker threads, then copied out in order, so the output is the same
-//! as a sequential one and only one window is held at a time. A million tasks make about
-//! a gigabyte of JSON; sequentially that was a third of the run.
+//! Writing a report as JSON. Indented for a person at a terminal, through serde; compact
+//! otherwise, by hand around the tasks (nearly all of a large report): windows of tasks
+//! are read and rendered (`json_task`) on the worker threads, then copied out in order,
+//! so the output is the same as a sequential one and only one window is held at a time.
+//! A million tasks make about a gigabyte of JSON; through serde, sequentially, that was a
+//! third of the run.
 
-use std::cell::Cell;
+use std::io::{self, Write};
 
+use rayon::prelude::*;
+use serde::Serialize;
 use serde::ser::SerializeSeq;
 
-use super::{Report, TaskReport};
+use super::serialize::Sink;
+use super::{Report, RuntimeReport, TaskReport, json_task};
 use crate::deferred::Pending;
 
 /// Tasks rendered per window (each worker takes a share of a window).
 pub(crate) const WINDOW: usize = 8192;
 
-thread_local! {
-    /// Set while `write_json` writes compact output on this thread.
-    static PARALLEL_TASKS: Cell<bool> = const { Cell::new(false) };
-}
-
 impl Report {
     /// Writes the report as JSON to `w` as it is serialized (it is never held whole in
     /// memory), indented if `pretty`.
-    pub fn write_json(&self, w: impl std::io::Write, pretty: bool) -> std::io::Result<()> {
+    pub fn write_json(&self, w: impl Write, pretty: bool) -> io::Result<()> {
         let mut w = w;
         if pretty {
             serde_json::to_writer_pretty(&mut w, self)?;
         } else {
-            PARALLEL_TASKS.with(|p| p.set(true));
-            let written = serde_json::to_writer(&mut w, self);
-            PARALLEL_TASKS.with(|p| p.set(false));
-            written?;
+            w.write_all(b"{")?;
+            self.write_fields(&mut Compact::new(&mut w))?;
+            w.write_all(b"}")?;
         }
         w.write_all(b"\n")
     }
 }
 
-/// A runtime's tasks: in parallel windows for compact output, else one by one; then its
-/// pending tasks (`deferred`), each window read, written and dropped before the next.
+/// Compact JSON: an object's fields through serde_json, the tasks by `json_task`.
+struct Compact<'w, W> {
+    w: &'w mut W,
+    first: bool,
+}
+
+impl<'w, W: Write> Compact<'w, W> {
+    fn new(w: &'w mut W) -> Self {
+        Compact { w, first: true }
+    }
+
+    /// `"key":`, after a comma unless it is the object's first.
+    fn key(&mut self, key: &str) -> io::Result<()> {
+        if !std::mem::take(&mut self.first) {
+            self.w.write_all(b",")?;
+        }
+        write!(self.w, "\"{key}\":")
+    }
+}
+
+impl<W: Write> Sink for Compact<'_, W> {
+    type Error = io::Error;
+
+    fn field<T: Serialize + ?Sized>(&mut self, key: &'static str, v: &T) -> io::Result<()> {
+        self.key(key)?;
+        Ok(serde_json::to_writer(&mut *self.w, v)?)
+    }
+
+    fn runtimes(&mut self, runtimes: &[RuntimeReport]) -> io::Result<()> {
+        self.key("runtimes")?;
+        self.w.write_all(b"[")?;
+        for (i, runtime) in runtimes.iter().enumerate() {
+            self.w.write_all(if i == 0 { b"{" } else { b",{" })?;
+            runtime.write_fields(&mut Compact::new(&mut *self.w))?;
+            self.w.write_all(b"}")?;
+        }
+        self.w.write_all(b"]")
+    }
+
+    /// The tasks read, then the pending ones, each window read and rendered in parallel,
+    /// written, and dropped before the next.
+    fn tasks(&mut self, runtime: &RuntimeReport) -> io::Result<()> {
+        self.key("tasks")?;
+        let mut first = true;
+        let mut put = |w: &mut W, rendered: Vec<Vec<u8>>| -> io::Result<()> {
+            for json in rendered {
+                if !std::mem::take(&mut first) {
+                    w.write_all(b",")?;
+                }
+                w.write_all(&json)?;
+            }
+            Ok(())
+        };
+        self.w.write_all(b"[")?;
+        for window in runtime.tasks.chunks(WINDOW) {
+            put(self.w, window.par_iter().map(render).collect())?;
+        }
+        if let Some(p) = &runtime.pending {
+            for window in p.tasks.chunks(WINDOW) {
+                let rendered = match &p.reader {
+                    Some(reader) => reader.read_with(p, window, |t| render(&t)),
+                    // Not attached to a dump (a report built by hand): listed, not read.
+                    None => window
+                        .iter()
+                        .map(|t| render(&TaskReport::new(t.id, t.address)))
+                        .collect(),
+                };
+                put(self.w, rendered)?;
+            }
+        }
+        self.w.write_all(b"]")
+    }
+}
+
+fn render(task: &TaskReport) -> Vec<u8> {
+    let mut json = Vec::with_capacity(1024);
+    json_task::write_task(&mut json, task);
+    json
+}
+
+/// A runtime's tasks through serde (YAML, indented JSON), one by one: those read, then
+/// the pending ones, each window read, written and dropped before the next.
 pub fn serialize_tasks<S: serde::Serializer>(
     tasks: &[TaskReport],
     pending: Option<&Pending>,
     s: S,
 ) -> Result<S::Ok, S::Error> {
-    let parallel = PARALLEL_TASKS.with(Cell::get);
     let total = tasks.len() + pending.map_or(0, |p| p.tasks.len());
     let mut seq = s.serialize_seq(Some(total))?;
-    for window in tasks.chunks(WINDOW) {
-        write_window(&mut seq, window, parallel)?;
+    for task in tasks {
+        seq.serialize_element(task)?;
     }
     if let Some(p) = pending {
         for window in p.tasks.chunks(WINDOW) {
             match &p.reader {
-                // Each task rendered where it was read (compact output).
-                Some(reader) if parallel => {
-                    let rendered =
-                        reader.read_with(p, window, |t| serde_json::value::to_raw_value(&t));
-                    for task in rendered {
-                        seq.serialize_element(&task.map_err(serde::ser::Error::custom)?)?;
+                Some(reader) => {
+                    for task in reader.read(p, window) {
+                        seq.serialize_element(&task)?;
                     }
                 }
-                Some(reader) => write_window(&mut seq, &reader.read(p, window), false)?,
-                // Not attached to a dump (a report built by hand): listed, not read.
                 None => {
-                    let listed: Vec<TaskReport> = window
-                        .iter()
-                        .map(|t| TaskReport::new(t.id, t.address))
-                        .collect();
-                    write_window(&mut seq, &listed, parallel)?;
+                    for t in window {
+                        seq.serialize_element(&TaskReport::new(t.id, t.address))?;
+                    }
                 }
             }
         }
     }
     seq.end()
-}
-
-fn write_window<Q: SerializeSeq>(
-    seq: &mut Q,
-    window: &[TaskReport],
-    parallel: bool,
-) -> Result<(), Q::Error> {
-    use rayon::prelude::*;
-    if !parallel {
-        for task in window {
-            seq.serialize_element(task)?;
-        }
-        return Ok(());
-    }
-    let rendered: Vec<Box<serde_json::value::RawValue>> = window
-        .par_iter()
-        .map(serde_json::value::to_raw_value)
-        .collect::<Result<_, _>>()
-        .map_err(serde::ser::Error::custom)?;
-    for task in &rendered {
-        seq.serialize_element(task)?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! (docs/output-schema.md). Rendering to text, JSON and YAML lives here, not in the CLI.
 
 mod json;
+pub mod json_task;
 mod map;
 mod serialize;
 mod text;

@@ -1,57 +1,99 @@
 //! The report's own `Serialize`: as derived, field for field, except that a runtime's
 //! pending tasks are read as they are written (`deferred`), and what reading them found
 //! — warnings, hook output, tasks waiting for each other in a cycle — is written with the
-//! report's warnings and notes, which come after the runtimes.
+//! report's warnings and notes, which come after the runtimes. The fields are listed once,
+//! for any `Sink`: serde's serializers (YAML, indented JSON) and the compact JSON writer
+//! (`json.rs`), which writes tasks without serde.
 
 use serde::ser::{Serialize, SerializeStruct, Serializer};
 
 use super::{Report, RuntimeReport};
 
-impl Serialize for Report {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut st = s.serialize_struct("Report", 10)?;
-        st.serialize_field("schema_version", &self.schema_version)?;
-        st.serialize_field("layout", &self.layout)?;
-        st.serialize_field("dump", &self.dump)?;
-        st.serialize_field("binary", &self.binary)?;
-        st.serialize_field("crash", &self.crash)?;
-        st.serialize_field("runtimes", &self.runtimes)?;
-        st.serialize_field("block_on", &self.block_on)?;
-        st.serialize_field("threads", &self.threads)?;
+/// Where a report's fields go, in order.
+pub(super) trait Sink {
+    type Error;
+    fn field<T: Serialize + ?Sized>(&mut self, key: &'static str, v: &T)
+    -> Result<(), Self::Error>;
+    fn runtimes(&mut self, runtimes: &[RuntimeReport]) -> Result<(), Self::Error>;
+    fn tasks(&mut self, runtime: &RuntimeReport) -> Result<(), Self::Error>;
+}
+
+impl Report {
+    pub(super) fn write_fields<K: Sink>(&self, k: &mut K) -> Result<(), K::Error> {
+        k.field("schema_version", &self.schema_version)?;
+        k.field("layout", &self.layout)?;
+        k.field("dump", &self.dump)?;
+        k.field("binary", &self.binary)?;
+        k.field("crash", &self.crash)?;
+        k.runtimes(&self.runtimes)?;
+        k.field("block_on", &self.block_on)?;
+        k.field("threads", &self.threads)?;
         if self.runtimes.iter().any(|r| r.pending.is_some()) {
             // The runtimes are written: their tasks have all been read now.
             let (warnings, notes) = self.late_warnings_and_notes();
-            st.serialize_field("warnings", &warnings)?;
-            st.serialize_field("notes", &notes)?;
+            k.field("warnings", &warnings)?;
+            k.field("notes", &notes)
         } else {
-            st.serialize_field("warnings", &self.warnings)?;
-            st.serialize_field("notes", &self.notes)?;
+            k.field("warnings", &self.warnings)?;
+            k.field("notes", &self.notes)
         }
-        st.end()
+    }
+}
+
+impl RuntimeReport {
+    fn grouped(&self) -> bool {
+        self.groups.is_some() || self.pending.as_ref().is_some_and(|p| p.grouper.is_some())
+    }
+
+    pub(super) fn write_fields<K: Sink>(&self, k: &mut K) -> Result<(), K::Error> {
+        k.field("kind", &self.kind)?;
+        k.field("address", &self.address)?;
+        k.field("workers", &self.workers)?;
+        k.field("threads", &self.threads)?;
+        k.field("task_count", &self.task_count)?;
+        k.tasks(self)?;
+        if let Some(groups) = &self.groups {
+            k.field("groups", groups)?;
+        } else if let Some(g) = self.pending.as_ref().and_then(|p| p.grouper.as_ref()) {
+            // The tasks were grouped as they were read and written, just above.
+            let groups = g.lock().unwrap_or_else(|p| p.into_inner()).groups();
+            k.field("groups", &groups)?;
+        }
+        k.field("fields", &self.fields)?;
+        k.field("unavailable", &self.unavailable)
+    }
+}
+
+/// A serde serializer's struct as a `Sink`.
+struct Serde<S>(S);
+
+impl<S: SerializeStruct> Sink for Serde<S> {
+    type Error = S::Error;
+    fn field<T: Serialize + ?Sized>(&mut self, key: &'static str, v: &T) -> Result<(), S::Error> {
+        self.0.serialize_field(key, v)
+    }
+    fn runtimes(&mut self, runtimes: &[RuntimeReport]) -> Result<(), S::Error> {
+        self.0.serialize_field("runtimes", runtimes)
+    }
+    fn tasks(&mut self, runtime: &RuntimeReport) -> Result<(), S::Error> {
+        self.0.serialize_field("tasks", &Tasks(runtime))
+    }
+}
+
+impl Serialize for Report {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut st = Serde(s.serialize_struct("Report", 10)?);
+        self.write_fields(&mut st)?;
+        st.0.end()
     }
 }
 
 impl Serialize for RuntimeReport {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let grouper = self.pending.as_ref().and_then(|p| p.grouper.as_ref());
-        let grouped = self.groups.is_some() || grouper.is_some();
-        let mut st = s.serialize_struct("RuntimeReport", if grouped { 9 } else { 8 })?;
-        st.serialize_field("kind", &self.kind)?;
-        st.serialize_field("address", &self.address)?;
-        st.serialize_field("workers", &self.workers)?;
-        st.serialize_field("threads", &self.threads)?;
-        st.serialize_field("task_count", &self.task_count)?;
-        st.serialize_field("tasks", &Tasks(self))?;
-        if let Some(groups) = &self.groups {
-            st.serialize_field("groups", groups)?;
-        } else if let Some(g) = grouper {
-            // The tasks were grouped as they were read and written, just above.
-            let groups = g.lock().unwrap_or_else(|p| p.into_inner()).groups();
-            st.serialize_field("groups", &groups)?;
-        }
-        st.serialize_field("fields", &self.fields)?;
-        st.serialize_field("unavailable", &self.unavailable)?;
-        st.end()
+        let len = if self.grouped() { 9 } else { 8 };
+        let mut st = Serde(s.serialize_struct("RuntimeReport", len)?);
+        self.write_fields(&mut st)?;
+        st.0.end()
     }
 }
 

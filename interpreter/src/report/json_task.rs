@@ -1,0 +1,373 @@
+//! A task as compact JSON, written by hand: byte for byte what serde_json writes for a
+//! `TaskReport`, at a fraction of its cost. A million tasks make a gigabyte of JSON, and
+//! through serde a fifth of a task's cost was rendering it, half of that escaping: every
+//! key of every task, byte by byte. Here keys are literals and a string is checked eight
+//! bytes at a time; only a string that needs escaping is escaped byte by byte.
+//! `tests/json_task.rs` holds this to serde_json's output on every fixture's tasks.
+
+use super::{AwaitFrame, BlockedOn, FieldValue, Fields, FutureRef, Hex, Map, TaskReport};
+
+/// Appends `task` to `out` as serde_json's compact output of it.
+pub fn write_task(out: &mut Vec<u8>, task: &TaskReport) {
+    out.extend_from_slice(b"{\"id\":");
+    match task.id {
+        Some(id) => int(out, id),
+        None => null(out),
+    }
+    out.extend_from_slice(b",\"address\":");
+    hex(out, task.address);
+    out.extend_from_slice(b",\"state\":");
+    opt_str(out, task.state.as_deref());
+    out.extend_from_slice(b",\"flags\":");
+    list(out, &task.flags, |out, f| string(out, f));
+    out.extend_from_slice(b",\"future\":");
+    match &task.future {
+        Some(f) => future_ref(out, f),
+        None => null(out),
+    }
+    out.extend_from_slice(b",\"backtrace\":");
+    list(out, &task.backtrace, frame);
+    out.extend_from_slice(b",\"blocked_on\":");
+    blocked_on(out, task.blocked_on.as_ref());
+    out.extend_from_slice(b",\"fields\":");
+    fields(out, &task.fields);
+    out.extend_from_slice(b",\"unavailable\":");
+    map(out, &task.unavailable, |out, v| string(out, v));
+    out.push(b'}');
+}
+
+fn future_ref(out: &mut Vec<u8>, f: &FutureRef) {
+    out.extend_from_slice(b"{\"type\":");
+    string(out, &f.ty);
+    out.extend_from_slice(b",\"address\":");
+    hex(out, f.address);
+    out.push(b'}');
+}
+
+/// One await frame; its branches, each a chain of frames, only when it has some (as
+/// `skip_serializing_if` leaves them out). The depth is the backtrace's, which reading
+/// bounds.
+fn frame(out: &mut Vec<u8>, f: &AwaitFrame) {
+    out.extend_from_slice(b"{\"function\":");
+    string(out, &f.function);
+    out.extend_from_slice(b",\"future\":");
+    string(out, &f.future);
+    out.extend_from_slice(b",\"state\":");
+    opt_str(out, f.state.as_deref());
+    out.extend_from_slice(b",\"location\":");
+    match &f.location {
+        Some(l) => {
+            out.extend_from_slice(b"{\"file\":");
+            opt_str(out, l.file.as_deref());
+            out.extend_from_slice(b",\"line\":");
+            int(out, l.line);
+            out.push(b'}');
+        }
+        None => null(out),
+    }
+    out.extend_from_slice(b",\"address\":");
+    hex(out, f.address);
+    out.extend_from_slice(b",\"locals\":");
+    fields(out, &f.locals);
+    out.extend_from_slice(b",\"note\":");
+    opt_str(out, f.note.as_deref());
+    if !f.branches.is_empty() {
+        out.extend_from_slice(b",\"branches\":");
+        list(out, &f.branches, |out, b| {
+            out.extend_from_slice(b"{\"backtrace\":");
+            list(out, &b.backtrace, frame);
+            out.extend_from_slice(b",\"blocked_on\":");
+            blocked_on(out, b.blocked_on.as_ref());
+            out.push(b'}');
+        });
+    }
+    out.push(b'}');
+}
+
+fn blocked_on(out: &mut Vec<u8>, b: Option<&BlockedOn>) {
+    let Some(b) = b else {
+        return null(out);
+    };
+    out.extend_from_slice(b"{\"kind\":");
+    string(out, &b.kind);
+    out.extend_from_slice(b",\"future\":");
+    string(out, &b.future);
+    out.extend_from_slice(b",\"address\":");
+    hex(out, b.address);
+    out.extend_from_slice(b",\"fields\":");
+    fields(out, &b.fields);
+    out.push(b'}');
+}
+
+fn fields(out: &mut Vec<u8>, f: &Fields) {
+    map(out, f, value);
+}
+
+/// A value as `#[serde(untagged)]` writes it: the variant's content alone. Lists nest
+/// only as deep as reading made them (`field_value_depth`).
+fn value(out: &mut Vec<u8>, v: &FieldValue) {
+    match v {
+        FieldValue::Int(i) => int(out, *i),
+        FieldValue::Address(a) => hex(out, *a),
+        FieldValue::Str(s) => string(out, s),
+        FieldValue::List(items) => list(out, items, value),
+        FieldValue::Collection { len, first } => {
+            out.extend_from_slice(b"{\"len\":");
+            int(out, *len);
+            out.extend_from_slice(b",\"first\":");
+            list(out, first, value);
+            out.push(b'}');
+        }
+        FieldValue::Object { ty, address } => {
+            out.extend_from_slice(b"{\"type\":");
+            string(out, ty);
+            out.extend_from_slice(b",\"address\":");
+            hex(out, *address);
+            out.push(b'}');
+        }
+    }
+}
+
+fn map<V>(out: &mut Vec<u8>, m: &Map<V>, mut each: impl FnMut(&mut Vec<u8>, &V)) {
+    out.push(b'{');
+    for (i, (k, v)) in m.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        string(out, k);
+        out.push(b':');
+        each(out, v);
+    }
+    out.push(b'}');
+}
+
+fn list<T>(out: &mut Vec<u8>, items: &[T], mut each: impl FnMut(&mut Vec<u8>, &T)) {
+    out.push(b'[');
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        each(out, item);
+    }
+    out.push(b']');
+}
+
+fn null(out: &mut Vec<u8>) {
+    out.extend_from_slice(b"null");
+}
+
+fn int(out: &mut Vec<u8>, i: impl itoa::Integer) {
+    out.extend_from_slice(itoa::Buffer::new().format(i).as_bytes());
+}
+
+/// `Hex`'s form: `0x` and lowercase digits, no leading zeros.
+fn hex(out: &mut Vec<u8>, a: Hex) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut buf = [0u8; 20];
+    let mut at = buf.len() - 1;
+    buf[at] = b'"';
+    let mut v = a.0;
+    loop {
+        at -= 1;
+        buf[at] = DIGITS[(v & 0xf) as usize];
+        v >>= 4;
+        if v == 0 {
+            break;
+        }
+    }
+    at -= 3;
+    buf[at..at + 3].copy_from_slice(b"\"0x");
+    out.extend_from_slice(&buf[at..]);
+}
+
+fn opt_str(out: &mut Vec<u8>, s: Option<&str>) {
+    match s {
+        Some(s) => string(out, s),
+        None => null(out),
+    }
+}
+
+/// A JSON string, escaped as serde_json escapes: `"` and `\` with a backslash, the
+/// control characters below 0x20 as `\b \t \n \f \r` or `\u00XX`; everything else,
+/// non-ASCII included, as it is.
+fn string(out: &mut Vec<u8>, s: &str) {
+    out.push(b'"');
+    let bytes = s.as_bytes();
+    if needs_escape(bytes) {
+        escape(out, bytes);
+    } else {
+        out.extend_from_slice(bytes);
+    }
+    out.push(b'"');
+}
+
+/// Whether any byte is below 0x20, `"` or `\`: eight bytes at a time, by the bit trick
+/// that finds a zero byte (a byte of `x - 0x01…01` borrows only where `x` had a zero
+/// or a byte that borrowed before it, so the test never misses and, as only an `any`,
+/// never lies).
+fn needs_escape(bytes: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let below = |x: u64, n: u8| x.wrapping_sub(ONES * n as u64) & !x & HIGHS;
+    let mut chunks = bytes.chunks_exact(8);
+    for c in &mut chunks {
+        let x = u64::from_le_bytes(c.try_into().unwrap_or([0; 8]));
+        if below(x, 0x20) | below(x ^ (ONES * b'"' as u64), 1) | below(x ^ (ONES * b'\\' as u64), 1)
+            != 0
+        {
+            return true;
+        }
+    }
+    chunks
+        .remainder()
+        .iter()
+        .any(|&b| b < 0x20 || b == b'"' || b == b'\\')
+}
+
+fn escape(out: &mut Vec<u8>, bytes: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for &b in bytes {
+        match b {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            0x08 => out.extend_from_slice(b"\\b"),
+            0x0c => out.extend_from_slice(b"\\f"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            0..0x20 => {
+                out.extend_from_slice(b"\\u00");
+                out.push(DIGITS[(b >> 4) as usize]);
+                out.push(DIGITS[(b & 0xf) as usize]);
+            }
+            _ => out.push(b),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::report::{Branch, SourceRef};
+
+    fn same_as_serde(t: &TaskReport) {
+        let mut ours = Vec::new();
+        write_task(&mut ours, t);
+        let theirs = serde_json::to_string(t).unwrap();
+        assert_eq!(String::from_utf8(ours).unwrap(), theirs);
+    }
+
+    #[test]
+    fn strings_that_need_escaping_are_escaped_as_serde_json_escapes_them() {
+        let mut every_byte = String::new();
+        for b in 0u8..0x80 {
+            every_byte.push(b as char);
+        }
+        let cases = [
+            "",
+            "plain",
+            "exactly8",
+            "sixteen bytes!!!",
+            "a \"quoted\" name",
+            "back\\slash",
+            "tab\tand\nnewline\r",
+            "\u{1}\u{1f}\u{7f}",
+            "ünïcödé and 日本語 then \"",
+            "long enough to take a few eight-byte chunks, then a quote at the end\"",
+            &every_byte,
+        ];
+        for s in cases {
+            let mut ours = Vec::new();
+            string(&mut ours, s);
+            assert_eq!(
+                String::from_utf8(ours).unwrap(),
+                serde_json::to_string(s).unwrap(),
+                "{s:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_part_of_a_task_is_written_as_serde_json_writes_it() {
+        let mut locals = Fields::new();
+        locals.insert("n", FieldValue::Int(i128::MIN));
+        locals.insert("big", FieldValue::Int(i128::MAX));
+        locals.insert("at", FieldValue::Address(Hex(0)));
+        locals.insert("name", FieldValue::Str("a\"b".into()));
+        locals.insert(
+            "list",
+            FieldValue::List(vec![FieldValue::Int(-1), FieldValue::List(vec![])]),
+        );
+        locals.insert(
+            "queue",
+            FieldValue::Collection {
+                len: u64::MAX,
+                first: vec![FieldValue::Object {
+                    ty: "app::Job".into(),
+                    address: Hex(u64::MAX),
+                }],
+            },
+        );
+        let leaf = BlockedOn {
+            kind: "sleep".into(),
+            future: "tokio::time::sleep::Sleep".into(),
+            address: Hex(0x10),
+            fields: locals.clone(),
+        };
+        let frame = |branches: Vec<Branch>| AwaitFrame {
+            function: "app::serve".into(),
+            future: "app::serve::{async_fn_env#0}".into(),
+            state: Some("Suspend0".into()),
+            location: Some(SourceRef {
+                file: Some(Arc::from("src/main.rs")),
+                line: 12,
+            }),
+            address: Hex(0x20),
+            locals: locals.clone(),
+            note: Some("a note\n".into()),
+            branches,
+        };
+        let bare = AwaitFrame {
+            state: None,
+            location: Some(SourceRef {
+                file: None,
+                line: 0,
+            }),
+            note: None,
+            locals: Fields::new(),
+            ..frame(vec![])
+        };
+        let mut unavailable = Map::new();
+        unavailable.insert("id", "memory at 0x1 is not in the dump".to_string());
+        let task = TaskReport {
+            id: Some(u64::MAX),
+            address: Hex(0x5600_0000_1234),
+            state: Some("idle".into()),
+            flags: vec!["NOTIFIED".into(), "JOIN_INTEREST".into()],
+            future: Some(FutureRef {
+                ty: "app::main::{async_block#0}".into(),
+                address: Hex(0x30),
+            }),
+            backtrace: vec![
+                frame(vec![
+                    Branch {
+                        backtrace: vec![bare.clone()],
+                        blocked_on: Some(leaf.clone()),
+                    },
+                    Branch {
+                        backtrace: vec![],
+                        blocked_on: None,
+                    },
+                ]),
+                bare,
+            ],
+            blocked_on: Some(leaf),
+            fields: locals,
+            unavailable,
+        };
+        same_as_serde(&task);
+        same_as_serde(&TaskReport::new(None, Hex(1)));
+    }
+}
