@@ -121,3 +121,83 @@ fn tasks_read_while_writing_give_the_same_report() {
         d.truth["alive"].as_u64().unwrap()
     );
 }
+
+/// A step limit that cuts the reading short must cut it at the same task whatever the
+/// number of threads: tasks are read in parallel chunks, and each chunk's budget is what
+/// the run had left a fixed number of chunks before it; a member access replayed from a
+/// thread's cache counts the steps it took the first time.
+#[test]
+fn a_step_limit_cuts_the_same_tasks_on_any_number_of_threads() {
+    let d = fixture_dumps("tokio-many", Profile::Dev);
+    let core = d.core.to_str().unwrap();
+    for mode in [&["--format", "json"][..], &["--group"][..]] {
+        let run = |threads: &str| {
+            let out = common::layoutdump()
+                .args(["run", "tokio", core, "--limit-steps", "300000"])
+                .args(mode)
+                .env("RAYON_NUM_THREADS", threads)
+                .output()
+                .unwrap();
+            // 3: partial, as a limit makes it.
+            assert_eq!(out.status.code(), Some(3), "{mode:?}, {threads} threads");
+            out.stdout
+        };
+        let one = run("1");
+        assert!(one == run("2"), "{mode:?}: 1 and 2 threads differ");
+        assert!(one == run("3"), "{mode:?}: 1 and 3 threads differ");
+        if mode == ["--format", "json"] {
+            let report: Value = serde_json::from_slice(&one).unwrap();
+            let tasks = report["runtimes"][0]["tasks"].as_array().unwrap();
+            let cut = tasks.iter().filter(|t| {
+                let unavailable = t["unavailable"].as_object().unwrap();
+                unavailable.values().any(|why| {
+                    why.as_str()
+                        .unwrap()
+                        .contains("steps limit of 300000 reached")
+                })
+            });
+            // Some tasks read, some cut: the limit fell inside the list.
+            let cut = cut.count();
+            assert!(cut > 0 && cut < tasks.len(), "{cut} of {} cut", tasks.len());
+        }
+    }
+}
+
+/// A writer that fails (a closed pipe, a full disk) stops the reading: the error comes
+/// back from `write_json` at once, with no thread left waiting.
+#[test]
+fn a_failing_writer_stops_the_reading() {
+    use layoutdump_interpreter::analyze::{Options, analyze};
+    struct FailsAfter(usize);
+    impl std::io::Write for FailsAfter {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            if buf.len() > self.0 {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::BrokenPipe,
+                    "closed",
+                ));
+            }
+            self.0 -= buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let d = fixture_dumps("tokio-many", Profile::Dev);
+    let program = layoutdump_interpreter::shipped::compile_layout("tokio").unwrap();
+    let opts = Options {
+        defer_tasks: true,
+        ..Options::default()
+    };
+    let (report, _) = analyze(&program, &d.core, &opts).unwrap();
+    // Into the tasks, a few hundred of the 10,000 written.
+    for at in [0, 1_000, 300_000] {
+        let err = report.write_json(FailsAfter(at), false).unwrap_err();
+        assert_eq!(
+            err.kind(),
+            std::io::ErrorKind::BrokenPipe,
+            "after {at} bytes"
+        );
+    }
+}

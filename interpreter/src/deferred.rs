@@ -6,14 +6,16 @@
 //! warnings, whether any fact was unavailable, which task waits for which) is kept here
 //! and written after the runtimes, where the report's warnings are.
 
-use std::sync::{Arc, Mutex};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, mpsc};
 
 use layoutdump_lang::Program;
 
 use crate::dwarf::DebugInfo;
-use crate::eval::{Evaluator, Limits, Value};
+use crate::eval::{EvalError, Evaluator, Limits, Spent, Value};
 use crate::memory::Dump;
-use crate::report::triage::{Grouper, group_key};
+use crate::report::triage::{GroupKey, Grouper, group_key};
 use crate::report::{Hex, TaskReport};
 
 /// A listed task not read yet: its id (for the order), address and the value a task rule
@@ -81,56 +83,144 @@ pub struct LateFindings {
     pub waits: Vec<(u64, u64)>,
 }
 
+/// Tasks a worker reads at a time in `stream`: small enough that the writer is never far
+/// behind the readers, large enough that handing them over costs nothing.
+const CHUNK: usize = 256;
+
+/// Chunks read ahead of the one the writer waits for: bounds what is held (rendered,
+/// unwritten) when one chunk is slow. Not per worker: a chunk's step budget is what
+/// the run had left this many chunks before it, the same on any number of threads.
+const AHEAD: usize = 16;
+
+/// One task as a worker read it: rendered, with what it adds to the findings (a fact
+/// unavailable, the task it waits for, its group).
+type Read<T> = Result<(T, bool, Option<(u64, u64)>, Option<(GroupKey, Option<u64>)>), EvalError>;
+
+/// A chunk as a worker hands it to the writer.
+type Chunk<T> = (usize, Vec<Read<T>>, Spent);
+
+/// Where the workers of a `stream` are: the chunks written, and the run's steps after
+/// each (a chunk's step budget is what was left `ahead` chunks before it).
+struct Progressed {
+    written: usize,
+    steps_after: Vec<u64>,
+    stopped: bool,
+}
+
 impl TaskReader {
-    /// Reads `tasks` (a window of `pending`, in order), in parallel; what they add to the
-    /// report's warnings is kept for `late_findings`.
-    pub fn read(&self, pending: &Pending, tasks: &[PendingTask]) -> Vec<TaskReport> {
-        self.read_with(pending, tasks, |t| t)
+    /// Reads every task of `pending`, in order, and hands each, as `render` made it on the
+    /// thread that read it, to `sink`; what reading adds to the report's warnings is kept
+    /// for `late_findings`.
+    ///
+    /// Worker threads keep their evaluators (and their caches of types and routes) from
+    /// the first task to the last and read chunk after chunk, while this thread writes
+    /// the chunks already read: reading never waits for writing, nor a worker for the
+    /// others to finish a window. Chunks are taken in order and written in order, so the
+    /// output, the warnings and the steps counted do not depend on the threads. A worker
+    /// stays at most a few chunks ahead of the writer, so a million tasks are never held.
+    pub fn stream<T: Send, E>(
+        &self,
+        pending: &Pending,
+        render: impl Fn(TaskReport) -> T + Sync,
+        mut sink: impl FnMut(T) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let chunks: Vec<&[PendingTask]> = pending.tasks.chunks(CHUNK).collect();
+        let workers = rayon::current_num_threads().clamp(1, chunks.len().clamp(1, AHEAD));
+        let ahead = AHEAD;
+        let start_steps = self.lock().steps;
+        let progressed = Mutex::new(Progressed {
+            written: 0,
+            steps_after: Vec::with_capacity(chunks.len()),
+            stopped: false,
+        });
+        let moved = Condvar::new();
+        let next = AtomicUsize::new(0);
+        let grouping = pending.grouper.is_some();
+        let memory = self.dump.memory();
+        let worker = |sent: mpsc::Sender<Chunk<T>>| {
+            let ev = Evaluator::new(&self.program, &self.dbg, memory, self.bias, self.limits);
+            loop {
+                let at = next.fetch_add(1, Ordering::Relaxed);
+                let Some(chunk) = chunks.get(at) else { break };
+                // Wait for the writer to be `ahead` chunks behind at most; then the steps
+                // the run had left before the chunk `ahead` back are known.
+                let steps_before = {
+                    let mut p = lock(&progressed);
+                    while !p.stopped && p.written + ahead <= at {
+                        p = moved.wait(p).unwrap_or_else(|e| e.into_inner());
+                    }
+                    if p.stopped {
+                        break;
+                    }
+                    match at.checked_sub(ahead) {
+                        Some(back) => p.steps_after[back],
+                        None => start_steps,
+                    }
+                };
+                ev.set_step_limit(self.limits.steps.saturating_sub(steps_before));
+                let reads = chunk
+                    .iter()
+                    .map(|t| read_task(&ev, t.item.clone(), grouping, &render))
+                    .collect();
+                if sent.send((at, reads, ev.drain())).is_err() {
+                    break;
+                }
+            }
+        };
+        let (sent, received) = mpsc::channel::<Chunk<T>>();
+        let total = pending.tasks.len() as u64;
+        std::thread::scope(|scope| {
+            for _ in 0..workers {
+                let sent = sent.clone();
+                scope.spawn(|| worker(sent));
+            }
+            drop(sent);
+            let stop = || {
+                lock(&progressed).stopped = true;
+                moved.notify_all();
+            };
+            let mut early: BTreeMap<usize, (Vec<Read<T>>, Spent)> = BTreeMap::new();
+            let mut at = 0;
+            for (index, reads, spent) in received.iter() {
+                early.insert(index, (reads, spent));
+                while let Some((reads, spent)) = early.remove(&at) {
+                    let rendered = self.settle(pending, chunks[at], reads, spent, total, &render);
+                    let steps = self.lock().steps;
+                    {
+                        let mut p = lock(&progressed);
+                        p.written += 1;
+                        p.steps_after.push(steps);
+                    }
+                    moved.notify_all();
+                    for r in rendered {
+                        if let Err(e) = sink(r) {
+                            stop();
+                            return Err(e);
+                        }
+                    }
+                    at += 1;
+                }
+            }
+            Ok(())
+        })
     }
 
-    /// `read`, each report turned into `render(report)` on the thread that read it (JSON
-    /// text, for compact output): the reports are dropped where they were made, in
-    /// parallel, and never held as a window.
-    pub fn read_with<T: Send>(
+    /// Adds a chunk's reads to what was found, in task order, and returns the tasks as
+    /// rendered (a task that could not be read again, listed and saying why).
+    fn settle<T>(
         &self,
         pending: &Pending,
         tasks: &[PendingTask],
-        render: impl Fn(TaskReport) -> T + Sync,
+        reads: Vec<Read<T>>,
+        spent: Spent,
+        total: u64,
+        render: &impl Fn(TaskReport) -> T,
     ) -> Vec<T> {
-        let total: u64 = pending.tasks.len() as u64;
-        let steps = self.lock().steps;
-        let limits = Limits {
-            steps: self.limits.steps.saturating_sub(steps),
-            ..self.limits
-        };
-        let ev = Evaluator::new(
-            &self.program,
-            &self.dbg,
-            self.dump.memory(),
-            self.bias,
-            limits,
-        );
-        let items: Vec<Value> = tasks.iter().map(|t| t.item.clone()).collect();
-        let progress = crate::progress::Progress::new("reading tasks", total, false);
-        // What a report adds to the findings, taken before it is rendered.
-        let grouping = pending.grouper.is_some();
-        let read_one = |w: &Evaluator<'_>, item: Value| {
-            crate::run::task_report(w, item).map(|report| {
-                let partial = !report.unavailable.is_empty();
-                let waits = report.id.zip(report.waits_for());
-                let group = grouping.then(|| (group_key(&report), report.id));
-                (render(report), partial, waits, group)
-            })
-        };
-        let chunks = crate::run::per_item(&ev, &items, &progress, read_one);
         let mut out = Vec::with_capacity(tasks.len());
         let mut found = self.lock();
-        let mut grouper = pending
-            .grouper
-            .as_ref()
-            .map(|g| g.lock().unwrap_or_else(|p| p.into_inner()));
-        for (result, task) in chunks.into_iter().flatten().zip(tasks) {
-            match result {
+        let mut grouper = pending.grouper.as_ref().map(|g| lock(g));
+        for (read, task) in reads.into_iter().zip(tasks) {
+            match read {
                 Ok((rendered, partial, waits, group)) => {
                     found.partial |= partial;
                     found.waits.extend(waits);
@@ -153,15 +243,16 @@ impl TaskReader {
                 }
             }
         }
-        found.steps = found.steps.saturating_add(ev.steps_used());
-        for w in ev.warnings.borrow().iter() {
+        found.steps = found.steps.saturating_add(spent.steps);
+        for w in spent.warnings {
             found.partial = true;
             if found.warnings.len() < MAX_WARNINGS {
-                found.warnings.push(w.clone());
+                found.warnings.push(w);
             }
         }
         found.notes.extend(
-            ev.hook_output()
+            spent
+                .printed
                 .into_iter()
                 .map(|line| format!("hook printed: {line}")),
         );
@@ -205,6 +296,25 @@ impl TaskReader {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Found> {
-        self.found.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.found)
     }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Reads one task and renders it, with what it adds to the findings.
+fn read_task<T>(
+    ev: &Evaluator<'_>,
+    item: Value,
+    grouping: bool,
+    render: &impl Fn(TaskReport) -> T,
+) -> Read<T> {
+    crate::run::task_report(ev, item).map(|report| {
+        let partial = !report.unavailable.is_empty();
+        let waits = report.id.zip(report.waits_for());
+        let group = grouping.then(|| (group_key(&report), report.id));
+        (render(report), partial, waits, group)
+    })
 }

@@ -436,3 +436,49 @@ fn a_cycle_after_a_tail_is_cut_at_its_first_repeat() {
         "{warnings:?}"
     );
 }
+
+/// A member access replayed from the evaluator's routes counts the steps it took the
+/// long way: a second pass over the same values takes as many steps as the first, so
+/// what `--limit-steps` cuts does not depend on what an evaluator has seen before.
+#[test]
+fn a_replayed_access_counts_the_steps_of_the_long_way() {
+    let nodes: Vec<Box<Node>> = (0..3)
+        .map(|i| {
+            Box::new(Node {
+                value: i,
+                next: std::ptr::null(),
+            })
+        })
+        .collect();
+    let holder = Holder {
+        head: &*nodes[0],
+        fake: FakeVec {
+            ptr: std::ptr::null(),
+            len: 0,
+        },
+        real: Vec::new(),
+        maybe: Some(5),
+        niche: None,
+        shape: Shape::Empty,
+    };
+    let mut mem = SliceMemory::new();
+    for n in &nodes {
+        copy(&mut mem, &**n);
+    }
+    copy(&mut mem, &holder);
+    let program = program();
+    let dbg = debug_info();
+    let ty = dbg.type_named("eval_synthetic::Holder").unwrap();
+    let ev = Evaluator::new(&program, dbg, &mem, 0, Limits::default());
+    let rule = &program.rules[0];
+    let subject = Value::Place {
+        addr: &holder as *const Holder as u64,
+        ty,
+    };
+    let first = ev.eval_members(&rule.members, rule.frame_size, subject.clone());
+    let long_way = ev.steps_used();
+    let second = ev.eval_members(&rule.members, rule.frame_size, subject);
+    assert_eq!(format!("{first:?}"), format!("{second:?}"));
+    assert!(long_way > 0);
+    assert_eq!(ev.steps_used(), 2 * long_way);
+}

@@ -48,9 +48,13 @@ pub struct Caches {
     pub fields: RefCell<FxHashMap<(DieId, NameKey), Option<usize>>>,
     /// The view and member index of a view member of that name, if the type's view has one.
     pub view_members: RefCell<FxHashMap<(DieId, NameKey), Option<ViewMember>>>,
-    /// The route a site takes from a type (`plan`); None: not a plain route.
-    pub plans: RefCell<FxHashMap<(super::plan::Site, DieId), Option<super::plan::Plan>>>,
+    /// The route a site takes from a type (`plan`), and the steps it took the long way;
+    /// None: not a plain route.
+    pub plans: RefCell<FxHashMap<(super::plan::Site, DieId), Option<Planned>>>,
 }
+
+/// A recorded route and the steps it took when it was recorded (a replay counts them).
+pub type Planned = (super::plan::Plan, u64);
 
 /// A member name by identity: the names looked up are the layout's own strings (which
 /// do not move while it runs) and the evaluator's literals (`"deref"`), so the address

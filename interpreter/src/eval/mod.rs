@@ -56,6 +56,8 @@ pub struct Evaluator<'a> {
     pub limits: Limits,
     views: RefCell<rustc_hash::FxHashMap<DieId, Option<usize>>>,
     steps: Cell<u64>,
+    /// Steps this evaluator may take: `limits.steps`, or less (`set_step_limit`).
+    step_limit: Cell<u64>,
     depth: Cell<u32>,
     /// Problems that did not stop evaluation (a list cut short), in order.
     pub warnings: RefCell<Vec<String>>,
@@ -79,20 +81,24 @@ pub struct Seed<'a> {
     mem: &'a dyn Memory,
     bias: u64,
     limits: Limits,
+    /// Steps a worker may take (what the run had left when it was seeded).
+    steps_left: u64,
 }
 
 impl<'a> Seed<'a> {
     pub fn evaluator(&self) -> Evaluator<'a> {
-        Evaluator::new(self.program, self.dbg, self.mem, self.bias, self.limits)
+        let ev = Evaluator::new(self.program, self.dbg, self.mem, self.bias, self.limits);
+        ev.set_step_limit(self.steps_left);
+        ev
     }
 }
 
 /// What a worker's evaluator gathered for the run (see `Evaluator::drain`).
 pub struct Spent {
-    warnings: Vec<String>,
+    pub(crate) warnings: Vec<String>,
     usage: crate::usage::Usage,
-    steps: u64,
-    printed: Vec<String>,
+    pub(crate) steps: u64,
+    pub(crate) printed: Vec<String>,
 }
 
 /// A rule's or function's slots: a handful, made for every view member and rule evaluated
@@ -115,6 +121,7 @@ impl<'a> Evaluator<'a> {
             limits,
             views: RefCell::new(Default::default()),
             steps: Cell::new(0),
+            step_limit: Cell::new(limits.steps),
             depth: Cell::new(0),
             warnings: RefCell::new(Vec::new()),
             hooks: std::cell::OnceCell::new(),
@@ -141,11 +148,14 @@ impl<'a> Evaluator<'a> {
         let known = {
             let plans = self.cache.plans.borrow();
             match plans.get(&key) {
-                Some(Some(route)) => {
+                Some(Some((route, steps))) => {
                     if let Some((addr, ty)) = plan::replay(route, self.mem, addr, ty) {
                         if self.recording.get() > 0 {
                             self.recorder.borrow_mut().steps(route);
                         }
+                        // Counted as the long way counted them: what a run may do within
+                        // `--limit-steps` does not depend on what a thread has cached.
+                        self.charge(*steps)?;
                         return Ok(Value::Place { addr, ty });
                     }
                     true
@@ -163,12 +173,15 @@ impl<'a> Evaluator<'a> {
         }
         self.recorder.borrow_mut().begin();
         self.recording.set(self.recording.get() + 1);
+        let before = self.steps.get();
         let r = slow(v);
+        let steps = self.steps.get().saturating_sub(before);
         self.recording.set(self.recording.get() - 1);
         let route = self.recorder.borrow_mut().end();
         match &r {
             Ok(Value::Place { .. }) => {
-                self.cache.plans.borrow_mut().insert(key, route);
+                let planned = route.map(|route| (route, steps));
+                self.cache.plans.borrow_mut().insert(key, planned);
             }
             // Not a place (a number, a string): not a route, now or later.
             Ok(_) => {
@@ -204,10 +217,8 @@ impl<'a> Evaluator<'a> {
             dbg: self.dbg,
             mem: self.mem,
             bias: self.bias,
-            limits: Limits {
-                steps: self.limits.steps.saturating_sub(self.steps.get()),
-                ..self.limits
-            },
+            limits: self.limits,
+            steps_left: self.step_limit.get().saturating_sub(self.steps.get()),
         }
     }
 
@@ -237,6 +248,12 @@ impl<'a> Evaluator<'a> {
         self.usage.borrow_mut().add(&spent.usage);
         self.steps.set(self.steps.get().saturating_add(spent.steps));
         self.absorbed_printed.borrow_mut().extend(spent.printed);
+    }
+
+    /// Lets this evaluator take `steps` more steps than it has taken since `drain`: a
+    /// worker reading chunk after chunk gets, for each, what the run has left.
+    pub(crate) fn set_step_limit(&self, steps: u64) {
+        self.step_limit.set(steps);
     }
 
     /// Expression evaluations so far (see `Limits::steps`).
@@ -395,15 +412,23 @@ impl<'a> Evaluator<'a> {
         out
     }
 
-    fn eval(&self, id: ExprId, frame: &mut Frame) -> Result<Value, EvalError> {
-        let steps = self.steps.get() + 1;
+    /// Counts `steps` evaluations against the step limit.
+    fn charge(&self, steps: u64) -> Result<(), EvalError> {
+        let steps = self.steps.get().saturating_add(steps);
         self.steps.set(steps);
-        if steps > self.limits.steps {
+        if steps > self.step_limit.get() {
+            // The run's limit, which the user set: an evaluator's own share of it
+            // (`set_step_limit`) is not a number they would know.
             return Err(EvalError::Limit {
                 what: "steps",
                 limit: self.limits.steps,
             });
         }
+        Ok(())
+    }
+
+    fn eval(&self, id: ExprId, frame: &mut Frame) -> Result<Value, EvalError> {
+        self.charge(1)?;
         let expr = self.program.expr(id);
         if self.recording.get() > 0
             && !matches!(

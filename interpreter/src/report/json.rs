@@ -73,38 +73,34 @@ impl<W: Write> Sink for Compact<'_, W> {
         self.w.write_all(b"]")
     }
 
-    /// The tasks read, then the pending ones, each window read and rendered in parallel,
-    /// written, and dropped before the next.
+    /// The tasks read (rendered in parallel, a window at a time), then the pending ones,
+    /// read and rendered by the reader's workers while the ones before are written.
     fn tasks(&mut self, runtime: &RuntimeReport) -> io::Result<()> {
         self.key("tasks")?;
-        let mut first = true;
-        let mut put = |w: &mut W, rendered: Vec<Vec<u8>>| -> io::Result<()> {
-            for json in rendered {
-                if !std::mem::take(&mut first) {
-                    w.write_all(b",")?;
-                }
-                w.write_all(&json)?;
-            }
-            Ok(())
-        };
         self.w.write_all(b"[")?;
+        let mut first = true;
+        let w = &mut *self.w;
+        let mut put = |json: Vec<u8>| -> io::Result<()> {
+            if !std::mem::take(&mut first) {
+                w.write_all(b",")?;
+            }
+            w.write_all(&json)
+        };
         for window in runtime.tasks.chunks(WINDOW) {
-            put(self.w, window.par_iter().map(render).collect())?;
+            let rendered: Vec<Vec<u8>> = window.par_iter().map(render).collect();
+            rendered.into_iter().try_for_each(&mut put)?;
         }
         if let Some(p) = &runtime.pending {
-            for window in p.tasks.chunks(WINDOW) {
-                let rendered = match &p.reader {
-                    Some(reader) => reader.read_with(p, window, |t| render(&t)),
-                    // Not attached to a dump (a report built by hand): listed, not read.
-                    None => window
-                        .iter()
-                        .map(|t| render(&TaskReport::new(t.id, t.address)))
-                        .collect(),
-                };
-                put(self.w, rendered)?;
+            match &p.reader {
+                Some(reader) => reader.stream(p, |t| render(&t), &mut put)?,
+                // Not attached to a dump (a report built by hand): listed, not read.
+                None => p
+                    .tasks
+                    .iter()
+                    .try_for_each(|t| put(render(&TaskReport::new(t.id, t.address))))?,
             }
         }
-        self.w.write_all(b"]")
+        w.write_all(b"]")
     }
 }
 
@@ -115,7 +111,7 @@ fn render(task: &TaskReport) -> Vec<u8> {
 }
 
 /// A runtime's tasks through serde (YAML, indented JSON), one by one: those read, then
-/// the pending ones, each window read, written and dropped before the next.
+/// the pending ones, read by the reader's workers while the ones before are written.
 pub fn serialize_tasks<S: serde::Serializer>(
     tasks: &[TaskReport],
     pending: Option<&Pending>,
@@ -127,17 +123,11 @@ pub fn serialize_tasks<S: serde::Serializer>(
         seq.serialize_element(task)?;
     }
     if let Some(p) = pending {
-        for window in p.tasks.chunks(WINDOW) {
-            match &p.reader {
-                Some(reader) => {
-                    for task in reader.read(p, window) {
-                        seq.serialize_element(&task)?;
-                    }
-                }
-                None => {
-                    for t in window {
-                        seq.serialize_element(&TaskReport::new(t.id, t.address))?;
-                    }
+        match &p.reader {
+            Some(reader) => reader.stream(p, |t| t, |t| seq.serialize_element(&t))?,
+            None => {
+                for t in p.tasks.iter() {
+                    seq.serialize_element(&TaskReport::new(t.id, t.address))?;
                 }
             }
         }

@@ -355,9 +355,8 @@ impl Report {
                     let grouper = Arc::new(std::sync::Mutex::new(triage::Grouper::default()));
                     p.grouper = Some(grouper.clone());
                     if read_now && let Some(reader) = p.reader.clone() {
-                        for window in p.tasks.chunks(json::WINDOW) {
-                            reader.read_with(p, window, |_| ());
-                        }
+                        let _: Result<(), std::convert::Infallible> =
+                            reader.stream(p, |_| (), |()| Ok(()));
                         // A runtime with pending tasks has no read ones (`run` reads all
                         // of a runtime's tasks when a scan adds one to it).
                         rt.groups =
