@@ -139,6 +139,7 @@ impl TaskReader {
         let memory = self.dump.memory();
         let worker = |sent: mpsc::Sender<Chunk<T>>| {
             let ev = Evaluator::new(&self.program, &self.dbg, memory, self.bias, self.limits);
+            ev.one_of_many();
             loop {
                 let at = next.fetch_add(1, Ordering::Relaxed);
                 let Some(chunk) = chunks.get(at) else { break };

@@ -58,6 +58,7 @@ runtime eval_synthetic::Holder as h {
     nodes = list(h.head, n => n.next)
     values = for n in list(h.head, n => n.next) => n.value + 0
     pairs = for n in list(h.head, n => n.next) => for m in list(h.head, m => m.next) => n.value * 10 + m.value
+    suffixes = for s in suffix_walks(h) => s.value + 0
     fake_len = len(h.fake)
     fake = for x in h.fake => x + 0
     real = for x in h.real => x + 0
@@ -67,6 +68,8 @@ runtime eval_synthetic::Holder as h {
     shape = variant(h.shape)
     width = h.shape.Rect.w + 0
 }
+# A `for` whose body walks a list: the lists are walked in parallel.
+fn suffix_walks(h) = for n in list(h.head, n => n.next) => list(n, m => m.next)
 "#;
 
 fn program() -> Program {
@@ -481,4 +484,56 @@ fn a_replayed_access_counts_the_steps_of_the_long_way() {
     assert_eq!(format!("{first:?}"), format!("{second:?}"));
     assert!(long_way > 0);
     assert_eq!(ev.steps_used(), 2 * long_way);
+}
+
+/// A `for` whose items each walk a list walks them on several threads; the lists are
+/// joined in item order and the item limit cuts the join where a sequential walk would,
+/// with its warning.
+#[test]
+fn lists_walked_in_parallel_join_in_order_and_stop_at_the_item_limit() {
+    let nodes: Vec<Box<Node>> = (0..3)
+        .map(|i| {
+            Box::new(Node {
+                value: i,
+                next: std::ptr::null(),
+            })
+        })
+        .collect();
+    let mut nodes = nodes;
+    for i in 0..2 {
+        let next: *const Node = &*nodes[i + 1];
+        nodes[i].next = next;
+    }
+    let holder = Holder {
+        head: &*nodes[0],
+        fake: FakeVec {
+            ptr: std::ptr::null(),
+            len: 0,
+        },
+        real: Vec::new(),
+        maybe: None,
+        niche: None,
+        shape: Shape::Empty,
+    };
+    let mut mem = SliceMemory::new();
+    for n in &nodes {
+        copy(&mut mem, &**n);
+    }
+    copy(&mut mem, &holder);
+    let (out, warnings) = eval_all(&mem, &holder, Limits::default());
+    assert_eq!(ints(get(&out, "suffixes")), vec![0, 1, 2, 1, 2, 2]);
+    assert!(warnings.is_empty(), "{warnings:?}");
+    let items = Limits {
+        items: 4,
+        ..Limits::default()
+    };
+    let (out, warnings) = eval_all(&mem, &holder, items);
+    assert_eq!(ints(get(&out, "suffixes")), vec![0, 1, 2, 1]);
+    // Line 20: `suffix_walks`, once (its inner lists are each within the limit).
+    let cut: Vec<_> = warnings
+        .iter()
+        .filter(|w| w.contains("synthetic.layout:20:"))
+        .collect();
+    assert_eq!(cut.len(), 1, "{warnings:?}");
+    assert!(cut[0].contains("item limit 4 reached"), "{cut:?}");
 }

@@ -58,6 +58,9 @@ pub struct Evaluator<'a> {
     steps: Cell<u64>,
     /// Steps this evaluator may take: `limits.steps`, or less (`set_step_limit`).
     step_limit: Cell<u64>,
+    /// Whether it may walk a `for`'s lists on several threads: not when it is itself one
+    /// of several evaluators running in parallel (`one_of_many`).
+    parallel: Cell<bool>,
     depth: Cell<u32>,
     /// Problems that did not stop evaluation (a list cut short), in order.
     pub warnings: RefCell<Vec<String>>,
@@ -89,6 +92,7 @@ impl<'a> Seed<'a> {
     pub fn evaluator(&self) -> Evaluator<'a> {
         let ev = Evaluator::new(self.program, self.dbg, self.mem, self.bias, self.limits);
         ev.set_step_limit(self.steps_left);
+        ev.one_of_many();
         ev
     }
 }
@@ -122,6 +126,7 @@ impl<'a> Evaluator<'a> {
             views: RefCell::new(Default::default()),
             steps: Cell::new(0),
             step_limit: Cell::new(limits.steps),
+            parallel: Cell::new(true),
             depth: Cell::new(0),
             warnings: RefCell::new(Vec::new()),
             hooks: std::cell::OnceCell::new(),
@@ -248,6 +253,12 @@ impl<'a> Evaluator<'a> {
         self.usage.borrow_mut().add(&spent.usage);
         self.steps.set(self.steps.get().saturating_add(spent.steps));
         self.absorbed_printed.borrow_mut().extend(spent.printed);
+    }
+
+    /// Marks this evaluator as one of several running in parallel (a worker reading
+    /// tasks): it evaluates everything on its own thread.
+    pub(crate) fn one_of_many(&self) {
+        self.parallel.set(false);
     }
 
     /// Lets this evaluator take `steps` more steps than it has taken since `drain`: a
@@ -552,6 +563,9 @@ impl<'a> Evaluator<'a> {
             } => {
                 let seq = self.eval(*seq, frame)?;
                 let items = self.items(seq)?;
+                if filter.is_none() && self.walks_in_parallel(*body, items.len()) {
+                    return self.for_walks(id, *var, items, *body, frame);
+                }
                 let mut out = Vec::new();
                 for item in items {
                     set(frame, var.0, item);
@@ -732,6 +746,66 @@ impl<'a> Evaluator<'a> {
                 Ok(Value::Str(Arc::from(text)))
             }
         }
+    }
+
+    /// Whether a `for` over `items` runs its body on several threads: when each item's
+    /// body walks a list (tokio's OwnedTasks: one list per shard, a million tasks in
+    /// eight lists), on an evaluator that is not itself one of many.
+    fn walks_in_parallel(&self, body: ExprId, items: usize) -> bool {
+        self.parallel.get()
+            && items >= 2
+            && matches!(
+                self.program.expr(body),
+                Expr::Call {
+                    func: Builtin::List,
+                    ..
+                }
+            )
+    }
+
+    /// A `for` whose items' lists are walked in parallel, each on an evaluator of its own
+    /// given the steps this one has left; then, in item order, as the sequential `for`
+    /// does: their warnings and steps added, the lists joined, and the item limit applied
+    /// (what an item after the cut warned is dropped, as it would not have been walked).
+    fn for_walks(
+        &self,
+        id: ExprId,
+        var: Slot,
+        items: Vec<Value>,
+        body: ExprId,
+        frame: &mut Frame,
+    ) -> Result<Value, EvalError> {
+        use rayon::prelude::*;
+        let seed = self.seed();
+        let base: &Frame = frame;
+        let walked: Vec<(Result<Value, EvalError>, Spent)> = items
+            .into_par_iter()
+            .map(|item| {
+                let w = seed.evaluator();
+                let mut f = base.clone();
+                set(&mut f, var.0, item);
+                let r = w.eval(body, &mut f);
+                (r, w.drain())
+            })
+            .collect();
+        let limit = usize::try_from(self.limits.items).unwrap_or(usize::MAX);
+        let mut out = Vec::new();
+        for (r, spent) in walked {
+            self.absorb(spent);
+            match r? {
+                Value::Seq(inner) => out.extend(inner),
+                v => out.push(v),
+            }
+            if out.len() > limit {
+                out.truncate(limit);
+                let here = self.program.location(self.program.span(id));
+                self.warn(format!(
+                    "for at {here}: item limit {limit} reached; the rest is not shown (raise it with --limit-items)"
+                ));
+                break;
+            }
+        }
+        Ok(Value::Seq(out))
     }
 
     /// `list(first, n => next)`: an intrusive list, stopped at a null/None, a node seen
