@@ -135,6 +135,50 @@ fn ints(v: &Result<Value, EvalError>) -> Vec<i128> {
     }
 }
 
+/// A holder whose list has `len` nodes valued 0, 1, …; the last links back to node
+/// `back_to` (a cycle) or ends. `mem` holds the nodes and the holder (boxed, so that
+/// the addresses copied stay theirs).
+struct Chain {
+    /// Made once at its length and never grown: the nodes do not move.
+    nodes: Vec<Node>,
+    holder: Box<Holder>,
+    mem: SliceMemory,
+}
+
+fn chain(len: usize, back_to: Option<usize>) -> Chain {
+    let mut nodes: Vec<Node> = (0..len)
+        .map(|i| Node {
+            value: i as u64,
+            next: std::ptr::null(),
+        })
+        .collect();
+    let at = nodes.as_ptr();
+    for (i, node) in nodes.iter_mut().enumerate() {
+        node.next = match (i + 1 < len, back_to) {
+            (true, _) => at.wrapping_add(i + 1),
+            (false, Some(to)) => at.wrapping_add(to),
+            (false, None) => std::ptr::null(),
+        };
+    }
+    let holder = Box::new(Holder {
+        head: at,
+        fake: FakeVec {
+            ptr: std::ptr::null(),
+            len: 0,
+        },
+        real: Vec::new(),
+        maybe: None,
+        niche: None,
+        shape: Shape::Empty,
+    });
+    let mut mem = SliceMemory::new();
+    for n in &nodes {
+        copy(&mut mem, n);
+    }
+    copy(&mut mem, &*holder);
+    Chain { nodes, holder, mem }
+}
+
 static TARGET: u64 = 77;
 
 #[test]
@@ -363,35 +407,8 @@ fn coroutine_variants_carry_the_await_line_and_file() {
 /// round again, with that node named, whatever the item limit past that point.
 #[test]
 fn a_cycle_after_a_tail_is_cut_at_its_first_repeat() {
-    let mut nodes: Vec<Box<Node>> = (0..7)
-        .map(|i| {
-            Box::new(Node {
-                value: i,
-                next: std::ptr::null(),
-            })
-        })
-        .collect();
-    for i in 0..7 {
-        let next: *const Node = if i == 6 { &*nodes[3] } else { &*nodes[i + 1] };
-        nodes[i].next = next;
-    }
-    let holder = Holder {
-        head: &*nodes[0],
-        fake: FakeVec {
-            ptr: std::ptr::null(),
-            len: 0,
-        },
-        real: Vec::new(),
-        maybe: None,
-        niche: None,
-        shape: Shape::Empty,
-    };
-    let mut mem = SliceMemory::new();
-    for n in &nodes {
-        copy(&mut mem, &**n);
-    }
-    copy(&mut mem, &holder);
-    let again = format!("node {:#x} seen twice", &*nodes[3] as *const Node as u64);
+    let Chain { nodes, holder, mem } = chain(7, Some(3));
+    let again = format!("node {:#x} seen twice", &nodes[3] as *const Node as u64);
     // 8 and 9: the limit falls after the first repeat (item 7) but before the cycle is
     // noticed by the walk itself; 1000: far past it.
     for items in [8, 9, 1000] {
@@ -445,37 +462,14 @@ fn a_cycle_after_a_tail_is_cut_at_its_first_repeat() {
 /// what `--limit-steps` cuts does not depend on what an evaluator has seen before.
 #[test]
 fn a_replayed_access_counts_the_steps_of_the_long_way() {
-    let nodes: Vec<Box<Node>> = (0..3)
-        .map(|i| {
-            Box::new(Node {
-                value: i,
-                next: std::ptr::null(),
-            })
-        })
-        .collect();
-    let holder = Holder {
-        head: &*nodes[0],
-        fake: FakeVec {
-            ptr: std::ptr::null(),
-            len: 0,
-        },
-        real: Vec::new(),
-        maybe: Some(5),
-        niche: None,
-        shape: Shape::Empty,
-    };
-    let mut mem = SliceMemory::new();
-    for n in &nodes {
-        copy(&mut mem, &**n);
-    }
-    copy(&mut mem, &holder);
+    let Chain { holder, mem, .. } = chain(3, None);
     let program = program();
     let dbg = debug_info();
     let ty = dbg.type_named("eval_synthetic::Holder").unwrap();
     let ev = Evaluator::new(&program, dbg, &mem, 0, Limits::default());
     let rule = &program.rules[0];
     let subject = Value::Place {
-        addr: &holder as *const Holder as u64,
+        addr: &*holder as *const Holder as u64,
         ty,
     };
     let first = ev.eval_members(&rule.members, rule.frame_size, subject.clone());
@@ -491,35 +485,7 @@ fn a_replayed_access_counts_the_steps_of_the_long_way() {
 /// with its warning.
 #[test]
 fn lists_walked_in_parallel_join_in_order_and_stop_at_the_item_limit() {
-    let nodes: Vec<Box<Node>> = (0..3)
-        .map(|i| {
-            Box::new(Node {
-                value: i,
-                next: std::ptr::null(),
-            })
-        })
-        .collect();
-    let mut nodes = nodes;
-    for i in 0..2 {
-        let next: *const Node = &*nodes[i + 1];
-        nodes[i].next = next;
-    }
-    let holder = Holder {
-        head: &*nodes[0],
-        fake: FakeVec {
-            ptr: std::ptr::null(),
-            len: 0,
-        },
-        real: Vec::new(),
-        maybe: None,
-        niche: None,
-        shape: Shape::Empty,
-    };
-    let mut mem = SliceMemory::new();
-    for n in &nodes {
-        copy(&mut mem, &**n);
-    }
-    copy(&mut mem, &holder);
+    let Chain { holder, mem, .. } = chain(3, None);
     let (out, warnings) = eval_all(&mem, &holder, Limits::default());
     assert_eq!(ints(get(&out, "suffixes")), vec![0, 1, 2, 1, 2, 2]);
     assert!(warnings.is_empty(), "{warnings:?}");

@@ -579,20 +579,8 @@ impl<'a> Evaluator<'a> {
                             continue;
                         }
                     }
-                    match self.eval(*body, frame)? {
-                        Value::Seq(inner) => out.extend(inner),
-                        v => out.push(v),
-                    }
-                    // Cut short, not lost: a runtime with one task more than the limit
-                    // lists the limit's worth and says so (as `list` does), rather than
-                    // none at all.
-                    let limit = usize::try_from(self.limits.items).unwrap_or(usize::MAX);
-                    if out.len() > limit {
-                        out.truncate(limit);
-                        let here = self.program.location(self.program.span(id));
-                        self.warn(format!(
-                            "for at {here}: item limit {limit} reached; the rest is not shown (raise it with --limit-items)"
-                        ));
+                    let v = self.eval(*body, frame)?;
+                    if self.join_item(id, &mut out, v) {
                         break;
                     }
                 }
@@ -788,24 +776,35 @@ impl<'a> Evaluator<'a> {
                 (r, w.drain())
             })
             .collect();
-        let limit = usize::try_from(self.limits.items).unwrap_or(usize::MAX);
         let mut out = Vec::new();
         for (r, spent) in walked {
             self.absorb(spent);
-            match r? {
-                Value::Seq(inner) => out.extend(inner),
-                v => out.push(v),
-            }
-            if out.len() > limit {
-                out.truncate(limit);
-                let here = self.program.location(self.program.span(id));
-                self.warn(format!(
-                    "for at {here}: item limit {limit} reached; the rest is not shown (raise it with --limit-items)"
-                ));
+            if self.join_item(id, &mut out, r?) {
                 break;
             }
         }
         Ok(Value::Seq(out))
+    }
+
+    /// Adds what a `for`'s body gave for one item to `out` (a sequence is flattened);
+    /// true when that reached the item limit, and `out` was cut to it.
+    fn join_item(&self, id: ExprId, out: &mut Vec<Value>, v: Value) -> bool {
+        match v {
+            Value::Seq(inner) => out.extend(inner),
+            v => out.push(v),
+        }
+        // Cut short, not lost: a runtime with one task more than the limit lists the
+        // limit's worth and says so (as `list` does), rather than none at all.
+        let limit = usize::try_from(self.limits.items).unwrap_or(usize::MAX);
+        if out.len() <= limit {
+            return false;
+        }
+        out.truncate(limit);
+        let here = self.program.location(self.program.span(id));
+        self.warn(format!(
+            "for at {here}: item limit {limit} reached; the rest is not shown (raise it with --limit-items)"
+        ));
+        true
     }
 
     /// `list(first, n => next)`: an intrusive list, stopped at a null/None, a node seen

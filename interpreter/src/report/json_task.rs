@@ -160,24 +160,11 @@ fn int(out: &mut Vec<u8>, i: impl itoa::Integer) {
     out.extend_from_slice(itoa::Buffer::new().format(i).as_bytes());
 }
 
-/// `Hex`'s form: `0x` and lowercase digits, no leading zeros.
+/// An address as `Hex` serializes it: a string of `0x` and hex digits.
 fn hex(out: &mut Vec<u8>, a: Hex) {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut buf = [0u8; 20];
-    let mut at = buf.len() - 1;
-    buf[at] = b'"';
-    let mut v = a.0;
-    loop {
-        at -= 1;
-        buf[at] = DIGITS[(v & 0xf) as usize];
-        v >>= 4;
-        if v == 0 {
-            break;
-        }
-    }
-    at -= 3;
-    buf[at..at + 3].copy_from_slice(b"\"0x");
-    out.extend_from_slice(&buf[at..]);
+    out.push(b'"');
+    out.extend_from_slice(a.digits(&mut [0u8; 18]).as_bytes());
+    out.push(b'"');
 }
 
 fn opt_str(out: &mut Vec<u8>, s: Option<&str>) {

@@ -25,11 +25,11 @@ pub const SCHEMA_VERSION: u32 = 1;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Hex(pub u64);
 
-impl Serialize for Hex {
-    /// Formatted on the stack: a report has several addresses per task, millions in all.
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+impl Hex {
+    /// `0x` and lowercase digits without leading zeros, written at the end of `buf`
+    /// (on the stack: a report has several addresses per task, millions in all).
+    pub(crate) fn digits(self, buf: &mut [u8; 18]) -> &str {
         const DIGITS: &[u8; 16] = b"0123456789abcdef";
-        let mut buf = [0u8; 18];
         let mut at = buf.len();
         let mut v = self.0;
         loop {
@@ -43,7 +43,13 @@ impl Serialize for Hex {
         at -= 2;
         buf[at..at + 2].copy_from_slice(b"0x");
         // Only ASCII digits and `0x` were written.
-        s.serialize_str(std::str::from_utf8(&buf[at..]).unwrap_or("0x?"))
+        std::str::from_utf8(&buf[at..]).unwrap_or("0x?")
+    }
+}
+
+impl Serialize for Hex {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.digits(&mut [0u8; 18]))
     }
 }
 
