@@ -137,7 +137,14 @@ impl TaskReader {
         let next = AtomicUsize::new(0);
         let grouping = pending.grouper.is_some();
         let memory = self.dump.memory();
+        // Stops every worker: on a write error, and when a thread unwinds (a panic must
+        // end the run, not leave the others waiting for a chunk that will not come).
+        let stop = || {
+            lock(&progressed).stopped = true;
+            moved.notify_all();
+        };
         let worker = |sent: mpsc::Sender<Chunk<T>>| {
+            let _on_panic = OnPanic(&stop);
             let ev = Evaluator::new(&self.program, &self.dbg, memory, self.bias, self.limits);
             ev.one_of_many();
             loop {
@@ -176,10 +183,7 @@ impl TaskReader {
                 scope.spawn(|| worker(sent));
             }
             drop(sent);
-            let stop = || {
-                lock(&progressed).stopped = true;
-                moved.notify_all();
-            };
+            let _on_panic = OnPanic(&stop);
             let mut early: BTreeMap<usize, (Vec<Read<T>>, Spent)> = BTreeMap::new();
             let mut at = 0;
             for (index, reads, spent) in received.iter() {
@@ -196,6 +200,10 @@ impl TaskReader {
                     for r in rendered {
                         if let Err(e) = sink(r) {
                             stop();
+                            // The progress line is cleared, as at the end of the list.
+                            let mut found = self.lock();
+                            found.progress = None;
+                            found.read = 0;
                             return Err(e);
                         }
                     }
@@ -298,6 +306,17 @@ impl TaskReader {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Found> {
         lock(&self.found)
+    }
+}
+
+/// Calls its function if it is dropped while the thread unwinds.
+struct OnPanic<'a>(&'a dyn Fn());
+
+impl Drop for OnPanic<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            (self.0)();
+        }
     }
 }
 

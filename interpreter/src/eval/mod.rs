@@ -86,12 +86,15 @@ pub struct Seed<'a> {
     limits: Limits,
     /// Steps a worker may take (what the run had left when it was seeded).
     steps_left: u64,
+    /// Nesting of calls where it was seeded: a worker goes on from there.
+    depth: u32,
 }
 
 impl<'a> Seed<'a> {
     pub fn evaluator(&self) -> Evaluator<'a> {
         let ev = Evaluator::new(self.program, self.dbg, self.mem, self.bias, self.limits);
         ev.set_step_limit(self.steps_left);
+        ev.depth.set(self.depth);
         ev.one_of_many();
         ev
     }
@@ -224,6 +227,7 @@ impl<'a> Evaluator<'a> {
             bias: self.bias,
             limits: self.limits,
             steps_left: self.step_limit.get().saturating_sub(self.steps.get()),
+            depth: self.depth.get(),
         }
     }
 
@@ -751,10 +755,13 @@ impl<'a> Evaluator<'a> {
             )
     }
 
-    /// A `for` whose items' lists are walked in parallel, each on an evaluator of its own
-    /// given the steps this one has left; then, in item order, as the sequential `for`
-    /// does: their warnings and steps added, the lists joined, and the item limit applied
-    /// (what an item after the cut warned is dropped, as it would not have been walked).
+    /// A `for` whose items' lists are walked in parallel, eight items at a time, each on
+    /// an evaluator of its own given the steps this one has left; then, in item order, as
+    /// the sequential `for` does: their warnings and steps added, the step limit checked,
+    /// the lists joined, and the item limit applied (what an item past the cut warned is
+    /// dropped, as it would not have been walked). A batch at a time, so a corrupt array
+    /// of a million "shards" holds one batch of lists, not a million, and overshoots the
+    /// step limit by one batch at most.
     fn for_walks(
         &self,
         id: ExprId,
@@ -764,23 +771,30 @@ impl<'a> Evaluator<'a> {
         frame: &mut Frame,
     ) -> Result<Value, EvalError> {
         use rayon::prelude::*;
-        let seed = self.seed();
+        // Not by the thread count: each batch's budget is what the ones before left,
+        // and a limit must cut the same lists on any number of threads.
+        const BATCH: usize = 8;
         let base: &Frame = frame;
-        let walked: Vec<(Result<Value, EvalError>, Spent)> = items
-            .into_par_iter()
-            .map(|item| {
-                let w = seed.evaluator();
-                let mut f = base.clone();
-                set(&mut f, var.0, item);
-                let r = w.eval(body, &mut f);
-                (r, w.drain())
-            })
-            .collect();
         let mut out = Vec::new();
-        for (r, spent) in walked {
-            self.absorb(spent);
-            if self.join_item(id, &mut out, r?) {
-                break;
+        for items in items.chunks(BATCH) {
+            let seed = self.seed();
+            let walked: Vec<(Result<Value, EvalError>, Spent)> = items
+                .par_iter()
+                .map(|item| {
+                    let w = seed.evaluator();
+                    let mut f = base.clone();
+                    set(&mut f, var.0, item.clone());
+                    let r = w.eval(body, &mut f);
+                    (r, w.drain())
+                })
+                .collect();
+            for (r, spent) in walked {
+                self.absorb(spent);
+                // Over the limit with this item's steps: stopped here, as in sequence.
+                self.charge(0)?;
+                if self.join_item(id, &mut out, r?) {
+                    return Ok(Value::Seq(out));
+                }
             }
         }
         Ok(Value::Seq(out))
