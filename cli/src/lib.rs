@@ -16,7 +16,7 @@ use layoutdump_interpreter::analyze::{Options, Outcome};
 use layoutdump_interpreter::dwarf::IndexCache;
 use layoutdump_interpreter::eval::Limits;
 use layoutdump_interpreter::report::triage::{self, TaskFilter};
-use layoutdump_interpreter::report::{Report, TextOptions, render_text};
+use layoutdump_interpreter::report::{Report, TextOptions, write_text};
 use layoutdump_interpreter::shipped::compile_layout;
 
 /// Async task backtraces for any Rust executor, from crash dumps and DWARF.
@@ -319,17 +319,10 @@ fn run(mut args: RunArgs) -> Result<ExitCode> {
         // A progress line while a large task list is read, on a terminal only: a
         // pipeline's stderr stays clean.
         progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
-        // JSON of every task is written as the tasks are read, a window at a time, and
-        // groups are made as tasks are read, so memory does not grow with the task
-        // count. Filters and the graph need all tasks first, and so do text and YAML
-        // that show every task.
-        defer_tasks: filter.is_empty()
-            && args.graph.is_none()
-            && match args.format {
-                Format::Json => true,
-                Format::Text => args.group,
-                Format::Yaml => false,
-            },
+        // Every task is written as the tasks are read, and groups are made as tasks
+        // are read, so memory does not grow with the task count. Filters and the
+        // graph need all tasks first.
+        defer_tasks: filter.is_empty() && args.graph.is_none(),
     };
     let (mut report, outcome) = match (&args.dump, args.pid) {
         (Some(dump), _) => auto::analyze_layout(&args.layout, dump, &opts)?,
@@ -390,35 +383,36 @@ fn emit(
     text: TextOptions,
     output: Option<&std::path::Path>,
 ) -> Result<()> {
-    let rendered = match format {
-        Format::Text => render_text(report, text),
-        Format::Json => return write_json(report, output),
-        Format::Yaml => report.to_yaml(),
-    };
-    write_out(&rendered, output)
+    write_streamed(output, |w, terminal| match format {
+        Format::Text => write_text(report, text, w),
+        // Indented for a person; compact (and written in parallel) for a program.
+        Format::Json => report.write_json(w, terminal),
+        Format::Yaml => report.write_yaml(w),
+    })
 }
 
-/// JSON goes to its destination as it is serialized (it can be gigabytes): indented on a
-/// terminal, compact in a file or a pipe.
-fn write_json(report: &Report, output: Option<&std::path::Path>) -> Result<()> {
+/// Sends a report to its destination as it is made (it can be gigabytes: the tasks are
+/// read while it is written): `write` is told whether that is a terminal.
+fn write_streamed(
+    output: Option<&std::path::Path>,
+    write: impl FnOnce(&mut dyn Write, bool) -> std::io::Result<()>,
+) -> Result<()> {
     const BUFFER: usize = 1 << 20;
     match output {
         Some(path) => {
             let file = std::fs::File::create(path)
                 .with_context(|| format!("cannot write {}", path.display()))?;
             let mut w = std::io::BufWriter::with_capacity(BUFFER, file);
-            report
-                .write_json(&mut w, false)
+            write(&mut w, false)
                 .and_then(|()| w.flush())
                 .with_context(|| format!("cannot write {}", path.display()))
         }
         None => {
             let stdout = std::io::stdout().lock();
-            // Indented for a person; compact (and written in parallel) for a program.
-            let pretty = std::io::IsTerminal::is_terminal(&stdout);
+            let terminal = std::io::IsTerminal::is_terminal(&stdout);
             let mut w = std::io::BufWriter::with_capacity(BUFFER, stdout);
             // A closed pipe (`| head`) is not an error worth a message.
-            let _ = report.write_json(&mut w, pretty).and_then(|()| w.flush());
+            let _ = write(&mut w, terminal).and_then(|()| w.flush());
             Ok(())
         }
     }

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 pub use map::Map;
-pub use text::{TextOptions, render_text};
+pub use text::{TextOptions, render_text, write_text};
 
 /// Named values of a task, a frame or a leaf.
 pub type Fields = Map<FieldValue>;
@@ -343,6 +343,12 @@ impl Report {
 
     pub fn to_yaml(&self) -> String {
         serde_yaml::to_string(self).unwrap_or_else(|e| format!("error: {e}\n"))
+    }
+
+    /// Writes the report as YAML to `w` as it is serialized; pending tasks are read while
+    /// the ones before them are written.
+    pub fn write_yaml(&self, w: impl std::io::Write) -> std::io::Result<()> {
+        serde_yaml::to_writer(w, self).map_err(std::io::Error::other)
     }
 
     /// Tasks listed, read or not.

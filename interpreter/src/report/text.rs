@@ -16,8 +16,25 @@ pub struct TextOptions {
     pub all_frames: bool,
 }
 
+/// The text report as one string (a report whose tasks are all read, or a small one).
 pub fn render_text(r: &Report, opts: TextOptions) -> String {
+    let mut out = Vec::new();
+    // Writing to memory fails only as the sink of a pending task list could, never.
+    let _ = write_text(r, opts, &mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Writes the text report to `w` as it is made. A runtime's pending tasks (see
+/// `deferred`) are read while the ones before them are written, so the text of a million
+/// tasks is never held; what reading them found is written with the warnings and notes
+/// at the end.
+pub fn write_text(
+    r: &Report,
+    opts: TextOptions,
+    w: &mut dyn std::io::Write,
+) -> std::io::Result<()> {
     let mut s = String::new();
+    let mut streamed = false;
     if let Some(d) = &r.dump {
         let name = d.process_name.as_deref().unwrap_or("?");
         let pid = d.pid.map_or(String::new(), |p| format!(" pid {p}"));
@@ -79,6 +96,19 @@ pub fn render_text(r: &Report, opts: TextOptions) -> String {
                 for t in &rt.tasks {
                     task(&mut s, t, opts);
                 }
+                if let Some(p) = &rt.pending
+                    && let Some(reader) = &p.reader
+                {
+                    w.write_all(s.as_bytes())?;
+                    s.clear();
+                    let text = |t: TaskReport| {
+                        let mut s = String::new();
+                        task(&mut s, &t, opts);
+                        s
+                    };
+                    reader.stream(p, text, |t| w.write_all(t.as_bytes()))?;
+                    streamed = true;
+                }
             }
         }
     }
@@ -119,19 +149,26 @@ pub fn render_text(r: &Report, opts: TextOptions) -> String {
             native_frames(&mut s, &t.frames, opts);
         }
     }
-    if !r.notes.is_empty() {
+    // The tasks just read add what they found (`--group` read them before, and its
+    // caller added it then).
+    let late = streamed.then(|| r.late_warnings_and_notes());
+    let (warnings, notes) = match &late {
+        Some((warnings, notes)) => (warnings, notes),
+        None => (&r.warnings, &r.notes),
+    };
+    if !notes.is_empty() {
         let _ = writeln!(s, "\nnotes:");
-        for n in &r.notes {
+        for n in notes {
             let _ = writeln!(s, "  - {n}");
         }
     }
-    if !r.warnings.is_empty() {
+    if !warnings.is_empty() {
         let _ = writeln!(s, "\nwarnings:");
-        for w in &r.warnings {
-            let _ = writeln!(s, "  - {w}");
+        for warning in warnings {
+            let _ = writeln!(s, "  - {warning}");
         }
     }
-    s
+    w.write_all(s.as_bytes())
 }
 
 /// The crash first: what happened and where, the crashing thread's own frames (runtime
