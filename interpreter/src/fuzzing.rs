@@ -211,14 +211,16 @@ impl MutatedDumps {
             let serde = serde_json::to_vec(task).unwrap_or_default();
             assert!(ours == serde, "compact JSON of a task is not serde_json's");
         }
-        // The same dump as `run --format json` and `run --group` read it: tasks listed
-        // first, then read while the JSON is written, or read only to be grouped.
+        // The same dump as `run` reads it: tasks listed first, then read while the
+        // JSON, the text or the YAML is written, or read only to be grouped.
         let Ok(dump) = Dump::from_bytes(&self.label, bytes) else {
             return;
         };
         let (mut report, _) =
             crate::analyze::analyze_dump(&self.program, dump, &self.label, &self.deferred);
         let _ = report.write_json(std::io::sink(), false);
+        let _ = crate::report::write_text(&report, Default::default(), &mut std::io::sink());
+        let _ = report.write_yaml(std::io::sink());
         report.group_tasks(true);
         report.add_late_findings();
         let text = crate::report::TextOptions {
