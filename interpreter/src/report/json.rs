@@ -1,8 +1,9 @@
 //! Writing a report as JSON. Indented for a person at a terminal, through serde; compact
-//! otherwise, by hand around the tasks (nearly all of a large report): windows of tasks
-//! are read and rendered (`json_task`) on the worker threads, then copied out in order,
-//! so the output is the same as a sequential one and only one window is held at a time.
-//! A million tasks make about a gigabyte of JSON; through serde, sequentially, that was a
+//! otherwise, by hand around the tasks (nearly all of a large report), each rendered by
+//! `json_task` on the worker thread that read it (`TaskReader::stream` for pending tasks;
+//! windows of tasks already read in parallel), then written in order, so the output is
+//! the same as a sequential one and only a bounded part of it is held at a time. A
+//! million tasks make about a gigabyte of JSON; through serde, sequentially, that was a
 //! third of the run.
 
 use std::io::{self, Write};
@@ -15,7 +16,7 @@ use super::serialize::Sink;
 use super::{Report, RuntimeReport, TaskReport, json_task};
 use crate::deferred::Pending;
 
-/// Tasks rendered per window (each worker takes a share of a window).
+/// Tasks already read, rendered per window (each worker takes a share of a window).
 pub(crate) const WINDOW: usize = 8192;
 
 impl Report {
