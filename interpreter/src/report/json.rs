@@ -177,6 +177,41 @@ mod tests {
         r
     }
 
+    /// A report built by hand may list tasks it cannot read: every format shows them,
+    /// listed (id and address), after the tasks already read.
+    #[test]
+    fn pending_tasks_without_a_reader_are_listed_in_every_format() {
+        use crate::deferred::{Pending, PendingTask};
+        let mut r = report(1);
+        r.runtimes[0].pending = Some(Pending {
+            tasks: vec![PendingTask {
+                id: Some(7),
+                address: Hex(0x70),
+                item: crate::eval::Value::Int(0),
+            }]
+            .into(),
+            rule: "test".into(),
+            reader: None,
+            grouper: None,
+        });
+        let mut json = Vec::new();
+        r.write_json(&mut json, false).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&json).unwrap();
+        let ids: Vec<_> = v["runtimes"][0]["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["id"].as_u64())
+            .collect();
+        assert_eq!(ids, [Some(0), Some(7)]);
+        let text = crate::report::render_text(&r, Default::default());
+        assert!(
+            text.contains("task 0 [idle]") && text.contains("task 7 [?]"),
+            "{text}"
+        );
+        assert!(r.to_yaml().contains("id: 7"));
+    }
+
     #[test]
     fn compact_parallel_output_is_the_pretty_output_without_whitespace() {
         // More than one window, so the windows' order is checked too.

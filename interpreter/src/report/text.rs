@@ -96,9 +96,7 @@ pub fn write_text(
                 for t in &rt.tasks {
                     task(&mut s, t, opts);
                 }
-                if let Some(p) = &rt.pending
-                    && let Some(reader) = &p.reader
-                {
+                if let Some(p) = &rt.pending {
                     w.write_all(s.as_bytes())?;
                     s.clear();
                     let text = |t: TaskReport| {
@@ -106,8 +104,19 @@ pub fn write_text(
                         task(&mut s, &t, opts);
                         s
                     };
-                    reader.stream(p, text, |t| w.write_all(t.as_bytes()))?;
-                    streamed = true;
+                    match &p.reader {
+                        Some(reader) => {
+                            reader.stream(p, text, |t| w.write_all(t.as_bytes()))?;
+                            streamed = true;
+                        }
+                        // Not attached to a dump (a report built by hand): listed, not
+                        // read, as JSON shows them.
+                        None => {
+                            for t in p.tasks.iter() {
+                                w.write_all(text(TaskReport::new(t.id, t.address)).as_bytes())?;
+                            }
+                        }
+                    }
                 }
             }
         }
