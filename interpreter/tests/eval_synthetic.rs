@@ -480,6 +480,54 @@ fn a_replayed_access_counts_the_steps_of_the_long_way() {
     assert_eq!(ev.steps_used(), 2 * long_way);
 }
 
+/// A chain of members (`h.shape.Rect.w`) is replayed as one route from the holder's
+/// type. Where the route no longer holds (the shape is a Circle now), the evaluation
+/// takes the long way: the error and the steps are those of an evaluator that never
+/// saw a Rect, and a Rect after it is read again.
+#[test]
+fn a_chain_replayed_where_its_route_fails_reads_as_the_long_way() {
+    let holder_with = |shape: Shape| {
+        Box::new(Holder {
+            head: std::ptr::null(),
+            fake: FakeVec {
+                ptr: std::ptr::null(),
+                len: 0,
+            },
+            real: Vec::new(),
+            maybe: None,
+            niche: None,
+            shape,
+        })
+    };
+    let rect = holder_with(Shape::Rect { w: 7, h: 9 });
+    let circle = holder_with(Shape::Circle(3));
+    let mut mem = SliceMemory::new();
+    copy(&mut mem, &*rect);
+    copy(&mut mem, &*circle);
+    let program = program();
+    let dbg = debug_info();
+    let ty = dbg.type_named("eval_synthetic::Holder").unwrap();
+    let rule = &program.rules[0];
+    let width = |ev: &Evaluator<'_>, holder: &Holder| {
+        let subject = Value::Place {
+            addr: holder as *const Holder as u64,
+            ty,
+        };
+        let before = ev.steps_used();
+        let out = ev.eval_members(&rule.members, rule.frame_size, subject);
+        let r = out.into_iter().find(|(n, _)| *n == "width").unwrap().1;
+        (format!("{r:?}"), ev.steps_used() - before)
+    };
+    let seen_rect = Evaluator::new(&program, dbg, &mem, 0, Limits::default());
+    let (first, _) = width(&seen_rect, &rect);
+    assert_eq!(first, "Ok(Int(7))");
+    let fresh = Evaluator::new(&program, dbg, &mem, 0, Limits::default());
+    let long_way = width(&fresh, &circle);
+    assert!(long_way.0.contains("active: \"Circle\""), "{long_way:?}");
+    assert_eq!(width(&seen_rect, &circle), long_way);
+    assert_eq!(width(&seen_rect, &rect).0, first);
+}
+
 /// A `for` whose items each walk a list walks them on several threads; the lists are
 /// joined in item order and the item limit cuts the join where a sequential walk would,
 /// with its warning.

@@ -154,11 +154,13 @@ pub fn tag_check(offset: u64, size: u8, chosen: Option<u64>, explicit: &[u64]) -
     }
 }
 
-/// What a site is: a `.field` expression, a view's member (view index, member index), or
+/// What a site is: a `.field` expression or a chain of them, a view's member (view index, member index), or
 /// the way from a value to the number it stands for (an `AtomicUsize` to its `usize`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Site {
     Field(layoutdump_lang::program::ExprId),
+    /// A chain of `.field`s (`a.b.c`), by its outermost one, from the root's type.
+    Chain(layoutdump_lang::program::ExprId),
     ViewMember(u32, u32),
     Number,
 }
