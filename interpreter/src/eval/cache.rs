@@ -51,6 +51,23 @@ pub struct Caches {
     /// The route a site takes from a type (`plan`), and the steps it took the long way;
     /// None: not a plain route.
     pub plans: RefCell<FxHashMap<(super::plan::Site, DieId), Option<Planned>>>,
+    /// For a type that stands for a number: the route to the number's bytes and how to
+    /// read them (its `Site::Number` plan and the final type's reading, in one lookup).
+    pub numbers: RefCell<FxHashMap<DieId, Number>>,
+}
+
+/// How a value of some type is read as a number (see `Caches::numbers`).
+pub struct Number {
+    pub planned: Planned,
+    pub read: ReadNumber,
+}
+
+/// The bytes of a number, by the kind of its type.
+#[derive(Debug, Clone, Copy)]
+pub enum ReadNumber {
+    Int { size: u8, signed: bool },
+    Pointer,
+    CEnum { size: u8 },
 }
 
 /// A recorded route and the steps it took when it was recorded (a replay counts them).
