@@ -86,6 +86,60 @@ pub struct Variant {
     pub field: Field,
 }
 
+impl Type {
+    /// A copy whose names are allocations of its own. Reports clone these names for every
+    /// task (an await frame's future type, an enum's active variant): from a copy shared
+    /// by two worker threads, each clone and drop moved the reference count's cache line
+    /// between the cores.
+    pub fn unshared(&self) -> Type {
+        fn name(n: &Arc<str>) -> Arc<str> {
+            Arc::from(&**n)
+        }
+        fn field(f: &Field) -> Field {
+            Field {
+                name: name(&f.name),
+                ..f.clone()
+            }
+        }
+        let fields = |fs: &[Field]| fs.iter().map(field).collect();
+        let kind = match &self.kind {
+            TypeKind::Struct {
+                fields: fs,
+                variants,
+            } => TypeKind::Struct {
+                fields: fields(fs),
+                variants: variants.as_ref().map(|vp| VariantPart {
+                    discr: vp.discr.as_ref().map(field),
+                    variants: vp
+                        .variants
+                        .iter()
+                        .map(|v| Variant {
+                            discr_value: v.discr_value,
+                            field: field(&v.field),
+                        })
+                        .collect(),
+                }),
+            },
+            TypeKind::Union { fields: fs } => TypeKind::Union { fields: fields(fs) },
+            TypeKind::CEnum { enumerators } => TypeKind::CEnum {
+                enumerators: enumerators.iter().map(|(n, v)| (name(n), *v)).collect(),
+            },
+            other => other.clone(),
+        };
+        Type {
+            id: self.id,
+            name: name(&self.name),
+            size: self.size,
+            kind,
+            template_params: self
+                .template_params
+                .iter()
+                .map(|(n, d)| (name(n), *d))
+                .collect(),
+        }
+    }
+}
+
 /// Bounds on what a (possibly hostile) DWARF file can make us allocate for one type.
 const MAX_FIELDS: usize = 4096;
 

@@ -32,8 +32,9 @@ pub type RuleSet = Arc<[usize]>;
 
 #[derive(Default)]
 pub struct Caches {
-    /// This evaluator's own copy of each type: handing out a shared `Arc` made the two
-    /// workers' reference counts bounce one cache line between cores (10% of a run).
+    /// This evaluator's own copy of each type, names included (`Type::unshared`): handing
+    /// out a shared `Arc` made the two workers' reference counts bounce one cache line
+    /// between cores (10% of a run).
     pub types: RefCell<FxHashMap<DieId, Rc<Type>>>,
     /// Template parameters of the function containing a link address; None: no function.
     pub fn_params: RefCell<FxHashMap<u64, Option<Params>>>,

@@ -280,7 +280,7 @@ impl<'a> Evaluator<'a> {
         if let Some(t) = self.cache.types.borrow().get(&id) {
             return Ok(t.clone());
         }
-        let t = std::rc::Rc::new(Type::clone(&*self.dbg.ty(id)?));
+        let t = std::rc::Rc::new(self.dbg.ty(id)?.unshared());
         self.cache.types.borrow_mut().insert(id, t.clone());
         Ok(t)
     }
