@@ -929,8 +929,46 @@ impl<'a> Evaluator<'a> {
     }
 
     /// A list link as a node: follows pointers and views (NonNull, Option) to the
-    /// pointee; None for null or `None`.
-    fn list_node(&self, mut v: Value) -> Result<Option<Value>, EvalError> {
+    /// pointee; None for null or `None`. The hops are a route per link type (see `plan`):
+    /// tokio's `Option<NonNull<Header>>` took four lookups and a view per task. A replay
+    /// fails where the link is null or `None` (its steps check that), and the long way
+    /// then says which.
+    fn list_node(&self, v: Value) -> Result<Option<Value>, EvalError> {
+        let Value::Place { addr, ty } = v else {
+            return self.list_node_hops(v);
+        };
+        let key = (plan::Site::Node, ty);
+        if let Some(Some((route, steps))) = self.cache.plans.borrow().get(&key)
+            && let Some((addr, ty)) = plan::replay(route, self.mem, addr, ty)
+        {
+            if self.recording.get() > 0 {
+                self.recorder.borrow_mut().steps(route);
+            }
+            self.charge(*steps)?;
+            return Ok(Some(Value::Place { addr, ty }));
+        }
+        if self.cache.plans.borrow().contains_key(&key) {
+            let r = self.list_node_hops(v);
+            self.spoil();
+            return r;
+        }
+        self.recorder.borrow_mut().begin();
+        self.recording.set(self.recording.get() + 1);
+        let before = self.steps.get();
+        let r = self.list_node_hops(v);
+        let steps = self.steps.get().saturating_sub(before);
+        self.recording.set(self.recording.get() - 1);
+        let route = self.recorder.borrow_mut().end();
+        // Only a node found is a route; the end of a list depends on this link's value.
+        if let Ok(Some(Value::Place { .. })) = &r {
+            let planned = route.map(|route| (route, steps));
+            self.cache.plans.borrow_mut().insert(key, planned);
+        }
+        self.spoil();
+        r
+    }
+
+    fn list_node_hops(&self, mut v: Value) -> Result<Option<Value>, EvalError> {
         for _ in 0..MAX_HOPS {
             match &v {
                 Value::Int(0) | Value::Addr(0) => return Ok(None),

@@ -163,6 +163,8 @@ pub enum Site {
     Chain(layoutdump_lang::program::ExprId),
     ViewMember(u32, u32),
     Number,
+    /// A list link to the node it points at (`list_node`).
+    Node,
 }
 
 #[cfg(test)]
