@@ -40,6 +40,10 @@ pub struct Caches {
     pub fn_params: RefCell<FxHashMap<u64, Option<Params>>>,
     /// The type a cast names, by the cast and the types bound to its variables.
     pub casts: RefCell<FxHashMap<CastKey, DieId>>,
+    /// The type a `from fn` cast names, by the cast and the function's address: every
+    /// tokio task's `Cell<T, S>` in one lookup (not the function's parameters, then the
+    /// cast's).
+    pub fn_casts: RefCell<FxHashMap<(ExprId, u64), DieId>>,
     /// Indexes of the rules of a kind whose pattern matches the type (guards not applied).
     pub rules: RefCell<FxHashMap<(RuleKind, DieId), RuleSet>>,
     /// What an await frame shows for a future type in one of its states (variant index;

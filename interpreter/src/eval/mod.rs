@@ -379,6 +379,24 @@ impl<'a> Evaluator<'a> {
         Ok(target)
     }
 
+    /// `v as target`: the object a pointer points at, or at the place or address given.
+    fn cast_to(&self, v: Value, target: DieId) -> Result<Value, EvalError> {
+        let addr = match &v {
+            Value::Int(a) => *a as u64,
+            Value::Addr(a) => *a,
+            Value::Place { addr, ty } => match self.ty(*ty)?.kind {
+                TypeKind::Pointer { .. } => self.mem.read_u64_le(*addr)?,
+                _ => *addr,
+            },
+            _ => {
+                return Err(EvalError::Other(
+                    "only a place, a pointer or an address can be cast".into(),
+                ));
+            }
+        };
+        Ok(Value::Place { addr, ty: target })
+    }
+
     /// Whether `rule` applies to `subject`: it has no `when` guard, or the guard can be
     /// evaluated and is not 0.
     pub fn guard_holds(&self, rule: &layoutdump_lang::program::Rule, subject: &Value) -> bool {
@@ -498,12 +516,20 @@ impl<'a> Evaluator<'a> {
                 from,
             } => {
                 let v = self.eval(*value, frame)?;
-                let mut bound: Vec<DieId> = Vec::new();
+                let mut bound: smallvec::SmallVec<[DieId; cache::CAST_KEY_PARAMS]> =
+                    smallvec::SmallVec::new();
+                // `from fn`: the function's address, by which the target is cached.
+                let mut by_fn = None;
                 if let Some((source, e)) = from {
                     let params: cache::Params = match source {
                         ParamSource::Function => {
                             let target = self.eval(*e, frame)?;
                             let addr = self.to_int(&target)? as u64;
+                            let known = self.cache.fn_casts.borrow().get(&(id, addr)).copied();
+                            if let Some(target) = known {
+                                return self.cast_to(v, target);
+                            }
+                            by_fn = Some(addr);
                             self.fn_params(addr)?
                         }
                         ParamSource::TypeOf => {
@@ -527,20 +553,10 @@ impl<'a> Evaluator<'a> {
                     }
                 }
                 let target = self.cast_target(id, ty, vars, &bound)?;
-                let addr = match &v {
-                    Value::Int(a) => *a as u64,
-                    Value::Addr(a) => *a,
-                    Value::Place { addr, ty } => match self.ty(*ty)?.kind {
-                        TypeKind::Pointer { .. } => self.mem.read_u64_le(*addr)?,
-                        _ => *addr,
-                    },
-                    _ => {
-                        return Err(EvalError::Other(
-                            "only a place, a pointer or an address can be cast".into(),
-                        ));
-                    }
-                };
-                Ok(Value::Place { addr, ty: target })
+                if let Some(addr) = by_fn {
+                    self.cache.fn_casts.borrow_mut().insert((id, addr), target);
+                }
+                self.cast_to(v, target)
             }
             Expr::Call { func, args } => self.builtin(*func, args, frame),
             Expr::CallFn { func, args } => {
