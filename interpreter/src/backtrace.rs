@@ -264,7 +264,8 @@ fn coroutine_frame(
             if &*f.name == "__awaitee" {
                 awaitee = Some(place);
             } else if !is_drop_flag(&f.name) && !locals.contains_key(&f.name) {
-                locals.insert(&*f.name, local_value(ev, &place));
+                // The name is the evaluator's own copy of the type's: shared, not copied.
+                locals.insert(f.name.clone(), local_value(ev, &place));
             }
         }
     }
@@ -298,17 +299,18 @@ fn leaf_report(
         kind: "unknown".into(),
         future: t.name.clone(),
         address: Hex(addr),
-        fields: Fields::new(),
+        fields: Fields::with_capacity(rule.members.len()),
     };
     for (name, r) in ev.eval_members(&rule.members, rule.frame_size, v) {
         match (name, r) {
             ("kind", Ok(Value::Str(s))) => out.kind = s.to_string(),
             (_, Ok(value)) => {
-                out.fields.insert(name, crate::run::field_value(ev, &value));
+                let value = crate::run::field_value(ev, &value);
+                out.fields.insert(ev.name(name), value);
             }
             (_, Err(e)) => {
                 out.fields
-                    .insert(name, FieldValue::Str(format!("unavailable: {e}")));
+                    .insert(ev.name(name), FieldValue::Str(format!("unavailable: {e}")));
             }
         }
     }

@@ -864,7 +864,7 @@ pub(crate) fn task_report(ev: &Evaluator<'_>, item: Value) -> Result<TaskReport,
                 }
             },
             _ => {
-                t.fields.insert(name, field_value(ev, &value));
+                t.fields.insert(ev.name(name), field_value(ev, &value));
             }
         }
     }

@@ -44,6 +44,9 @@ pub struct Caches {
     /// tokio task's `Cell<T, S>` in one lookup (not the function's parameters, then the
     /// cast's).
     pub fn_casts: RefCell<FxHashMap<(ExprId, u64), DieId>>,
+    /// The layout's member names as this evaluator's own `Arc`s: a report's maps are
+    /// keyed by them, and a million tasks' `refs` are then one string, not a million.
+    pub names: RefCell<FxHashMap<NameKey, Arc<str>>>,
     /// Indexes of the rules of a kind whose pattern matches the type (guards not applied).
     pub rules: RefCell<FxHashMap<(RuleKind, DieId), RuleSet>>,
     /// What an await frame shows for a future type in one of its states (variant index;

@@ -285,6 +285,19 @@ impl<'a> Evaluator<'a> {
         Ok(t)
     }
 
+    /// `name` as a shared string, made once. Only for the layout's own strings and
+    /// literals: they are cached by address (`NameKey`), and a temporary string's
+    /// address could later hold another name.
+    pub(crate) fn name(&self, name: &str) -> Arc<str> {
+        let key = cache::NameKey::of(name);
+        if let Some(n) = self.cache.names.borrow().get(&key) {
+            return n.clone();
+        }
+        let n: Arc<str> = Arc::from(name);
+        self.cache.names.borrow_mut().insert(key, n.clone());
+        n
+    }
+
     /// The facts of an await frame for `key` (type, state), made by `make` the first time.
     pub fn frame_facts(
         &self,
@@ -430,7 +443,7 @@ impl<'a> Evaluator<'a> {
     ) -> Vec<(&'m str, Result<Value, EvalError>)> {
         let mut frame: Frame = smallvec::smallvec![None; usize::from(size.max(1))];
         frame[0] = Some(subject);
-        let mut out = Vec::new();
+        let mut out = Vec::with_capacity(members.iter().filter(|m| !m.is_let).count());
         for m in members {
             let r = self.eval(m.value, &mut frame);
             if let Ok(v) = &r

@@ -4,11 +4,13 @@
 //! them in a large dump: a `BTreeMap` allocates a node of ~1 KB for even one entry, which
 //! made 100,000 tasks take 760 MB; a sorted `Vec` takes what its entries take.
 
+use std::sync::Arc;
+
 use serde::Serialize;
 use serde::ser::SerializeMap;
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct Map<V>(Vec<(String, V)>);
+pub struct Map<V>(Vec<(Arc<str>, V)>);
 
 impl<V> Default for Map<V> {
     fn default() -> Self {
@@ -21,14 +23,24 @@ impl<V> Map<V> {
         Self::default()
     }
 
-    /// Sets `key` to `value`; returns the value it replaces.
-    pub fn insert(&mut self, key: impl Into<String>, value: V) -> Option<V> {
+    /// An empty map with room for `n` entries (a rule's members, known before they are
+    /// read: one allocation instead of one per entry).
+    pub fn with_capacity(n: usize) -> Self {
+        Map(Vec::with_capacity(n))
+    }
+
+    /// Sets `key` to `value`; returns the value it replaces. A key given as an `Arc`
+    /// (a type's field name, an interned member name) is kept without copying it: the
+    /// locals of a million tasks are a few names.
+    pub fn insert(&mut self, key: impl Into<Arc<str>>, value: V) -> Option<V> {
         let key = key.into();
-        match self.0.binary_search_by(|(k, _)| k.as_str().cmp(&key)) {
+        match self.0.binary_search_by(|(k, _)| (**k).cmp(&*key)) {
             Ok(i) => Some(std::mem::replace(&mut self.0[i].1, value)),
             Err(i) => {
                 // Exactly one more: a Vec would grow to 4, and most maps hold one or two.
-                self.0.reserve_exact(1);
+                if self.0.len() == self.0.capacity() {
+                    self.0.reserve_exact(1);
+                }
                 self.0.insert(i, (key, value));
                 None
             }
@@ -37,11 +49,11 @@ impl<V> Map<V> {
 
     /// The value of `key`, set to `make()` first if it has none.
     pub fn get_or_insert_with(&mut self, key: &str, make: impl FnOnce() -> V) -> &mut V {
-        let i = match self.0.binary_search_by(|(k, _)| k.as_str().cmp(key)) {
+        let i = match self.0.binary_search_by(|(k, _)| (**k).cmp(key)) {
             Ok(i) => i,
             Err(i) => {
                 self.0.reserve_exact(1);
-                self.0.insert(i, (key.to_string(), make()));
+                self.0.insert(i, (Arc::from(key), make()));
                 i
             }
         };
@@ -50,7 +62,7 @@ impl<V> Map<V> {
 
     pub fn get(&self, key: &str) -> Option<&V> {
         self.0
-            .binary_search_by(|(k, _)| k.as_str().cmp(key))
+            .binary_search_by(|(k, _)| (**k).cmp(key))
             .ok()
             .map(|i| &self.0[i].1)
     }
@@ -68,11 +80,11 @@ impl<V> Map<V> {
     }
 
     /// Entries in name order.
-    pub fn iter(&self) -> impl Iterator<Item = (&String, &V)> {
+    pub fn iter(&self) -> impl Iterator<Item = (&Arc<str>, &V)> {
         self.0.iter().map(|(k, v)| (k, v))
     }
 
-    pub fn keys(&self) -> impl Iterator<Item = &String> {
+    pub fn keys(&self) -> impl Iterator<Item = &Arc<str>> {
         self.0.iter().map(|(k, _)| k)
     }
 
@@ -82,17 +94,17 @@ impl<V> Map<V> {
 }
 
 impl<'a, V> IntoIterator for &'a Map<V> {
-    type Item = (&'a String, &'a V);
+    type Item = (&'a Arc<str>, &'a V);
     type IntoIter = std::iter::Map<
-        std::slice::Iter<'a, (String, V)>,
-        fn(&'a (String, V)) -> (&'a String, &'a V),
+        std::slice::Iter<'a, (Arc<str>, V)>,
+        fn(&'a (Arc<str>, V)) -> (&'a Arc<str>, &'a V),
     >;
     fn into_iter(self) -> Self::IntoIter {
         self.0.iter().map(|(k, v)| (k, v))
     }
 }
 
-impl<K: Into<String>, V> FromIterator<(K, V)> for Map<V> {
+impl<K: Into<Arc<str>>, V> FromIterator<(K, V)> for Map<V> {
     fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
         let mut m = Map::new();
         for (k, v) in iter {
@@ -106,7 +118,7 @@ impl<V: Serialize> Serialize for Map<V> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut m = s.serialize_map(Some(self.0.len()))?;
         for (k, v) in &self.0 {
-            m.serialize_entry(k, v)?;
+            m.serialize_entry(&**k, v)?;
         }
         m.end()
     }
@@ -123,7 +135,7 @@ mod tests {
         m.insert("id", 1);
         assert_eq!(m.insert("refs", 3), Some(2));
         *m.get_or_insert_with("count", || 0) += 5;
-        let entries: Vec<_> = m.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+        let entries: Vec<_> = m.iter().map(|(k, v)| (&**k, *v)).collect();
         assert_eq!(entries, [("count", 5), ("id", 1), ("refs", 3)]);
         assert_eq!(m.get("id"), Some(&1));
         assert!(!m.contains_key("name"));
