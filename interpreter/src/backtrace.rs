@@ -136,7 +136,7 @@ fn chain(ev: &Evaluator<'_>, future: Value, depth: usize, budget: &mut usize) ->
 }
 
 /// What a `future` rule says: its `kind`, and the futures it waits on (or why not).
-type SeenInto = (Option<String>, Result<Vec<Value>, EvalError>);
+type SeenInto = (Option<Arc<str>>, Result<Vec<Value>, EvalError>);
 
 /// The `future` rules for this type, tried in layout order: the first whose `awaits`
 /// can be evaluated says what the future waits on (its `kind`, and the futures). Several
@@ -151,7 +151,7 @@ fn see_into(ev: &Evaluator<'_>, v: &Value, t: &Type) -> Option<SeenInto> {
             .iter()
             .find(|(n, _)| *n == "kind")
             .and_then(|(_, r)| match r {
-                Ok(Value::Str(s)) => Some(s.to_string()),
+                Ok(Value::Str(s)) => Some(s.clone()),
                 _ => None,
             });
         match members
@@ -303,7 +303,7 @@ fn leaf_report(
     };
     for (name, r) in ev.eval_members(&rule.members, rule.frame_size, v) {
         match (name, r) {
-            ("kind", Ok(Value::Str(s))) => out.kind = s.to_string(),
+            ("kind", Ok(Value::Str(s))) => out.kind = s,
             (_, Ok(value)) => {
                 let value = crate::run::field_value(ev, &value);
                 out.fields.insert(ev.name(name), value);

@@ -837,7 +837,13 @@ pub(crate) fn task_report(ev: &Evaluator<'_>, item: Value) -> Result<TaskReport,
                     t.unavailable.insert(name, "not a number".into());
                 }
             },
-            "state" => t.state = Some(display_string(ev, &value)),
+            "state" => {
+                t.state = Some(match &value {
+                    // The layout's label, shared by every task in that state.
+                    Value::Str(s) => s.clone(),
+                    _ => Arc::from(display_string(ev, &value)),
+                })
+            }
             "flags" => {
                 t.flags = ev
                     .items(value)

@@ -486,7 +486,7 @@ impl<'a> Evaluator<'a> {
         }
         match expr {
             Expr::Int(n) => Ok(Value::Int(i128::from(*n))),
-            Expr::Str(s) => Ok(Value::Str(Arc::from(s.as_str()))),
+            Expr::Str(s) => Ok(Value::Str(self.name(s))),
             Expr::Local(slot) => frame
                 .get(usize::from(slot.0))
                 .cloned()
@@ -628,9 +628,9 @@ impl<'a> Evaluator<'a> {
                 let label = arms
                     .iter()
                     .find(|(mask, _)| mask.is_none_or(|m| bits & i128::from(m) != 0))
-                    .map(|(_, l)| l.clone())
-                    .unwrap_or_else(|| format!("{bits:#x}"));
-                Ok(Value::Str(Arc::from(label)))
+                    .map(|(_, l)| self.name(l))
+                    .unwrap_or_else(|| Arc::from(format!("{bits:#x}")));
+                Ok(Value::Str(label))
             }
             Expr::Flags { value, flags } => {
                 let v = self.eval(*value, frame)?;
@@ -639,7 +639,7 @@ impl<'a> Evaluator<'a> {
                     flags
                         .iter()
                         .filter(|(_, m)| bits & i128::from(*m) != 0)
-                        .map(|(n, _)| Value::Str(Arc::from(n.as_str())))
+                        .map(|(n, _)| Value::Str(self.name(n)))
                         .collect(),
                 ))
             }

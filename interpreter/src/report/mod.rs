@@ -127,7 +127,7 @@ pub struct TaskReport {
     pub id: Option<u64>,
     pub address: Hex,
     /// idle, scheduled, running, done, cancelled — as the layout decodes the state word.
-    pub state: Option<String>,
+    pub state: Option<Arc<str>>,
     pub flags: Vec<String>,
     /// The task's root future.
     pub future: Option<FutureRef>,
@@ -179,7 +179,7 @@ pub struct SourceRef {
 #[derive(Debug, Clone, Serialize)]
 pub struct BlockedOn {
     /// The `kind` of the matching `leaf` rule (`sleep`, `join`, `mutex`, …), or `unknown`.
-    pub kind: String,
+    pub kind: Arc<str>,
     /// The leaf future's type and address.
     pub future: Arc<str>,
     pub address: Hex,

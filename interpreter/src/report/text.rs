@@ -286,7 +286,7 @@ fn blocked_text(b: &BlockedOn) -> String {
         .map(|(n, v)| format!("{n} {}", show(v)))
         .collect();
     if details.is_empty() {
-        b.kind.clone()
+        b.kind.to_string()
     } else {
         format!("{}: {}", b.kind, details.join(", "))
     }

@@ -25,8 +25,10 @@ impl TaskFilter {
     }
 
     pub fn keeps(&self, t: &TaskReport) -> bool {
-        let state_ok =
-            self.states.is_empty() || t.state.as_ref().is_some_and(|s| self.states.contains(s));
+        let state_ok = self.states.is_empty()
+            || t.state
+                .as_ref()
+                .is_some_and(|s| self.states.iter().any(|w| **w == **s));
         let id_ok = self.ids.is_empty() || t.id.is_some_and(|id| self.ids.contains(&id));
         let pattern_ok = self.pattern.as_ref().is_none_or(|re| {
             t.backtrace.iter().any(|f| {
@@ -60,9 +62,9 @@ impl TaskFilter {
 pub struct TaskGroup {
     pub count: usize,
     pub task_ids: Vec<u64>,
-    pub state: Option<String>,
+    pub state: Option<Arc<str>>,
     pub frames: Vec<GroupFrame>,
-    pub blocked_on: Option<String>,
+    pub blocked_on: Option<Arc<str>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -85,7 +87,7 @@ impl Ord for SourceRef {
 
 /// What puts two tasks in one group: state, stack (functions and await lines) and the
 /// kind of leaf they are blocked on.
-pub type GroupKey = (Option<String>, Vec<GroupFrame>, Option<String>);
+pub type GroupKey = (Option<Arc<str>>, Vec<GroupFrame>, Option<Arc<str>>);
 
 /// The group a task belongs in.
 pub fn group_key(t: &TaskReport) -> GroupKey {
@@ -184,7 +186,7 @@ pub fn wait_edges(report: &Report) -> Vec<(u64, WaitTarget)> {
         edges.push((
             id,
             WaitTarget::Resource {
-                kind: b.kind.clone(),
+                kind: b.kind.to_string(),
                 id: resource,
             },
         ));
