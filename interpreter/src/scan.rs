@@ -6,8 +6,6 @@
 //! judged once. What the scan yields is a guess: run.rs accepts a runtime found this way
 //! only if that runtime's own task list contains the object that led to it.
 
-use std::collections::HashMap;
-
 use crate::dwarf::{DebugInfo, DieId, LinkAddr, TypeKind};
 use crate::memory::Memory;
 
@@ -58,7 +56,7 @@ pub fn vtable_refs(
         return (Vec::new(), None);
     }
     let (lo, hi) = space.image;
-    let mut judged: HashMap<u64, bool> = HashMap::new();
+    let mut judged: rustc_hash::FxHashMap<u64, bool> = Default::default();
     let mut found = Vec::new();
     let mut buf = vec![0u8; CHUNK as usize];
     for &(start, end) in &space.regions {
@@ -68,8 +66,12 @@ pub fn vtable_refs(
             if len == 0 {
                 break;
             }
-            let chunk = &mut buf[..len];
-            if mem.read(at, chunk).is_ok() {
+            // In place where the dump maps it (a million-task core is 670 MB to scan).
+            let chunk = match mem.slice(at, len) {
+                Some(bytes) => Some(bytes),
+                None => mem.read(at, &mut buf[..len]).ok().map(|()| &buf[..len]),
+            };
+            if let Some(chunk) = chunk {
                 for (i, word) in chunk.chunks_exact(8).enumerate() {
                     let v = u64::from_le_bytes(word.try_into().unwrap_or_default());
                     // A table is 8-aligned; a function need not be.

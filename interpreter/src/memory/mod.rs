@@ -27,6 +27,13 @@ pub trait Memory: Send + Sync {
     /// Fills `buf` from `addr` (a runtime address in the dumped process), entirely or not at all.
     fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), MemoryError>;
 
+    /// The `len` bytes at `addr` in place, when the source holds them as one slice (a
+    /// memory-mapped dump): a scan of every byte then reads without copying them. None
+    /// does not mean unavailable: `read` says that.
+    fn slice(&self, _addr: u64, _len: usize) -> Option<&[u8]> {
+        None
+    }
+
     fn read_u8(&self, addr: u64) -> Result<u8, MemoryError> {
         let mut b = [0u8; 1];
         self.read(addr, &mut b)?;
@@ -62,17 +69,29 @@ impl<M: Memory + ?Sized> Memory for &M {
     fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), MemoryError> {
         (**self).read(addr, buf)
     }
+
+    fn slice(&self, addr: u64, len: usize) -> Option<&[u8]> {
+        (**self).slice(addr, len)
+    }
 }
 
 impl<M: Memory + ?Sized> Memory for Box<M> {
     fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), MemoryError> {
         (**self).read(addr, buf)
     }
+
+    fn slice(&self, addr: u64, len: usize) -> Option<&[u8]> {
+        (**self).slice(addr, len)
+    }
 }
 
 impl<M: Memory + ?Sized> Memory for Arc<M> {
     fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), MemoryError> {
         (**self).read(addr, buf)
+    }
+
+    fn slice(&self, addr: u64, len: usize) -> Option<&[u8]> {
+        (**self).slice(addr, len)
     }
 }
 
@@ -477,6 +496,19 @@ fn copy_small(dst: &mut [u8], src: &[u8]) {
 }
 
 impl Memory for RegionMemory {
+    fn slice(&self, addr: u64, len: usize) -> Option<&[u8]> {
+        let r = self
+            .merged
+            .get(self.merged.partition_point(|r| r.end <= addr))?;
+        let RegionSource::Dump { offset } = r.source else {
+            return None;
+        };
+        if addr < r.start || len as u64 > r.end - addr {
+            return None;
+        }
+        self.dump.bytes_at(offset + (addr - r.start), len)
+    }
+
     fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), MemoryError> {
         if self.read_last_region(addr, buf) {
             return Ok(());
@@ -731,5 +763,11 @@ mod tests {
             assert_eq!(read(&a, 0x11e, 2).unwrap(), vec![30, 31]);
             assert!(read(&a, 0x10f, 2).is_ok_and(|b| b == vec![15, 16]));
         }
+        // In place: within one region only (a read across two copies instead).
+        assert_eq!(a.slice(0x204, 4), Some(&[36u8, 37, 38, 39][..]));
+        assert_eq!(a.slice(0x110, 16).map(<[u8]>::len), Some(16));
+        assert_eq!(a.slice(0x10f, 2), None);
+        assert_eq!(a.slice(0x20c, 8), None);
+        assert_eq!(a.slice(0x300, 1), None);
     }
 }
