@@ -408,13 +408,44 @@ fn write_streamed(
                 .with_context(|| format!("cannot write {}", path.display()))
         }
         None => {
-            let stdout = std::io::stdout().lock();
+            let mut stdout = std::io::stdout().lock();
             let terminal = std::io::IsTerminal::is_terminal(&stdout);
-            let mut w = std::io::BufWriter::with_capacity(BUFFER, stdout);
+            // Not a terminal: straight to the file or pipe. Rust's stdout is line-buffered
+            // and looks for the last newline in every write, which on a gigabyte of JSON
+            // (one line) is a scan of every byte on the thread that writes.
+            let raw = (!terminal).then(|| stdout_file(&mut stdout)).flatten();
+            let _ = match raw {
+                Some(file) => {
+                    let mut w = std::io::BufWriter::with_capacity(BUFFER, file);
+                    write(&mut w, terminal).and_then(|()| w.flush())
+                }
+                None => {
+                    let mut w = std::io::BufWriter::with_capacity(BUFFER, stdout);
+                    write(&mut w, terminal).and_then(|()| w.flush())
+                }
+            };
             // A closed pipe (`| head`) is not an error worth a message.
-            let _ = write(&mut w, terminal).and_then(|()| w.flush());
             Ok(())
         }
+    }
+}
+
+/// Standard output as a file of its own (a duplicate of descriptor 1), after what Rust's
+/// stdout holds is flushed; None where that is not possible.
+fn stdout_file(stdout: &mut std::io::StdoutLock<'_>) -> Option<std::fs::File> {
+    stdout.flush().ok()?;
+    #[cfg(unix)]
+    {
+        use std::os::fd::AsFd;
+        stdout
+            .as_fd()
+            .try_clone_to_owned()
+            .ok()
+            .map(std::fs::File::from)
+    }
+    #[cfg(not(unix))]
+    {
+        None
     }
 }
 
