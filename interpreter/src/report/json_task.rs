@@ -163,7 +163,7 @@ fn int(out: &mut Vec<u8>, i: impl itoa::Integer) {
 /// An address as `Hex` serializes it: a string of `0x` and hex digits.
 fn hex(out: &mut Vec<u8>, a: Hex) {
     out.push(b'"');
-    out.extend_from_slice(a.digits(&mut [0u8; 18]).as_bytes());
+    out.extend_from_slice(a.ascii_digits(&mut [0u8; 18]));
     out.push(b'"');
 }
 
