@@ -487,6 +487,8 @@ fn copy_small(dst: &mut [u8], src: &[u8]) {
         dst.copy_from_slice(&word);
     }
     match dst.len() {
+        // A one-byte enum tag, and the byte a list reads to know its next node is there.
+        1 => dst[0] = src[0],
         8 => fixed::<8>(dst, src),
         4 => fixed::<4>(dst, src),
         2 => fixed::<2>(dst, src),
