@@ -107,7 +107,11 @@ fn fields(out: &mut Vec<u8>, f: &Fields) {
 /// only as deep as reading made them (`field_value_depth`).
 fn value(out: &mut Vec<u8>, v: &FieldValue) {
     match v {
-        FieldValue::Int(i) => int(out, *i),
+        // Formatting an i128 costs twice an i64's, and report numbers fit in 64 bits.
+        FieldValue::Int(i) => match i64::try_from(*i) {
+            Ok(small) => int(out, small),
+            Err(_) => int(out, *i),
+        },
         FieldValue::Address(a) => hex(out, *a),
         FieldValue::Str(s) => string(out, s),
         FieldValue::List(items) => list(out, items, value),
