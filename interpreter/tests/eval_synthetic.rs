@@ -135,6 +135,22 @@ fn ints(v: &Result<Value, EvalError>) -> Vec<i128> {
     }
 }
 
+/// A holder of the list at `head` and of `shape`, its other members empty (boxed, so
+/// that the address copied stays its own).
+fn holder(head: *const Node, shape: Shape) -> Box<Holder> {
+    Box::new(Holder {
+        head,
+        fake: FakeVec {
+            ptr: std::ptr::null(),
+            len: 0,
+        },
+        real: Vec::new(),
+        maybe: None,
+        niche: None,
+        shape,
+    })
+}
+
 /// A holder whose list has `len` nodes valued 0, 1, …; the last links back to node
 /// `back_to` (a cycle) or ends. `mem` holds the nodes and the holder (boxed, so that
 /// the addresses copied stay theirs).
@@ -160,17 +176,7 @@ fn chain(len: usize, back_to: Option<usize>) -> Chain {
             (false, None) => std::ptr::null(),
         };
     }
-    let holder = Box::new(Holder {
-        head: at,
-        fake: FakeVec {
-            ptr: std::ptr::null(),
-            len: 0,
-        },
-        real: Vec::new(),
-        maybe: None,
-        niche: None,
-        shape: Shape::Empty,
-    });
+    let holder = holder(at, Shape::Empty);
     let mut mem = SliceMemory::new();
     for n in &nodes {
         copy(&mut mem, n);
@@ -486,21 +492,8 @@ fn a_replayed_access_counts_the_steps_of_the_long_way() {
 /// saw a Rect, and a Rect after it is read again.
 #[test]
 fn a_chain_replayed_where_its_route_fails_reads_as_the_long_way() {
-    let holder_with = |shape: Shape| {
-        Box::new(Holder {
-            head: std::ptr::null(),
-            fake: FakeVec {
-                ptr: std::ptr::null(),
-                len: 0,
-            },
-            real: Vec::new(),
-            maybe: None,
-            niche: None,
-            shape,
-        })
-    };
-    let rect = holder_with(Shape::Rect { w: 7, h: 9 });
-    let circle = holder_with(Shape::Circle(3));
+    let rect = holder(std::ptr::null(), Shape::Rect { w: 7, h: 9 });
+    let circle = holder(std::ptr::null(), Shape::Circle(3));
     let mut mem = SliceMemory::new();
     copy(&mut mem, &*rect);
     copy(&mut mem, &*circle);
