@@ -161,6 +161,50 @@ fn garbage_and_empty_files_are_not_dumps() {
     }
 }
 
+/// A report that cannot be written (a full disk behind `>`) is an error that says so, in
+/// every format; a pipe closed early (`| head`) is not.
+#[test]
+fn a_report_that_cannot_be_written_is_an_error() {
+    let d = tokio_dumps(Profile::Dev);
+    let core = d.core.to_str().unwrap();
+    for format in ["json", "text", "yaml"] {
+        let full = std::fs::File::options()
+            .write(true)
+            .open("/dev/full")
+            .unwrap();
+        let out = common::layoutdump()
+            .args(["run", "tokio", core, "--format", format])
+            .stdout(full)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{format}: {stderr}");
+        assert!(
+            stderr.contains("cannot write the report to standard output: No space left"),
+            "{format}: {stderr}"
+        );
+    }
+    let mut child = common::layoutdump()
+        .args(["run", "tokio", core, "--format", "json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[test]
 fn missing_dump_file() {
     let (code, stderr, _) = run_json(&["/nonexistent/crash.core"]);

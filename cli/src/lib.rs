@@ -25,8 +25,9 @@ use layoutdump_interpreter::shipped::compile_layout;
 /// and lists the runtimes and tasks in it, using a layout file that describes the
 /// executor (`tokio` is shipped; write your own for a custom executor).
 ///
-/// Exit status: 0 complete report; 1 error (nothing analyzed); 2 usage error;
-/// 3 partial report (printed, but something is missing: see its warnings).
+/// Exit status: 0 complete report; 1 error (nothing analyzed, or the report could not be
+/// written); 2 usage error; 3 partial report (printed, but something is missing: see its
+/// warnings).
 #[derive(Parser, Debug)]
 #[command(name = "layoutdump", version, propagate_version = true)]
 struct Cli {
@@ -414,7 +415,7 @@ fn write_streamed(
             // and looks for the last newline in every write, which on a gigabyte of JSON
             // (one line) is a scan of every byte on the thread that writes.
             let raw = (!terminal).then(|| stdout_file(&mut stdout)).flatten();
-            let _ = match raw {
+            let written = match raw {
                 Some(file) => {
                     let mut w = std::io::BufWriter::with_capacity(BUFFER, file);
                     write(&mut w, terminal).and_then(|()| w.flush())
@@ -424,9 +425,17 @@ fn write_streamed(
                     write(&mut w, terminal).and_then(|()| w.flush())
                 }
             };
-            // A closed pipe (`| head`) is not an error worth a message.
-            Ok(())
+            stdout_written(written)
         }
+    }
+}
+
+/// What writing to standard output came to. A closed pipe (`| head`) is not an error
+/// worth a message; a full disk behind `> report.json` is: the report is not all there.
+fn stdout_written(written: std::io::Result<()>) -> Result<()> {
+    match written {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other.context("cannot write the report to standard output"),
     }
 }
 
@@ -456,9 +465,7 @@ fn write_out(text: &str, output: Option<&std::path::Path>) -> Result<()> {
         }
         None => {
             let mut out = std::io::stdout().lock();
-            // A closed pipe (`| head`) is not an error worth a message.
-            let _ = out.write_all(text.as_bytes());
-            Ok(())
+            stdout_written(out.write_all(text.as_bytes()).and_then(|()| out.flush()))
         }
     }
 }

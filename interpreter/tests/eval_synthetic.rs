@@ -521,6 +521,44 @@ fn a_chain_replayed_where_its_route_fails_reads_as_the_long_way() {
     assert_eq!(width(&seen_rect, &rect).0, first);
 }
 
+/// A chain of members counts each of its links as an evaluation, however far it gets, as
+/// the links evaluated one inside the other did: `h.niche.Some.a.b` on a `None` is five
+/// steps (four members and `h`), though it fails at its second member (counting only the
+/// links it reached made it four); `h.niche` is two.
+/// A failed chain records no route, so a second pass counts the same.
+#[test]
+fn a_failing_chain_counts_every_link() {
+    const CHAINS: &str = r#"
+layout chains "0"
+runtime eval_synthetic::Holder as h {
+    deep = h.niche.Some.a.b
+    shallow = h.niche
+}
+"#;
+    let src = SourceFile {
+        name: "chains.layout".into(),
+        text: CHAINS.into(),
+    };
+    let program = layoutdump_lang::compile(src, &NoUse).unwrap_or_else(|d| panic!("{d}"));
+    let dbg = debug_info();
+    let ty = dbg.type_named("eval_synthetic::Holder").unwrap();
+    let none = holder(std::ptr::null(), Shape::Empty);
+    let mut mem = SliceMemory::new();
+    copy(&mut mem, &*none);
+    let ev = Evaluator::new(&program, dbg, &mem, 0, Limits::default());
+    let rule = &program.rules[0];
+    let subject = Value::Place {
+        addr: &*none as *const Holder as u64,
+        ty,
+    };
+    for pass in 1..=2 {
+        let out = ev.eval_members(&rule.members, rule.frame_size, subject.clone());
+        assert!(out[0].1.is_err(), "{out:?}");
+        assert!(out[1].1.is_ok(), "{out:?}");
+        assert_eq!(ev.steps_used(), pass * 7);
+    }
+}
+
 /// A `for` whose items each walk a list walks them on several threads; the lists are
 /// joined in item order and the item limit cuts the join where a sequential walk would,
 /// with its warning.

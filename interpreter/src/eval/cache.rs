@@ -17,6 +17,10 @@ use rustc_hash::FxHashMap;
 
 use crate::dwarf::{DieId, Type};
 
+/// Entries of a cache keyed by an address read from the dump (a function pointer): past
+/// this, lookups that miss are worked out each time instead of remembered.
+pub const MAX_BY_ADDRESS: usize = 1 << 16;
+
 /// Generic parameters bound by a cast (`with T, S from fn …`): up to this many are
 /// cached; a cast with more is resolved each time (none of the shipped layouts has one).
 pub const CAST_KEY_PARAMS: usize = 4;

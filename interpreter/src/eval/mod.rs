@@ -349,7 +349,10 @@ impl<'a> Evaluator<'a> {
                     .dbg
                     .function_at(LinkAddr(link))
                     .map(|f| Arc::from(f.template_params));
-                self.cache.fn_params.borrow_mut().insert(link, p.clone());
+                let mut known = self.cache.fn_params.borrow_mut();
+                if known.len() < cache::MAX_BY_ADDRESS {
+                    known.insert(link, p.clone());
+                }
                 p
             }
         };
@@ -567,7 +570,12 @@ impl<'a> Evaluator<'a> {
                 }
                 let target = self.cast_target(id, ty, vars, &bound)?;
                 if let Some(addr) = by_fn {
-                    self.cache.fn_casts.borrow_mut().insert((id, addr), target);
+                    let mut known = self.cache.fn_casts.borrow_mut();
+                    // Keyed by an address read from the dump: bounded, as a hostile dump
+                    // may give every task a different one (a real program has a few).
+                    if known.len() < cache::MAX_BY_ADDRESS {
+                        known.insert((id, addr), target);
+                    }
                 }
                 self.cast_to(v, target)
             }
@@ -658,7 +666,9 @@ impl<'a> Evaluator<'a> {
     /// `a.b.c.d` as one site: the root `a` is evaluated, then the whole chain of members
     /// is replayed from its type at once. Sleep's `s.deadline.std.0.t.tv_sec` took five
     /// evaluations and five plan lookups per task; now it takes two and one. The long way
-    /// is the links one by one, each planned as before, and counts the steps they counted.
+    /// is the links one by one, each planned as before. Every link is counted before the
+    /// root is evaluated, as evaluating them one inside the other did, so a chain that
+    /// fails (or meets the step limit) counts what it counted before.
     fn field_chain(&self, top: ExprId, frame: &mut Frame) -> Result<Value, EvalError> {
         let mut links: smallvec::SmallVec<[ExprId; 8]> = smallvec::smallvec![top];
         let mut root = top;
@@ -668,16 +678,14 @@ impl<'a> Evaluator<'a> {
                 links.push(root);
             }
         }
+        // Each inner link is an evaluation of its own (`top` was counted).
+        self.charge(links.len() as u64 - 1)?;
         let v = self.eval(root, frame)?;
         self.planned(plan::Site::Chain(top), v, |mut v| {
             for &link in links.iter().rev() {
                 let Expr::Field(_, name) = self.program.expr(link) else {
                     unreachable!("links are fields")
                 };
-                if link != top {
-                    // Each inner link was an evaluation of its own (`top` was counted).
-                    self.charge(1)?;
-                }
                 v = self.planned(plan::Site::Field(link), v, |v| self.field(v, name))?;
             }
             Ok(v)
