@@ -156,14 +156,8 @@ impl<'a> Evaluator<'a> {
         let known = {
             let plans = self.cache.plans.borrow();
             match plans.get(&key) {
-                Some(Some((route, steps))) => {
-                    if let Some((addr, ty)) = plan::replay(route, self.mem, addr, ty) {
-                        if self.recording.get() > 0 {
-                            self.recorder.borrow_mut().steps(route);
-                        }
-                        // Counted as the long way counted them: what a run may do within
-                        // `--limit-steps` does not depend on what a thread has cached.
-                        self.charge(*steps)?;
+                Some(Some(planned)) => {
+                    if let Some((addr, ty)) = self.replay(planned, addr, ty)? {
                         return Ok(Value::Place { addr, ty });
                     }
                     true
@@ -179,13 +173,7 @@ impl<'a> Evaluator<'a> {
             }
             return r;
         }
-        self.recorder.borrow_mut().begin();
-        self.recording.set(self.recording.get() + 1);
-        let before = self.steps.get();
-        let r = slow(v);
-        let steps = self.steps.get().saturating_sub(before);
-        self.recording.set(self.recording.get() - 1);
-        let route = self.recorder.borrow_mut().end();
+        let (r, route, steps) = self.record(|| slow(v));
         match &r {
             Ok(Value::Place { .. }) => {
                 let planned = route.map(|route| (route, steps));
@@ -200,6 +188,38 @@ impl<'a> Evaluator<'a> {
             Err(_) => self.spoil(),
         }
         r
+    }
+
+    /// Replays a recorded route from the object at `addr`: where it leads, or None where
+    /// the route no longer holds. The steps are counted as the long way counted them (what
+    /// a run may do within `--limit-steps` does not depend on what a thread has cached),
+    /// and go to the routes being recorded.
+    fn replay(
+        &self,
+        (route, steps): &cache::Planned,
+        addr: u64,
+        ty: DieId,
+    ) -> Result<Option<(u64, DieId)>, EvalError> {
+        let Some(at) = plan::replay(route, self.mem, addr, ty) else {
+            return Ok(None);
+        };
+        if self.recording.get() > 0 {
+            self.recorder.borrow_mut().steps(route);
+        }
+        self.charge(*steps)?;
+        Ok(Some(at))
+    }
+
+    /// Runs `f` while recording the route it takes: its result, the route (None where it
+    /// was not plain) and the steps it took.
+    fn record<T>(&self, f: impl FnOnce() -> T) -> (T, Option<plan::Plan>, u64) {
+        self.recorder.borrow_mut().begin();
+        self.recording.set(self.recording.get() + 1);
+        let before = self.steps.get();
+        let r = f();
+        let steps = self.steps.get().saturating_sub(before);
+        self.recording.set(self.recording.get() - 1);
+        (r, self.recorder.borrow_mut().end(), steps)
     }
 
     /// A plain step of the route being recorded, if any.
@@ -975,13 +995,9 @@ impl<'a> Evaluator<'a> {
             return self.list_node_hops(v);
         };
         let key = (plan::Site::Node, ty);
-        if let Some(Some((route, steps))) = self.cache.plans.borrow().get(&key)
-            && let Some((addr, ty)) = plan::replay(route, self.mem, addr, ty)
+        if let Some(Some(planned)) = self.cache.plans.borrow().get(&key)
+            && let Some((addr, ty)) = self.replay(planned, addr, ty)?
         {
-            if self.recording.get() > 0 {
-                self.recorder.borrow_mut().steps(route);
-            }
-            self.charge(*steps)?;
             return Ok(Some(Value::Place { addr, ty }));
         }
         if self.cache.plans.borrow().contains_key(&key) {
@@ -989,13 +1005,7 @@ impl<'a> Evaluator<'a> {
             self.spoil();
             return r;
         }
-        self.recorder.borrow_mut().begin();
-        self.recording.set(self.recording.get() + 1);
-        let before = self.steps.get();
-        let r = self.list_node_hops(v);
-        let steps = self.steps.get().saturating_sub(before);
-        self.recording.set(self.recording.get() - 1);
-        let route = self.recorder.borrow_mut().end();
+        let (r, route, steps) = self.record(|| self.list_node_hops(v));
         // Only a node found is a route; the end of a list depends on this link's value.
         if let Ok(Some(Value::Place { .. })) = &r {
             let planned = route.map(|route| (route, steps));
@@ -1316,15 +1326,10 @@ impl<'a> Evaluator<'a> {
         };
         // Known for this type: one lookup gives the route to the number's bytes and how
         // to read them (the numbers of Sleep's `left_ms` were a third of a task's cost).
-        if let Some(known) = self.cache.numbers.borrow().get(&ty) {
-            let (route, steps) = &known.planned;
-            if let Some((at, _)) = plan::replay(route, self.mem, addr, ty) {
-                if self.recording.get() > 0 {
-                    self.recorder.borrow_mut().steps(route);
-                }
-                self.charge(*steps)?;
-                return self.read_number(at, known.read);
-            }
+        if let Some(known) = self.cache.numbers.borrow().get(&ty)
+            && let Some((at, _)) = self.replay(&known.planned, addr, ty)?
+        {
+            return self.read_number(at, known.read);
         }
         // The hops to the number's own bytes are the same for every value of a type.
         let at = self.planned(plan::Site::Number, Value::Place { addr, ty }, |v| {
