@@ -559,6 +559,60 @@ runtime eval_synthetic::Holder as h {
     }
 }
 
+/// A value that cannot be a number for a reason of its type (`h + 1` through the view's
+/// `deref` reaches a `Node`, a struct of two fields) fails the same way whenever the
+/// route to that type holds: the second time from the route recorded the first, with
+/// the same error and steps. Where the route no longer holds (a null `head`), the error
+/// and steps are those of an evaluator that never saw the first.
+#[test]
+fn a_failure_of_the_type_is_replayed_only_where_its_route_holds() {
+    const FAILS: &str = r#"
+layout fails "0"
+view eval_synthetic::Holder as h { deref = *h.head }
+runtime eval_synthetic::Holder as h {
+    n = h + 1
+}
+"#;
+    let src = SourceFile {
+        name: "fails.layout".into(),
+        text: FAILS.into(),
+    };
+    let program = layoutdump_lang::compile(src, &NoUse).unwrap_or_else(|d| panic!("{d}"));
+    let dbg = debug_info();
+    let ty = dbg.type_named("eval_synthetic::Holder").unwrap();
+    let Chain {
+        holder, mut mem, ..
+    } = chain(1, None);
+    let empty = self::holder(std::ptr::null(), Shape::Empty);
+    copy(&mut mem, &*empty);
+    let rule = &program.rules[0];
+    let n = |ev: &Evaluator<'_>, h: &Holder| {
+        let subject = Value::Place {
+            addr: h as *const Holder as u64,
+            ty,
+        };
+        let before = ev.steps_used();
+        let out = ev.eval_members(&rule.members, rule.frame_size, subject);
+        let r = out.into_iter().find(|(n, _)| *n == "n").unwrap().1;
+        (r, ev.steps_used() - before)
+    };
+    let ev = Evaluator::new(&program, dbg, &mem, 0, Limits::default());
+    let first = n(&ev, &holder);
+    assert!(
+        matches!(&first.0, Err(EvalError::NotA { ty, .. }) if ty.ends_with("Node")),
+        "{first:?}"
+    );
+    assert_eq!(n(&ev, &holder), first);
+    let fresh = Evaluator::new(&program, dbg, &mem, 0, Limits::default());
+    let long_way = n(&fresh, &empty);
+    assert!(
+        matches!(long_way.0, Err(EvalError::NullPointer { .. })),
+        "{long_way:?}"
+    );
+    assert_eq!(n(&ev, &empty), long_way);
+    assert_eq!(n(&ev, &holder), first);
+}
+
 /// A `for` whose items each walk a list walks them on several threads; the lists are
 /// joined in item order and the item limit cuts the join where a sequential walk would,
 /// with its warning.

@@ -60,9 +60,9 @@ pub struct Caches {
     pub fields: RefCell<FxHashMap<(DieId, NameKey), Option<usize>>>,
     /// The view and member index of a view member of that name, if the type's view has one.
     pub view_members: RefCell<FxHashMap<(DieId, NameKey), Option<ViewMember>>>,
-    /// The route a site takes from a type (`plan`), and the steps it took the long way;
-    /// None: not a plain route.
-    pub plans: RefCell<FxHashMap<(super::plan::Site, DieId), Option<Planned>>>,
+    /// What a site does from a type (`plan`): the route it takes, or the route to where
+    /// it fails.
+    pub plans: RefCell<FxHashMap<(super::plan::Site, DieId), Known>>,
     /// For a type that stands for a number: the route to the number's bytes and how to
     /// read them (its `Site::Number` plan and the final type's reading, in one lookup).
     pub numbers: RefCell<FxHashMap<DieId, Number>>,
@@ -84,6 +84,20 @@ pub enum ReadNumber {
 
 /// A recorded route and the steps it took when it was recorded (a replay counts them).
 pub type Planned = (super::plan::Plan, u64);
+
+/// What evaluating a site from a type was found to do the first time.
+pub enum Known {
+    /// It leads to a place by this route.
+    Route(Planned),
+    /// It is not a plain route (a number, a string, a view that computes): evaluated the
+    /// long way each time.
+    NotPlain,
+    /// It fails, for a reason of the type the route leads to, not of the bytes read: a
+    /// struct asked for as a number (an mpsc `Receiver` shown as a local), a missing
+    /// member. Where the route still holds, the same error, without working it out
+    /// again (a third of the tokio-many tasks hold such a local).
+    Fails(Planned, super::EvalError),
+}
 
 /// A member name by identity: the names looked up are the layout's own strings (which
 /// do not move while it runs) and the evaluator's literals (`"deref"`), so the address

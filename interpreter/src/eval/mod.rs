@@ -156,13 +156,20 @@ impl<'a> Evaluator<'a> {
         let known = {
             let plans = self.cache.plans.borrow();
             match plans.get(&key) {
-                Some(Some(planned)) => {
+                Some(cache::Known::Route(planned)) => {
                     if let Some((addr, ty)) = self.replay(planned, addr, ty)? {
                         return Ok(Value::Place { addr, ty });
                     }
                     true
                 }
-                Some(None) => true,
+                Some(cache::Known::Fails(planned, error)) => {
+                    if self.replay(planned, addr, ty)?.is_some() {
+                        self.spoil();
+                        return Err(error.clone());
+                    }
+                    true
+                }
+                Some(cache::Known::NotPlain) => true,
                 None => false,
             }
         };
@@ -174,18 +181,26 @@ impl<'a> Evaluator<'a> {
             return r;
         }
         let (r, route, steps) = self.record(|| slow(v));
-        match &r {
-            Ok(Value::Place { .. }) => {
-                let planned = route.map(|route| (route, steps));
-                self.cache.plans.borrow_mut().insert(key, planned);
-            }
+        let known = match (&r, route) {
+            (Ok(Value::Place { .. }), Some(route)) => Some(cache::Known::Route((route, steps))),
+            (Ok(Value::Place { .. }), None) => Some(cache::Known::NotPlain),
             // Not a place (a number, a string): not a route, now or later.
-            Ok(_) => {
+            (Ok(_), _) => {
                 self.spoil();
-                self.cache.plans.borrow_mut().insert(key, None);
+                Some(cache::Known::NotPlain)
+            }
+            (Err(e), Some(route)) if e.is_of_type() => {
+                self.spoil();
+                Some(cache::Known::Fails((route, steps), e.clone()))
             }
             // Decided on a value that can be read, not on this one.
-            Err(_) => self.spoil(),
+            (Err(_), _) => {
+                self.spoil();
+                None
+            }
+        };
+        if let Some(known) = known {
+            self.cache.plans.borrow_mut().insert(key, known);
         }
         r
     }
@@ -995,7 +1010,7 @@ impl<'a> Evaluator<'a> {
             return self.list_node_hops(v);
         };
         let key = (plan::Site::Node, ty);
-        if let Some(Some(planned)) = self.cache.plans.borrow().get(&key)
+        if let Some(cache::Known::Route(planned)) = self.cache.plans.borrow().get(&key)
             && let Some((addr, ty)) = self.replay(planned, addr, ty)?
         {
             return Ok(Some(Value::Place { addr, ty }));
@@ -1008,8 +1023,10 @@ impl<'a> Evaluator<'a> {
         let (r, route, steps) = self.record(|| self.list_node_hops(v));
         // Only a node found is a route; the end of a list depends on this link's value.
         if let Ok(Some(Value::Place { .. })) = &r {
-            let planned = route.map(|route| (route, steps));
-            self.cache.plans.borrow_mut().insert(key, planned);
+            let known = route.map_or(cache::Known::NotPlain, |route| {
+                cache::Known::Route((route, steps))
+            });
+            self.cache.plans.borrow_mut().insert(key, known);
         }
         self.spoil();
         r
@@ -1359,13 +1376,10 @@ impl<'a> Evaluator<'a> {
                 });
             }
         };
-        let route = self
-            .cache
-            .plans
-            .borrow()
-            .get(&(plan::Site::Number, ty))
-            .cloned()
-            .flatten();
+        let route = match self.cache.plans.borrow().get(&(plan::Site::Number, ty)) {
+            Some(cache::Known::Route(planned)) => Some(planned.clone()),
+            _ => None,
+        };
         if let Some(planned) = route {
             let known = cache::Number { planned, read };
             self.cache.numbers.borrow_mut().insert(ty, known);

@@ -79,4 +79,11 @@ impl EvalError {
             _ => false,
         }
     }
+
+    /// An error that the type of the value it was raised on decides, whatever its bytes:
+    /// a member the type lacks, a struct where a number was wanted. Reached by the same
+    /// route from the same type, it is raised again (see `cache::Known::Fails`).
+    pub fn is_of_type(&self) -> bool {
+        matches!(self, EvalError::NoField { .. } | EvalError::NotA { .. })
+    }
 }
