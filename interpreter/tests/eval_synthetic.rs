@@ -613,6 +613,105 @@ runtime eval_synthetic::Holder as h {
     assert_eq!(n(&ev, &holder), first);
 }
 
+/// Arithmetic over members is compiled after its first evaluation (see `eval::arith`);
+/// the compiled form gives what the long way gives, in results, errors and steps: on the
+/// next holder, on one whose route breaks (a null `head`), on a division by zero, and
+/// with the step limit falling anywhere inside the expression.
+#[test]
+fn compiled_arithmetic_reads_as_the_long_way() {
+    const ARITH: &str = r#"
+layout arith "0"
+runtime eval_synthetic::Holder as h {
+    let n = *h.head
+    total = (n.value + h.fake.len) * 3 - -1
+    ratio = h.head.value / h.fake.len
+    small = !(h.fake.len >> 1) + (n.value < 9)
+}
+"#;
+    let src = SourceFile {
+        name: "arith.layout".into(),
+        text: ARITH.into(),
+    };
+    let program = layoutdump_lang::compile(src, &NoUse).unwrap_or_else(|d| panic!("{d}"));
+    let dbg = debug_info();
+    let ty = dbg.type_named("eval_synthetic::Holder").unwrap();
+    // The chain's node (value 0) and its holder's memory; the holders read are these.
+    let Chain {
+        holder: listed,
+        mut mem,
+        ..
+    } = chain(1, None);
+    let mut holder = self::holder(listed.head, Shape::Empty);
+    holder.fake.len = 2;
+    copy(&mut mem, &*holder);
+    let mut zero = self::holder(listed.head, Shape::Empty);
+    zero.fake.len = 0;
+    copy(&mut mem, &*zero);
+    let mut null = self::holder(std::ptr::null(), Shape::Empty);
+    null.fake.len = 3;
+    copy(&mut mem, &*null);
+    let rule = &program.rules[0];
+    let all = |ev: &Evaluator<'_>, h: &Holder| {
+        let subject = Value::Place {
+            addr: h as *const Holder as u64,
+            ty,
+        };
+        let before = ev.steps_used();
+        let out = ev.eval_members(&rule.members, rule.frame_size, subject);
+        (format!("{out:?}"), ev.steps_used() - before)
+    };
+    let fresh = |h: &Holder, steps: u64| {
+        let limits = Limits {
+            steps,
+            ..Limits::default()
+        };
+        all(&Evaluator::new(&program, dbg, &mem, 0, limits), h)
+    };
+    let long_way = fresh(&holder, u64::MAX);
+    assert!(
+        long_way.0.contains("\"total\", Ok(Int(7)))"),
+        "{long_way:?}"
+    );
+    assert!(
+        long_way.0.contains("\"ratio\", Ok(Int(0)))"),
+        "{long_way:?}"
+    );
+    assert!(
+        long_way.0.contains("\"small\", Ok(Int(1)))"),
+        "{long_way:?}"
+    );
+    let warm = Evaluator::new(&program, dbg, &mem, 0, Limits::default());
+    assert_eq!(all(&warm, &holder), long_way);
+    for h in [&holder, &zero, &null, &holder] {
+        assert_eq!(all(&warm, h), fresh(h, u64::MAX));
+    }
+    assert!(all(&warm, &zero).0.contains("division by zero"));
+    let broken = all(&warm, &null);
+    assert!(broken.0.contains("NullPointer"), "{broken:?}");
+    // The limit met at each step of the rule: the warmed evaluator (compiled) stops
+    // where a fresh one (the long way) stops.
+    let (_, steps) = long_way;
+    for left in 0..=steps + 1 {
+        let warm_limited = Evaluator::new(
+            &program,
+            dbg,
+            &mem,
+            0,
+            Limits {
+                steps: steps + left,
+                ..Limits::default()
+            },
+        );
+        all(&warm_limited, &holder);
+        // The error names the run's limit, which the two set differently.
+        let (warm, warm_steps) = all(&warm_limited, &holder);
+        let warm = warm.replace(&format!("limit: {}", steps + left), "limit: L");
+        let (long, long_steps) = fresh(&holder, left);
+        let long = long.replace(&format!("limit: {left}"), "limit: L");
+        assert_eq!((warm, warm_steps), (long, long_steps), "limit {left}");
+    }
+}
+
 /// A `for` whose items each walk a list walks them on several threads; the lists are
 /// joined in item order and the item limit cuts the join where a sequential walk would,
 /// with its warning.

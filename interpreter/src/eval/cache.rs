@@ -66,6 +66,8 @@ pub struct Caches {
     /// For a type that stands for a number: the route to the number's bytes and how to
     /// read them (its `Site::Number` plan and the final type's reading, in one lookup).
     pub numbers: RefCell<FxHashMap<DieId, Number>>,
+    /// Arithmetic expressions compiled (see `arith`), by `ExprId`.
+    pub arith: RefCell<Vec<super::arith::Compiled>>,
 }
 
 /// How a value of some type is read as a number (see `Caches::numbers`).

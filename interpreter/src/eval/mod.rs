@@ -2,6 +2,7 @@
 //! It knows Rust's representation (structs, enums, pointers, arrays) and nothing about any
 //! crate: every library type is understood through the layout's views.
 
+mod arith;
 mod cache;
 mod hook;
 mod plan;
@@ -551,14 +552,23 @@ impl<'a> Evaluator<'a> {
                 let v = self.eval(*e, frame)?;
                 match op {
                     UnOp::Deref => self.deref(v),
-                    UnOp::Neg => Ok(Value::Int(self.to_int(&v)?.wrapping_neg())),
-                    UnOp::Not => Ok(Value::Int(i128::from(self.to_int(&v)? == 0))),
+                    UnOp::Neg | UnOp::Not => {
+                        let x = self.to_int(&v)?;
+                        Ok(Value::Int(arith::int_unary(*op, x).unwrap_or_default()))
+                    }
                 }
             }
             Expr::Binary(op, a, b) => {
+                if let Some(v) = self.compiled_arith(id, frame) {
+                    return Ok(v);
+                }
                 let a = self.eval(*a, frame)?;
                 let b = self.eval(*b, frame)?;
-                self.binary(*op, &a, &b)
+                let r = self.binary(*op, &a, &b);
+                if r.is_ok() {
+                    self.compile_arith(id, frame);
+                }
+                r
             }
             Expr::Cast {
                 value,
@@ -1449,32 +1459,7 @@ impl<'a> Evaluator<'a> {
             };
         }
         let (x, y) = (self.to_int(a)?, self.to_int(b)?);
-        let r = match op {
-            BinOp::Or => x | y,
-            BinOp::And => x & y,
-            BinOp::Eq => i128::from(x == y),
-            BinOp::Ne => i128::from(x != y),
-            BinOp::Lt => i128::from(x < y),
-            BinOp::Le => i128::from(x <= y),
-            BinOp::Gt => i128::from(x > y),
-            BinOp::Ge => i128::from(x >= y),
-            BinOp::Shl => x
-                .checked_shl(u32::try_from(y).unwrap_or(u32::MAX))
-                .unwrap_or(0),
-            BinOp::Shr => x
-                .checked_shr(u32::try_from(y).unwrap_or(u32::MAX))
-                .unwrap_or(0),
-            BinOp::Add => x.wrapping_add(y),
-            BinOp::Sub => x.wrapping_sub(y),
-            BinOp::Mul => x.wrapping_mul(y),
-            BinOp::Div => x
-                .checked_div(y)
-                .ok_or_else(|| EvalError::Other("division by zero".into()))?,
-            BinOp::Rem => x
-                .checked_rem(y)
-                .ok_or_else(|| EvalError::Other("division by zero".into()))?,
-        };
-        Ok(Value::Int(r))
+        Ok(Value::Int(arith::int_op(op, x, y)?))
     }
 
     /// The first view (in layout order) whose pattern matches the type, cached per type.

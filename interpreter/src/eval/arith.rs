@@ -1,0 +1,290 @@
+//! Arithmetic over members, evaluated without the tree walk. tokio's `Sleep` leaf computes
+//! `left_ms` from five members of two locals and a chain (`(deadline.tv_sec -
+//! start.tv_sec) * 1000 + …`): evaluated node by node, each member's route and each
+//! number's reading were looked up again, and that one member was a sixth of a
+//! million-task run.
+//!
+//! So after an expression of numbers (`+ - * / % << >>`, comparisons, `-x`, `!x`,
+//! literals, and members of the rule's bindings) has been evaluated the long way once, it
+//! is compiled into a postfix program whose operands keep their routes (`plan`) and how
+//! their number is read. Running it checks what it depended on — each binding holds a
+//! value of the type it held, each route still holds, each number can be read — and
+//! counts the steps the long way counts. Anything else (another type, a null pointer, a
+//! division by zero, the step limit, a route being recorded) and the expression is
+//! evaluated the long way, which says why: results, errors and steps are the same either
+//! way.
+
+use layoutdump_lang::program::{BinOp, Expr, ExprId, UnOp};
+
+use super::cache::{Known, ReadNumber};
+use super::plan::{self, Plan, Site};
+use super::{EvalError, Evaluator, Frame, Value};
+use crate::dwarf::DieId;
+
+/// Operations of a compiled expression, in postfix order.
+#[derive(Debug)]
+pub enum Op {
+    Const(i128),
+    /// A binding that held a number (an `Int` or an `Addr`).
+    Number {
+        slot: u16,
+    },
+    /// A binding that held a value of type `ty`, or a member of it (`route`, to a value
+    /// of type `reached`), read as a number: its bytes are `number` from there, read as
+    /// `read`.
+    Member {
+        slot: u16,
+        ty: DieId,
+        route: Option<Plan>,
+        reached: DieId,
+        number: Plan,
+        read: ReadNumber,
+    },
+    Binary(BinOp),
+    Unary(UnOp),
+}
+
+/// A compiled expression and the steps its long way counts (the top node's included).
+#[derive(Debug)]
+pub struct Program {
+    ops: Vec<Op>,
+    steps: u64,
+}
+
+/// What is known of an expression's compiled form.
+#[derive(Default)]
+pub enum Compiled {
+    /// Not evaluated yet, or its long way failed every time so far.
+    #[default]
+    Untried,
+    Ready(Program),
+    /// Not an expression of numbers over members: always the long way.
+    Never,
+}
+
+/// Operands on the stack of a program: deeper expressions take the long way.
+const MAX_STACK: usize = 16;
+
+/// `x op y` on numbers, as the long way computes it.
+pub fn int_op(op: BinOp, x: i128, y: i128) -> Result<i128, EvalError> {
+    Ok(match op {
+        BinOp::Or => x | y,
+        BinOp::And => x & y,
+        BinOp::Eq => i128::from(x == y),
+        BinOp::Ne => i128::from(x != y),
+        BinOp::Lt => i128::from(x < y),
+        BinOp::Le => i128::from(x <= y),
+        BinOp::Gt => i128::from(x > y),
+        BinOp::Ge => i128::from(x >= y),
+        BinOp::Shl => x
+            .checked_shl(u32::try_from(y).unwrap_or(u32::MAX))
+            .unwrap_or(0),
+        BinOp::Shr => x
+            .checked_shr(u32::try_from(y).unwrap_or(u32::MAX))
+            .unwrap_or(0),
+        BinOp::Add => x.wrapping_add(y),
+        BinOp::Sub => x.wrapping_sub(y),
+        BinOp::Mul => x.wrapping_mul(y),
+        BinOp::Div => x
+            .checked_div(y)
+            .ok_or_else(|| EvalError::Other("division by zero".into()))?,
+        BinOp::Rem => x
+            .checked_rem(y)
+            .ok_or_else(|| EvalError::Other("division by zero".into()))?,
+    })
+}
+
+/// `-x` and `!x` on a number, as the long way computes them (`*x` is not arithmetic).
+pub fn int_unary(op: UnOp, x: i128) -> Option<i128> {
+    match op {
+        UnOp::Neg => Some(x.wrapping_neg()),
+        UnOp::Not => Some(i128::from(x == 0)),
+        UnOp::Deref => None,
+    }
+}
+
+impl Evaluator<'_> {
+    /// Evaluates the arithmetic expression `id` by its compiled program, if it has one
+    /// that holds for these bindings: its value, with the steps of the long way counted
+    /// (the top node's step was counted by the caller). None: take the long way.
+    pub(super) fn compiled_arith(&self, id: ExprId, frame: &Frame) -> Option<Value> {
+        if self.recording.get() > 0 {
+            return None;
+        }
+        let compiled = self.cache.arith.borrow();
+        let Some(Compiled::Ready(program)) = compiled.get(id.0 as usize) else {
+            return None;
+        };
+        let more = program.steps.saturating_sub(1);
+        // Past the step limit the long way stops at the step that crosses it.
+        if self.steps.get().saturating_add(more) > self.step_limit.get() {
+            return None;
+        }
+        let value = self.run_arith(program, frame)?;
+        self.steps.set(self.steps.get() + more);
+        Some(Value::Int(value))
+    }
+
+    fn run_arith(&self, program: &Program, frame: &Frame) -> Option<i128> {
+        let mut stack: smallvec::SmallVec<[i128; MAX_STACK]> = smallvec::SmallVec::new();
+        for op in &program.ops {
+            let value = match op {
+                Op::Const(n) => *n,
+                Op::Number { slot } => match frame.get(usize::from(*slot))? {
+                    Some(Value::Int(n)) => *n,
+                    Some(Value::Addr(a)) => i128::from(*a),
+                    _ => return None,
+                },
+                Op::Member {
+                    slot,
+                    ty,
+                    route,
+                    reached,
+                    number,
+                    read,
+                } => {
+                    let Some(Value::Place { addr, ty: held }) = frame.get(usize::from(*slot))?
+                    else {
+                        return None;
+                    };
+                    if held != ty {
+                        return None;
+                    }
+                    let (mut at, mut at_ty) = (*addr, *ty);
+                    if let Some(route) = route {
+                        (at, at_ty) = plan::replay(route, self.mem, at, at_ty)?;
+                    }
+                    if at_ty != *reached {
+                        return None;
+                    }
+                    let (at, _) = plan::replay(number, self.mem, at, at_ty)?;
+                    self.read_number(at, *read).ok()?
+                }
+                Op::Binary(op) => {
+                    let y = stack.pop()?;
+                    let x = stack.pop()?;
+                    int_op(*op, x, y).ok()?
+                }
+                Op::Unary(op) => int_unary(*op, stack.pop()?)?,
+            };
+            stack.push(value);
+        }
+        stack.pop()
+    }
+
+    /// After the long way evaluated `id` to a number: compiles it, from the routes and
+    /// number readings that evaluation left in the caches, unless it was tried before.
+    pub(super) fn compile_arith(&self, id: ExprId, frame: &Frame) {
+        let untried = matches!(
+            self.cache.arith.borrow().get(id.0 as usize),
+            Some(Compiled::Untried) | None
+        );
+        if !untried || self.recording.get() > 0 {
+            return;
+        }
+        let mut program = Program {
+            ops: Vec::new(),
+            steps: 0,
+        };
+        let compiled = match self.compile_node(id, frame, &mut program) {
+            Some(()) if program.ops.len() <= MAX_STACK * 2 => Compiled::Ready(program),
+            _ => Compiled::Never,
+        };
+        let mut all = self.cache.arith.borrow_mut();
+        if all.len() < self.program.exprs.len() {
+            all.resize_with(self.program.exprs.len(), Compiled::default);
+        }
+        if let Some(slot) = all.get_mut(id.0 as usize) {
+            *slot = compiled;
+        }
+    }
+
+    fn compile_node(&self, id: ExprId, frame: &Frame, out: &mut Program) -> Option<()> {
+        out.steps += 1;
+        match self.program.expr(id) {
+            Expr::Int(n) => out.ops.push(Op::Const(i128::from(*n))),
+            Expr::Binary(op, a, b) => {
+                self.compile_node(*a, frame, out)?;
+                self.compile_node(*b, frame, out)?;
+                out.ops.push(Op::Binary(*op));
+            }
+            Expr::Unary(op, e) if *op != UnOp::Deref => {
+                self.compile_node(*e, frame, out)?;
+                out.ops.push(Op::Unary(*op));
+            }
+            Expr::Local(slot) => match frame.get(usize::from(slot.0))? {
+                Some(Value::Int(_) | Value::Addr(_)) => out.ops.push(Op::Number { slot: slot.0 }),
+                Some(Value::Place { ty, .. }) => {
+                    let op = self.member_op(slot.0, *ty, None, out)?;
+                    out.ops.push(op);
+                }
+                _ => return None,
+            },
+            Expr::Field(..) => {
+                // A member or a chain of members of a binding: `deadline.tv_sec`,
+                // `time.inner.state.wheel.elapsed`.
+                let (mut root, mut inner) = (id, 0u64);
+                while let Expr::Field(base, _) = self.program.expr(root) {
+                    root = *base;
+                    if matches!(self.program.expr(root), Expr::Field(..)) {
+                        inner += 1;
+                    }
+                }
+                let Expr::Local(slot) = self.program.expr(root) else {
+                    return None;
+                };
+                let Some(Value::Place { ty, .. }) = frame.get(usize::from(slot.0))? else {
+                    return None;
+                };
+                let site = if inner == 0 {
+                    Site::Field(id)
+                } else {
+                    Site::Chain(id)
+                };
+                let route = match self.cache.plans.borrow().get(&(site, *ty)) {
+                    Some(Known::Route((route, steps))) => {
+                        // The chain's inner members and its root, then the route.
+                        out.steps += inner + 1 + steps;
+                        route.clone()
+                    }
+                    _ => return None,
+                };
+                let op = self.member_op(slot.0, *ty, Some(route), out)?;
+                out.ops.push(op);
+            }
+            _ => return None,
+        }
+        Some(())
+    }
+
+    /// The operand that reads binding `slot` (of type `ty`), through `route` if a member
+    /// of it, as a number: how the number of the type reached is read.
+    fn member_op(
+        &self,
+        slot: u16,
+        ty: DieId,
+        route: Option<Plan>,
+        out: &mut Program,
+    ) -> Option<Op> {
+        let reached = route
+            .as_deref()
+            .and_then(|r| {
+                r.iter().rev().find_map(|op| match op {
+                    plan::Op::Offset { ty, .. } | plan::Op::Load { ty } => Some(*ty),
+                    _ => None,
+                })
+            })
+            .unwrap_or(ty);
+        let numbers = self.cache.numbers.borrow();
+        let known = numbers.get(&reached)?;
+        out.steps += known.planned.1;
+        Some(Op::Member {
+            slot,
+            ty,
+            route,
+            reached,
+            number: known.planned.0.clone(),
+            read: known.read,
+        })
+    }
+}
