@@ -626,6 +626,7 @@ runtime eval_synthetic::Holder as h {
     total = (n.value + h.fake.len) * 3 - -1
     ratio = h.head.value / h.fake.len
     small = !(h.fake.len >> 1) + (n.value < 9)
+    gap = addr(n) - addr(h) + h.fake.len
 }
 "#;
     let src = SourceFile {
@@ -668,18 +669,11 @@ runtime eval_synthetic::Holder as h {
         all(&Evaluator::new(&program, dbg, &mem, 0, limits), h)
     };
     let long_way = fresh(&holder, u64::MAX);
-    assert!(
-        long_way.0.contains("\"total\", Ok(Int(7)))"),
-        "{long_way:?}"
-    );
-    assert!(
-        long_way.0.contains("\"ratio\", Ok(Int(0)))"),
-        "{long_way:?}"
-    );
-    assert!(
-        long_way.0.contains("\"small\", Ok(Int(1)))"),
-        "{long_way:?}"
-    );
+    let gap = listed.head as i128 - &*holder as *const Holder as i128 + 2;
+    for (name, value) in [("total", 7), ("ratio", 0), ("small", 1), ("gap", gap)] {
+        let want = format!("\"{name}\", Ok(Int({value})))");
+        assert!(long_way.0.contains(&want), "{want} in {long_way:?}");
+    }
     let warm = Evaluator::new(&program, dbg, &mem, 0, Limits::default());
     assert_eq!(all(&warm, &holder), long_way);
     for h in [&holder, &zero, &null, &holder] {

@@ -5,7 +5,7 @@
 //! million-task run.
 //!
 //! So after an expression of numbers (`+ - * / % << >>`, comparisons, `-x`, `!x`,
-//! literals, and members of the rule's bindings) has been evaluated the long way once, it
+//! literals, members of the rule's bindings, `addr(binding)`) has been evaluated the long way once, it
 //! is compiled into a postfix program whose operands keep their routes (`plan`) and how
 //! their number is read. Running it checks what it depended on — each binding holds a
 //! value of the type it held, each route still holds, each number can be read — and
@@ -14,7 +14,7 @@
 //! evaluated the long way, which says why: results, errors and steps are the same either
 //! way.
 
-use layoutdump_lang::program::{BinOp, Expr, ExprId, UnOp};
+use layoutdump_lang::program::{BinOp, Builtin, Expr, ExprId, UnOp};
 
 use super::cache::{Known, ReadNumber};
 use super::plan::{self, Plan, Site};
@@ -27,6 +27,10 @@ pub enum Op {
     Const(i128),
     /// A binding that held a number (an `Int` or an `Addr`).
     Number {
+        slot: u16,
+    },
+    /// `addr(x)` of a binding: the address of the value it holds.
+    AddrOf {
         slot: u16,
     },
     /// A binding that held a value of type `ty`, or a member of it (`route`, to a value
@@ -49,6 +53,8 @@ pub enum Op {
 pub struct Program {
     ops: Vec<Op>,
     steps: u64,
+    /// The type each binding it reads held (None: a number), which it was compiled for.
+    shape: Vec<(u16, Option<DieId>)>,
 }
 
 /// What is known of an expression's compiled form.
@@ -57,10 +63,15 @@ pub enum Compiled {
     /// Not evaluated yet, or its long way failed every time so far.
     #[default]
     Untried,
-    Ready(Program),
+    /// One program per shape of the bindings seen: tokio's task list links reach the
+    /// same `Header` as another compile unit's type than its head does.
+    Ready(Vec<Program>),
     /// Not an expression of numbers over members: always the long way.
     Never,
 }
+
+/// Shapes of bindings compiled for, per expression; others take the long way.
+const MAX_SHAPES: usize = 4;
 
 /// Operands on the stack of a program: deeper expressions take the long way.
 const MAX_STACK: usize = 16;
@@ -112,17 +123,21 @@ impl Evaluator<'_> {
             return None;
         }
         let compiled = self.cache.arith.borrow();
-        let Some(Compiled::Ready(program)) = compiled.get(id.0 as usize) else {
+        let Some(Compiled::Ready(programs)) = compiled.get(id.0 as usize) else {
             return None;
         };
-        let more = program.steps.saturating_sub(1);
-        // Past the step limit the long way stops at the step that crosses it.
-        if self.steps.get().saturating_add(more) > self.step_limit.get() {
-            return None;
+        for program in programs {
+            let more = program.steps.saturating_sub(1);
+            // Past the step limit the long way stops at the step that crosses it.
+            if self.steps.get().saturating_add(more) > self.step_limit.get() {
+                return None;
+            }
+            if let Some(value) = self.run_arith(program, frame) {
+                self.steps.set(self.steps.get() + more);
+                return Some(Value::Int(value));
+            }
         }
-        let value = self.run_arith(program, frame)?;
-        self.steps.set(self.steps.get() + more);
-        Some(Value::Int(value))
+        None
     }
 
     fn run_arith(&self, program: &Program, frame: &Frame) -> Option<i128> {
@@ -133,6 +148,11 @@ impl Evaluator<'_> {
                 Op::Number { slot } => match frame.get(usize::from(*slot))? {
                     Some(Value::Int(n)) => *n,
                     Some(Value::Addr(a)) => i128::from(*a),
+                    _ => return None,
+                },
+                Op::AddrOf { slot } => match frame.get(usize::from(*slot))? {
+                    Some(Value::Place { addr, .. } | Value::Addr(addr)) => i128::from(*addr),
+                    Some(Value::Int(a)) => i128::from(*a as u64),
                     _ => return None,
                 },
                 Op::Member {
@@ -172,30 +192,41 @@ impl Evaluator<'_> {
         stack.pop()
     }
 
-    /// After the long way evaluated `id` to a number: compiles it, from the routes and
-    /// number readings that evaluation left in the caches, unless it was tried before.
+    /// After the long way evaluated `id` to a number: compiles it for the shape of these
+    /// bindings, from the routes and number readings that evaluation left in the caches,
+    /// unless that shape has a program (or the expression cannot have one).
     pub(super) fn compile_arith(&self, id: ExprId, frame: &Frame) {
-        let untried = matches!(
-            self.cache.arith.borrow().get(id.0 as usize),
-            Some(Compiled::Untried) | None
-        );
-        if !untried || self.recording.get() > 0 {
+        let open = match self.cache.arith.borrow().get(id.0 as usize) {
+            Some(Compiled::Never) => false,
+            Some(Compiled::Ready(programs)) => programs.len() < MAX_SHAPES,
+            Some(Compiled::Untried) | None => true,
+        };
+        if !open || self.recording.get() > 0 {
             return;
         }
         let mut program = Program {
             ops: Vec::new(),
             steps: 0,
+            shape: Vec::new(),
         };
-        let compiled = match self.compile_node(id, frame, &mut program) {
-            Some(()) if program.ops.len() <= MAX_STACK * 2 => Compiled::Ready(program),
-            _ => Compiled::Never,
-        };
+        let made = self.compile_node(id, frame, &mut program).is_some()
+            && program.ops.len() <= MAX_STACK * 2;
         let mut all = self.cache.arith.borrow_mut();
         if all.len() < self.program.exprs.len() {
             all.resize_with(self.program.exprs.len(), Compiled::default);
         }
-        if let Some(slot) = all.get_mut(id.0 as usize) {
-            *slot = compiled;
+        let Some(slot) = all.get_mut(id.0 as usize) else {
+            return;
+        };
+        match slot {
+            Compiled::Ready(programs) => {
+                // A route that broke on this value (a null pointer), not a new shape.
+                if made && programs.iter().all(|p| p.shape != program.shape) {
+                    programs.push(program);
+                }
+            }
+            _ if made => *slot = Compiled::Ready(vec![program]),
+            _ => *slot = Compiled::Never,
         }
     }
 
@@ -208,12 +239,35 @@ impl Evaluator<'_> {
                 self.compile_node(*b, frame, out)?;
                 out.ops.push(Op::Binary(*op));
             }
+            // `addr(hdr)`: the call and its argument are a step each.
+            Expr::Call {
+                func: Builtin::Addr,
+                args,
+            } => {
+                let [arg] = args.as_slice() else {
+                    return None;
+                };
+                let Expr::Local(slot) = self.program.expr(*arg) else {
+                    return None;
+                };
+                match frame.get(usize::from(slot.0))? {
+                    Some(Value::Place { .. } | Value::Addr(_) | Value::Int(_)) => {}
+                    _ => return None,
+                }
+                // Any value's address will do: no type to tell shapes apart.
+                out.shape.push((slot.0, None));
+                out.steps += 1;
+                out.ops.push(Op::AddrOf { slot: slot.0 });
+            }
             Expr::Unary(op, e) if *op != UnOp::Deref => {
                 self.compile_node(*e, frame, out)?;
                 out.ops.push(Op::Unary(*op));
             }
             Expr::Local(slot) => match frame.get(usize::from(slot.0))? {
-                Some(Value::Int(_) | Value::Addr(_)) => out.ops.push(Op::Number { slot: slot.0 }),
+                Some(Value::Int(_) | Value::Addr(_)) => {
+                    out.shape.push((slot.0, None));
+                    out.ops.push(Op::Number { slot: slot.0 });
+                }
                 Some(Value::Place { ty, .. }) => {
                     let op = self.member_op(slot.0, *ty, None, out)?;
                     out.ops.push(op);
@@ -278,6 +332,7 @@ impl Evaluator<'_> {
         let numbers = self.cache.numbers.borrow();
         let known = numbers.get(&reached)?;
         out.steps += known.planned.1;
+        out.shape.push((slot, Some(ty)));
         Some(Op::Member {
             slot,
             ty,
