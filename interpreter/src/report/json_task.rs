@@ -5,6 +5,11 @@
 //! bytes at a time; only a string that needs escaping is escaped byte by byte.
 //! `tests/json_task.rs` holds this to serde_json's output on every fixture's tasks.
 
+use std::cell::RefCell;
+use std::sync::Arc;
+
+use rustc_hash::FxHashMap;
+
 use super::{AwaitFrame, BlockedOn, FieldValue, Fields, FutureRef, Hex, Map, TaskReport};
 
 /// Appends `task` to `out` as serde_json's compact output of it.
@@ -48,23 +53,7 @@ fn future_ref(out: &mut Vec<u8>, f: &FutureRef) {
 /// `skip_serializing_if` leaves them out). The depth is the backtrace's, which reading
 /// bounds.
 fn frame(out: &mut Vec<u8>, f: &AwaitFrame) {
-    out.extend_from_slice(b"{\"function\":");
-    string(out, &f.function);
-    out.extend_from_slice(b",\"future\":");
-    string(out, &f.future);
-    out.extend_from_slice(b",\"state\":");
-    opt_str(out, f.state.as_deref());
-    out.extend_from_slice(b",\"location\":");
-    match &f.location {
-        Some(l) => {
-            out.extend_from_slice(b"{\"file\":");
-            opt_str(out, l.file.as_deref());
-            out.extend_from_slice(b",\"line\":");
-            int(out, l.line);
-            out.push(b'}');
-        }
-        None => null(out),
-    }
+    frame_head(out, f);
     out.extend_from_slice(b",\"address\":");
     hex(out, f.address);
     out.extend_from_slice(b",\"locals\":");
@@ -82,6 +71,84 @@ fn frame(out: &mut Vec<u8>, f: &AwaitFrame) {
         });
     }
     out.push(b'}');
+}
+
+/// A frame's function, future, state and location: the same few for a million tasks.
+fn write_head(out: &mut Vec<u8>, f: &AwaitFrame) {
+    out.extend_from_slice(b"{\"function\":");
+    string(out, &f.function);
+    out.extend_from_slice(b",\"future\":");
+    string(out, &f.future);
+    out.extend_from_slice(b",\"state\":");
+    opt_str(out, f.state.as_deref());
+    out.extend_from_slice(b",\"location\":");
+    match &f.location {
+        Some(l) => {
+            out.extend_from_slice(b"{\"file\":");
+            opt_str(out, l.file.as_deref());
+            out.extend_from_slice(b",\"line\":");
+            int(out, l.line);
+            out.push(b'}');
+        }
+        None => null(out),
+    }
+}
+
+/// A frame head by the identity of its shared strings (the backtrace hands every frame
+/// of one future type and state the same `Arc`s) and its line.
+type HeadKey = (usize, usize, usize, usize, Option<u64>);
+
+/// A head as written, with the strings it was written from: held, they cannot be freed
+/// and their addresses given to other strings while the head is cached.
+struct Head {
+    _strings: [Option<Arc<str>>; 4],
+    json: Box<[u8]>,
+}
+
+/// Heads a thread keeps: past this many, the rest are written each time.
+const MAX_HEADS: usize = 4096;
+
+thread_local! {
+    /// The heads written on this thread (a stream's worker writes its tasks' frames):
+    /// writing them was a fifth of rendering a task.
+    static HEADS: RefCell<FxHashMap<HeadKey, Head>> = RefCell::new(FxHashMap::default());
+}
+
+fn frame_head(out: &mut Vec<u8>, f: &AwaitFrame) {
+    let id = |s: Option<&Arc<str>>| s.map_or(0, |s| Arc::as_ptr(s) as *const u8 as usize);
+    let file = f.location.as_ref().and_then(|l| l.file.as_ref());
+    let key = (
+        id(Some(&f.function)),
+        id(Some(&f.future)),
+        id(f.state.as_ref()),
+        id(file),
+        f.location.as_ref().map(|l| l.line),
+    );
+    HEADS.with(|heads| {
+        if let Some(head) = heads.borrow().get(&key) {
+            out.extend_from_slice(&head.json);
+            return;
+        }
+        let mut json = Vec::with_capacity(128);
+        write_head(&mut json, f);
+        out.extend_from_slice(&json);
+        let mut heads = heads.borrow_mut();
+        if heads.len() < MAX_HEADS {
+            let strings = [
+                Some(f.function.clone()),
+                Some(f.future.clone()),
+                f.state.clone(),
+                file.cloned(),
+            ];
+            heads.insert(
+                key,
+                Head {
+                    _strings: strings,
+                    json: json.into(),
+                },
+            );
+        }
+    });
 }
 
 fn blocked_on(out: &mut Vec<u8>, b: Option<&BlockedOn>) {
@@ -243,11 +310,14 @@ mod tests {
     use super::*;
     use crate::report::{Branch, SourceRef};
 
+    /// Written twice: the second time its frames' heads come from this thread's cache.
     fn same_as_serde(t: &TaskReport) {
-        let mut ours = Vec::new();
-        write_task(&mut ours, t);
         let theirs = serde_json::to_string(t).unwrap();
-        assert_eq!(String::from_utf8(ours).unwrap(), theirs);
+        for _ in 0..2 {
+            let mut ours = Vec::new();
+            write_task(&mut ours, t);
+            assert_eq!(String::from_utf8(ours).unwrap(), theirs);
+        }
     }
 
     #[test]
