@@ -31,7 +31,8 @@ pub struct PendingTask {
 /// A runtime's tasks to be read as the report is written, in report order.
 #[derive(Clone)]
 pub struct Pending {
-    pub tasks: Arc<[PendingTask]>,
+    /// Shared, not copied: a million tasks are 64 MB.
+    pub tasks: Arc<Vec<PendingTask>>,
     /// Where the runtime rule is, for warnings about its tasks.
     pub rule: String,
     /// Set by the analysis once the run is over (it owns what reading needs).
