@@ -277,13 +277,8 @@ impl Evaluator<'_> {
             Expr::Field(..) => {
                 // A member or a chain of members of a binding: `deadline.tv_sec`,
                 // `time.inner.state.wheel.elapsed`.
-                let (mut root, mut inner) = (id, 0u64);
-                while let Expr::Field(base, _) = self.program.expr(root) {
-                    root = *base;
-                    if matches!(self.program.expr(root), Expr::Field(..)) {
-                        inner += 1;
-                    }
-                }
+                let (root, inner) = self.chain_shape(id);
+                let inner = u64::from(inner);
                 let Expr::Local(slot) = self.program.expr(root) else {
                     return None;
                 };

@@ -715,18 +715,20 @@ impl<'a> Evaluator<'a> {
     /// root is evaluated, as evaluating them one inside the other did, so a chain that
     /// fails (or meets the step limit) counts what it counted before.
     fn field_chain(&self, top: ExprId, frame: &mut Frame) -> Result<Value, EvalError> {
-        let mut links: smallvec::SmallVec<[ExprId; 8]> = smallvec::smallvec![top];
-        let mut root = top;
-        while let Expr::Field(base, _) = self.program.expr(root) {
-            root = *base;
-            if matches!(self.program.expr(root), Expr::Field(..)) {
-                links.push(root);
-            }
-        }
+        let (root, inner) = self.chain_shape(top);
         // Each inner link is an evaluation of its own (`top` was counted).
-        self.charge(links.len() as u64 - 1)?;
+        self.charge(u64::from(inner))?;
         let v = self.eval(root, frame)?;
         self.planned(plan::Site::Chain(top), v, |mut v| {
+            // The long way, member by member from the root's.
+            let mut links: smallvec::SmallVec<[ExprId; 8]> = smallvec::smallvec![top];
+            let mut at = top;
+            while let Expr::Field(base, _) = self.program.expr(at) {
+                at = *base;
+                if matches!(self.program.expr(at), Expr::Field(..)) {
+                    links.push(at);
+                }
+            }
             for &link in links.iter().rev() {
                 let Expr::Field(_, name) = self.program.expr(link) else {
                     unreachable!("links are fields")
@@ -735,6 +737,30 @@ impl<'a> Evaluator<'a> {
             }
             Ok(v)
         })
+    }
+
+    /// The root of the chain of members `top` and how many members it has below `top`,
+    /// worked out once per chain: a chain replayed needs only these.
+    fn chain_shape(&self, top: ExprId) -> (ExprId, u32) {
+        let at = top.0 as usize;
+        if let Some(&known) = self.cache.chains.borrow().get(at)
+            && known != cache::NO_CHAIN
+        {
+            return known;
+        }
+        let (mut root, mut inner) = (top, 0u32);
+        while let Expr::Field(base, _) = self.program.expr(root) {
+            root = *base;
+            if matches!(self.program.expr(root), Expr::Field(..)) {
+                inner += 1;
+            }
+        }
+        let mut chains = self.cache.chains.borrow_mut();
+        if chains.len() <= at {
+            chains.resize(self.program.exprs.len().max(at + 1), cache::NO_CHAIN);
+        }
+        chains[at] = (root, inner);
+        (root, inner)
     }
 
     /// What hooks printed during this run (print/debug in rhai).
