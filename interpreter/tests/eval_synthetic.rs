@@ -73,9 +73,45 @@ fn suffix_walks(h) = for n in list(h.head, n => n.next) => list(n, m => m.next)
 "#;
 
 fn program() -> Program {
+    layout("synthetic.layout", LAYOUT)
+}
+
+/// A rule's members by name, as `eval_members` gives them, and the steps they took.
+type Evaluated<'r> = (Vec<(&'r str, Result<Value, EvalError>)>, u64);
+
+/// The members of `rule` evaluated on the holder `h`, and the steps they took.
+fn members_on<'r>(
+    ev: &Evaluator<'_>,
+    rule: &'r layoutdump_lang::program::Rule,
+    h: &Holder,
+) -> Evaluated<'r> {
+    let ty = debug_info().type_named("eval_synthetic::Holder").unwrap();
+    let subject = Value::Place {
+        addr: h as *const Holder as u64,
+        ty,
+    };
+    let before = ev.steps_used();
+    let out = ev.eval_members(&rule.members, rule.frame_size, subject);
+    (out, ev.steps_used() - before)
+}
+
+/// One member's result on the holder `h`, and the steps the rule took.
+fn member_on(
+    ev: &Evaluator<'_>,
+    rule: &layoutdump_lang::program::Rule,
+    h: &Holder,
+    name: &str,
+) -> (Result<Value, EvalError>, u64) {
+    let (out, steps) = members_on(ev, rule, h);
+    let r = out.into_iter().find(|(n, _)| *n == name).unwrap().1;
+    (r, steps)
+}
+
+/// A layout of the test's own, compiled.
+fn layout(name: &str, text: &str) -> Program {
     let src = SourceFile {
-        name: "synthetic.layout".into(),
-        text: LAYOUT.into(),
+        name: name.into(),
+        text: text.into(),
     };
     layoutdump_lang::compile(src, &NoUse).unwrap_or_else(|d| panic!("{d}"))
 }
@@ -499,17 +535,10 @@ fn a_chain_replayed_where_its_route_fails_reads_as_the_long_way() {
     copy(&mut mem, &*circle);
     let program = program();
     let dbg = debug_info();
-    let ty = dbg.type_named("eval_synthetic::Holder").unwrap();
     let rule = &program.rules[0];
     let width = |ev: &Evaluator<'_>, holder: &Holder| {
-        let subject = Value::Place {
-            addr: holder as *const Holder as u64,
-            ty,
-        };
-        let before = ev.steps_used();
-        let out = ev.eval_members(&rule.members, rule.frame_size, subject);
-        let r = out.into_iter().find(|(n, _)| *n == "width").unwrap().1;
-        (format!("{r:?}"), ev.steps_used() - before)
+        let (r, steps) = member_on(ev, rule, holder, "width");
+        (format!("{r:?}"), steps)
     };
     let seen_rect = Evaluator::new(&program, dbg, &mem, 0, Limits::default());
     let (first, _) = width(&seen_rect, &rect);
@@ -535,11 +564,7 @@ runtime eval_synthetic::Holder as h {
     shallow = h.niche
 }
 "#;
-    let src = SourceFile {
-        name: "chains.layout".into(),
-        text: CHAINS.into(),
-    };
-    let program = layoutdump_lang::compile(src, &NoUse).unwrap_or_else(|d| panic!("{d}"));
+    let program = layout("chains.layout", CHAINS);
     let dbg = debug_info();
     let ty = dbg.type_named("eval_synthetic::Holder").unwrap();
     let none = holder(std::ptr::null(), Shape::Empty);
@@ -573,29 +598,15 @@ runtime eval_synthetic::Holder as h {
     n = h + 1
 }
 "#;
-    let src = SourceFile {
-        name: "fails.layout".into(),
-        text: FAILS.into(),
-    };
-    let program = layoutdump_lang::compile(src, &NoUse).unwrap_or_else(|d| panic!("{d}"));
+    let program = layout("fails.layout", FAILS);
     let dbg = debug_info();
-    let ty = dbg.type_named("eval_synthetic::Holder").unwrap();
     let Chain {
         holder, mut mem, ..
     } = chain(1, None);
     let empty = self::holder(std::ptr::null(), Shape::Empty);
     copy(&mut mem, &*empty);
     let rule = &program.rules[0];
-    let n = |ev: &Evaluator<'_>, h: &Holder| {
-        let subject = Value::Place {
-            addr: h as *const Holder as u64,
-            ty,
-        };
-        let before = ev.steps_used();
-        let out = ev.eval_members(&rule.members, rule.frame_size, subject);
-        let r = out.into_iter().find(|(n, _)| *n == "n").unwrap().1;
-        (r, ev.steps_used() - before)
-    };
+    let n = |ev: &Evaluator<'_>, h: &Holder| member_on(ev, rule, h, "n");
     let ev = Evaluator::new(&program, dbg, &mem, 0, Limits::default());
     let first = n(&ev, &holder);
     assert!(
@@ -629,13 +640,8 @@ runtime eval_synthetic::Holder as h {
     gap = addr(n) - addr(h) + h.fake.len
 }
 "#;
-    let src = SourceFile {
-        name: "arith.layout".into(),
-        text: ARITH.into(),
-    };
-    let program = layoutdump_lang::compile(src, &NoUse).unwrap_or_else(|d| panic!("{d}"));
+    let program = layout("arith.layout", ARITH);
     let dbg = debug_info();
-    let ty = dbg.type_named("eval_synthetic::Holder").unwrap();
     // The chain's node (value 0) and its holder's memory; the holders read are these.
     let Chain {
         holder: listed,
@@ -653,13 +659,8 @@ runtime eval_synthetic::Holder as h {
     copy(&mut mem, &*null);
     let rule = &program.rules[0];
     let all = |ev: &Evaluator<'_>, h: &Holder| {
-        let subject = Value::Place {
-            addr: h as *const Holder as u64,
-            ty,
-        };
-        let before = ev.steps_used();
-        let out = ev.eval_members(&rule.members, rule.frame_size, subject);
-        (format!("{out:?}"), ev.steps_used() - before)
+        let (out, steps) = members_on(ev, rule, h);
+        (format!("{out:?}"), steps)
     };
     let fresh = |h: &Holder, steps: u64| {
         let limits = Limits {
