@@ -638,6 +638,7 @@ runtime eval_synthetic::Holder as h {
     ratio = h.head.value / h.fake.len
     small = !(h.fake.len >> 1) + (n.value < 9)
     gap = addr(n) - addr(h) + h.fake.len
+    deep = n.value + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1
 }
 "#;
     let program = layout("arith.layout", ARITH);
@@ -671,7 +672,15 @@ runtime eval_synthetic::Holder as h {
     };
     let long_way = fresh(&holder, u64::MAX);
     let gap = listed.head as i128 - &*holder as *const Holder as i128 + 2;
-    for (name, value) in [("total", 7), ("ratio", 0), ("small", 1), ("gap", gap)] {
+    // `deep` is deeper than a compiled program may be: always the long way.
+    let sums = [
+        ("total", 7),
+        ("ratio", 0),
+        ("small", 1),
+        ("gap", gap),
+        ("deep", 20),
+    ];
+    for (name, value) in sums {
         let want = format!("\"{name}\", Ok(Int({value})))");
         assert!(long_way.0.contains(&want), "{want} in {long_way:?}");
     }

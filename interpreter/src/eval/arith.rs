@@ -209,7 +209,7 @@ impl Evaluator<'_> {
             steps: 0,
             shape: Vec::new(),
         };
-        let made = self.compile_node(id, frame, &mut program).is_some()
+        let made = self.compile_node(id, frame, &mut program, 0).is_some()
             && program.ops.len() <= MAX_STACK * 2;
         let mut all = self.cache.arith.borrow_mut();
         if all.len() < self.program.exprs.len() {
@@ -230,13 +230,23 @@ impl Evaluator<'_> {
         }
     }
 
-    fn compile_node(&self, id: ExprId, frame: &Frame, out: &mut Program) -> Option<()> {
+    fn compile_node(
+        &self,
+        id: ExprId,
+        frame: &Frame,
+        out: &mut Program,
+        depth: usize,
+    ) -> Option<()> {
+        // Deeper than a program may be: the long way (and no deep recursion here).
+        if depth > MAX_STACK {
+            return None;
+        }
         out.steps += 1;
         match self.program.expr(id) {
             Expr::Int(n) => out.ops.push(Op::Const(i128::from(*n))),
             Expr::Binary(op, a, b) => {
-                self.compile_node(*a, frame, out)?;
-                self.compile_node(*b, frame, out)?;
+                self.compile_node(*a, frame, out, depth + 1)?;
+                self.compile_node(*b, frame, out, depth + 1)?;
                 out.ops.push(Op::Binary(*op));
             }
             // `addr(hdr)`: the call and its argument are a step each.
@@ -260,7 +270,7 @@ impl Evaluator<'_> {
                 out.ops.push(Op::AddrOf { slot: slot.0 });
             }
             Expr::Unary(op, e) if *op != UnOp::Deref => {
-                self.compile_node(*e, frame, out)?;
+                self.compile_node(*e, frame, out, depth + 1)?;
                 out.ops.push(Op::Unary(*op));
             }
             Expr::Local(slot) => match frame.get(usize::from(slot.0))? {
