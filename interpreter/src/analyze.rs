@@ -71,20 +71,12 @@ impl DwarfCache {
         progress: bool,
     ) -> Result<Arc<DebugInfo>, crate::dwarf::DwarfError> {
         let key = (path.to_path_buf(), build_id.map(<[u8]>::to_vec));
-        if let Some(d) = self
-            .loaded
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&key)
-        {
+        if let Some(d) = crate::sync::lock(&self.loaded).get(&key) {
             return Ok(d.clone());
         }
         // Loaded outside the lock: two threads may both load it once; the first one kept.
         let d = Arc::new(DebugInfo::load_with(path, index_cache, progress)?);
-        Ok(self
-            .loaded
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+        Ok(crate::sync::lock(&self.loaded)
             .entry(key)
             .or_insert(d)
             .clone())

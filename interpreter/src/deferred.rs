@@ -18,6 +18,7 @@ use crate::eval::{EvalError, Evaluator, Limits, Spent, Value};
 use crate::memory::Dump;
 use crate::report::triage::{GroupKey, Grouper, group_key};
 use crate::report::{Hex, TaskReport};
+use crate::sync::lock;
 
 /// A listed task not read yet: its id (for the order), address and the value a task rule
 /// matched.
@@ -330,10 +331,6 @@ impl Drop for OnPanic<'_> {
             (self.0)();
         }
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Reads one task and renders it, with what it adds to the findings.

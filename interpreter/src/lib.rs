@@ -17,5 +17,6 @@ pub mod report;
 pub mod run;
 pub mod scan;
 pub mod shipped;
+mod sync;
 pub mod unwind;
 pub mod usage;

@@ -12,6 +12,7 @@ use rustc_hash::FxHashMap;
 
 use crate::dwarf::{DebugInfo, DieId, LinkAddr, TypeKind};
 use crate::memory::Memory;
+use crate::sync::lock;
 
 /// Where to look, and what counts as "points into the executable".
 #[derive(Debug, Clone, Default)]
@@ -236,10 +237,6 @@ fn scan_piece(
         }
     }
     true
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Whether slot `slot` of the table at `table` points at a function whose path (or DWARF

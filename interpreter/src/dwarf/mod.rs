@@ -255,19 +255,11 @@ impl DebugInfo {
 
     /// Decodes (once, then from the cache) the type at `id`.
     pub fn ty(&self, id: DieId) -> Result<Arc<Type>, DwarfError> {
-        if let Some(t) = self
-            .types
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&id)
-        {
+        if let Some(t) = crate::sync::lock(&self.types).get(&id) {
             return Ok(t.clone());
         }
         let t = Arc::new(types::decode(self, id)?);
-        self.types
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(id, t.clone());
+        crate::sync::lock(&self.types).insert(id, t.clone());
         Ok(t)
     }
 

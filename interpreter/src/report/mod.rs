@@ -377,8 +377,7 @@ impl Report {
                             reader.stream(p, |_| (), |()| Ok(()));
                         // A runtime with pending tasks has no read ones (`run` reads all
                         // of a runtime's tasks when a scan adds one to it).
-                        rt.groups =
-                            Some(grouper.lock().unwrap_or_else(|e| e.into_inner()).groups());
+                        rt.groups = Some(crate::sync::lock(&grouper).groups());
                     }
                 }
                 _ => rt.groups = Some(triage::group_tasks(&rt.tasks)),
