@@ -81,15 +81,15 @@ impl<W: Write> Sink for Compact<'_, W> {
         self.w.write_all(b"[")?;
         let mut first = true;
         let w = &mut *self.w;
-        let mut put = |json: Vec<u8>| -> io::Result<()> {
+        let mut put = |json: &Vec<u8>| -> io::Result<()> {
             if !std::mem::take(&mut first) {
                 w.write_all(b",")?;
             }
-            w.write_all(&json)
+            w.write_all(json)
         };
         for window in runtime.tasks.chunks(WINDOW) {
             let rendered: Vec<Vec<u8>> = window.par_iter().map(render).collect();
-            rendered.into_iter().try_for_each(&mut put)?;
+            rendered.iter().try_for_each(&mut put)?;
         }
         if let Some(p) = &runtime.pending {
             match &p.reader {
@@ -98,7 +98,7 @@ impl<W: Write> Sink for Compact<'_, W> {
                 None => p
                     .tasks
                     .iter()
-                    .try_for_each(|t| put(render(&TaskReport::new(t.id, t.address))))?,
+                    .try_for_each(|t| put(&render(&TaskReport::new(t.id, t.address))))?,
             }
         }
         w.write_all(b"]")
@@ -125,7 +125,7 @@ pub fn serialize_tasks<S: serde::Serializer>(
     }
     if let Some(p) = pending {
         match &p.reader {
-            Some(reader) => reader.stream(p, |t| t, |t| seq.serialize_element(&t))?,
+            Some(reader) => reader.stream(p, |t| t, |t| seq.serialize_element(t))?,
             None => {
                 for t in p.tasks.iter() {
                     seq.serialize_element(&TaskReport::new(t.id, t.address))?;
