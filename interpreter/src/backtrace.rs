@@ -130,8 +130,7 @@ fn chain(ev: &Evaluator<'_>, future: Value, depth: usize, budget: &mut usize) ->
             }
         }
     }
-    // Most chains are two to five futures: no spare capacity, times a million tasks.
-    frames.shrink_to_fit();
+    // Spare capacity is given back by a report that is kept (`TaskReport::shrink`).
     Backtrace { frames, blocked_on }
 }
 

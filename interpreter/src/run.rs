@@ -294,7 +294,11 @@ pub fn run(
             r.tasks.extend(
                 p.tasks
                     .iter()
-                    .filter_map(|t| task_report(&ev, t.item.clone()).ok()),
+                    .filter_map(|t| task_report(&ev, t.item.clone()).ok())
+                    .map(|mut t| {
+                        t.shrink();
+                        t
+                    }),
             );
         }
         sort_tasks(&mut r.tasks);
@@ -713,7 +717,10 @@ fn add_runtime(ev: &Evaluator<'_>, value: Value, tid: Option<u32>, out: &mut Fin
                     for result in chunks.into_iter().flatten() {
                         match result {
                             Ok(t) if !out.listed_tasks.insert((addr, t.address.0)) => {}
-                            Ok(t) => report.tasks.push(t),
+                            Ok(mut t) => {
+                                t.shrink();
+                                report.tasks.push(t);
+                            }
                             // A slab's free slot (`Option<Task>` holding None) is no task.
                             Err(e) if e.is_absent() => {}
                             Err(e) => out.warnings.push(format!("task in runtime at {here}: {e}")),
@@ -931,6 +938,9 @@ fn field_value_depth(ev: &Evaluator<'_>, v: &Value, depth: u32) -> FieldValue {
                 .collect(),
         ),
         Value::Place { addr, ty } => {
+            if let Some(i) = ev.shown_number(*addr, *ty) {
+                return FieldValue::Int(i);
+            }
             // A view's `show` says how the type reads (a String's text); bounded, since a
             // `show` may name another value with a `show`.
             if depth < 4

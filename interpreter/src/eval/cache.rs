@@ -80,6 +80,9 @@ pub const NO_CHAIN: (ExprId, u32) = (ExprId(u32::MAX), 0);
 pub struct Number {
     pub planned: Planned,
     pub read: ReadNumber,
+    /// A report shows a value of this type as this number: it is not a pointer (shown
+    /// as an address) and no view gives it a `show` (see `Evaluator::shown_number`).
+    pub shown: bool,
 }
 
 /// The bytes of a number, by the kind of its type.

@@ -1023,7 +1023,12 @@ impl<'a> Evaluator<'a> {
             out.push(n.clone());
             set(frame, param.0, n);
             node = match self.eval(*body, frame).and_then(|v| self.list_node(v)) {
-                Ok(next) => next,
+                Ok(next) => {
+                    // The next node's reads (tokio: its header, then its trailer a few
+                    // hundred bytes on) asked for at once, not one after the other.
+                    crate::run::prefetch_item(self.mem, next.as_ref());
+                    next
+                }
                 Err(e) => {
                     self.warn(format!(
                         "list at {here}: stopped after {} items: {e}",
@@ -1417,10 +1422,40 @@ impl<'a> Evaluator<'a> {
             _ => None,
         };
         if let Some(planned) = route {
-            let known = cache::Number { planned, read };
+            let shown = self.view_member(ty, "show").is_none()
+                && self
+                    .ty(ty)
+                    .is_ok_and(|t| !matches!(t.kind, TypeKind::Pointer { .. }));
+            let known = cache::Number {
+                planned,
+                read,
+                shown,
+            };
             self.cache.numbers.borrow_mut().insert(ty, known);
         }
         self.read_number(at, read)
+    }
+
+    /// The number a report shows for the value at `addr`, where its type is known to be
+    /// shown as one (`cache::Number::shown`) and it can be read within the step limit:
+    /// what `to_int` gives, with the steps it counts, in one lookup rather than the
+    /// three a report's value took (a view's `show`, the type, the number). None: the
+    /// long way, with nothing counted yet (a route that no longer holds, memory the
+    /// dump lacks, the step limit, a route being recorded).
+    pub(crate) fn shown_number(&self, addr: u64, ty: DieId) -> Option<i128> {
+        if self.recording.get() > 0 {
+            return None;
+        }
+        let numbers = self.cache.numbers.borrow();
+        let known = numbers.get(&ty).filter(|n| n.shown)?;
+        let (route, steps) = &known.planned;
+        let (at, _) = plan::replay(route, self.mem, addr, ty)?;
+        if self.steps.get().saturating_add(*steps) > self.step_limit.get() {
+            return None;
+        }
+        let n = self.read_number(at, known.read).ok()?;
+        self.charge(*steps).ok()?;
+        Some(n)
     }
 
     fn read_number(&self, addr: u64, read: cache::ReadNumber) -> Result<i128, EvalError> {

@@ -318,6 +318,21 @@ impl RuntimeReport {
 }
 
 impl TaskReport {
+    /// Gives back the spare capacity of its backtraces, for a report that is kept (a
+    /// million of them, when every task is held): most chains are two to five futures.
+    /// A streamed report is written and dropped, and is not worth the reallocation.
+    pub fn shrink(&mut self) {
+        fn frames(f: &mut Vec<AwaitFrame>) {
+            f.shrink_to_fit();
+            for frame in f {
+                for b in &mut frame.branches {
+                    frames(&mut b.backtrace);
+                }
+            }
+        }
+        frames(&mut self.backtrace);
+    }
+
     /// The id of the task this one waits for (a `join` leaf's `task` field).
     pub fn waits_for(&self) -> Option<u64> {
         match self.blocked_on.as_ref()?.fields.get("task")? {
