@@ -32,7 +32,9 @@ pub fn await_chain(ev: &Evaluator<'_>, future: Value) -> Backtrace {
 /// Futures shown in one backtrace, over all its branches: a hostile dump must not make a
 /// join of joins explode.
 fn chain(ev: &Evaluator<'_>, future: Value, depth: usize, budget: &mut usize) -> Backtrace {
-    let mut frames = Vec::new();
+    // Room for the usual two to four futures at once (a report that is kept gives back
+    // what it does not use: `TaskReport::shrink`).
+    let mut frames = Vec::with_capacity(4);
     // A handful of futures per chain (at most MAX_AWAIT_DEPTH): a list searched in place
     // costs less than a hash set allocated for every task.
     let mut seen: smallvec::SmallVec<[(u64, DieId); 8]> = smallvec::SmallVec::new();
@@ -122,7 +124,7 @@ fn chain(ev: &Evaluator<'_>, future: Value, depth: usize, budget: &mut usize) ->
             None => {
                 frames.push(plain_frame(ev, &t, addr));
                 blocked_on = Some(BlockedOn {
-                    kind: "unknown".into(),
+                    kind: ev.name("unknown"),
                     future: t.name.clone(),
                     address: Hex(addr),
                     fields: Fields::new(),
@@ -220,14 +222,73 @@ fn coroutine_frame(
     else {
         unreachable!("checked by is_coroutine")
     };
-    let (member, data) = ev.active_variant(addr, t.id)?;
-    let index = vp.variants.iter().position(|v| v.field.name == member);
-    let variant = index.map(|i| &vp.variants[i]);
+    let (index, data) = ev.active_variant_index(addr, t.id)?;
+    // Names, state, source line and where the saved values are depend only on the type
+    // and its state: worked out once.
+    let facts = ev.frame_facts((t.id, index), || coroutine_facts(ev, t, vp, index));
+    let state = facts.state.clone().unwrap_or_default();
+    let mut locals = Fields::new();
+    let mut awaitee = None;
+    if let Value::Place { addr: vaddr, .. } = data {
+        let mut saved = Vec::with_capacity(facts.saved.len());
+        for (name, offset, ty) in facts.saved.iter() {
+            let place = Value::Place {
+                addr: vaddr.wrapping_add(*offset),
+                ty: *ty,
+            };
+            // The name is the evaluator's own copy of the type's: shared, not copied.
+            saved.push((name.clone(), local_value(ev, &place)));
+        }
+        locals = Fields::from_unique(saved);
+        // Unresumed holds the arguments; only a suspended coroutine awaits something.
+        if state.starts_with("Suspend") {
+            awaitee = facts.awaitee.map(|(offset, ty)| Value::Place {
+                addr: vaddr.wrapping_add(offset),
+                ty,
+            });
+        }
+    }
+    let frame = AwaitFrame {
+        function: facts.function.clone(),
+        future: facts.future.clone(),
+        state: Some(state),
+        location: facts.location.clone(),
+        address: Hex(addr),
+        locals,
+        note: None,
+        branches: Vec::new(),
+    };
+    Ok((frame, awaitee))
+}
+
+/// What a coroutine's frame shows in the state of variant `index`: its names and await
+/// line, and where the values it holds across that await are.
+fn coroutine_facts(
+    ev: &Evaluator<'_>,
+    t: &Type,
+    vp: &crate::dwarf::VariantPart,
+    index: usize,
+) -> FrameFacts {
+    let variant = vp.variants.get(index);
+    let member = variant.map(|v| v.field.name.clone()).unwrap_or_default();
     let state_ty = variant
         .and_then(|v| v.field.ty)
         .and_then(|id| ev.ty(id).ok());
-    // Names, state and source line depend only on the type and its state: made once.
-    let facts = ev.frame_facts((t.id, index.unwrap_or(usize::MAX)), || FrameFacts {
+    let mut saved: Vec<(Arc<str>, u64, DieId)> = Vec::new();
+    let mut awaitee = None;
+    if let Some(st) = &state_ty
+        && let TypeKind::Struct { fields, .. } = &st.kind
+    {
+        for f in fields {
+            let Some(fty) = f.ty else { continue };
+            if &*f.name == "__awaitee" {
+                awaitee = Some((f.offset, fty));
+            } else if !is_drop_flag(&f.name) && !saved.iter().any(|(n, ..)| *n == f.name) {
+                saved.push((f.name.clone(), f.offset, fty));
+            }
+        }
+    }
+    FrameFacts {
         function: function_name(&t.name).into(),
         future: t.name.clone(),
         // The variant's own struct is named after the state: `Unresumed`, `Suspend0`, ….
@@ -247,44 +308,9 @@ fn coroutine_frame(
                 line,
             })
         }),
-    });
-    let state = facts.state.clone().unwrap_or_else(|| member.clone());
-    let mut locals = Fields::new();
-    let mut awaitee = None;
-    if let (Some(st), Value::Place { addr: vaddr, .. }) = (&state_ty, &data)
-        && let TypeKind::Struct { fields, .. } = &st.kind
-    {
-        for f in fields {
-            let Some(fty) = f.ty else { continue };
-            let place = Value::Place {
-                addr: vaddr.wrapping_add(f.offset),
-                ty: fty,
-            };
-            if &*f.name == "__awaitee" {
-                awaitee = Some(place);
-            } else if !is_drop_flag(&f.name) && !locals.contains_key(&f.name) {
-                // The name is the evaluator's own copy of the type's: shared, not copied.
-                locals.insert(f.name.clone(), local_value(ev, &place));
-            }
-        }
+        saved: saved.into(),
+        awaitee,
     }
-    // Unresumed holds the arguments; only a suspended coroutine awaits something.
-    let awaitee = if state.starts_with("Suspend") {
-        awaitee
-    } else {
-        None
-    };
-    let frame = AwaitFrame {
-        function: facts.function.clone(),
-        future: facts.future.clone(),
-        state: Some(state),
-        location: facts.location.clone(),
-        address: Hex(addr),
-        locals,
-        note: None,
-        branches: Vec::new(),
-    };
-    Ok((frame, awaitee))
 }
 
 fn leaf_report(
@@ -295,7 +321,7 @@ fn leaf_report(
     addr: u64,
 ) -> BlockedOn {
     let mut out = BlockedOn {
-        kind: "unknown".into(),
+        kind: ev.name("unknown"),
         future: t.name.clone(),
         address: Hex(addr),
         fields: Fields::with_capacity(rule.members.len()),
@@ -343,6 +369,8 @@ fn plain_frame(ev: &Evaluator<'_>, t: &Type, addr: u64) -> AwaitFrame {
         future: t.name.clone(),
         state: None,
         location: None,
+        saved: Box::new([]),
+        awaitee: None,
     });
     AwaitFrame {
         function: facts.function.clone(),

@@ -172,12 +172,12 @@ impl Evaluator<'_> {
                     }
                     let (mut at, mut at_ty) = (*addr, *ty);
                     if let Some(route) = route {
-                        (at, at_ty) = plan::replay(route, self.mem, at, at_ty)?;
+                        (at, at_ty) = plan::replay(route, self, at, at_ty)?;
                     }
                     if at_ty != *reached {
                         return None;
                     }
-                    let (at, _) = plan::replay(number, self.mem, at, at_ty)?;
+                    let (at, _) = plan::replay(number, self, at, at_ty)?;
                     self.read_number(at, *read).ok()?
                 }
                 Op::Binary(op) => {

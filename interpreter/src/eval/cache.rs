@@ -130,4 +130,9 @@ pub struct FrameFacts {
     pub future: Arc<str>,
     pub state: Option<Arc<str>>,
     pub location: Option<crate::report::SourceRef>,
+    /// The values a coroutine holds in this state, in declaration order, each name once:
+    /// name, offset in the state's data, type. Drop flags and the awaitee left out.
+    pub saved: Box<[(Arc<str>, u64, DieId)]>,
+    /// The future it awaits in this state: offset in the state's data, type.
+    pub awaitee: Option<(u64, DieId)>,
 }

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use layoutdump_lang::program::{BinOp, Builtin, Expr, ExprId, ParamSource, Program, Slot, UnOp};
 
 use crate::dwarf::{BaseKind, DebugInfo, DieId, LinkAddr, Type, TypeKind};
-use crate::memory::Memory;
+use crate::memory::{Memory, MemoryError};
 pub use cache::FrameFacts;
 pub use value::{EvalError, Value};
 
@@ -75,6 +75,8 @@ pub struct Evaluator<'a> {
     /// Routes being recorded (see `plan`), and how many: checked on every step.
     recorder: RefCell<plan::Recorder>,
     recording: Cell<u32>,
+    /// The stretches of memory read from last (see `read`).
+    windows: crate::memory::Windows<'a>,
 }
 
 /// The ingredients of an evaluator, shareable between threads (see `Evaluator::seed`).
@@ -139,7 +141,21 @@ impl<'a> Evaluator<'a> {
             absorbed_printed: RefCell::new(Vec::new()),
             recorder: RefCell::new(Default::default()),
             recording: Cell::new(0),
+            windows: Default::default(),
         }
+    }
+
+    /// Fills `buf` from `addr`, as `Memory::read` does, from the stretches of memory in
+    /// hand where they hold it: a read through the memory took ninety instructions, and
+    /// a task takes two dozen.
+    pub(crate) fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), MemoryError> {
+        self.windows.read(self.mem, addr, buf)
+    }
+
+    pub(crate) fn read_u64_le(&self, addr: u64) -> Result<u64, MemoryError> {
+        let mut b = [0u8; 8];
+        self.read(addr, &mut b)?;
+        Ok(u64::from_le_bytes(b))
     }
 
     /// Evaluates `site` on `v` by replaying the route recorded for v's type, or the long
@@ -216,7 +232,7 @@ impl<'a> Evaluator<'a> {
         addr: u64,
         ty: DieId,
     ) -> Result<Option<(u64, DieId)>, EvalError> {
-        let Some(at) = plan::replay(route, self.mem, addr, ty) else {
+        let Some(at) = plan::replay(route, self, addr, ty) else {
             return Ok(None);
         };
         if self.recording.get() > 0 {
@@ -437,7 +453,7 @@ impl<'a> Evaluator<'a> {
             Value::Int(a) => *a as u64,
             Value::Addr(a) => *a,
             Value::Place { addr, ty } => match self.ty(*ty)?.kind {
-                TypeKind::Pointer { .. } => self.mem.read_u64_le(*addr)?,
+                TypeKind::Pointer { .. } => self.read_u64_le(*addr)?,
                 _ => *addr,
             },
             _ => {
@@ -863,7 +879,7 @@ impl<'a> Evaluator<'a> {
                     .map_err(|_| EvalError::Other("negative string length".into()))?;
                 let addr = match &at {
                     Value::Place { addr, ty } => match self.ty(*ty)?.kind {
-                        TypeKind::Pointer { .. } => self.mem.read_u64_le(*addr)?,
+                        TypeKind::Pointer { .. } => self.read_u64_le(*addr)?,
                         _ => *addr,
                     },
                     other => self.to_int(other)? as u64,
@@ -1013,7 +1029,7 @@ impl<'a> Evaluator<'a> {
             }
             // A link into memory the dump lacks ends the list here, rather than yielding
             // a node whose every field would be unavailable.
-            if let Err(e) = self.mem.read(addr, &mut [0u8; 1]) {
+            if let Err(e) = self.read(addr, &mut [0u8; 1]) {
                 self.warn(format!(
                     "list at {here}: stopped after {} items: {e}",
                     out.len()
@@ -1081,7 +1097,7 @@ impl<'a> Evaluator<'a> {
                     let t = self.ty(*ty)?;
                     match t.kind {
                         TypeKind::Pointer { .. } => {
-                            if self.mem.read_u64_le(*addr)? == 0 {
+                            if self.read_u64_le(*addr)? == 0 {
                                 return Ok(None);
                             }
                             v = self.deref(v)?;
@@ -1296,7 +1312,7 @@ impl<'a> Evaluator<'a> {
         let t = self.ty(ty)?;
         match t.kind {
             TypeKind::Pointer { pointee } => {
-                let target = self.mem.read_u64_le(addr)?;
+                let target = self.read_u64_le(addr)?;
                 if target == 0 {
                     return Err(EvalError::NullPointer { ty: t.name.clone() });
                 }
@@ -1322,6 +1338,19 @@ impl<'a> Evaluator<'a> {
 
     /// The name and data of the active variant of the enum at `addr`.
     pub fn active_variant(&self, addr: u64, ty: DieId) -> Result<(Arc<str>, Value), EvalError> {
+        let (index, data) = self.active_variant_index(addr, ty)?;
+        let t = self.ty(ty)?;
+        let name = match &t.kind {
+            TypeKind::Struct {
+                variants: Some(vp), ..
+            } => vp.variants.get(index).map(|v| v.field.name.clone()),
+            _ => None,
+        };
+        Ok((name.unwrap_or_default(), data))
+    }
+
+    /// `active_variant`, with the variant by its index in the type's variant part.
+    pub fn active_variant_index(&self, addr: u64, ty: DieId) -> Result<(usize, Value), EvalError> {
         let t = self.ty(ty)?;
         let TypeKind::Struct {
             variants: Some(vp), ..
@@ -1333,25 +1362,30 @@ impl<'a> Evaluator<'a> {
             });
         };
         let chosen = match &vp.discr {
-            None => vp.variants.first(),
+            None => vp.variants.first().map(|v| (0, v)),
             Some(d) => {
                 let dty = d.ty.map(|d| self.ty(d)).transpose()?;
                 let size = dty.map_or(8, |t| t.size).clamp(1, 8) as usize;
                 let mut buf = [0u8; 8];
-                self.mem
-                    .read(addr.wrapping_add(d.offset), &mut buf[..size])?;
+                self.read(addr.wrapping_add(d.offset), &mut buf[..size])?;
                 let tag = u64::from_le_bytes(buf);
                 let chosen = vp
                     .variants
                     .iter()
-                    .find(|v| v.discr_value == Some(tag))
-                    .or_else(|| vp.variants.iter().find(|v| v.discr_value.is_none()));
+                    .enumerate()
+                    .find(|(_, v)| v.discr_value == Some(tag))
+                    .or_else(|| {
+                        vp.variants
+                            .iter()
+                            .enumerate()
+                            .find(|(_, v)| v.discr_value.is_none())
+                    });
                 if self.recording.get() > 0 {
                     let explicit: smallvec::SmallVec<[u64; 4]> =
                         vp.variants.iter().filter_map(|v| v.discr_value).collect();
-                    match chosen
-                        .map(|c| plan::tag_check(d.offset, size as u8, c.discr_value, &explicit))
-                    {
+                    match chosen.map(|(_, c)| {
+                        plan::tag_check(d.offset, size as u8, c.discr_value, &explicit)
+                    }) {
                         Some(Some(check)) => self.step(check),
                         _ => self.spoil(),
                     }
@@ -1359,16 +1393,13 @@ impl<'a> Evaluator<'a> {
                 chosen
             }
         };
-        let var = chosen.ok_or_else(|| {
+        let (index, var) = chosen.ok_or_else(|| {
             EvalError::Other(format!(
                 "enum `{}`: tag matches no variant (corrupt memory?)",
                 t.name
             ))
         })?;
-        Ok((
-            var.field.name.clone(),
-            place(addr, var.field.offset, var.field.ty, &t)?,
-        ))
+        Ok((index, place(addr, var.field.offset, var.field.ty, &t)?))
     }
 
     /// A number from a value: base types, pointers, C-like enums, and structs that stand
@@ -1449,7 +1480,7 @@ impl<'a> Evaluator<'a> {
         let numbers = self.cache.numbers.borrow();
         let known = numbers.get(&ty).filter(|n| n.shown)?;
         let (route, steps) = &known.planned;
-        let (at, _) = plan::replay(route, self.mem, addr, ty)?;
+        let (at, _) = plan::replay(route, self, addr, ty)?;
         if self.steps.get().saturating_add(*steps) > self.step_limit.get() {
             return None;
         }
@@ -1463,7 +1494,7 @@ impl<'a> Evaluator<'a> {
             cache::ReadNumber::Int { size, signed } => {
                 let size = usize::from(size);
                 let mut buf = [0u8; 16];
-                self.mem.read(addr, &mut buf[..size])?;
+                self.read(addr, &mut buf[..size])?;
                 let raw = u128::from_le_bytes(buf);
                 Ok(if signed && size < 16 {
                     let shift = 128 - 8 * size as u32;
@@ -1472,10 +1503,10 @@ impl<'a> Evaluator<'a> {
                     raw as i128
                 })
             }
-            cache::ReadNumber::Pointer => Ok(i128::from(self.mem.read_u64_le(addr)?)),
+            cache::ReadNumber::Pointer => Ok(i128::from(self.read_u64_le(addr)?)),
             cache::ReadNumber::CEnum { size } => {
                 let mut buf = [0u8; 8];
-                self.mem.read(addr, &mut buf[..usize::from(size)])?;
+                self.read(addr, &mut buf[..usize::from(size)])?;
                 Ok(i128::from(u64::from_le_bytes(buf)))
             }
         }
@@ -1607,6 +1638,13 @@ impl<'a> Evaluator<'a> {
         if w.len() < 1000 {
             w.push(msg);
         }
+    }
+}
+
+/// Routes are replayed through the evaluator's stretches of memory (`Evaluator::read`).
+impl crate::memory::Bytes for Evaluator<'_> {
+    fn bytes(&self, addr: u64, buf: &mut [u8]) -> Result<(), MemoryError> {
+        self.read(addr, buf)
     }
 }
 

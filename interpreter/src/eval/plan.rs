@@ -13,7 +13,7 @@
 //! site is evaluated the long way, so errors read exactly as they did without plans.
 
 use crate::dwarf::DieId;
-use crate::memory::Memory;
+use crate::memory::Bytes;
 
 /// Tags a niche-encoded enum's default variant must not hold (an `Option<NonNull<T>>`
 /// has one: 0). Enums with more explicit tags than this are not planned through.
@@ -42,7 +42,12 @@ pub type Plan = Box<[Op]>;
 
 /// Replays `plan` from the object at `addr`: the place it leads to, or None where a check
 /// fails or memory is missing (the caller then takes the long way, which says why).
-pub fn replay(plan: &[Op], mem: &dyn Memory, mut addr: u64, mut ty: DieId) -> Option<(u64, DieId)> {
+pub fn replay<B: Bytes + ?Sized>(
+    plan: &[Op],
+    mem: &B,
+    mut addr: u64,
+    mut ty: DieId,
+) -> Option<(u64, DieId)> {
     for op in plan {
         match *op {
             Op::Offset { offset, ty: t } => {
@@ -50,7 +55,7 @@ pub fn replay(plan: &[Op], mem: &dyn Memory, mut addr: u64, mut ty: DieId) -> Op
                 ty = t;
             }
             Op::Load { ty: t } => {
-                addr = mem.read_u64_le(addr).ok().filter(|&a| a != 0)?;
+                addr = mem.u64_le(addr).ok().filter(|&a| a != 0)?;
                 ty = t;
             }
             Op::TagIs { offset, size, tag } => {
@@ -74,9 +79,9 @@ pub fn replay(plan: &[Op], mem: &dyn Memory, mut addr: u64, mut ty: DieId) -> Op
     Some((addr, ty))
 }
 
-fn read_tag(mem: &dyn Memory, at: u64, size: u8) -> Option<u64> {
+fn read_tag<B: Bytes + ?Sized>(mem: &B, at: u64, size: u8) -> Option<u64> {
     let mut buf = [0u8; 8];
-    mem.read(at, &mut buf[..usize::from(size.clamp(1, 8))])
+    mem.bytes(at, &mut buf[..usize::from(size.clamp(1, 8))])
         .ok()?;
     Some(u64::from_le_bytes(buf))
 }
@@ -110,6 +115,19 @@ impl Recorder {
 
     pub fn step(&mut self, op: Op) {
         for r in &mut self.open {
+            // Members of members are one offset: Sleep's `s.deadline.std.0.t.tv_sec` is
+            // replayed as one step, not five.
+            if !r.spoiled
+                && let Op::Offset { offset: b, ty } = op
+                && let Some(Op::Offset {
+                    offset: a,
+                    ty: last,
+                }) = r.ops.last_mut()
+            {
+                *a = a.wrapping_add(b);
+                *last = ty;
+                continue;
+            }
             if r.ops.len() >= MAX_OPS {
                 r.spoiled = true;
             }
@@ -250,6 +268,35 @@ mod tests {
         assert_eq!(r.end(), None);
         assert_eq!(r.end(), None);
         assert!(r.open.is_empty());
+    }
+
+    /// Members of members are recorded as one offset, each recording on its own: a route
+    /// recorded inside another starts at its own first step.
+    #[test]
+    fn consecutive_offsets_are_one_step() {
+        let off = |offset, ty| Op::Offset {
+            offset,
+            ty: DieId(ty),
+        };
+        let mut r = Recorder::default();
+        r.begin();
+        r.step(off(8, 1));
+        r.begin();
+        r.step(off(0x10, 2));
+        r.step(off(4, 3));
+        r.step(Op::Load { ty: DieId(4) });
+        r.step(off(2, 5));
+        r.step(off(1, 6));
+        let inner = [off(0x14, 3), Op::Load { ty: DieId(4) }, off(3, 6)];
+        assert_eq!(r.end().as_deref(), Some(&inner[..]));
+        let outer = [off(0x1c, 3), Op::Load { ty: DieId(4) }, off(3, 6)];
+        assert_eq!(r.end().as_deref(), Some(&outer[..]));
+        // Replayed, the folded route lands where the steps one by one land.
+        let m = mem(&[(0x101c, 0x2000)]);
+        assert_eq!(
+            replay(&outer, &m, 0x1000, DieId(0)),
+            Some((0x2003, DieId(6)))
+        );
     }
 
     #[test]

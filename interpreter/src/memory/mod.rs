@@ -34,6 +34,14 @@ pub trait Memory: Send + Sync {
         None
     }
 
+    /// The stretch of memory holding `addr` as the source holds it in place (a region of
+    /// a memory-mapped dump), and the address it starts at: a reader that keeps it reads
+    /// the next values there without asking the source again (see `Evaluator::read`).
+    /// None where the source has no such stretch; `read` still reads.
+    fn window(&self, _addr: u64) -> Option<(u64, &[u8])> {
+        None
+    }
+
     /// Asks the CPU to start loading the `len` bytes at `addr` into its cache, where the
     /// source holds them in place: reading a million tasks one after the other, the next
     /// task's memory arrives while this one is read. Only a hint: nothing is read, and
@@ -95,6 +103,10 @@ impl<M: Memory + ?Sized> Memory for &M {
     fn slice(&self, addr: u64, len: usize) -> Option<&[u8]> {
         (**self).slice(addr, len)
     }
+
+    fn window(&self, addr: u64) -> Option<(u64, &[u8])> {
+        (**self).window(addr)
+    }
 }
 
 impl<M: Memory + ?Sized> Memory for Box<M> {
@@ -105,6 +117,10 @@ impl<M: Memory + ?Sized> Memory for Box<M> {
     fn slice(&self, addr: u64, len: usize) -> Option<&[u8]> {
         (**self).slice(addr, len)
     }
+
+    fn window(&self, addr: u64) -> Option<(u64, &[u8])> {
+        (**self).window(addr)
+    }
 }
 
 impl<M: Memory + ?Sized> Memory for Arc<M> {
@@ -114,6 +130,65 @@ impl<M: Memory + ?Sized> Memory for Arc<M> {
 
     fn slice(&self, addr: u64, len: usize) -> Option<&[u8]> {
         (**self).slice(addr, len)
+    }
+
+    fn window(&self, addr: u64) -> Option<(u64, &[u8])> {
+        (**self).window(addr)
+    }
+}
+
+/// The two stretches of a memory read from last (`Memory::window`), the latest first:
+/// a task's reads are mostly within its own allocation and its runtime's, and from a
+/// stretch in hand a read is a bounds check and a copy. One reader's (not shared).
+#[derive(Default)]
+pub(crate) struct Windows<'a>(std::cell::Cell<[(u64, &'a [u8]); 2]>);
+
+impl<'a> Windows<'a> {
+    /// Fills `buf` from `addr` of `mem`: what `mem.read` gives, from a stretch in hand
+    /// where one holds all of it, else from `mem` (whose stretch is then kept).
+    pub(crate) fn read(
+        &self,
+        mem: &'a dyn Memory,
+        addr: u64,
+        buf: &mut [u8],
+    ) -> Result<(), MemoryError> {
+        let windows = self.0.get();
+        for (i, (start, bytes)) in windows.iter().enumerate() {
+            if let Some(at) = addr.checked_sub(*start)
+                && let Ok(at) = usize::try_from(at)
+                && let Some(end) = at.checked_add(buf.len())
+                && let Some(src) = bytes.get(at..end)
+            {
+                copy_small(buf, src);
+                if i == 1 {
+                    self.0.set([windows[1], windows[0]]);
+                }
+                return Ok(());
+            }
+        }
+        mem.read(addr, buf)?;
+        if let Some(w) = mem.window(addr) {
+            self.0.set([w, windows[0]]);
+        }
+        Ok(())
+    }
+}
+
+/// What following a route needs of a memory: its bytes. Every `Memory` gives them; so
+/// does an evaluator, from the stretches of memory it keeps (`Evaluator::read`).
+pub trait Bytes {
+    fn bytes(&self, addr: u64, buf: &mut [u8]) -> Result<(), MemoryError>;
+
+    fn u64_le(&self, addr: u64) -> Result<u64, MemoryError> {
+        let mut b = [0u8; 8];
+        self.bytes(addr, &mut b)?;
+        Ok(u64::from_le_bytes(b))
+    }
+}
+
+impl<M: Memory + ?Sized> Bytes for M {
+    fn bytes(&self, addr: u64, buf: &mut [u8]) -> Result<(), MemoryError> {
+        self.read(addr, buf)
     }
 }
 
@@ -520,6 +595,20 @@ fn copy_small(dst: &mut [u8], src: &[u8]) {
 }
 
 impl Memory for RegionMemory {
+    fn window(&self, addr: u64) -> Option<(u64, &[u8])> {
+        let r = self
+            .merged
+            .get(self.merged.partition_point(|r| r.end <= addr))?;
+        let RegionSource::Dump { offset } = r.source else {
+            return None;
+        };
+        if addr < r.start {
+            return None;
+        }
+        let len = usize::try_from(r.end - r.start).ok()?;
+        Some((r.start, self.dump.bytes_at(offset, len)?))
+    }
+
     fn slice(&self, addr: u64, len: usize) -> Option<&[u8]> {
         let r = self
             .merged
@@ -668,6 +757,54 @@ mod tests {
         assert!(m.read(0xfff, &mut [0u8; 1]).is_err());
         assert!(m.read(u64::MAX, &mut [0u8; 2]).is_err());
         assert_eq!(m.read_u32_le(0x1000).unwrap(), 0x0403_0201);
+    }
+
+    /// Reads through the stretches kept give what the memory gives, byte for byte, at
+    /// every address and length around three regions: two adjacent (a read across them
+    /// goes to the memory), one backed by the binary's file (never kept: its bytes are
+    /// relocated), and gaps.
+    #[test]
+    fn reads_through_kept_stretches_are_the_memorys_reads() {
+        let dump = Backing::Owned((0u8..64).collect());
+        let (mut m, _) = RegionMemory::new(
+            dump,
+            vec![
+                dump_region(0x1000, 0x1010, 0),
+                dump_region(0x1010, 0x1018, 32),
+                dump_region(0x3000, 0x3008, 48),
+            ],
+        );
+        m.set_module_file(
+            0,
+            Backing::Owned(vec![0xaa; 0x10]),
+            &[(0x2000, 0x2010, 0)],
+            vec![],
+        );
+        assert_eq!(
+            m.window(0x1004).map(|(s, b)| (s, b.len())),
+            Some((0x1000, 0x10))
+        );
+        assert_eq!(
+            m.window(0x1014).map(|(s, b)| (s, b.len())),
+            Some((0x1010, 8))
+        );
+        assert_eq!(m.window(0x2004), None, "a file-backed region is not kept");
+        let mem: &dyn Memory = &m;
+        let windows = Windows::default();
+        // Every read twice: the second from whatever the first kept, alternating regions.
+        for addr in (0xff8..0x1020).chain(0x1ff8..0x2018).chain(0x2ff8..0x3010) {
+            for len in [1, 2, 4, 8, 16] {
+                for _ in 0..2 {
+                    let (mut ours, mut theirs) = (vec![0u8; len], vec![0u8; len]);
+                    let got = windows.read(mem, addr, &mut ours);
+                    let want = mem.read(addr, &mut theirs);
+                    assert_eq!(got, want, "{addr:#x}+{len}");
+                    assert_eq!(ours, theirs, "{addr:#x}+{len}");
+                    let mut other = [0u8; 8];
+                    let _ = windows.read(mem, 0x3000, &mut other);
+                }
+            }
+        }
     }
 
     #[test]
