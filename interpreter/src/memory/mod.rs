@@ -146,6 +146,7 @@ pub(crate) struct Windows<'a>(std::cell::Cell<[(u64, &'a [u8]); 2]>);
 impl<'a> Windows<'a> {
     /// Fills `buf` from `addr` of `mem`: what `mem.read` gives, from a stretch in hand
     /// where one holds all of it, else from `mem` (whose stretch is then kept).
+    #[inline]
     pub(crate) fn read(
         &self,
         mem: &'a dyn Memory,

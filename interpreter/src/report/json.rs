@@ -93,7 +93,7 @@ impl<W: Write> Sink for Compact<'_, W> {
         }
         if let Some(p) = &runtime.pending {
             match &p.reader {
-                Some(reader) => reader.stream(p, |t| render(&t), &mut put)?,
+                Some(reader) => reader.stream(p, |t, spare| render_into(&t, spare), &mut put)?,
                 // Not attached to a dump (a report built by hand): listed, not read.
                 None => p
                     .tasks
@@ -106,7 +106,13 @@ impl<W: Write> Sink for Compact<'_, W> {
 }
 
 fn render(task: &TaskReport) -> Vec<u8> {
-    let mut json = Vec::with_capacity(1024);
+    render_into(task, None)
+}
+
+/// `task`'s JSON, in `spare` (cleared) if given.
+fn render_into(task: &TaskReport, spare: Option<Vec<u8>>) -> Vec<u8> {
+    let mut json = spare.unwrap_or_else(|| Vec::with_capacity(1024));
+    json.clear();
     json_task::write_task(&mut json, task);
     json
 }
@@ -125,7 +131,7 @@ pub fn serialize_tasks<S: serde::Serializer>(
     }
     if let Some(p) = pending {
         match &p.reader {
-            Some(reader) => reader.stream(p, |t| t, |t| seq.serialize_element(t))?,
+            Some(reader) => reader.stream(p, |t, _| t, |t| seq.serialize_element(t))?,
             None => {
                 for t in p.tasks.iter() {
                     seq.serialize_element(&TaskReport::new(t.id, t.address))?;

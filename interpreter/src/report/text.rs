@@ -99,8 +99,9 @@ pub fn write_text(
                 if let Some(p) = &rt.pending {
                     w.write_all(s.as_bytes())?;
                     s.clear();
-                    let text = |t: TaskReport| {
-                        let mut s = String::new();
+                    let text = |t: TaskReport, spare: Option<String>| {
+                        let mut s = spare.unwrap_or_default();
+                        s.clear();
                         task(&mut s, &t, opts);
                         s
                     };
@@ -113,7 +114,9 @@ pub fn write_text(
                         // read, as JSON shows them.
                         None => {
                             for t in p.tasks.iter() {
-                                w.write_all(text(TaskReport::new(t.id, t.address)).as_bytes())?;
+                                w.write_all(
+                                    text(TaskReport::new(t.id, t.address), None).as_bytes(),
+                                )?;
                             }
                         }
                     }
