@@ -259,27 +259,33 @@ fn string(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
 }
 
-/// Whether any byte is below 0x20, `"` or `\`: eight bytes at a time, by the bit trick
+/// Whether any byte is below 0x20, `"` or `\\`: eight bytes at a time, by the bit trick
 /// that finds a zero byte (a byte of `x - 0x01…01` borrows only where `x` had a zero
 /// or a byte that borrowed before it, so the test never misses and, as only an `any`,
-/// never lies).
+/// never lies). The last bytes are the last eight again (overlapping), and a string
+/// shorter than eight is padded with spaces, which need no escape: no byte by byte
+/// loop (most strings written are names of thirty-odd bytes, or keys of a few).
 fn needs_escape(bytes: &[u8]) -> bool {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGHS: u64 = 0x8080_8080_8080_8080;
     let below = |x: u64, n: u8| x.wrapping_sub(ONES * n as u64) & !x & HIGHS;
-    let mut chunks = bytes.chunks_exact(8);
-    for c in &mut chunks {
-        let x = u64::from_le_bytes(c.try_into().unwrap_or([0; 8]));
-        if below(x, 0x20) | below(x ^ (ONES * b'"' as u64), 1) | below(x ^ (ONES * b'\\' as u64), 1)
+    let special = |x: u64| {
+        below(x, 0x20) | below(x ^ (ONES * b'"' as u64), 1) | below(x ^ (ONES * b'\\' as u64), 1)
             != 0
-        {
-            return true;
-        }
+    };
+    let word = |c: &[u8]| {
+        let mut w = [b' '; 8];
+        w[..c.len()].copy_from_slice(c);
+        u64::from_le_bytes(w)
+    };
+    if bytes.len() <= 8 {
+        return special(word(bytes));
     }
-    chunks
-        .remainder()
-        .iter()
-        .any(|&b| b < 0x20 || b == b'"' || b == b'\\')
+    let mut chunks = bytes.chunks_exact(8);
+    if chunks.any(|c| special(word(c))) {
+        return true;
+    }
+    special(word(&bytes[bytes.len() - 8..]))
 }
 
 fn escape(out: &mut Vec<u8>, bytes: &[u8]) {
@@ -347,6 +353,26 @@ mod tests {
                 serde_json::to_string(s).unwrap(),
                 "{s:?}"
             );
+        }
+    }
+
+    /// Every byte that needs escaping, and its neighbours that do not, at every place
+    /// of strings of every length around the eight-byte words (the padded short word,
+    /// the overlapping last word): the check agrees with a byte by byte one.
+    #[test]
+    fn the_escape_check_finds_every_byte_that_needs_it_wherever_it_is() {
+        let by_byte = |b: &[u8]| b.iter().any(|&c| c < 0x20 || c == b'"' || c == b'\\');
+        for len in 0..=25 {
+            for at in 0..len {
+                for special in [
+                    0u8, 0x1f, 0x20, b'"', b'\\', b'!', b'[', b']', 0x7f, 0x80, 0xff,
+                ] {
+                    let mut bytes = vec![b'a'; len];
+                    bytes[at] = special;
+                    assert_eq!(needs_escape(&bytes), by_byte(&bytes), "{bytes:?}");
+                }
+            }
+            assert!(!needs_escape(&vec![b'z'; len]));
         }
     }
 
