@@ -191,7 +191,7 @@ impl TaskReader {
                     .enumerate()
                     .map(|(i, t)| {
                         crate::run::prefetch_item(
-                            memory,
+                            &ev,
                             chunk.get(i + AHEAD_OF_READ).map(|t| &t.item),
                         );
                         read_task(&ev, t.item.clone(), grouping, &render, spare.pop())

@@ -781,7 +781,7 @@ pub(crate) fn per_item<T: Send>(
                     .iter()
                     .enumerate()
                     .map(|(at, i)| {
-                        prefetch_item(worker.mem, chunk.get(at + 4));
+                        prefetch_item(worker, chunk.get(at + 4));
                         read(worker, i.clone())
                     })
                     .collect();
@@ -804,9 +804,9 @@ pub(crate) fn per_item<T: Send>(
 const PREFETCHED: usize = 512;
 
 /// Starts loading the memory of `item`, read a few tasks from now (see `Memory::prefetch`).
-pub(crate) fn prefetch_item(mem: &dyn crate::memory::Memory, item: Option<&Value>) {
+pub(crate) fn prefetch_item(ev: &Evaluator<'_>, item: Option<&Value>) {
     if let Some(Value::Place { addr, .. }) = item {
-        mem.prefetch(*addr, PREFETCHED);
+        ev.prefetch(*addr, PREFETCHED);
     }
 }
 

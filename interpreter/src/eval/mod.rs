@@ -152,6 +152,11 @@ impl<'a> Evaluator<'a> {
         self.windows.read(self.mem, addr, buf)
     }
 
+    /// Asks for the `len` bytes at `addr` ahead of reading them (`Memory::prefetch`).
+    pub(crate) fn prefetch(&self, addr: u64, len: usize) {
+        self.windows.prefetch(self.mem, addr, len);
+    }
+
     pub(crate) fn read_u64_le(&self, addr: u64) -> Result<u64, MemoryError> {
         let mut b = [0u8; 8];
         self.read(addr, &mut b)?;
@@ -1042,7 +1047,7 @@ impl<'a> Evaluator<'a> {
                 Ok(next) => {
                     // The next node's reads (tokio: its header, then its trailer a few
                     // hundred bytes on) asked for at once, not one after the other.
-                    crate::run::prefetch_item(self.mem, next.as_ref());
+                    crate::run::prefetch_item(self, next.as_ref());
                     next
                 }
                 Err(e) => {

@@ -173,6 +173,21 @@ impl<'a> Windows<'a> {
         }
         Ok(())
     }
+
+    /// `mem.prefetch`, from a stretch in hand where one holds the bytes (no search of the
+    /// regions). The stretches are left as they are: what is fetched is read later.
+    pub(crate) fn prefetch(&self, mem: &dyn Memory, addr: u64, len: usize) {
+        for (start, bytes) in self.0.get() {
+            if let Some(at) = addr.checked_sub(start)
+                && let Ok(at) = usize::try_from(at)
+                && at < bytes.len()
+            {
+                let end = at.saturating_add(len).min(bytes.len());
+                return prefetch_bytes(&bytes[at..end]);
+            }
+        }
+        mem.prefetch(addr, len);
+    }
 }
 
 /// What following a route needs of a memory: its bytes. Every `Memory` gives them; so
@@ -803,6 +818,9 @@ mod tests {
                     assert_eq!(ours, theirs, "{addr:#x}+{len}");
                     let mut other = [0u8; 8];
                     let _ = windows.read(mem, 0x3000, &mut other);
+                    // Asked ahead at every address, past a stretch's end included.
+                    windows.prefetch(mem, addr, len * 64);
+                    windows.prefetch(mem, addr, usize::MAX);
                 }
             }
         }
