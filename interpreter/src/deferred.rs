@@ -164,9 +164,8 @@ impl TaskReader {
                 // This worker's chunks the writer is done with: rendered into again (a
                 // chunk's worth kept), the rest dropped here.
                 while let Ok(done) = written.try_recv() {
-                    if spare.len() < CHUNK {
-                        spare.extend(done);
-                    }
+                    spare.extend(done);
+                    spare.truncate(CHUNK);
                 }
                 let at = next.fetch_add(1, Ordering::Relaxed);
                 let Some(chunk) = chunks.get(at) else { break };
