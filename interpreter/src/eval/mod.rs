@@ -34,9 +34,13 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Limits {
-            items: 1_000_000,
+            // A runtime's task list is one list: production services hold a million
+            // tasks and more (a list of four million is 128 MB of values).
+            items: 4_000_000,
             depth: 64,
-            steps: 200_000_000,
+            // tokio takes 80 to 110 steps per task (deeper chains, joins): room for
+            // the items above, and still a bound on a run's time.
+            steps: 400_000_000,
             hook: Default::default(),
         }
     }
