@@ -951,7 +951,7 @@ fn field_value_depth(ev: &Evaluator<'_>, v: &Value, depth: u32) -> FieldValue {
             let t = ev.ty(*ty).ok();
             if let Some(t) = &t
                 && matches!(t.kind, crate::dwarf::TypeKind::Pointer { .. })
-                && let Ok(target) = ev.read_u64_le(*addr)
+                && let Ok(target) = crate::memory::Bytes::u64_le(ev, *addr)
             {
                 return FieldValue::Address(Hex(target));
             }

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use layoutdump_lang::program::{BinOp, Builtin, Expr, ExprId, ParamSource, Program, Slot, UnOp};
 
 use crate::dwarf::{BaseKind, DebugInfo, DieId, LinkAddr, Type, TypeKind};
-use crate::memory::{Memory, MemoryError};
+use crate::memory::{Bytes, Memory, MemoryError};
 pub use cache::FrameFacts;
 pub use value::{EvalError, Value};
 
@@ -152,6 +152,7 @@ impl<'a> Evaluator<'a> {
     /// Fills `buf` from `addr`, as `Memory::read` does, from the stretches of memory in
     /// hand where they hold it: a read through the memory took ninety instructions, and
     /// a task takes two dozen.
+    #[inline]
     pub(crate) fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), MemoryError> {
         self.windows.read(self.mem, addr, buf)
     }
@@ -159,12 +160,6 @@ impl<'a> Evaluator<'a> {
     /// Asks for the `len` bytes at `addr` ahead of reading them (`Memory::prefetch`).
     pub(crate) fn prefetch(&self, addr: u64, len: usize) {
         self.windows.prefetch(self.mem, addr, len);
-    }
-
-    pub(crate) fn read_u64_le(&self, addr: u64) -> Result<u64, MemoryError> {
-        let mut b = [0u8; 8];
-        self.read(addr, &mut b)?;
-        Ok(u64::from_le_bytes(b))
     }
 
     /// Evaluates `site` on `v` by replaying the route recorded for v's type, or the long
@@ -462,7 +457,7 @@ impl<'a> Evaluator<'a> {
             Value::Int(a) => *a as u64,
             Value::Addr(a) => *a,
             Value::Place { addr, ty } => match self.ty(*ty)?.kind {
-                TypeKind::Pointer { .. } => self.read_u64_le(*addr)?,
+                TypeKind::Pointer { .. } => self.u64_le(*addr)?,
                 _ => *addr,
             },
             _ => {
@@ -888,7 +883,7 @@ impl<'a> Evaluator<'a> {
                     .map_err(|_| EvalError::Other("negative string length".into()))?;
                 let addr = match &at {
                     Value::Place { addr, ty } => match self.ty(*ty)?.kind {
-                        TypeKind::Pointer { .. } => self.read_u64_le(*addr)?,
+                        TypeKind::Pointer { .. } => self.u64_le(*addr)?,
                         _ => *addr,
                     },
                     other => self.to_int(other)? as u64,
@@ -1106,7 +1101,7 @@ impl<'a> Evaluator<'a> {
                     let t = self.ty(*ty)?;
                     match t.kind {
                         TypeKind::Pointer { .. } => {
-                            if self.read_u64_le(*addr)? == 0 {
+                            if self.u64_le(*addr)? == 0 {
                                 return Ok(None);
                             }
                             v = self.deref(v)?;
@@ -1321,7 +1316,7 @@ impl<'a> Evaluator<'a> {
         let t = self.ty(ty)?;
         match t.kind {
             TypeKind::Pointer { pointee } => {
-                let target = self.read_u64_le(addr)?;
+                let target = self.u64_le(addr)?;
                 if target == 0 {
                     return Err(EvalError::NullPointer { ty: t.name.clone() });
                 }
@@ -1512,7 +1507,7 @@ impl<'a> Evaluator<'a> {
                     raw as i128
                 })
             }
-            cache::ReadNumber::Pointer => Ok(i128::from(self.read_u64_le(addr)?)),
+            cache::ReadNumber::Pointer => Ok(i128::from(self.u64_le(addr)?)),
             cache::ReadNumber::CEnum { size } => {
                 let mut buf = [0u8; 8];
                 self.read(addr, &mut buf[..usize::from(size)])?;
@@ -1652,6 +1647,7 @@ impl<'a> Evaluator<'a> {
 
 /// Routes are replayed through the evaluator's stretches of memory (`Evaluator::read`).
 impl crate::memory::Bytes for Evaluator<'_> {
+    #[inline]
     fn bytes(&self, addr: u64, buf: &mut [u8]) -> Result<(), MemoryError> {
         self.read(addr, buf)
     }

@@ -195,6 +195,7 @@ impl<'a> Windows<'a> {
 pub trait Bytes {
     fn bytes(&self, addr: u64, buf: &mut [u8]) -> Result<(), MemoryError>;
 
+    #[inline]
     fn u64_le(&self, addr: u64) -> Result<u64, MemoryError> {
         let mut b = [0u8; 8];
         self.bytes(addr, &mut b)?;
