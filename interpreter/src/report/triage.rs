@@ -207,19 +207,32 @@ pub fn wait_cycles(report: &Report) -> Vec<Vec<u64>> {
     )
 }
 
-/// Cycles in a wait-for graph given as (task, task it waits for) pairs.
+/// Cycles in a wait-for graph given as (task, task it waits for) pairs; where a task is
+/// given twice, its last pair counts. Each cycle starts at its smallest id; they come
+/// sorted. Sorted pairs and a mark per task, not maps and sets: a million tasks, a sixth
+/// of them waiting on a `JoinHandle`, took 0.07 s with a `BTreeMap` and `BTreeSet`, on
+/// the one thread that writes the report's end.
 pub fn cycles(waits: impl IntoIterator<Item = (u64, u64)>) -> Vec<Vec<u64>> {
-    let next: BTreeMap<u64, u64> = waits.into_iter().collect();
+    let mut next: Vec<(u64, u64)> = waits.into_iter().collect();
+    // Stable, so that after the reversal the last pair given for a task comes first.
+    next.reverse();
+    next.sort_by_key(|&(from, _)| from);
+    next.dedup_by_key(|&mut (from, _)| from);
+    let index = |id: u64| next.binary_search_by_key(&id, |&(from, _)| from).ok();
+    // Which walk reached each task first (0: none yet).
+    let mut walk = vec![0usize; next.len()];
     let mut cycles = BTreeSet::new();
-    let mut done = BTreeSet::new();
-    for &start in next.keys() {
-        let mut path = Vec::new();
+    let mut path: Vec<usize> = Vec::new();
+    for start in 0..next.len() {
+        let this = start + 1;
+        path.clear();
         let mut at = start;
         // Each task waits for at most one task: follow the chain until it ends, meets a
         // chain already explored, or closes on itself.
-        while !done.contains(&at) {
-            if let Some(pos) = path.iter().position(|&p| p == at) {
-                let mut cycle: Vec<u64> = path[pos..].to_vec();
+        loop {
+            if walk[at] == this {
+                let from = path.iter().rposition(|&p| p == at).unwrap_or(0);
+                let mut cycle: Vec<u64> = path[from..].iter().map(|&i| next[i].0).collect();
                 let min = cycle
                     .iter()
                     .enumerate()
@@ -229,13 +242,16 @@ pub fn cycles(waits: impl IntoIterator<Item = (u64, u64)>) -> Vec<Vec<u64>> {
                 cycles.insert(cycle);
                 break;
             }
+            if walk[at] != 0 {
+                break;
+            }
+            walk[at] = this;
             path.push(at);
-            match next.get(&at) {
-                Some(&n) => at = n,
+            match index(next[at].1) {
+                Some(i) => at = i,
                 None => break,
             }
         }
-        done.extend(path);
     }
     cycles.into_iter().collect()
 }
@@ -319,5 +335,67 @@ fn show(v: &FieldValue) -> String {
         FieldValue::List(_) | FieldValue::Collection { .. } | FieldValue::Object { .. } => {
             "?".into()
         }
+    }
+}
+
+#[cfg(test)]
+mod cycle_tests {
+    use std::collections::{BTreeMap, BTreeSet};
+
+    use super::cycles;
+
+    /// The cycles by the plain definition: from every task, follow the chain until a task
+    /// repeats; a repeat on this chain closes a cycle.
+    fn by_definition(waits: &[(u64, u64)]) -> Vec<Vec<u64>> {
+        let next: BTreeMap<u64, u64> = waits.iter().copied().collect();
+        let mut found = BTreeSet::new();
+        for &start in next.keys() {
+            let mut path = vec![start];
+            while let Some(&n) = next.get(path.last().unwrap()) {
+                if let Some(pos) = path.iter().position(|&p| p == n) {
+                    let mut c = path[pos..].to_vec();
+                    let min = (0..c.len()).min_by_key(|&i| c[i]).unwrap();
+                    c.rotate_left(min);
+                    found.insert(c);
+                    break;
+                }
+                path.push(n);
+            }
+        }
+        found.into_iter().collect()
+    }
+
+    #[test]
+    fn cycles_are_those_of_the_definition() {
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut rand = |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        let mut with_cycles = 0;
+        for round in 0..2000 {
+            let tasks = 1 + rand(12);
+            let edges = rand(16);
+            // Ids beyond `tasks` wait for nothing; a task may be given twice (the last
+            // pair counts) and may wait for itself.
+            let waits: Vec<(u64, u64)> =
+                (0..edges).map(|_| (rand(tasks), rand(tasks + 3))).collect();
+            let want = by_definition(&waits);
+            with_cycles += usize::from(!want.is_empty());
+            assert_eq!(cycles(waits.clone()), want, "round {round}: {waits:?}");
+        }
+        assert!(
+            with_cycles > 200,
+            "the graphs must hold cycles: {with_cycles}"
+        );
+        assert_eq!(cycles([(4, 9), (9, 4), (1, 4)]), vec![vec![4, 9]]);
+        assert_eq!(cycles([(5, 5)]), vec![vec![5]]);
+        assert_eq!(
+            cycles([(3, 4), (3, 3)]),
+            vec![vec![3]],
+            "the last pair counts"
+        );
     }
 }
