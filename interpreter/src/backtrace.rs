@@ -326,7 +326,9 @@ fn leaf_report(
         address: Hex(addr),
         fields: Fields::with_capacity(rule.members.len()),
     };
-    for (name, r) in ev.eval_members(&rule.members, rule.frame_size, v) {
+    let mut members = crate::eval::Members::new();
+    ev.eval_members_into(&rule.members, rule.frame_size, v, &mut members);
+    for (name, r) in members.drain(..) {
         match (name, r) {
             ("kind", Ok(Value::Str(s))) => out.kind = s,
             (_, Ok(value)) => {

@@ -13,7 +13,7 @@ use std::sync::{Arc, Condvar, Mutex, mpsc};
 
 use layoutdump_lang::Program;
 
-use crate::dwarf::DebugInfo;
+use crate::dwarf::{DebugInfo, DieId};
 use crate::eval::{EvalError, Evaluator, Limits, Spent, Value};
 use crate::memory::Dump;
 use crate::report::triage::{GroupKey, Grouper, group_key};
@@ -27,6 +27,71 @@ pub struct PendingTask {
     pub id: Option<u64>,
     pub address: Hex,
     pub item: Value,
+    /// The task rule's members up to `id` as listing the task evaluated them.
+    pub listed: Listed,
+}
+
+/// Values of a task rule's first members (its `let`s before `id`, and `id`), kept from
+/// listing the task so that reading it does not evaluate them again: a tokio task's
+/// `Cell` cast and id were a tenth of its cost. Only places are kept (an address and a
+/// type, not a whole `Value`): a million tasks keep 48 MB.
+#[derive(Debug, Clone, Copy)]
+pub struct Listed {
+    /// How many members are kept (0: none; the task is read the long way).
+    members: u8,
+    /// The steps evaluating them took, and then reading the id as a number.
+    steps: u32,
+    id_steps: u32,
+    places: [(u64, DieId); LISTED],
+}
+
+impl Default for Listed {
+    fn default() -> Self {
+        Listed {
+            members: 0,
+            steps: 0,
+            id_steps: 0,
+            places: [(0, DieId(0)); LISTED],
+        }
+    }
+}
+
+/// Members a `Listed` keeps at most: tokio's `let cell` and `id`.
+const LISTED: usize = 2;
+
+impl Listed {
+    /// What to keep of `values` (each member's result, in order, the last being `id`),
+    /// evaluated in `steps`, the id's number read in `id_steps`: nothing unless each is a
+    /// place, there are few enough, and the steps fit.
+    pub(crate) fn keep(values: &[Result<Value, EvalError>], steps: u64, id_steps: u64) -> Listed {
+        let mut kept = Listed::default();
+        if values.len() > LISTED {
+            return kept;
+        }
+        let (Ok(steps), Ok(id_steps)) = (u32::try_from(steps), u32::try_from(id_steps)) else {
+            return kept;
+        };
+        for (slot, v) in kept.places.iter_mut().zip(values) {
+            let Ok(Value::Place { addr, ty }) = v else {
+                return Listed::default();
+            };
+            *slot = (*addr, *ty);
+        }
+        kept.members = values.len() as u8;
+        kept.steps = steps;
+        kept.id_steps = id_steps;
+        kept
+    }
+
+    /// The kept values (none where nothing is kept), the steps they took, and the steps
+    /// reading the id took.
+    pub(crate) fn values(&self) -> (smallvec::SmallVec<[Value; LISTED]>, u64, u64) {
+        let values = self.places[..usize::from(self.members).min(LISTED)]
+            .iter()
+            .map(|&(addr, ty)| Value::Place { addr, ty })
+            .collect();
+        (values, u64::from(self.steps), u64::from(self.id_steps))
+    }
 }
 
 /// A runtime's tasks to be read as the report is written, in report order.
@@ -194,7 +259,7 @@ impl TaskReader {
                             &ev,
                             chunk.get(i + AHEAD_OF_READ).map(|t| &t.item),
                         );
-                        read_task(&ev, t.item.clone(), grouping, &render, spare.pop())
+                        read_task(&ev, t, grouping, &render, spare.pop())
                     })
                     .collect();
                 if sent.send((at, who, reads, ev.drain())).is_err() {
@@ -322,7 +387,7 @@ impl TaskReader {
             self.bias,
             self.limits,
         );
-        crate::run::task_report(&ev, task.item.clone()).ok()
+        crate::run::listed_task_report(&ev, task).ok()
     }
 
     /// What reading the tasks has found; the report's end is written from it.
@@ -355,12 +420,12 @@ impl Drop for OnPanic<'_> {
 /// Reads one task and renders it, with what it adds to the findings.
 fn read_task<T>(
     ev: &Evaluator<'_>,
-    item: Value,
+    task: &PendingTask,
     grouping: bool,
     render: &impl Fn(TaskReport, Option<T>) -> T,
     spare: Option<T>,
 ) -> Read<T> {
-    crate::run::task_report(ev, item).map(|report| {
+    crate::run::listed_task_report(ev, task).map(|report| {
         let partial = !report.unavailable.is_empty();
         let waits = report.id.zip(report.waits_for());
         let group = grouping.then(|| (group_key(&report), report.id));

@@ -9,9 +9,9 @@ use std::sync::Arc;
 
 use layoutdump_lang::program::{RootKind, Rule, RuleKind};
 
-use crate::deferred::{Pending, PendingTask};
+use crate::deferred::{Listed, Pending, PendingTask};
 use crate::dwarf::{DebugInfo, FrameRegs, LinkAddr, VarLocation};
-use crate::eval::{EvalError, Evaluator, Limits, Value};
+use crate::eval::{EvalError, Evaluator, Limits, Members, Value};
 use crate::memory::Memory;
 use crate::report::{
     BlockOnReport, FieldValue, Fields, FutureRef, Hex, Map, RuntimeReport, TaskReport,
@@ -294,7 +294,7 @@ pub fn run(
             r.tasks.extend(
                 p.tasks
                     .iter()
-                    .filter_map(|t| task_report(&ev, t.item.clone()).ok())
+                    .filter_map(|t| listed_task_report(&ev, t).ok())
                     .map(|mut t| {
                         t.shrink();
                         t
@@ -825,31 +825,85 @@ fn over_tasks<T: Send>(
 }
 
 /// What a deferred runtime needs of a task before it is read: its id (for the order) and
-/// address. The task rule's members up to `id` are evaluated, nothing else.
+/// address. The task rule's members up to `id` are evaluated, nothing else; their values
+/// are kept for reading the task (`Listed`) where only `let`s come before `id`.
 fn task_key(ev: &Evaluator<'_>, item: Value) -> Result<PendingTask, EvalError> {
     let (rule, addr, subject) = match_rule(ev, RuleKind::Task, item.clone())?;
-    let id = rule
+    let (mut id, mut listed) = (None, Listed::default());
+    if let Some(last) = rule
         .members
         .iter()
         .position(|m| m.name == "id" && !m.is_let)
-        .and_then(|last| {
-            ev.eval_members(&rule.members[..=last], rule.frame_size, subject)
-                .pop()
-                .and_then(|(_, r)| r.ok())
-        })
-        .and_then(|v| ev.to_int(&v).ok())
-        .and_then(|id| u64::try_from(id).ok());
+    {
+        let prefix = &rule.members[..=last];
+        let before = ev.steps_used();
+        let values = ev.eval_member_values(prefix, rule.frame_size, subject);
+        let read_id = ev.steps_used();
+        id = values
+            .last()
+            .and_then(|r| r.as_ref().ok())
+            .and_then(|v| ev.to_int(v).ok())
+            .and_then(|id| u64::try_from(id).ok());
+        if id.is_some() && prefix[..last].iter().all(|m| m.is_let) {
+            let steps = read_id.saturating_sub(before);
+            listed = Listed::keep(&values, steps, ev.steps_used().saturating_sub(read_id));
+        }
+    }
     Ok(PendingTask {
         id,
         address: Hex(addr),
         item,
+        listed,
     })
 }
 
 pub(crate) fn task_report(ev: &Evaluator<'_>, item: Value) -> Result<TaskReport, EvalError> {
+    read_task_report(ev, item, None)
+}
+
+/// A listed task's report: its members up to `id` as listing it evaluated them (with the
+/// steps they took then), the rest evaluated now. The same report as `task_report`.
+pub(crate) fn listed_task_report(
+    ev: &Evaluator<'_>,
+    task: &PendingTask,
+) -> Result<TaskReport, EvalError> {
+    read_task_report(ev, task.item.clone(), task.id.map(|id| (id, &task.listed)))
+}
+
+fn read_task_report(
+    ev: &Evaluator<'_>,
+    item: Value,
+    listed: Option<(u64, &Listed)>,
+) -> Result<TaskReport, EvalError> {
     let (rule, addr, subject) = match_rule(ev, RuleKind::Task, item)?;
     let mut t = TaskReport::new(None, Hex(addr));
-    for (name, result) in ev.eval_members(&rule.members, rule.frame_size, subject) {
+    let mut members = Members::new();
+    let known = listed.is_some_and(|(id, listed)| {
+        let (values, steps, id_steps) = listed.values();
+        if values.is_empty()
+            || !ev.eval_members_after(
+                &rule.members,
+                rule.frame_size,
+                subject.clone(),
+                (&values, steps),
+                &mut members,
+            )
+        {
+            return false;
+        }
+        // `id` is the first member reported: read where its result would be.
+        match ev.charge_steps(id_steps) {
+            Ok(()) => t.id = Some(id),
+            Err(_) => {
+                t.unavailable.insert("id", "not a number".into());
+            }
+        }
+        true
+    });
+    if !known {
+        ev.eval_members_into(&rule.members, rule.frame_size, subject, &mut members);
+    }
+    for (name, result) in members.drain(..) {
         let value = match result {
             Ok(v) => v,
             // A None (an unnamed task's name) is an absent fact, not missing data.
@@ -879,8 +933,11 @@ pub(crate) fn task_report(ev: &Evaluator<'_>, item: Value) -> Result<TaskReport,
                 t.flags = ev
                     .items(value)
                     .unwrap_or_default()
-                    .iter()
-                    .map(|v| display_string(ev, v))
+                    .into_iter()
+                    .map(|v| match v {
+                        Value::Str(s) => s,
+                        v => Arc::from(display_string(ev, &v)),
+                    })
                     .collect();
             }
             "future" => match value {

@@ -92,7 +92,7 @@ fn members_on<'r>(
     };
     let before = ev.steps_used();
     let out = ev.eval_members(&rule.members, rule.frame_size, subject);
-    (out, ev.steps_used() - before)
+    (out.into_vec(), ev.steps_used() - before)
 }
 
 /// One member's result on the holder `h`, and the steps the rule took.

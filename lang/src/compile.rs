@@ -68,6 +68,7 @@ pub fn compile(main: SourceFile, loader: &dyn Loader) -> Result<Program, Diagnos
         diags: &mut diags,
         fns: HashMap::new(),
         hooks: HashMap::new(),
+        named: Vec::new(),
     };
     compile_hooks(&mut resolver, &mut parsed);
     // Functions first, so that any rule can call any function of any file.
@@ -118,9 +119,13 @@ pub fn compile(main: SourceFile, loader: &dyn Loader) -> Result<Program, Diagnos
                 resolver.resolve(g, &mut s);
                 scope.max = scope.max.max(s.max);
             }
+            resolver.named.clear();
             for m in &mut rule.members {
                 resolver.resolve(m.value, &mut scope);
                 m.slot = scope.bind(&m.name);
+            }
+            for m in &mut rule.members {
+                m.read = resolver.named.contains(&m.slot);
             }
             rule.frame_size = scope.size();
             resolver.program.rules.push(rule);
@@ -266,6 +271,8 @@ struct Resolver<'a> {
     diags: &'a mut Vec<Diagnostic>,
     fns: HashMap<String, FnId>,
     hooks: HashMap<String, HookId>,
+    /// Slots that names were resolved to since it was last cleared (see `Member::read`).
+    named: Vec<Slot>,
 }
 
 impl Resolver<'_> {
@@ -282,7 +289,10 @@ impl Resolver<'_> {
             | Expr::Lambda { .. }
             | Expr::For { .. } => None,
             Expr::Name(name) => match scope.lookup(&name) {
-                Some(slot) => Some(Expr::Local(slot)),
+                Some(slot) => {
+                    self.named.push(slot);
+                    Some(Expr::Local(slot))
+                }
                 None => {
                     let visible: Vec<&str> = scope.names.iter().map(|(n, _)| n.as_str()).collect();
                     self.diags.push(

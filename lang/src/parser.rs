@@ -402,6 +402,7 @@ impl Lower<'_> {
             name,
             is_let,
             slot: Slot(0),
+            read: true,
             value,
             span,
         }

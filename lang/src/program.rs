@@ -181,6 +181,10 @@ pub struct Member {
     pub name: String,
     pub is_let: bool,
     pub slot: Slot,
+    /// A later member (or the rule's guard, lambdas, `for`s in it) names it: its value is
+    /// kept in its slot. False where nothing does, so a task's `flags` list is not copied
+    /// into a slot no one reads.
+    pub read: bool,
     pub value: ExprId,
     pub span: Span,
 }

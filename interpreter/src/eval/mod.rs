@@ -115,6 +115,20 @@ pub struct Spent {
     pub(crate) printed: Vec<String>,
 }
 
+/// A rule's members' results, by name (see `Evaluator::eval_members`): on the stack, as
+/// rules have a handful (a tokio task's rule and a `Sleep`'s were two allocations a task).
+pub type Members<'m> = smallvec::SmallVec<[(&'m str, Result<Value, EvalError>); 5]>;
+
+/// The value of the binding in `slot`.
+#[inline]
+fn local(frame: &Frame, slot: Slot) -> Result<Value, EvalError> {
+    frame
+        .get(usize::from(slot.0))
+        .cloned()
+        .flatten()
+        .ok_or_else(|| EvalError::Other("binding used before it has a value".into()))
+}
+
 /// A rule's or function's slots: a handful, made for every view member and rule evaluated
 /// (several per task), so kept on the stack.
 type Frame = smallvec::SmallVec<[Option<Value>; 8]>;
@@ -499,22 +513,107 @@ impl<'a> Evaluator<'a> {
         members: &'m [layoutdump_lang::program::Member],
         size: u16,
         subject: Value,
-    ) -> Vec<(&'m str, Result<Value, EvalError>)> {
+    ) -> Members<'m> {
+        let mut out = Members::new();
+        self.eval_members_into(members, size, subject, &mut out);
+        out
+    }
+
+    /// `eval_members` into `out` (cleared first): a caller that drains it moves no
+    /// `Members` around (a few hundred bytes, copied three times a rule).
+    pub fn eval_members_into<'m>(
+        &self,
+        members: &'m [layoutdump_lang::program::Member],
+        size: u16,
+        subject: Value,
+        out: &mut Members<'m>,
+    ) {
+        out.clear();
         let mut frame: Frame = smallvec::smallvec![None; usize::from(size.max(1))];
         frame[0] = Some(subject);
-        let mut out = Vec::with_capacity(members.iter().filter(|m| !m.is_let).count());
+        self.members_in(members, &mut frame, |m, r| {
+            if !m.is_let {
+                out.push((m.name.as_str(), r));
+            }
+        });
+    }
+
+    /// Each member's result, `let`s included, in order: what a rule's frame holds after
+    /// them (see `eval_members_after`).
+    pub fn eval_member_values(
+        &self,
+        members: &[layoutdump_lang::program::Member],
+        size: u16,
+        subject: Value,
+    ) -> smallvec::SmallVec<[Result<Value, EvalError>; 2]> {
+        let mut frame: Frame = smallvec::smallvec![None; usize::from(size.max(1))];
+        frame[0] = Some(subject);
+        let mut out = smallvec::SmallVec::new();
+        self.members_in(members, &mut frame, |_, r| out.push(r));
+        out
+    }
+
+    /// `eval_members_into` where the first `known.len()` members were evaluated before (by
+    /// `eval_member_values`, on the same subject, taking `steps`): their values fill their
+    /// slots and their steps are counted, and only the members after them are evaluated
+    /// and given. A task's members up to its id are evaluated when the tasks are listed
+    /// (to order them) and not again when each is read. False, with nothing counted,
+    /// where those steps would pass the step limit: the caller then evaluates every
+    /// member, and the limit cuts where it would have.
+    pub fn eval_members_after<'m>(
+        &self,
+        members: &'m [layoutdump_lang::program::Member],
+        size: u16,
+        subject: Value,
+        (known, steps): (&[Value], u64),
+        out: &mut Members<'m>,
+    ) -> bool {
+        if known.len() > members.len()
+            || self.steps.get().saturating_add(steps) > self.step_limit.get()
+            || self.charge(steps).is_err()
+        {
+            return false;
+        }
+        out.clear();
+        let mut frame: Frame = smallvec::smallvec![None; usize::from(size.max(1))];
+        frame[0] = Some(subject);
+        for (m, v) in members.iter().zip(known) {
+            if let Some(slot) = frame.get_mut(usize::from(m.slot.0)) {
+                *slot = Some(v.clone());
+            }
+        }
+        self.members_in(&members[known.len()..], &mut frame, |m, r| {
+            if !m.is_let {
+                out.push((m.name.as_str(), r));
+            }
+        });
+        true
+    }
+
+    /// Evaluates `members` in order in `frame`, each value that a later member reads
+    /// kept in its slot, and hands each result to `each`.
+    fn members_in<'m>(
+        &self,
+        members: &'m [layoutdump_lang::program::Member],
+        frame: &mut Frame,
+        mut each: impl FnMut(&'m layoutdump_lang::program::Member, Result<Value, EvalError>),
+    ) {
         for m in members {
-            let r = self.eval(m.value, &mut frame);
-            if let Ok(v) = &r
+            let r = self.eval(m.value, frame);
+            if m.read
+                && let Ok(v) = &r
                 && let Some(slot) = frame.get_mut(usize::from(m.slot.0))
             {
                 *slot = Some(v.clone());
             }
-            if !m.is_let {
-                out.push((m.name.as_str(), r));
-            }
+            each(m, r);
         }
-        out
+    }
+
+    /// Counts `steps` taken elsewhere (see `eval_members_after`): an error where they
+    /// pass the step limit.
+    pub(crate) fn charge_steps(&self, steps: u64) -> Result<(), EvalError> {
+        self.charge(steps)
     }
 
     /// Counts `steps` evaluations against the step limit.
@@ -546,11 +645,7 @@ impl<'a> Evaluator<'a> {
         match expr {
             Expr::Int(n) => Ok(Value::Int(i128::from(*n))),
             Expr::Str(s) => Ok(Value::Str(self.name(s))),
-            Expr::Local(slot) => frame
-                .get(usize::from(slot.0))
-                .cloned()
-                .flatten()
-                .ok_or_else(|| EvalError::Other("binding used before it has a value".into())),
+            Expr::Local(slot) => local(frame, *slot),
             Expr::Field(base, name) => {
                 if matches!(self.program.expr(*base), Expr::Field(..)) {
                     return self.field_chain(id, frame);
@@ -738,7 +833,15 @@ impl<'a> Evaluator<'a> {
         let (root, inner) = self.chain_shape(top);
         // Each inner link is an evaluation of its own (`top` was counted).
         self.charge(u64::from(inner))?;
-        let v = self.eval(root, frame)?;
+        let v = match self.program.expr(root) {
+            // A binding, as `eval` gives it (it counts one step) without its dispatch:
+            // most chains start at one (`s.deadline.std.0.t.tv_sec`).
+            Expr::Local(slot) if self.recording.get() == 0 => {
+                self.charge(1)?;
+                local(frame, *slot)?
+            }
+            _ => self.eval(root, frame)?,
+        };
         self.planned(plan::Site::Chain(top), v, |mut v| {
             // The long way, member by member from the root's.
             let mut links: smallvec::SmallVec<[ExprId; 8]> = smallvec::smallvec![top];

@@ -194,6 +194,7 @@ mod tests {
                 id: Some(7),
                 address: Hex(0x70),
                 item: crate::eval::Value::Int(0),
+                listed: Default::default(),
             }]
             .into(),
             rule: "test".into(),

@@ -134,7 +134,8 @@ pub struct TaskReport {
     pub address: Hex,
     /// idle, scheduled, running, done, cancelled — as the layout decodes the state word.
     pub state: Option<Arc<str>>,
-    pub flags: Vec<String>,
+    /// The layout's labels, shared by every task (not a string per task).
+    pub flags: Vec<Arc<str>>,
     /// The task's root future.
     pub future: Option<FutureRef>,
     /// The async backtrace: the root future first, then what each awaits, down to the
