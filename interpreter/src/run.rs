@@ -338,20 +338,57 @@ pub fn run(
     out
 }
 
-/// Tasks by id (those without one last), then address. The keys are sorted, and each
-/// report is then moved once to its place: sorting the reports themselves moved each
-/// (240 bytes) some twenty times, which at a million tasks was seconds of memmove.
+/// Tasks by id (those without one last), then address.
 fn sort_tasks(tasks: &mut [TaskReport]) {
-    let mut order: Vec<(bool, Option<u64>, Hex, usize)> = tasks
-        .iter()
+    sort_by_id(tasks, |t| (t.id, t.address));
+}
+
+/// Listed tasks by id (those without one last), then address: the keys are sorted (on
+/// every thread, merging the runs they hold: tokio lists each shard's tasks newest first,
+/// so a million tasks are eight descending runs), then the tasks gathered in that order
+/// on every thread. Sorting the tasks themselves (112 bytes each) took a buffer as large
+/// as them; moving each once to its place by swaps, at random places of 112 MB, took
+/// 0.15 s more than gathering them.
+fn sort_listed(tasks: Vec<PendingTask>) -> Vec<PendingTask> {
+    use rayon::prelude::*;
+    let mut order = sort_keys(&tasks, |t| (t.id, t.address));
+    let mut sorted = Vec::new();
+    order
+        .par_iter()
+        .map(|&(.., i)| tasks[i].clone())
+        .collect_into_vec(&mut sorted);
+    order.clear();
+    sorted
+}
+
+/// Each item's (no id, id, address, index), sorted.
+fn sort_keys<T: Sync>(
+    items: &[T],
+    key: impl Fn(&T) -> (Option<u64>, Hex) + Sync,
+) -> Vec<(bool, Option<u64>, Hex, usize)> {
+    use rayon::prelude::*;
+    let mut order: Vec<(bool, Option<u64>, Hex, usize)> = items
+        .par_iter()
         .enumerate()
-        .map(|(i, t)| (t.id.is_none(), t.id, t.address, i))
+        .map(|(i, t)| {
+            let (id, address) = key(t);
+            (id.is_none(), id, address, i)
+        })
         .collect();
-    order.sort_unstable();
-    // order[k].3 is the index of the task that belongs at k; follow each cycle of that
+    order.par_sort();
+    order
+}
+
+/// `items` by their tasks' ids (those without one last), then addresses. The keys are
+/// sorted, and each item is then moved once to its place: sorting the reports themselves
+/// moved each (240 bytes) some twenty times, which at a million tasks was seconds of
+/// memmove.
+fn sort_by_id<T: Send + Sync>(items: &mut [T], key: impl Fn(&T) -> (Option<u64>, Hex) + Sync) {
+    let order = sort_keys(items, key);
+    // order[k].3 is the index of the item that belongs at k; follow each cycle of that
     // permutation with swaps.
-    let mut done = vec![false; tasks.len()];
-    for start in 0..tasks.len() {
+    let mut done = vec![false; items.len()];
+    for start in 0..items.len() {
         if done[start] {
             continue;
         }
@@ -362,7 +399,7 @@ fn sort_tasks(tasks: &mut [TaskReport]) {
             if done[from] {
                 break;
             }
-            tasks.swap(at, from);
+            items.swap(at, from);
             at = from;
         }
     }
@@ -672,31 +709,26 @@ fn add_runtime(ev: &Evaluator<'_>, value: Value, tid: Option<u32>, out: &mut Fin
             }
             "tasks" => match ev.items(value) {
                 Ok(items) if out.defer_tasks => {
-                    let mut pending = Vec::with_capacity(items.len());
-                    let keys = over_tasks(
-                        ev,
-                        items,
-                        out,
-                        ("listing tasks", "list task ids (their order)"),
-                        task_key,
+                    let progress = crate::progress::Progress::new(
+                        "listing tasks",
+                        items.len() as u64,
+                        out.progress,
                     );
-                    for result in keys.into_iter().flatten() {
-                        match result {
-                            Ok(t) => pending.push(t),
-                            Err(e) if e.is_absent() => {}
-                            Err(e) => out.warnings.push(format!("task in runtime at {here}: {e}")),
+                    let (keys, errors) = out.timings.time("list task ids (their order)", || {
+                        listed_in_place(ev, &items, &progress)
+                    });
+                    drop(items);
+                    for e in errors {
+                        if !e.is_absent() {
+                            out.warnings.push(format!("task in runtime at {here}: {e}"));
                         }
                     }
+                    // Into the same allocation: an `Option<PendingTask>` is as large.
+                    let mut pending: Vec<PendingTask> = keys.into_iter().flatten().collect();
                     // The order `sort_tasks` gives read tasks. A task listed twice (a
                     // corrupt list) has one id, so its copies are neighbours: dropped
-                    // here rather than by a million-entry hash set (0.4 s). The stable
-                    // sort, because it merges runs: tokio lists each shard's tasks newest
-                    // first, so a million tasks are eight descending runs (0.06 s less);
-                    // on every thread (0.09 s on one at a million).
-                    {
-                        use rayon::slice::ParallelSliceMut;
-                        pending.par_sort_by_key(|t| (t.id.is_none(), t.id, t.address));
-                    }
+                    // here rather than by a million-entry hash set (0.4 s).
+                    pending = sort_listed(pending);
                     pending.dedup_by_key(|t| t.address);
                     report.pending = Some(Pending {
                         tasks: Arc::new(pending),
@@ -808,6 +840,54 @@ pub(crate) fn prefetch_item(ev: &Evaluator<'_>, item: Option<&Value>) {
     if let Some(Value::Place { addr, .. }) = item {
         ev.prefetch(*addr, PREFETCHED);
     }
+}
+
+/// `task_key` of each item, in parallel as `per_item` reads them, each written into its
+/// own slot of one vector (None where it failed), and the errors in item order. Listing a
+/// million tasks held every chunk's results and then the list made of them; now only
+/// the list.
+fn listed_in_place(
+    ev: &Evaluator<'_>,
+    items: &[Value],
+    progress: &crate::progress::Progress,
+) -> (Vec<Option<PendingTask>>, Vec<EvalError>) {
+    use rayon::prelude::*;
+    let mut keys: Vec<Option<PendingTask>> = Vec::new();
+    keys.resize_with(items.len(), || None);
+    let list = |worker: &Evaluator<'_>, slots: &mut [Option<PendingTask>], chunk: &[Value]| {
+        let mut errors = Vec::new();
+        for (at, (slot, item)) in slots.iter_mut().zip(chunk).enumerate() {
+            prefetch_item(worker, chunk.get(at + 4));
+            match task_key(worker, item.clone()) {
+                Ok(t) => *slot = Some(t),
+                Err(e) => errors.push(e),
+            }
+        }
+        errors
+    };
+    if items.len() <= TASK_CHUNK {
+        let errors = list(ev, &mut keys, items);
+        return (keys, errors);
+    }
+    let seed = ev.seed();
+    let chunks: Vec<_> = keys
+        .par_chunks_mut(TASK_CHUNK)
+        .zip(items.par_chunks(TASK_CHUNK))
+        .map_init(
+            || seed.evaluator(),
+            |worker, (slots, chunk)| {
+                let errors = list(worker, slots, chunk);
+                progress.add(chunk.len() as u64);
+                (errors, worker.drain())
+            },
+        )
+        .collect();
+    let mut errors = Vec::new();
+    for (e, spent) in chunks {
+        ev.absorb(spent);
+        errors.extend(e);
+    }
+    (keys, errors)
 }
 
 /// `per_item` over a runtime's task list: a progress line saying `what` is done, and the
