@@ -119,6 +119,20 @@ pub struct Spent {
 /// rules have a handful (a tokio task's rule and a `Sleep`'s were two allocations a task).
 pub type Members<'m> = smallvec::SmallVec<[(&'m str, Result<Value, EvalError>); 5]>;
 
+/// A frame of `size` empty slots (at least one, the subject's). Built from an array of
+/// empty slots in place: `smallvec![None; n]` built it and then copied it out (a call to
+/// memcpy for each of the several frames of a task).
+#[inline(always)]
+fn new_frame(size: u16) -> Frame {
+    const EMPTY: Option<Value> = None;
+    let size = usize::from(size.max(1));
+    if size <= FRAME_INLINE {
+        Frame::from_buf_and_len([EMPTY; FRAME_INLINE], size)
+    } else {
+        smallvec::smallvec![None; size]
+    }
+}
+
 /// The value of the binding in `slot`.
 #[inline]
 fn local(frame: &Frame, slot: Slot) -> Result<Value, EvalError> {
@@ -131,7 +145,10 @@ fn local(frame: &Frame, slot: Slot) -> Result<Value, EvalError> {
 
 /// A rule's or function's slots: a handful, made for every view member and rule evaluated
 /// (several per task), so kept on the stack.
-type Frame = smallvec::SmallVec<[Option<Value>; 8]>;
+type Frame = smallvec::SmallVec<[Option<Value>; FRAME_INLINE]>;
+
+/// Slots a frame holds without allocating.
+const FRAME_INLINE: usize = 8;
 
 impl<'a> Evaluator<'a> {
     pub fn new(
@@ -501,7 +518,7 @@ impl<'a> Evaluator<'a> {
         size: u16,
         subject: Value,
     ) -> Result<Value, EvalError> {
-        let mut frame: Frame = smallvec::smallvec![None; usize::from(size.max(1))];
+        let mut frame = new_frame(size);
         frame[0] = Some(subject);
         self.eval(expr, &mut frame)
     }
@@ -529,7 +546,7 @@ impl<'a> Evaluator<'a> {
         out: &mut Members<'m>,
     ) {
         out.clear();
-        let mut frame: Frame = smallvec::smallvec![None; usize::from(size.max(1))];
+        let mut frame = new_frame(size);
         frame[0] = Some(subject);
         self.members_in(members, &mut frame, |m, r| {
             if !m.is_let {
@@ -546,7 +563,7 @@ impl<'a> Evaluator<'a> {
         size: u16,
         subject: Value,
     ) -> smallvec::SmallVec<[Result<Value, EvalError>; 2]> {
-        let mut frame: Frame = smallvec::smallvec![None; usize::from(size.max(1))];
+        let mut frame = new_frame(size);
         frame[0] = Some(subject);
         let mut out = smallvec::SmallVec::new();
         self.members_in(members, &mut frame, |_, r| out.push(r));
@@ -575,7 +592,7 @@ impl<'a> Evaluator<'a> {
             return false;
         }
         out.clear();
-        let mut frame: Frame = smallvec::smallvec![None; usize::from(size.max(1))];
+        let mut frame = new_frame(size);
         frame[0] = Some(subject);
         for (m, v) in members.iter().zip(known) {
             if let Some(slot) = frame.get_mut(usize::from(m.slot.0)) {
@@ -742,7 +759,7 @@ impl<'a> Evaluator<'a> {
             Expr::Call { func, args } => self.builtin(*func, args, frame),
             Expr::CallFn { func, args } => {
                 let f = &self.program.functions[func.0 as usize];
-                let mut inner: Frame = smallvec::smallvec![None; usize::from(f.frame_size.max(1))];
+                let mut inner = new_frame(f.frame_size);
                 for (i, a) in args.iter().enumerate() {
                     let v = self.eval(*a, frame)?;
                     if let Some(slot) = inner.get_mut(i) {
