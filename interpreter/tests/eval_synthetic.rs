@@ -522,6 +522,73 @@ fn a_replayed_access_counts_the_steps_of_the_long_way() {
     assert_eq!(ev.steps_used(), 2 * long_way);
 }
 
+/// A rule's first members given as evaluated before (a listed task's cast and id, kept
+/// from listing it): the members after them read as evaluating all of them does, with
+/// the same steps; where those steps would pass the step limit, nothing is counted and
+/// the caller is told to take the long way (which stops where the limit falls).
+#[test]
+fn members_after_known_ones_read_and_count_as_all_of_them() {
+    let Chain { holder, mem, .. } = chain(3, None);
+    let program = program();
+    let dbg = debug_info();
+    let rule = &program.rules[0];
+    assert!(
+        rule.members.iter().all(|m| !m.is_let),
+        "each member is reported"
+    );
+    let ty = dbg.type_named("eval_synthetic::Holder").unwrap();
+    let subject = Value::Place {
+        addr: &*holder as *const Holder as u64,
+        ty,
+    };
+    let fresh = |steps: u64| {
+        let limits = Limits {
+            steps,
+            ..Limits::default()
+        };
+        Evaluator::new(&program, dbg, &mem, 0, limits)
+    };
+    let all = fresh(Limits::default().steps);
+    let every = all.eval_members(&rule.members, rule.frame_size, subject.clone());
+    let total = all.steps_used();
+    let mut tried = 0;
+    for known in 1..rule.members.len() {
+        let lister = fresh(Limits::default().steps);
+        let values =
+            lister.eval_member_values(&rule.members[..known], rule.frame_size, subject.clone());
+        let Ok(values) = values.into_iter().collect::<Result<Vec<Value>, _>>() else {
+            break;
+        };
+        let steps = lister.steps_used();
+        let reader = fresh(Limits::default().steps);
+        let mut rest = layoutdump_interpreter::eval::Members::new();
+        assert!(reader.eval_members_after(
+            &rule.members,
+            rule.frame_size,
+            subject.clone(),
+            (&values, steps),
+            &mut rest
+        ));
+        assert_eq!(
+            format!("{:?}", &rest[..]),
+            format!("{:?}", &every[known..]),
+            "{known} known"
+        );
+        assert_eq!(reader.steps_used(), total, "{known} known");
+        let limited = fresh(steps - 1);
+        assert!(!limited.eval_members_after(
+            &rule.members,
+            rule.frame_size,
+            subject.clone(),
+            (&values, steps),
+            &mut rest
+        ));
+        assert_eq!(limited.steps_used(), 0, "nothing counted past the limit");
+        tried += 1;
+    }
+    assert!(tried >= 3, "members known before: {tried} tried");
+}
+
 /// A chain of members (`h.shape.Rect.w`) is replayed as one route from the holder's
 /// type. Where the route no longer holds (the shape is a Circle now), the evaluation
 /// takes the long way: the error and the steps are those of an evaluator that never
