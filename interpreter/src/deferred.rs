@@ -31,6 +31,13 @@ pub struct PendingTask {
     pub listed: Listed,
 }
 
+// A million listed tasks are held at once: their size is the run's memory budget, and an
+// `Option` of one must be as large for the listing to become the list in place
+// (`run::listed_in_place`).
+const _: () = assert!(std::mem::size_of::<PendingTask>() <= 112);
+const _: () =
+    assert!(std::mem::size_of::<Option<PendingTask>>() == std::mem::size_of::<PendingTask>());
+
 /// Values of a task rule's first members (its `let`s before `id`, and `id`), kept from
 /// listing the task so that reading it does not evaluate them again: a tokio task's
 /// `Cell` cast and id were a tenth of its cost. Only places are kept (an address and a
@@ -97,7 +104,7 @@ impl Listed {
 /// A runtime's tasks to be read as the report is written, in report order.
 #[derive(Clone)]
 pub struct Pending {
-    /// Shared, not copied: a million tasks are 64 MB.
+    /// Shared, not copied: a million tasks are 112 MB.
     pub tasks: Arc<Vec<PendingTask>>,
     /// Where the runtime rule is, for warnings about its tasks.
     pub rule: String,
