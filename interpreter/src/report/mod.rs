@@ -7,6 +7,7 @@ mod map;
 mod serialize;
 mod text;
 pub mod triage;
+mod yaml;
 
 use std::sync::Arc;
 
@@ -373,12 +374,6 @@ impl Report {
 
     pub fn to_yaml(&self) -> String {
         serde_yaml::to_string(self).unwrap_or_else(|e| format!("error: {e}\n"))
-    }
-
-    /// Writes the report as YAML to `w` as it is serialized; pending tasks are read while
-    /// the ones before them are written.
-    pub fn write_yaml(&self, w: impl std::io::Write) -> std::io::Result<()> {
-        serde_yaml::to_writer(w, self).map_err(std::io::Error::other)
     }
 
     /// Tasks listed, read or not.

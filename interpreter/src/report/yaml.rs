@@ -1,0 +1,322 @@
+//! The report as YAML, field by field, with the tasks rendered on every thread: each
+//! task through yaml_serde on a reader's worker (or, for tasks read already, on rayon's
+//! threads), indented where it goes in the report, and the writer only writes them out.
+//! yaml_serde takes about 60 µs a task, and all of it on the writing thread made a
+//! million tasks take 45 s.
+//!
+//! The text is the one yaml_serde writes for the whole report: libyaml indents a nested
+//! block by the same two spaces per level whatever the level (its width is unlimited, so
+//! nothing is folded by column), so a value written on its own and then indented reads
+//! as it does in place. `tests/scale.rs` holds the streamed report to the report written
+//! at once, and every fixture's YAML was compared with the whole-report serializer's.
+
+use std::io::{self, Write};
+
+use rayon::prelude::*;
+use serde::Serialize;
+use serde::ser::{SerializeMap, Serializer};
+
+use super::json::WINDOW;
+use super::serialize::Sink;
+use super::{Report, RuntimeReport, TaskReport};
+
+impl Report {
+    /// Writes the report as YAML to `w`; pending tasks are read (on every thread) while
+    /// the ones before them are written (see the module's comment).
+    pub fn write_yaml(&self, mut w: impl Write) -> io::Result<()> {
+        self.write_fields(&mut Yaml {
+            w: &mut w,
+            first: "",
+            rest: "",
+        })
+    }
+}
+
+/// Writes each field as `key: value` at an indentation: `first` before the first line
+/// written (a runtime's `- `), `rest` before every other line that is not empty.
+struct Yaml<'w> {
+    w: &'w mut dyn Write,
+    first: &'static str,
+    rest: &'static str,
+}
+
+impl Yaml<'_> {
+    fn put(&mut self, text: &str) -> io::Result<()> {
+        for line in text.split_inclusive('\n') {
+            if line != "\n" {
+                self.w
+                    .write_all(std::mem::replace(&mut self.first, self.rest).as_bytes())?;
+            }
+            self.w.write_all(line.as_bytes())?;
+        }
+        Ok(())
+    }
+}
+
+impl Sink for Yaml<'_> {
+    type Error = io::Error;
+
+    fn field<T: Serialize + ?Sized>(&mut self, key: &'static str, v: &T) -> io::Result<()> {
+        self.put(&entry(key, v)?)
+    }
+
+    fn runtimes(&mut self, runtimes: &[RuntimeReport]) -> io::Result<()> {
+        if runtimes.is_empty() {
+            return self.put("runtimes: []\n");
+        }
+        self.put("runtimes:\n")?;
+        for runtime in runtimes {
+            runtime.write_fields(&mut Yaml {
+                w: &mut *self.w,
+                first: "- ",
+                rest: "  ",
+            })?;
+        }
+        Ok(())
+    }
+
+    /// A runtime's tasks: those read (rendered a window at a time on every thread), then
+    /// the pending ones, read and rendered by the reader's workers. The runtime's fields
+    /// are two spaces in: a task is `  - ` and its other lines four spaces in.
+    fn tasks(&mut self, runtime: &RuntimeReport) -> io::Result<()> {
+        let pending = runtime.pending.as_ref();
+        if runtime.tasks.is_empty() && pending.is_none_or(|p| p.tasks.is_empty()) {
+            return self.put("tasks: []\n");
+        }
+        self.put("tasks:\n")?;
+        for window in runtime.tasks.chunks(WINDOW) {
+            let rendered: Vec<String> = window
+                .par_iter()
+                .map(|t| task(t, String::new()))
+                .collect::<io::Result<_>>()?;
+            rendered
+                .iter()
+                .try_for_each(|t| self.w.write_all(t.as_bytes()))?;
+        }
+        let Some(p) = pending else { return Ok(()) };
+        match &p.reader {
+            // A task that cannot be rendered (it cannot: a report is strings and numbers)
+            // is written as the error, which the writer then returns.
+            Some(reader) => reader.stream(
+                p,
+                |t, spare| task(&t, spare.and_then(Result::ok).unwrap_or_default()),
+                |t: &io::Result<String>| match t {
+                    Ok(t) => self.w.write_all(t.as_bytes()),
+                    Err(e) => Err(io::Error::other(e.to_string())),
+                },
+            ),
+            // Not attached to a dump (a report built by hand): listed, not read.
+            None => p.tasks.iter().try_for_each(|t| {
+                let t = task(&TaskReport::new(t.id, t.address), String::new())?;
+                self.w.write_all(t.as_bytes())
+            }),
+        }
+    }
+}
+
+/// `key: value` as yaml_serde writes that one entry of a map.
+fn entry<T: Serialize + ?Sized>(key: &str, v: &T) -> io::Result<String> {
+    struct Entry<'a, T: ?Sized>(&'a str, &'a T);
+    impl<T: Serialize + ?Sized> Serialize for Entry<'_, T> {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            let mut map = s.serialize_map(Some(1))?;
+            map.serialize_entry(self.0, self.1)?;
+            map.end()
+        }
+    }
+    serde_yaml::to_string(&Entry(key, v)).map_err(io::Error::other)
+}
+
+/// `t` as an item of a runtime's `tasks`, into `out` (cleared): `  - ` before its first
+/// line, four spaces before its others (empty lines, inside a block scalar, stay empty).
+fn task(t: &TaskReport, mut out: String) -> io::Result<String> {
+    let yaml = serde_yaml::to_string(t).map_err(io::Error::other)?;
+    out.clear();
+    out.reserve(yaml.len() + yaml.len() / 8);
+    for (i, line) in yaml.split_inclusive('\n').enumerate() {
+        if line != "\n" {
+            out.push_str(if i == 0 { "  - " } else { "    " });
+        }
+        out.push_str(line);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{
+        AwaitFrame, BlockedOn, Branch, DumpInfo, FieldValue, Fields, FutureRef, Hex, LayoutInfo,
+        Report, RuntimeReport, SourceRef, TaskReport,
+    };
+    use crate::deferred::{Pending, PendingTask};
+
+    /// Strings libyaml quotes, folds into blocks or escapes, at every depth they occur.
+    const AWKWARD: [&str; 12] = [
+        "plain",
+        "",
+        " leading and trailing ",
+        "two lines\nsecond",
+        "blank line\n\nafter it\n",
+        "ends with a newline\n",
+        "key: value # comment",
+        "'quoted' \"twice\"",
+        "0x1f",
+        "null",
+        "ünïcødé ✓ and a tab\there",
+        "- looks like a list item",
+    ];
+
+    fn fields(depth: usize) -> Fields {
+        let mut f = Fields::new();
+        for (i, s) in AWKWARD.iter().enumerate() {
+            f.insert(format!("s{i}"), FieldValue::Str(s.to_string()));
+        }
+        f.insert("n", FieldValue::Int(-3));
+        f.insert("a", FieldValue::Address(Hex(0xdead_beef)));
+        f.insert(
+            "list",
+            FieldValue::List(vec![FieldValue::Int(1), FieldValue::Str("x\ny".into())]),
+        );
+        f.insert("empty", FieldValue::List(vec![]));
+        if depth > 0 {
+            f.insert(
+                "collection",
+                FieldValue::Collection {
+                    len: 9,
+                    first: vec![FieldValue::Str(AWKWARD[4].into()); 2],
+                },
+            );
+        }
+        f
+    }
+
+    fn frame(note: Option<&str>, branches: Vec<Branch>) -> AwaitFrame {
+        AwaitFrame {
+            function: "app::serve::{closure#0}".into(),
+            future: "app::serve::{async_block_env#0}<T: 'a>".into(),
+            state: Some("Suspend0".into()),
+            location: Some(SourceRef {
+                file: Some("src/main.rs".into()),
+                line: 42,
+            }),
+            address: Hex(0x7f00_0000_1000),
+            locals: fields(1),
+            note: note.map(str::to_string),
+            branches,
+        }
+    }
+
+    fn blocked() -> BlockedOn {
+        BlockedOn {
+            kind: "sleep".into(),
+            future: "tokio::time::sleep::Sleep".into(),
+            address: Hex(0x10),
+            fields: fields(0),
+        }
+    }
+
+    fn task(id: u64) -> TaskReport {
+        let mut t = TaskReport::new(Some(id), Hex(0x1000 + id));
+        t.state = Some("idle".into());
+        t.flags = vec!["JOIN_INTEREST".into(), "NOTIFIED".into()];
+        t.future = Some(FutureRef {
+            ty: "app::main::{async_block_env#0}".into(),
+            address: Hex(0x2000),
+        });
+        let branch = Branch {
+            backtrace: vec![frame(None, vec![])],
+            blocked_on: Some(blocked()),
+        };
+        t.backtrace = vec![
+            frame(Some(AWKWARD[4]), vec![branch.clone(), branch]),
+            frame(None, vec![]),
+        ];
+        t.blocked_on = Some(blocked());
+        t.fields = fields(1);
+        for s in AWKWARD {
+            t.unavailable.insert(format!("u{}", s.len()), s.to_string());
+        }
+        t
+    }
+
+    fn runtime(kind: &str, tasks: Vec<TaskReport>) -> RuntimeReport {
+        RuntimeReport {
+            kind: kind.into(),
+            address: Hex(1),
+            workers: Some(2),
+            threads: vec![10, 11],
+            task_count: Some(tasks.len() as u64),
+            tasks,
+            pending: None,
+            groups: None,
+            fields: fields(1),
+            unavailable: Default::default(),
+        }
+    }
+
+    /// Written field by field with the tasks rendered on their own, the report is byte
+    /// for byte what yaml_serde writes for the whole of it (its `Serialize`), with
+    /// strings libyaml must quote, escape or write as blocks, at every depth.
+    #[test]
+    fn the_yaml_is_that_of_the_whole_report() {
+        let mut pending = runtime("pending", vec![task(1)]);
+        pending.pending = Some(Pending {
+            tasks: vec![PendingTask {
+                id: Some(7),
+                address: Hex(0x70),
+                item: crate::eval::Value::Int(0),
+                listed: Default::default(),
+            }]
+            .into(),
+            rule: "test".into(),
+            reader: None,
+            grouper: None,
+        });
+        let report = Report {
+            schema_version: super::super::SCHEMA_VERSION,
+            layout: LayoutInfo {
+                name: "test".into(),
+                version: "1.0".into(),
+            },
+            dump: Some(DumpInfo {
+                path: "dumps/a b: c.core".into(),
+                format: "ELF core".into(),
+                pid: Some(7),
+                process_name: None,
+            }),
+            binary: None,
+            crash: None,
+            runtimes: vec![
+                runtime("multi_thread", (1..4).map(task).collect()),
+                runtime("empty", vec![]),
+                pending,
+            ],
+            block_on: vec![],
+            threads: vec![],
+            warnings: AWKWARD.iter().map(|s| s.to_string()).collect(),
+            notes: vec![],
+            usage: None,
+            timings: Default::default(),
+        };
+        let mut ours = Vec::new();
+        report.write_yaml(&mut ours).unwrap();
+        let whole = serde_yaml::to_string(&report).unwrap();
+        let ours = String::from_utf8(ours).unwrap();
+        assert!(
+            ours.contains("\n\n"),
+            "a block with a blank line is written"
+        );
+        assert_eq!(ours, whole);
+
+        let none = Report {
+            runtimes: vec![],
+            ..report
+        };
+        let mut ours = Vec::new();
+        none.write_yaml(&mut ours).unwrap();
+        assert_eq!(
+            String::from_utf8(ours).unwrap(),
+            serde_yaml::to_string(&none).unwrap()
+        );
+    }
+}
