@@ -114,6 +114,24 @@ pub struct Pending {
     pub grouper: Option<Arc<Mutex<Grouper>>>,
 }
 
+#[cfg(test)]
+impl Pending {
+    /// One task (`id` at `address`) listed with no reader: a report built by hand.
+    pub(crate) fn unread(id: u64, address: u64) -> Pending {
+        Pending {
+            tasks: Arc::new(vec![PendingTask {
+                id: Some(id),
+                address: Hex(address),
+                item: Value::Int(0),
+                listed: Listed::default(),
+            }]),
+            rule: "test".into(),
+            reader: None,
+            grouper: None,
+        }
+    }
+}
+
 impl std::fmt::Debug for Pending {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "Pending({} tasks)", self.tasks.len())

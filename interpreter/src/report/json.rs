@@ -187,20 +187,9 @@ mod tests {
     /// listed (id and address), after the tasks already read.
     #[test]
     fn pending_tasks_without_a_reader_are_listed_in_every_format() {
-        use crate::deferred::{Pending, PendingTask};
+        use crate::deferred::Pending;
         let mut r = report(1);
-        r.runtimes[0].pending = Some(Pending {
-            tasks: vec![PendingTask {
-                id: Some(7),
-                address: Hex(0x70),
-                item: crate::eval::Value::Int(0),
-                listed: Default::default(),
-            }]
-            .into(),
-            rule: "test".into(),
-            reader: None,
-            grouper: None,
-        });
+        r.runtimes[0].pending = Some(Pending::unread(7, 0x70));
         let mut json = Vec::new();
         r.write_json(&mut json, false).unwrap();
         let v: serde_json::Value = serde_json::from_slice(&json).unwrap();

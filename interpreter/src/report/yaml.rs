@@ -148,7 +148,7 @@ mod tests {
         AwaitFrame, BlockedOn, Branch, DumpInfo, FieldValue, Fields, FutureRef, Hex, LayoutInfo,
         Report, RuntimeReport, SourceRef, TaskReport,
     };
-    use crate::deferred::{Pending, PendingTask};
+    use crate::deferred::Pending;
 
     /// Strings libyaml quotes, folds into blocks or escapes, at every depth they occur.
     const AWKWARD: [&str; 12] = [
@@ -260,18 +260,7 @@ mod tests {
     #[test]
     fn the_yaml_is_that_of_the_whole_report() {
         let mut pending = runtime("pending", vec![task(1)]);
-        pending.pending = Some(Pending {
-            tasks: vec![PendingTask {
-                id: Some(7),
-                address: Hex(0x70),
-                item: crate::eval::Value::Int(0),
-                listed: Default::default(),
-            }]
-            .into(),
-            rule: "test".into(),
-            reader: None,
-            grouper: None,
-        });
+        pending.pending = Some(Pending::unread(7, 0x70));
         let report = Report {
             schema_version: super::super::SCHEMA_VERSION,
             layout: LayoutInfo {
