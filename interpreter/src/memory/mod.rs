@@ -857,6 +857,34 @@ mod tests {
         }
     }
 
+    /// With more regions than stretches kept, reads in an order that hits every kept
+    /// stretch (the front two inline, the two behind them out of line) and evicts the
+    /// longest unused one give what the memory gives.
+    #[test]
+    fn reads_from_more_regions_than_are_kept_are_the_memorys_reads() {
+        let dump = Backing::Owned((0u8..=255).collect());
+        let regions = (0..6u64)
+            .map(|i| dump_region(0x1000 * (i + 1), 0x1000 * (i + 1) + 32, 32 * i))
+            .collect();
+        let (m, _) = RegionMemory::new(dump, regions);
+        let mem: &dyn Memory = &m;
+        let windows = Windows::default();
+        let mut seed = 0x9e37_79b9u64;
+        for _ in 0..20_000 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            // Mostly the last few regions, sometimes another: every distance from the front.
+            let region = 1 + (seed % 6);
+            let addr = 0x1000 * region + (seed >> 8) % 40;
+            let len = [1, 2, 4, 8, 16][((seed >> 16) % 5) as usize];
+            let (mut ours, mut theirs) = (vec![0u8; len], vec![0u8; len]);
+            let got = windows.read(mem, addr, &mut ours);
+            assert_eq!(got, mem.read(addr, &mut theirs), "{addr:#x}+{len}");
+            assert_eq!(ours, theirs, "{addr:#x}+{len}");
+        }
+    }
+
     #[test]
     fn read_vec_refuses_before_allocating() {
         let m = SliceMemory::new();
