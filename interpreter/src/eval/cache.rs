@@ -31,8 +31,9 @@ pub type Params = Arc<[(Arc<str>, DieId)]>;
 pub type CastKey = (ExprId, [Option<DieId>; CAST_KEY_PARAMS]);
 /// A view's index and its member's index in the program.
 pub type ViewMember = (usize, usize);
-/// Indexes into the program's rules.
-pub type RuleSet = Arc<[usize]>;
+/// Indexes into the program's rules. An evaluator's own (`Rc`): the cache hands out a
+/// clone per lookup, and an atomic count was a lock-prefixed add and subtract each time.
+pub type RuleSet = Rc<[usize]>;
 
 #[derive(Default)]
 pub struct Caches {
@@ -55,7 +56,7 @@ pub struct Caches {
     pub rules: RefCell<FxHashMap<(RuleKind, DieId), RuleSet>>,
     /// What an await frame shows for a future type in one of its states (variant index;
     /// `usize::MAX` for a future that is not a coroutine).
-    pub frames: RefCell<FxHashMap<(DieId, usize), Arc<FrameFacts>>>,
+    pub frames: RefCell<FxHashMap<(DieId, usize), Rc<FrameFacts>>>,
     /// Index of the struct field of that name, if the type has one.
     pub fields: RefCell<FxHashMap<(DieId, NameKey), Option<usize>>>,
     /// The view and member index of a view member of that name, if the type's view has one.

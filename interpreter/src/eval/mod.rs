@@ -390,11 +390,11 @@ impl<'a> Evaluator<'a> {
         &self,
         key: (DieId, usize),
         make: impl FnOnce() -> FrameFacts,
-    ) -> Arc<FrameFacts> {
+    ) -> std::rc::Rc<FrameFacts> {
         if let Some(f) = self.cache.frames.borrow().get(&key) {
             return f.clone();
         }
-        let f = Arc::new(make());
+        let f = std::rc::Rc::new(make());
         self.cache.frames.borrow_mut().insert(key, f.clone());
         f
     }
