@@ -343,21 +343,40 @@ fn sort_tasks(tasks: &mut [TaskReport]) {
     sort_by_id(tasks, |t| (t.id, t.address));
 }
 
-/// Listed tasks by id (those without one last), then address: the keys are sorted (on
-/// every thread, merging the runs they hold: tokio lists each shard's tasks newest first,
-/// so a million tasks are eight descending runs), then the tasks gathered in that order
-/// on every thread. Sorting the tasks themselves (112 bytes each) took a buffer as large
-/// as them; moving each once to its place by swaps, at random places of 112 MB, took
-/// 0.15 s more than gathering them.
-fn sort_listed(tasks: Vec<PendingTask>) -> Vec<PendingTask> {
+/// The tasks listed (None: not a task), by id (those without one last), then address:
+/// the order `sort_tasks` gives read tasks. The keys are sorted (on every thread, merging
+/// the runs they hold: tokio lists each shard's tasks newest first, so a million tasks are
+/// eight descending runs), then the tasks gathered in that order on every thread, and the
+/// listing dropped on every thread. A task listed twice (a corrupt list) has one id, so
+/// its copies are neighbours: kept once, rather than by a million-entry hash set (0.4 s).
+/// Sorting the tasks themselves (112 bytes each) took a buffer as large as them; moving
+/// each once to its place by swaps, at random places of 112 MB, took 0.15 s more than
+/// gathering them; making the list of those listed, removing the copies and dropping the
+/// listing, each on one thread, left the other core idle for 0.15 s at a million tasks.
+fn sort_listed(listed: Vec<Option<PendingTask>>) -> Vec<PendingTask> {
     use rayon::prelude::*;
-    let order = sort_keys(&tasks, |t| (t.id, t.address));
+    let mut order: Vec<(bool, Option<u64>, Hex, &PendingTask)> = listed
+        .par_iter()
+        .filter_map(|t| t.as_ref().map(|t| (t.id.is_none(), t.id, t.address, t)))
+        .collect();
+    // Stable: tasks with one id and address keep the order they were listed in.
+    order.par_sort_by(|a, b| (a.0, a.1, a.2).cmp(&(b.0, b.1, b.2)));
+    order.dedup_by_key(|&mut (_, _, address, _)| address);
     let mut sorted = Vec::new();
     order
         .par_iter()
-        .map(|&(.., i)| tasks[i].clone())
+        .map(|&(.., t)| t.clone())
         .collect_into_vec(&mut sorted);
+    drop(order);
+    drop_on_every_thread(listed);
     sorted
+}
+
+/// Drops `items` on every thread: a million of them, each looked at to see what it owns,
+/// are 30 to 110 MB read on one core otherwise.
+fn drop_on_every_thread<T: Send>(items: Vec<T>) {
+    use rayon::prelude::*;
+    items.into_par_iter().for_each(drop);
 }
 
 /// Each item's (no id, id, address, index), sorted.
@@ -716,19 +735,14 @@ fn add_runtime(ev: &Evaluator<'_>, value: Value, tid: Option<u32>, out: &mut Fin
                     let (keys, errors) = out.timings.time("list task ids (their order)", || {
                         listed_in_place(ev, &items, &progress)
                     });
-                    drop(items);
+                    // On every thread, as the listing is (`sort_listed`).
+                    drop_on_every_thread(items);
                     for e in errors {
                         if !e.is_absent() {
                             out.warnings.push(format!("task in runtime at {here}: {e}"));
                         }
                     }
-                    // Into the same allocation: an `Option<PendingTask>` is as large.
-                    let mut pending: Vec<PendingTask> = keys.into_iter().flatten().collect();
-                    // The order `sort_tasks` gives read tasks. A task listed twice (a
-                    // corrupt list) has one id, so its copies are neighbours: dropped
-                    // here rather than by a million-entry hash set (0.4 s).
-                    pending = sort_listed(pending);
-                    pending.dedup_by_key(|t| t.address);
+                    let pending = sort_listed(keys);
                     report.pending = Some(Pending {
                         tasks: Arc::new(pending),
                         rule: here.clone(),
@@ -851,8 +865,12 @@ fn listed_in_place(
     progress: &crate::progress::Progress,
 ) -> (Vec<Option<PendingTask>>, Vec<EvalError>) {
     use rayon::prelude::*;
+    // Made on every thread: its first touch of 112 MB (at a million tasks) is page faults.
     let mut keys: Vec<Option<PendingTask>> = Vec::new();
-    keys.resize_with(items.len(), || None);
+    (0..items.len())
+        .into_par_iter()
+        .map(|_| None)
+        .collect_into_vec(&mut keys);
     let list = |worker: &Evaluator<'_>, slots: &mut [Option<PendingTask>], chunk: &[Value]| {
         let mut errors = Vec::new();
         for (at, (slot, item)) in slots.iter_mut().zip(chunk).enumerate() {
@@ -1153,5 +1171,55 @@ mod sort_tests {
         assert_eq!(got[2], (Some(3), 96), "equal ids by address");
         assert_eq!(got[10], (None, 1));
         assert_eq!(got.len(), 12);
+    }
+
+    /// A listing as a corrupt dump can give: failures (None), tasks without an id, equal
+    /// ids, and tasks listed more than once (a list that runs into another, or a shard
+    /// walked twice), interleaved with the rest.
+    #[test]
+    fn listed_tasks_are_ordered_and_each_kept_once() {
+        use super::sort_listed;
+        use crate::deferred::{Listed, PendingTask};
+        use crate::eval::Value;
+        let pending = |id: Option<u64>, address: u64| {
+            Some(PendingTask {
+                id,
+                address: Hex(address),
+                item: Value::Addr(address),
+                listed: Listed::default(),
+            })
+        };
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move |n: u64| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state % n
+        };
+        for round in 0..50 {
+            let mut listed = Vec::new();
+            for _ in 0..(round * 7 + 3) {
+                let address = 0x1000 + next(40) * 0x80;
+                // An address's id is its own (a task listed twice has one id), but
+                // addresses share ids as corrupt memory may make them.
+                let id = (address % 0x380 != 0).then_some(address / 0x100);
+                listed.push(match next(10) {
+                    0 => None,
+                    _ => pending(id, address),
+                });
+            }
+            let mut want: Vec<(Option<u64>, u64)> = listed
+                .iter()
+                .flatten()
+                .map(|t| (t.id, t.address.0))
+                .collect();
+            want.sort_by_key(|&(id, a)| (id.is_none(), id, a));
+            want.dedup();
+            let got: Vec<(Option<u64>, u64)> = sort_listed(listed)
+                .iter()
+                .map(|t| (t.id, t.address.0))
+                .collect();
+            assert_eq!(got, want, "round {round}");
+        }
     }
 }
