@@ -398,7 +398,10 @@ fn write_streamed(
     output: Option<&std::path::Path>,
     write: impl FnOnce(&mut dyn Write, bool) -> std::io::Result<()>,
 ) -> Result<()> {
-    const BUFFER: usize = 1 << 20;
+    // Smaller than a chunk of tasks as the workers render them (256 tasks, a kilobyte
+    // or so each): `BufWriter` writes a chunk straight from the worker's buffer rather
+    // than copying it into its own (a gigabyte at a million tasks, on the writing thread).
+    const BUFFER: usize = 64 << 10;
     match output {
         Some(path) => {
             let file = std::fs::File::create(path)

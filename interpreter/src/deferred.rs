@@ -188,12 +188,43 @@ const AHEAD: usize = 16;
 /// takes microseconds to read, a cache line some hundred nanoseconds to arrive.
 const AHEAD_OF_READ: usize = 2;
 
-/// One task as a worker read it: rendered, with what it adds to the findings (a fact
-/// unavailable, the task it waits for, its group).
-type Read<T> = Result<(T, bool, Option<(u64, u64)>, Option<(GroupKey, Option<u64>)>), EvalError>;
+/// What a worker renders a chunk of tasks into (each task added to it in order), handed
+/// to the writer whole and then back to the worker to be cleared and filled again: the
+/// compact JSON writer writes a chunk's bytes at once from the worker's buffer, rather
+/// than copying a million tasks' kilobyte into its own.
+pub trait Rendered: Default + Send {
+    fn clear(&mut self);
+}
 
-/// A chunk as a worker hands it to the writer: its index, the worker's, its reads.
-type Chunk<T> = (usize, usize, Vec<Read<T>>, Spent);
+impl Rendered for Vec<u8> {
+    fn clear(&mut self) {
+        Vec::clear(self)
+    }
+}
+
+impl Rendered for String {
+    fn clear(&mut self) {
+        String::clear(self)
+    }
+}
+
+impl Rendered for Vec<TaskReport> {
+    fn clear(&mut self) {
+        Vec::clear(self)
+    }
+}
+
+impl Rendered for () {
+    fn clear(&mut self) {}
+}
+
+/// What one task read adds to the findings: a fact unavailable (or the task unread), the
+/// task it waits for, its group.
+type Read = (bool, Option<(u64, u64)>, Option<(GroupKey, Option<u64>)>);
+
+/// A chunk as a worker hands it to the writer: its index, the worker's, its tasks
+/// rendered, what each adds, and what the worker spent.
+type Chunk<C> = (usize, usize, C, Vec<Read>, Spent);
 
 /// Where the workers of a `stream` are: the chunks written, and the run's steps after
 /// each (a chunk's step budget is what was left `ahead` chunks before it).
@@ -221,11 +252,11 @@ impl TaskReader {
     /// (85% of the run's futex calls, up to 45,000 context switches at a million tasks).
     /// `render` is handed them again (`Some`: a buffer to clear and fill), rather than a
     /// JSON task's kilobyte being allocated and freed a million times.
-    pub fn stream<T: Send, E>(
+    pub fn stream<C: Rendered, E>(
         &self,
         pending: &Pending,
-        render: impl Fn(TaskReport, Option<T>) -> T + Sync,
-        mut sink: impl FnMut(&T) -> Result<(), E>,
+        render: impl Fn(TaskReport, &mut C) + Sync,
+        mut sink: impl FnMut(&C) -> Result<(), E>,
     ) -> Result<(), E> {
         let chunks: Vec<&[PendingTask]> = pending.tasks.chunks(CHUNK).collect();
         let workers = rayon::current_num_threads().clamp(1, chunks.len().clamp(1, AHEAD));
@@ -246,17 +277,16 @@ impl TaskReader {
             lock(&progressed).stopped = true;
             moved.notify_all();
         };
-        let worker = |who: usize, sent: mpsc::Sender<Chunk<T>>, written: mpsc::Receiver<Vec<T>>| {
+        let worker = |who: usize, sent: mpsc::Sender<Chunk<C>>, written: mpsc::Receiver<C>| {
             let _on_panic = OnPanic(&stop);
             let ev = Evaluator::new(&self.program, &self.dbg, memory, self.bias, self.limits);
             ev.one_of_many();
-            let mut spare: Vec<T> = Vec::new();
+            let mut spare: Option<C> = None;
             loop {
-                // This worker's chunks the writer is done with: rendered into again (a
-                // chunk's worth kept), the rest dropped here.
+                // This worker's chunks the writer is done with: rendered into again (one
+                // kept), the rest dropped here.
                 while let Ok(done) = written.try_recv() {
-                    spare.extend(done);
-                    spare.truncate(CHUNK);
+                    spare = Some(done);
                 }
                 let at = next.fetch_add(1, Ordering::Relaxed);
                 let Some(chunk) = chunks.get(at) else { break };
@@ -276,6 +306,8 @@ impl TaskReader {
                     }
                 };
                 ev.set_step_limit(self.limits.steps.saturating_sub(steps_before));
+                let mut rendered = spare.take().unwrap_or_default();
+                rendered.clear();
                 let reads = chunk
                     .iter()
                     .enumerate()
@@ -284,32 +316,32 @@ impl TaskReader {
                             &ev,
                             chunk.get(i + AHEAD_OF_READ).map(|t| &t.item),
                         );
-                        read_task(&ev, t, grouping, &render, spare.pop())
+                        read_task(&ev, t, pending, grouping, &render, &mut rendered)
                     })
                     .collect();
-                if sent.send((at, who, reads, ev.drain())).is_err() {
+                if sent.send((at, who, rendered, reads, ev.drain())).is_err() {
                     break;
                 }
             }
         };
-        let (sent, received) = mpsc::channel::<Chunk<T>>();
+        let (sent, received) = mpsc::channel::<Chunk<C>>();
         let total = pending.tasks.len() as u64;
         std::thread::scope(|scope| {
             let mut back = Vec::with_capacity(workers);
             for who in 0..workers {
                 let sent = sent.clone();
-                let (written, to_drop) = mpsc::channel::<Vec<T>>();
+                let (written, to_drop) = mpsc::channel::<C>();
                 back.push(written);
                 scope.spawn(move || worker(who, sent, to_drop));
             }
             drop(sent);
             let _on_panic = OnPanic(&stop);
-            let mut early: BTreeMap<usize, (usize, Vec<Read<T>>, Spent)> = BTreeMap::new();
+            let mut early: BTreeMap<usize, (usize, C, Vec<Read>, Spent)> = BTreeMap::new();
             let mut at = 0;
-            for (index, who, reads, spent) in received.iter() {
-                early.insert(index, (who, reads, spent));
-                while let Some((who, reads, spent)) = early.remove(&at) {
-                    let rendered = self.settle(pending, chunks[at], reads, spent, total, &render);
+            for (index, who, rendered, reads, spent) in received.iter() {
+                early.insert(index, (who, rendered, reads, spent));
+                while let Some((who, rendered, reads, spent)) = early.remove(&at) {
+                    self.settle(pending, reads, spent, chunks[at].len(), total);
                     let steps = self.lock().steps;
                     {
                         let mut p = lock(&progressed);
@@ -317,15 +349,13 @@ impl TaskReader {
                         p.steps_after.push(steps);
                     }
                     moved.notify_all();
-                    for r in &rendered {
-                        if let Err(e) = sink(r) {
-                            stop();
-                            // The progress line is cleared, as at the end of the list.
-                            let mut found = self.lock();
-                            found.progress = None;
-                            found.read = 0;
-                            return Err(e);
-                        }
+                    if let Err(e) = sink(&rendered) {
+                        stop();
+                        // The progress line is cleared, as at the end of the list.
+                        let mut found = self.lock();
+                        found.progress = None;
+                        found.read = 0;
+                        return Err(e);
                     }
                     // A worker that has stopped has no more use for it: dropped here.
                     let _ = back[who].send(rendered);
@@ -336,42 +366,15 @@ impl TaskReader {
         })
     }
 
-    /// Adds a chunk's reads to what was found, in task order, and returns the tasks as
-    /// rendered (a task that could not be read again, listed and saying why).
-    fn settle<T>(
-        &self,
-        pending: &Pending,
-        tasks: &[PendingTask],
-        reads: Vec<Read<T>>,
-        spent: Spent,
-        total: u64,
-        render: &impl Fn(TaskReport, Option<T>) -> T,
-    ) -> Vec<T> {
-        let mut out = Vec::with_capacity(tasks.len());
+    /// Adds what a chunk's `tasks` tasks added to what was found, in task order.
+    fn settle(&self, pending: &Pending, reads: Vec<Read>, spent: Spent, tasks: usize, total: u64) {
         let mut found = self.lock();
         let mut grouper = pending.grouper.as_ref().map(|g| lock(g));
-        for (read, task) in reads.into_iter().zip(tasks) {
-            match read {
-                Ok((rendered, partial, waits, group)) => {
-                    found.partial |= partial;
-                    found.waits.extend(waits);
-                    if let (Some(g), Some((key, id))) = (grouper.as_mut(), group) {
-                        g.add(key, id);
-                    }
-                    out.push(rendered);
-                }
-                // It matched a task rule when listed; reading it again can still stop
-                // (the run's step limit): it stays listed, saying why it is empty.
-                Err(e) => {
-                    let mut r = TaskReport::new(task.id, task.address);
-                    r.unavailable
-                        .insert("task", format!("in runtime at {}: {e}", pending.rule));
-                    found.partial = true;
-                    if let Some(g) = grouper.as_mut() {
-                        g.add(group_key(&r), r.id);
-                    }
-                    out.push(render(r, None));
-                }
+        for (partial, waits, group) in reads {
+            found.partial |= partial;
+            found.waits.extend(waits);
+            if let (Some(g), Some((key, id))) = (grouper.as_mut(), group) {
+                g.add(key, id);
             }
         }
         found.steps = found.steps.saturating_add(spent.steps);
@@ -387,19 +390,18 @@ impl TaskReader {
                 .into_iter()
                 .map(|line| format!("hook printed: {line}")),
         );
-        found.read += tasks.len() as u64;
+        found.read += tasks as u64;
         if self.progress && found.progress.is_none() {
             found.progress = Some(crate::progress::Progress::new("reading tasks", total, true));
         }
         if let Some(p) = &found.progress {
-            p.add(tasks.len() as u64);
+            p.add(tasks as u64);
         }
         if found.read >= total {
             // Done with this runtime: the line is cleared.
             found.progress = None;
             found.read = 0;
         }
-        out
     }
 
     /// One task, read without adding to what the written report will say (the crashing
@@ -442,18 +444,31 @@ impl Drop for OnPanic<'_> {
     }
 }
 
-/// Reads one task and renders it, with what it adds to the findings.
-fn read_task<T>(
+/// Reads one task and renders it into `out`, with what it adds to the findings. A task
+/// that matched a task rule when listed can still not be read (the run's step limit): it
+/// stays listed, saying why it is empty.
+fn read_task<C>(
     ev: &Evaluator<'_>,
     task: &PendingTask,
+    pending: &Pending,
     grouping: bool,
-    render: &impl Fn(TaskReport, Option<T>) -> T,
-    spare: Option<T>,
-) -> Read<T> {
-    crate::run::listed_task_report(ev, task).map(|report| {
-        let partial = !report.unavailable.is_empty();
-        let waits = report.id.zip(report.waits_for());
-        let group = grouping.then(|| (group_key(&report), report.id));
-        (render(report, spare), partial, waits, group)
-    })
+    render: &impl Fn(TaskReport, &mut C),
+    out: &mut C,
+) -> Read {
+    let (report, partial) = match crate::run::listed_task_report(ev, task) {
+        Ok(report) => {
+            let partial = !report.unavailable.is_empty();
+            (report, partial)
+        }
+        Err(e) => {
+            let mut r = TaskReport::new(task.id, task.address);
+            r.unavailable
+                .insert("task", format!("in runtime at {}: {e}", pending.rule));
+            (r, true)
+        }
+    };
+    let waits = report.id.zip(report.waits_for());
+    let group = grouping.then(|| (group_key(&report), report.id));
+    render(report, out);
+    (partial, waits, group)
 }

@@ -81,38 +81,47 @@ impl<W: Write> Sink for Compact<'_, W> {
         self.w.write_all(b"[")?;
         let mut first = true;
         let w = &mut *self.w;
-        let mut put = |json: &Vec<u8>| -> io::Result<()> {
-            if !std::mem::take(&mut first) {
-                w.write_all(b",")?;
-            }
-            w.write_all(json)
-        };
         for window in runtime.tasks.chunks(WINDOW) {
             let rendered: Vec<Vec<u8>> = window.par_iter().map(render).collect();
-            rendered.iter().try_for_each(&mut put)?;
+            for json in &rendered {
+                put(w, &mut first, json)?;
+            }
         }
         if let Some(p) = &runtime.pending {
             match &p.reader {
-                Some(reader) => reader.stream(p, |t, spare| render_into(&t, spare), &mut put)?,
+                // A chunk of tasks at a time, each after a comma: the list's first is
+                // written without it.
+                Some(reader) => reader.stream(
+                    p,
+                    |t, json: &mut Vec<u8>| {
+                        json.push(b',');
+                        json_task::write_task(json, &t);
+                    },
+                    |json: &Vec<u8>| match std::mem::take(&mut first) {
+                        true => w.write_all(json.get(1..).unwrap_or_default()),
+                        false => w.write_all(json),
+                    },
+                )?,
                 // Not attached to a dump (a report built by hand): listed, not read.
-                None => p
-                    .tasks
-                    .iter()
-                    .try_for_each(|t| put(&render(&TaskReport::new(t.id, t.address))))?,
+                None => p.tasks.iter().try_for_each(|t| {
+                    put(w, &mut first, &render(&TaskReport::new(t.id, t.address)))
+                })?,
             }
         }
         w.write_all(b"]")
     }
 }
 
-fn render(task: &TaskReport) -> Vec<u8> {
-    render_into(task, None)
+/// One task's JSON, after a comma unless it is the list's first.
+fn put(w: &mut impl Write, first: &mut bool, json: &[u8]) -> io::Result<()> {
+    if !std::mem::take(first) {
+        w.write_all(b",")?;
+    }
+    w.write_all(json)
 }
 
-/// `task`'s JSON, in `spare` (cleared) if given.
-fn render_into(task: &TaskReport, spare: Option<Vec<u8>>) -> Vec<u8> {
-    let mut json = spare.unwrap_or_else(|| Vec::with_capacity(1024));
-    json.clear();
+fn render(task: &TaskReport) -> Vec<u8> {
+    let mut json = Vec::with_capacity(1024);
     json_task::write_task(&mut json, task);
     json
 }
@@ -131,7 +140,11 @@ pub fn serialize_tasks<S: serde::Serializer>(
     }
     if let Some(p) = pending {
         match &p.reader {
-            Some(reader) => reader.stream(p, |t, _| t, |t| seq.serialize_element(t))?,
+            Some(reader) => reader.stream(
+                p,
+                |t, chunk: &mut Vec<TaskReport>| chunk.push(t),
+                |chunk| chunk.iter().try_for_each(|t| seq.serialize_element(t)),
+            )?,
             None => {
                 for t in p.tasks.iter() {
                     seq.serialize_element(&TaskReport::new(t.id, t.address))?;

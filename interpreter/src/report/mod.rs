@@ -393,7 +393,7 @@ impl Report {
                     p.grouper = Some(grouper.clone());
                     if read_now && let Some(reader) = p.reader.clone() {
                         let _: Result<(), std::convert::Infallible> =
-                            reader.stream(p, |_, _| (), |_| Ok(()));
+                            reader.stream(p, |_, _: &mut ()| (), |_| Ok(()));
                         // A runtime with pending tasks has no read ones (`run` reads all
                         // of a runtime's tasks when a scan adds one to it).
                         rt.groups = Some(crate::sync::lock(&grouper).groups());

@@ -99,24 +99,19 @@ pub fn write_text(
                 if let Some(p) = &rt.pending {
                     w.write_all(s.as_bytes())?;
                     s.clear();
-                    let text = |t: TaskReport, spare: Option<String>| {
-                        let mut s = spare.unwrap_or_default();
-                        s.clear();
-                        task(&mut s, &t, opts);
-                        s
-                    };
+                    let text = |t: TaskReport, s: &mut String| task(s, &t, opts);
                     match &p.reader {
                         Some(reader) => {
-                            reader.stream(p, text, |t| w.write_all(t.as_bytes()))?;
+                            reader.stream(p, text, |t: &String| w.write_all(t.as_bytes()))?;
                             streamed = true;
                         }
                         // Not attached to a dump (a report built by hand): listed, not
                         // read, as JSON shows them.
                         None => {
                             for t in p.tasks.iter() {
-                                w.write_all(
-                                    text(TaskReport::new(t.id, t.address), None).as_bytes(),
-                                )?;
+                                let mut s = String::new();
+                                text(TaskReport::new(t.id, t.address), &mut s);
+                                w.write_all(s.as_bytes())?;
                             }
                         }
                     }

@@ -87,7 +87,10 @@ impl Sink for Yaml<'_> {
         for window in runtime.tasks.chunks(WINDOW) {
             let rendered: Vec<String> = window
                 .par_iter()
-                .map(|t| task(t, String::new()))
+                .map(|t| {
+                    let mut out = String::new();
+                    task(t, &mut out).map(|()| out)
+                })
                 .collect::<io::Result<_>>()?;
             rendered
                 .iter()
@@ -99,16 +102,27 @@ impl Sink for Yaml<'_> {
             // is written as the error, which the writer then returns.
             Some(reader) => reader.stream(
                 p,
-                |t, spare| task(&t, spare.and_then(Result::ok).unwrap_or_default()),
-                |t: &io::Result<String>| match t {
-                    Ok(t) => self.w.write_all(t.as_bytes()),
-                    Err(e) => Err(io::Error::other(e.to_string())),
+                |t, chunk: &mut Chunk| {
+                    if chunk.error.is_none()
+                        && let Err(e) = task(&t, &mut chunk.yaml)
+                    {
+                        chunk.error = Some(e);
+                    }
+                },
+                |chunk: &Chunk| {
+                    // The tasks before one that failed, then the error, as one by one.
+                    self.w.write_all(chunk.yaml.as_bytes())?;
+                    match &chunk.error {
+                        None => Ok(()),
+                        Some(e) => Err(io::Error::other(e.to_string())),
+                    }
                 },
             ),
             // Not attached to a dump (a report built by hand): listed, not read.
             None => p.tasks.iter().try_for_each(|t| {
-                let t = task(&TaskReport::new(t.id, t.address), String::new())?;
-                self.w.write_all(t.as_bytes())
+                let mut out = String::new();
+                task(&TaskReport::new(t.id, t.address), &mut out)?;
+                self.w.write_all(out.as_bytes())
             }),
         }
     }
@@ -127,11 +141,25 @@ fn entry<T: Serialize + ?Sized>(key: &str, v: &T) -> io::Result<String> {
     serde_yaml::to_string(&Entry(key, v)).map_err(io::Error::other)
 }
 
-/// `t` as an item of a runtime's `tasks`, into `out` (cleared): `  - ` before its first
-/// line, four spaces before its others (empty lines, inside a block scalar, stay empty).
-fn task(t: &TaskReport, mut out: String) -> io::Result<String> {
+/// A chunk of pending tasks as YAML, or why one could not be rendered (the rest of the
+/// chunk is not: the writer returns the error).
+#[derive(Default)]
+struct Chunk {
+    yaml: String,
+    error: Option<io::Error>,
+}
+
+impl crate::deferred::Rendered for Chunk {
+    fn clear(&mut self) {
+        self.yaml.clear();
+        self.error = None;
+    }
+}
+
+/// `t` as an item of a runtime's `tasks`, added to `out`: `  - ` before its first line,
+/// four spaces before its others (empty lines, inside a block scalar, stay empty).
+fn task(t: &TaskReport, out: &mut String) -> io::Result<()> {
     let yaml = serde_yaml::to_string(t).map_err(io::Error::other)?;
-    out.clear();
     out.reserve(yaml.len() + yaml.len() / 8);
     for (i, line) in yaml.split_inclusive('\n').enumerate() {
         if line != "\n" {
@@ -139,7 +167,7 @@ fn task(t: &TaskReport, mut out: String) -> io::Result<String> {
         }
         out.push_str(line);
     }
-    Ok(out)
+    Ok(())
 }
 
 #[cfg(test)]
