@@ -137,7 +137,7 @@ fn chain(ev: &Evaluator<'_>, future: Value, depth: usize, budget: &mut usize) ->
 }
 
 /// What a `future` rule says: its `kind`, and the futures it waits on (or why not).
-type SeenInto = (Option<Arc<str>>, Result<Vec<Value>, EvalError>);
+type SeenInto = (Option<smol_str::SmolStr>, Result<Vec<Value>, EvalError>);
 
 /// The `future` rules for this type, tried in layout order: the first whose `awaits`
 /// can be evaluated says what the future waits on (its `kind`, and the futures). Several
@@ -274,7 +274,7 @@ fn coroutine_facts(
     let state_ty = variant
         .and_then(|v| v.field.ty)
         .and_then(|id| ev.ty(id).ok());
-    let mut saved: Vec<(Arc<str>, u64, DieId)> = Vec::new();
+    let mut saved: Vec<(smol_str::SmolStr, u64, DieId)> = Vec::new();
     let mut awaitee = None;
     if let Some(st) = &state_ty
         && let TypeKind::Struct { fields, .. } = &st.kind
@@ -283,8 +283,8 @@ fn coroutine_facts(
             let Some(fty) = f.ty else { continue };
             if &*f.name == "__awaitee" {
                 awaitee = Some((f.offset, fty));
-            } else if !is_drop_flag(&f.name) && !saved.iter().any(|(n, ..)| *n == f.name) {
-                saved.push((f.name.clone(), f.offset, fty));
+            } else if !is_drop_flag(&f.name) && !saved.iter().any(|(n, ..)| *n == *f.name) {
+                saved.push((f.name.clone().into(), f.offset, fty));
             }
         }
     }
@@ -295,7 +295,7 @@ fn coroutine_facts(
         state: Some(
             state_ty
                 .as_ref()
-                .map_or_else(|| member.clone(), |s| last_segment(&s.name).into()),
+                .map_or_else(|| member.clone().into(), |s| last_segment(&s.name).into()),
         ),
         location: variant.and_then(|v| {
             let line = v.field.decl_line?;

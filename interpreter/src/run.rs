@@ -1023,7 +1023,7 @@ fn read_task_report(
                 t.state = Some(match &value {
                     // The layout's label, shared by every task in that state.
                     Value::Str(s) => s.clone(),
-                    _ => Arc::from(display_string(ev, &value)),
+                    _ => display_string(ev, &value).into(),
                 })
             }
             "flags" => {
@@ -1033,7 +1033,7 @@ fn read_task_report(
                     .into_iter()
                     .map(|v| match v {
                         Value::Str(s) => s,
-                        v => Arc::from(display_string(ev, &v)),
+                        v => display_string(ev, &v).into(),
                     })
                     .collect();
             }

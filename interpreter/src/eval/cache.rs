@@ -51,7 +51,7 @@ pub struct Caches {
     pub fn_casts: RefCell<FxHashMap<(ExprId, u64), DieId>>,
     /// The layout's member names as this evaluator's own `Arc`s: a report's maps are
     /// keyed by them, and a million tasks' `refs` are then one string, not a million.
-    pub names: RefCell<FxHashMap<NameKey, Arc<str>>>,
+    pub names: RefCell<FxHashMap<NameKey, smol_str::SmolStr>>,
     /// Indexes of the rules of a kind whose pattern matches the type (guards not applied).
     pub rules: RefCell<FxHashMap<(RuleKind, DieId), RuleSet>>,
     /// What an await frame shows for a future type in one of its states (variant index;
@@ -129,11 +129,11 @@ impl NameKey {
 pub struct FrameFacts {
     pub function: Arc<str>,
     pub future: Arc<str>,
-    pub state: Option<Arc<str>>,
+    pub state: Option<smol_str::SmolStr>,
     pub location: Option<crate::report::SourceRef>,
     /// The values a coroutine holds in this state, in declaration order, each name once:
     /// name, offset in the state's data, type. Drop flags and the awaitee left out.
-    pub saved: Box<[(Arc<str>, u64, DieId)]>,
+    pub saved: Box<[(smol_str::SmolStr, u64, DieId)]>,
     /// The future it awaits in this state: offset in the state's data, type.
     pub awaitee: Option<(u64, DieId)>,
 }

@@ -272,13 +272,13 @@ fn from_rhai(hook: &str, d: Dynamic, nesting: u32) -> Result<Value, EvalError> {
         return Ok(Value::Int(i128::from(b)));
     }
     if let Ok(c) = d.as_char() {
-        return Ok(Value::Str(Arc::from(c.to_string())));
+        return Ok(Value::Str(c.to_string().into()));
     }
     if let Ok(f) = d.as_float() {
-        return Ok(Value::Str(Arc::from(format!("{f}"))));
+        return Ok(Value::Str(format!("{f}").into()));
     }
     if d.is_string() {
-        return Ok(Value::Str(Arc::from(d.into_string().unwrap_or_default())));
+        return Ok(Value::Str(d.into_string().unwrap_or_default().into()));
     }
     if d.is_array() && nesting < 4 {
         let items = d.into_array().unwrap_or_default();

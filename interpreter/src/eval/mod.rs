@@ -134,13 +134,19 @@ fn new_frame(size: u16) -> Frame {
 }
 
 /// The value of the binding in `slot`.
-#[inline]
+#[inline(always)]
 fn local(frame: &Frame, slot: Slot) -> Result<Value, EvalError> {
-    frame
-        .get(usize::from(slot.0))
-        .cloned()
-        .flatten()
-        .ok_or_else(|| EvalError::Other("binding used before it has a value".into()))
+    match frame.get(usize::from(slot.0)) {
+        // Nearly every binding: copied without the clone of a string's or a list's.
+        Some(Some(Value::Place { addr, ty })) => Ok(Value::Place {
+            addr: *addr,
+            ty: *ty,
+        }),
+        Some(Some(v)) => Ok(v.clone()),
+        _ => Err(EvalError::Other(
+            "binding used before it has a value".into(),
+        )),
+    }
 }
 
 /// A rule's or function's slots: a handful, made for every view member and rule evaluated
@@ -375,12 +381,12 @@ impl<'a> Evaluator<'a> {
     /// `name` as a shared string, made once. Only for the layout's own strings and
     /// literals: they are cached by address (`NameKey`), and a temporary string's
     /// address could later hold another name.
-    pub(crate) fn name(&self, name: &str) -> Arc<str> {
+    pub(crate) fn name(&self, name: &str) -> smol_str::SmolStr {
         let key = cache::NameKey::of(name);
         if let Some(n) = self.cache.names.borrow().get(&key) {
             return n.clone();
         }
-        let n: Arc<str> = Arc::from(name);
+        let n = smol_str::SmolStr::new(name);
         self.cache.names.borrow_mut().insert(key, n.clone());
         n
     }
@@ -814,7 +820,7 @@ impl<'a> Evaluator<'a> {
                     .iter()
                     .find(|(mask, _)| mask.is_none_or(|m| bits & i128::from(m) != 0))
                     .map(|(_, l)| self.name(l))
-                    .unwrap_or_else(|| Arc::from(format!("{bits:#x}")));
+                    .unwrap_or_else(|| format!("{bits:#x}").into());
                 Ok(Value::Str(label))
             }
             Expr::Flags { value, flags } => {
@@ -949,10 +955,10 @@ impl<'a> Evaluator<'a> {
                     return Err(EvalError::Other("variant() needs an enum in memory".into()));
                 };
                 let (name, _) = self.active_variant(addr, ty)?;
-                Ok(Value::Str(name))
+                Ok(Value::Str(name.into()))
             }
             Builtin::TypeName => match arg(0, frame)? {
-                Value::Place { ty, .. } => Ok(Value::Str(self.ty(ty)?.name.clone())),
+                Value::Place { ty, .. } => Ok(Value::Str(self.ty(ty)?.name.clone().into())),
                 _ => Err(EvalError::Other(
                     "type_name() needs a value in memory".into(),
                 )),
@@ -1015,7 +1021,7 @@ impl<'a> Evaluator<'a> {
                 if len > shown {
                     text.push('…');
                 }
-                Ok(Value::Str(Arc::from(text)))
+                Ok(Value::Str(text.into()))
             }
         }
     }

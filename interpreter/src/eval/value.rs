@@ -16,7 +16,8 @@ pub enum Value {
     Int(i128),
     /// A number that is an address (`addr(x)`, a pointer's value): reported in hex.
     Addr(u64),
-    Str(Arc<str>),
+    /// Short strings (a state's or a kind's name) inline, longer ones shared.
+    Str(smol_str::SmolStr),
     Seq(Vec<Value>),
 }
 

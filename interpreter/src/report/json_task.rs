@@ -9,6 +9,7 @@ use std::cell::RefCell;
 use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
+use smol_str::SmolStr;
 
 use super::{AwaitFrame, BlockedOn, FieldValue, Fields, FutureRef, Hex, Map, TaskReport};
 
@@ -95,13 +96,14 @@ fn write_head(out: &mut Vec<u8>, f: &AwaitFrame) {
 }
 
 /// A frame head by the identity of its shared strings (the backtrace hands every frame
-/// of one future type and state the same `Arc`s) and its line.
-type HeadKey = (usize, usize, usize, usize, Option<u64>);
+/// of one future type and state the same `Arc`s), its state (a short name, held inline)
+/// and its line.
+type HeadKey = (usize, usize, Option<SmolStr>, usize, Option<u64>);
 
 /// A head as written, with the strings it was written from: held, they cannot be freed
 /// and their addresses given to other strings while the head is cached.
 struct Head {
-    _strings: [Option<Arc<str>>; 4],
+    _strings: [Option<Arc<str>>; 3],
     json: Box<[u8]>,
 }
 
@@ -120,7 +122,7 @@ fn frame_head(out: &mut Vec<u8>, f: &AwaitFrame) {
     let key = (
         id(Some(&f.function)),
         id(Some(&f.future)),
-        id(f.state.as_ref()),
+        f.state.clone(),
         id(file),
         f.location.as_ref().map(|l| l.line),
     );
@@ -137,7 +139,6 @@ fn frame_head(out: &mut Vec<u8>, f: &AwaitFrame) {
             let strings = [
                 Some(f.function.clone()),
                 Some(f.future.clone()),
-                f.state.clone(),
                 file.cloned(),
             ];
             heads.insert(

@@ -2,15 +2,18 @@
 //! what a report holds per task and per await (a task's `refs`, an await's locals, what
 //! could not be read). These maps have a handful of entries, and there are millions of
 //! them in a large dump: a `BTreeMap` allocates a node of ~1 KB for even one entry, which
-//! made 100,000 tasks take 760 MB; a sorted `Vec` takes what its entries take.
+//! made 100,000 tasks take 760 MB; a sorted `Vec` takes what its entries take. Keys are
+//! `SmolStr`s: names of up to 23 bytes (`refs`, `deadline_secs`, a local's name) are held
+//! inline and copied, not counted; an `SmolStr` key took a lock-prefixed add to clone
+//! and a subtract to drop, a dozen times per task.
 
-use std::sync::Arc;
+use smol_str::SmolStr;
 
 use serde::Serialize;
 use serde::ser::SerializeMap;
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct Map<V>(Vec<(Arc<str>, V)>);
+pub struct Map<V>(Vec<(SmolStr, V)>);
 
 impl<V> Default for Map<V> {
     fn default() -> Self {
@@ -31,16 +34,16 @@ impl<V> Map<V> {
 
     /// The map of `entries`, whose keys are distinct: sorted once, rather than each
     /// inserted in place (an await frame's saved values, a million times).
-    pub fn from_unique(mut entries: Vec<(Arc<str>, V)>) -> Self {
+    pub fn from_unique(mut entries: Vec<(SmolStr, V)>) -> Self {
         entries.sort_unstable_by(|(a, _), (b, _)| a.cmp(b));
         debug_assert!(entries.windows(2).all(|w| w[0].0 != w[1].0));
         Map(entries)
     }
 
-    /// Sets `key` to `value`; returns the value it replaces. A key given as an `Arc`
-    /// (a type's field name, an interned member name) is kept without copying it: the
-    /// locals of a million tasks are a few names.
-    pub fn insert(&mut self, key: impl Into<Arc<str>>, value: V) -> Option<V> {
+    /// Sets `key` to `value`; returns the value it replaces. A long key given as an `Arc`
+    /// or a `SmolStr` is kept without copying it: the locals of a million tasks are a few
+    /// names.
+    pub fn insert(&mut self, key: impl Into<SmolStr>, value: V) -> Option<V> {
         let key = key.into();
         match self.0.binary_search_by(|(k, _)| (**k).cmp(&*key)) {
             Ok(i) => Some(std::mem::replace(&mut self.0[i].1, value)),
@@ -61,7 +64,7 @@ impl<V> Map<V> {
             Ok(i) => i,
             Err(i) => {
                 self.0.reserve_exact(1);
-                self.0.insert(i, (Arc::from(key), make()));
+                self.0.insert(i, (SmolStr::new(key), make()));
                 i
             }
         };
@@ -88,11 +91,11 @@ impl<V> Map<V> {
     }
 
     /// Entries in name order.
-    pub fn iter(&self) -> impl Iterator<Item = (&Arc<str>, &V)> {
+    pub fn iter(&self) -> impl Iterator<Item = (&SmolStr, &V)> {
         self.0.iter().map(|(k, v)| (k, v))
     }
 
-    pub fn keys(&self) -> impl Iterator<Item = &Arc<str>> {
+    pub fn keys(&self) -> impl Iterator<Item = &SmolStr> {
         self.0.iter().map(|(k, _)| k)
     }
 
@@ -102,17 +105,17 @@ impl<V> Map<V> {
 }
 
 impl<'a, V> IntoIterator for &'a Map<V> {
-    type Item = (&'a Arc<str>, &'a V);
+    type Item = (&'a SmolStr, &'a V);
     type IntoIter = std::iter::Map<
-        std::slice::Iter<'a, (Arc<str>, V)>,
-        fn(&'a (Arc<str>, V)) -> (&'a Arc<str>, &'a V),
+        std::slice::Iter<'a, (SmolStr, V)>,
+        fn(&'a (SmolStr, V)) -> (&'a SmolStr, &'a V),
     >;
     fn into_iter(self) -> Self::IntoIter {
         self.0.iter().map(|(k, v)| (k, v))
     }
 }
 
-impl<K: Into<Arc<str>>, V> FromIterator<(K, V)> for Map<V> {
+impl<K: Into<SmolStr>, V> FromIterator<(K, V)> for Map<V> {
     fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
         let mut m = Map::new();
         for (k, v) in iter {

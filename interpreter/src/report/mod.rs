@@ -12,6 +12,7 @@ mod yaml;
 use std::sync::Arc;
 
 use serde::Serialize;
+use smol_str::SmolStr;
 
 pub use map::Map;
 pub use text::{TextOptions, render_text, write_text};
@@ -142,9 +143,9 @@ pub struct TaskReport {
     pub id: Option<u64>,
     pub address: Hex,
     /// idle, scheduled, running, done, cancelled — as the layout decodes the state word.
-    pub state: Option<Arc<str>>,
-    /// The layout's labels, shared by every task (not a string per task).
-    pub flags: Vec<Arc<str>>,
+    pub state: Option<SmolStr>,
+    /// The layout's labels (held inline, not a string per task).
+    pub flags: Vec<SmolStr>,
     /// The task's root future.
     pub future: Option<FutureRef>,
     /// The async backtrace: the root future first, then what each awaits, down to the
@@ -165,7 +166,7 @@ pub struct AwaitFrame {
     /// The future's type as DWARF names it.
     pub future: Arc<str>,
     /// For async fns and blocks: `Unresumed`, `Suspend0`, `Suspend1`, …, `Returned`.
-    pub state: Option<Arc<str>>,
+    pub state: Option<SmolStr>,
     /// For a suspended async fn or block: where it awaits.
     pub location: Option<SourceRef>,
     pub address: Hex,
@@ -195,7 +196,7 @@ pub struct SourceRef {
 #[derive(Debug, Clone, Serialize)]
 pub struct BlockedOn {
     /// The `kind` of the matching `leaf` rule (`sleep`, `join`, `mutex`, …), or `unknown`.
-    pub kind: Arc<str>,
+    pub kind: SmolStr,
     /// The leaf future's type and address.
     pub future: Arc<str>,
     pub address: Hex,

@@ -62,9 +62,9 @@ impl TaskFilter {
 pub struct TaskGroup {
     pub count: usize,
     pub task_ids: Vec<u64>,
-    pub state: Option<Arc<str>>,
+    pub state: Option<smol_str::SmolStr>,
     pub frames: Vec<GroupFrame>,
-    pub blocked_on: Option<Arc<str>>,
+    pub blocked_on: Option<smol_str::SmolStr>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -87,7 +87,11 @@ impl Ord for SourceRef {
 
 /// What puts two tasks in one group: state, stack (functions and await lines) and the
 /// kind of leaf they are blocked on.
-pub type GroupKey = (Option<Arc<str>>, Vec<GroupFrame>, Option<Arc<str>>);
+pub type GroupKey = (
+    Option<smol_str::SmolStr>,
+    Vec<GroupFrame>,
+    Option<smol_str::SmolStr>,
+);
 
 /// The group a task belongs in.
 pub fn group_key(t: &TaskReport) -> GroupKey {
