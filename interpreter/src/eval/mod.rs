@@ -1064,8 +1064,12 @@ impl<'a> Evaluator<'a> {
         let mut out = Vec::new();
         for items in items.chunks(BATCH) {
             let seed = self.seed();
+            // One list per piece of work: rayon otherwise hands a thread two lists at a
+            // time, and at a million tasks in eight lists one core waited 0.1 s for the
+            // other's second list.
             let walked: Vec<(Result<Value, EvalError>, Spent)> = items
                 .par_iter()
+                .with_max_len(1)
                 .map(|item| {
                     let w = seed.evaluator();
                     let mut f = base.clone();
