@@ -101,11 +101,73 @@ impl Listed {
     }
 }
 
+/// A runtime's listed tasks, in report order: the listing as it was made (None where an
+/// item was not a task) and the order of the tasks kept. Gathering a million tasks (112
+/// bytes each) into a second, sorted vector took 60 to 100 ms of page faults and copies
+/// and held both at once; reading them through the order is a random access per task,
+/// asked for ahead (`TaskReader::stream`).
+#[derive(Default)]
+pub struct Listing {
+    listed: Vec<Option<PendingTask>>,
+    order: Vec<usize>,
+}
+
+impl Listing {
+    /// `listed` read in `order` (indexes of entries that are `Some`).
+    pub(crate) fn new(listed: Vec<Option<PendingTask>>, order: Vec<usize>) -> Listing {
+        debug_assert!(
+            order
+                .iter()
+                .all(|&i| listed.get(i).is_some_and(Option::is_some))
+        );
+        Listing { listed, order }
+    }
+
+    /// Tasks already in report order.
+    pub fn in_order(tasks: Vec<PendingTask>) -> Listing {
+        let order = (0..tasks.len()).collect();
+        Listing::new(tasks.into_iter().map(Some).collect(), order)
+    }
+
+    pub fn len(&self) -> usize {
+        self.order.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.order.is_empty()
+    }
+
+    /// The tasks in report order.
+    pub fn iter(&self) -> impl Iterator<Item = &PendingTask> {
+        self.order.iter().filter_map(|&i| self.at(i))
+    }
+
+    pub fn first(&self) -> Option<&PendingTask> {
+        self.iter().next()
+    }
+
+    /// The task at `index` of the listing (an entry of `order`).
+    fn at(&self, index: usize) -> Option<&PendingTask> {
+        self.listed.get(index)?.as_ref()
+    }
+}
+
+impl Drop for Listing {
+    /// Dropped on every thread: a million entries, each looked at to see what it owns, are
+    /// 112 MB read on one core otherwise.
+    fn drop(&mut self) {
+        use rayon::prelude::*;
+        std::mem::take(&mut self.listed)
+            .into_par_iter()
+            .for_each(drop);
+    }
+}
+
 /// A runtime's tasks to be read as the report is written, in report order.
 #[derive(Clone)]
 pub struct Pending {
     /// Shared, not copied: a million tasks are 112 MB.
-    pub tasks: Arc<Vec<PendingTask>>,
+    pub tasks: Arc<Listing>,
     /// Where the runtime rule is, for warnings about its tasks.
     pub rule: String,
     /// Set by the analysis once the run is over (it owns what reading needs).
@@ -119,12 +181,12 @@ impl Pending {
     /// One task (`id` at `address`) listed with no reader: a report built by hand.
     pub(crate) fn unread(id: u64, address: u64) -> Pending {
         Pending {
-            tasks: Arc::new(vec![PendingTask {
+            tasks: Arc::new(Listing::in_order(vec![PendingTask {
                 id: Some(id),
                 address: Hex(address),
                 item: Value::Int(0),
                 listed: Listed::default(),
-            }]),
+            }])),
             rule: "test".into(),
             reader: None,
             grouper: None,
@@ -258,7 +320,8 @@ impl TaskReader {
         render: impl Fn(TaskReport, &mut C) + Sync,
         mut sink: impl FnMut(&C) -> Result<(), E>,
     ) -> Result<(), E> {
-        let chunks: Vec<&[PendingTask]> = pending.tasks.chunks(CHUNK).collect();
+        let listing = &*pending.tasks;
+        let chunks: Vec<&[usize]> = listing.order.chunks(CHUNK).collect();
         let workers = rayon::current_num_threads().clamp(1, chunks.len().clamp(1, AHEAD));
         let ahead = AHEAD;
         let start_steps = self.lock().steps;
@@ -311,12 +374,20 @@ impl TaskReader {
                 let reads = chunk
                     .iter()
                     .enumerate()
-                    .map(|(i, t)| {
+                    .filter_map(|(i, &index)| {
+                        // The listed task itself further ahead than its memory: the
+                        // memory is found through it.
+                        if let Some(&later) = chunk.get(i + 2 * AHEAD_OF_READ) {
+                            crate::memory::prefetch_value(&listing.listed[later]);
+                        }
                         crate::run::prefetch_item(
                             &ev,
-                            chunk.get(i + AHEAD_OF_READ).map(|t| &t.item),
+                            (chunk.get(i + AHEAD_OF_READ))
+                                .and_then(|&j| listing.at(j))
+                                .map(|t| &t.item),
                         );
-                        read_task(&ev, t, pending, grouping, &render, &mut rendered)
+                        let t = listing.at(index)?;
+                        Some(read_task(&ev, t, pending, grouping, &render, &mut rendered))
                     })
                     .collect();
                 if sent.send((at, who, rendered, reads, ev.drain())).is_err() {

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use layoutdump_lang::program::{RootKind, Rule, RuleKind};
 
-use crate::deferred::{Listed, Pending, PendingTask};
+use crate::deferred::{Listed, Listing, Pending, PendingTask};
 use crate::dwarf::{DebugInfo, FrameRegs, LinkAddr, VarLocation};
 use crate::eval::{EvalError, Evaluator, Limits, Members, Value};
 use crate::memory::Memory;
@@ -346,30 +346,38 @@ fn sort_tasks(tasks: &mut [TaskReport]) {
 /// The tasks listed (None: not a task), by id (those without one last), then address:
 /// the order `sort_tasks` gives read tasks. The keys are sorted (on every thread, merging
 /// the runs they hold: tokio lists each shard's tasks newest first, so a million tasks are
-/// eight descending runs), then the tasks gathered in that order on every thread, and the
-/// listing dropped on every thread. A task listed twice (a corrupt list) has one id, so
-/// its copies are neighbours: kept once, rather than by a million-entry hash set (0.4 s).
-/// Sorting the tasks themselves (112 bytes each) took a buffer as large as them; moving
-/// each once to its place by swaps, at random places of 112 MB, took 0.15 s more than
-/// gathering them; making the list of those listed, removing the copies and dropping the
-/// listing, each on one thread, left the other core idle for 0.15 s at a million tasks.
-fn sort_listed(listed: Vec<Option<PendingTask>>) -> Vec<PendingTask> {
+/// eight descending runs) and the listing is read in their order (`Listing`). A task
+/// listed twice (a corrupt list) has one id, so its copies are neighbours: kept once,
+/// rather than by a million-entry hash set (0.4 s). Sorting the tasks themselves (112
+/// bytes each) took a buffer as large as them; gathering them in order into a second
+/// vector took 60 to 100 ms at a million tasks.
+fn sort_listed(listed: Vec<Option<PendingTask>>) -> Listing {
     use rayon::prelude::*;
-    let mut order: Vec<(bool, Option<u64>, Hex, &PendingTask)> = listed
+    // Sixteen bytes a key (id, index): the keys with the address and the missing id's
+    // flag were forty, and sorting them took twice as long. A task without an id is keyed
+    // as the largest id, then put after those that have it; equal ids (a corrupt dump)
+    // are ordered by address.
+    let mut order: Vec<(u64, usize)> = listed
         .par_iter()
-        .filter_map(|t| t.as_ref().map(|t| (t.id.is_none(), t.id, t.address, t)))
+        .enumerate()
+        .filter_map(|(i, t)| Some((t.as_ref()?.id.unwrap_or(u64::MAX), i)))
         .collect();
-    // Stable: tasks with one id and address keep the order they were listed in.
-    order.par_sort_by(|a, b| (a.0, a.1, a.2).cmp(&(b.0, b.1, b.2)));
-    order.dedup_by_key(|&mut (_, _, address, _)| address);
-    let mut sorted = Vec::new();
-    order
-        .par_iter()
-        .map(|&(.., t)| t.clone())
-        .collect_into_vec(&mut sorted);
-    drop(order);
-    drop_on_every_thread(listed);
-    sorted
+    order.par_sort_unstable();
+    // Only tasks with one id can be one task listed twice: the listing itself (112 MB
+    // at random) is looked at only for those.
+    let task = |i: usize| listed[i].as_ref().map(|t| (t.id.is_none(), t.address));
+    let mut kept = Vec::with_capacity(order.len());
+    for run in order.chunk_by_mut(|a, b| a.0 == b.0) {
+        if let [(_, i)] = run {
+            kept.push(*i);
+            continue;
+        }
+        run.sort_unstable_by_key(|&(_, i)| (task(i), i));
+        let mut run: Vec<usize> = run.iter().map(|&(_, i)| i).collect();
+        run.dedup_by_key(|&mut i| task(i).map(|(_, address)| address));
+        kept.extend(run);
+    }
+    Listing::new(listed, kept)
 }
 
 /// Drops `items` on every thread: a million of them, each looked at to see what it owns,
@@ -742,7 +750,9 @@ fn add_runtime(ev: &Evaluator<'_>, value: Value, tid: Option<u32>, out: &mut Fin
                             out.warnings.push(format!("task in runtime at {here}: {e}"));
                         }
                     }
-                    let pending = sort_listed(keys);
+                    let pending = out
+                        .timings
+                        .time("order listed tasks by id", || sort_listed(keys));
                     report.pending = Some(Pending {
                         tasks: Arc::new(pending),
                         rule: here.clone(),
@@ -1201,8 +1211,13 @@ mod sort_tests {
             for _ in 0..(round * 7 + 3) {
                 let address = 0x1000 + next(40) * 0x80;
                 // An address's id is its own (a task listed twice has one id), but
-                // addresses share ids as corrupt memory may make them.
-                let id = (address % 0x380 != 0).then_some(address / 0x100);
+                // addresses share ids as corrupt memory may make them, and the largest id
+                // is keyed as a missing one is.
+                let id = match address % 0x380 {
+                    0 => None,
+                    0x100 => Some(u64::MAX),
+                    _ => Some(address / 0x100),
+                };
                 listed.push(match next(10) {
                     0 => None,
                     _ => pending(id, address),
