@@ -256,17 +256,35 @@ const AHEAD_OF_READ: usize = 2;
 /// than copying a million tasks' kilobyte into its own.
 pub trait Rendered: Default + Send {
     fn clear(&mut self);
+    /// Room held (for the next chunk made from nothing: a third of a megabyte of JSON
+    /// grown by doubling is copied twice over).
+    fn room(&self) -> usize {
+        0
+    }
+    fn reserve(&mut self, _room: usize) {}
 }
 
 impl Rendered for Vec<u8> {
     fn clear(&mut self) {
         Vec::clear(self)
     }
+    fn room(&self) -> usize {
+        self.capacity()
+    }
+    fn reserve(&mut self, room: usize) {
+        Vec::reserve(self, room)
+    }
 }
 
 impl Rendered for String {
     fn clear(&mut self) {
         String::clear(self)
+    }
+    fn room(&self) -> usize {
+        self.capacity()
+    }
+    fn reserve(&mut self, room: usize) {
+        String::reserve(self, room)
     }
 }
 
@@ -345,6 +363,8 @@ impl TaskReader {
             let ev = Evaluator::new(&self.program, &self.dbg, memory, self.bias, self.limits);
             ev.one_of_many();
             let mut spare: Option<C> = None;
+            // The most a chunk has taken: where the writer has not given one back yet.
+            let mut room = 0;
             loop {
                 // This worker's chunks the writer is done with: rendered into again (one
                 // kept), the rest dropped here.
@@ -369,7 +389,11 @@ impl TaskReader {
                     }
                 };
                 ev.set_step_limit(self.limits.steps.saturating_sub(steps_before));
-                let mut rendered = spare.take().unwrap_or_default();
+                let mut rendered = spare.take().unwrap_or_else(|| {
+                    let mut fresh = C::default();
+                    fresh.reserve(room);
+                    fresh
+                });
                 rendered.clear();
                 let reads = chunk
                     .iter()
@@ -390,6 +414,7 @@ impl TaskReader {
                         Some(read_task(&ev, t, pending, grouping, &render, &mut rendered))
                     })
                     .collect();
+                room = room.max(rendered.room());
                 if sent.send((at, who, rendered, reads, ev.drain())).is_err() {
                     break;
                 }

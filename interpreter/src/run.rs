@@ -362,7 +362,9 @@ fn sort_listed(listed: Vec<Option<PendingTask>>) -> Listing {
         .enumerate()
         .filter_map(|(i, t)| Some((t.as_ref()?.id.unwrap_or(u64::MAX), i)))
         .collect();
-    order.par_sort_unstable();
+    // Merge sort, which takes the runs it finds (tokio lists each shard newest first):
+    // pdqsort took 45M more instructions at 116,666 tasks. The keys are distinct.
+    order.par_sort();
     // Only tasks with one id can be one task listed twice: the listing itself (112 MB
     // at random) is looked at only for those.
     let task = |i: usize| listed[i].as_ref().map(|t| (t.id.is_none(), t.address));
