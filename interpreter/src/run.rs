@@ -1121,7 +1121,7 @@ fn field_value_depth(ev: &Evaluator<'_>, v: &Value, depth: u32) -> FieldValue {
             {
                 return FieldValue::Address(Hex(target));
             }
-            if let Ok(i) = ev.to_int(v) {
+            if let Some(i) = ev.to_int_ok(v) {
                 return FieldValue::Int(i);
             }
             if depth < 4 {

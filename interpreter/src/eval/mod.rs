@@ -1078,6 +1078,16 @@ impl<'a> Evaluator<'a> {
                     (r, w.drain())
                 })
                 .collect();
+            // Room for this batch's lists at once: a million tasks' places (37 MB) were
+            // copied again each time the joined list doubled.
+            let batch: usize = walked
+                .iter()
+                .map(|(r, _)| match r {
+                    Ok(Value::Seq(inner)) => inner.len(),
+                    _ => 1,
+                })
+                .sum();
+            out.reserve(batch.min(usize::try_from(self.limits.items).unwrap_or(usize::MAX)));
             for (r, spent) in walked {
                 self.absorb(spent);
                 // Over the limit with this item's steps: stopped here, as in sequence.
@@ -1599,6 +1609,28 @@ impl<'a> Evaluator<'a> {
             self.cache.numbers.borrow_mut().insert(ty, known);
         }
         self.read_number(at, read)
+    }
+
+    /// `to_int(v).ok()`, without the error where the type is known not to be a number: a
+    /// report's value tries it on every object a task holds (a tuple of futures, an
+    /// `Arc`), and the cached error's clone and drop were two atomic counts each time. The
+    /// same route is replayed and the same steps counted as `to_int` does.
+    pub(crate) fn to_int_ok(&self, v: &Value) -> Option<i128> {
+        if let Value::Place { addr, ty } = *v
+            && self.recording.get() == 0
+            && !self.cache.numbers.borrow().contains_key(&ty)
+        {
+            let plans = self.cache.plans.borrow();
+            if let Some(cache::Known::Fails(planned, _)) = plans.get(&(plan::Site::Number, ty)) {
+                match self.replay(planned, addr, ty) {
+                    // Where `to_int` returns the cached error.
+                    Ok(Some(_)) | Err(_) => return None,
+                    // The route no longer holds: the long way, as `to_int` takes it.
+                    Ok(None) => {}
+                }
+            }
+        }
+        self.to_int(v).ok()
     }
 
     /// The number a report shows for the value at `addr`, where its type is known to be
