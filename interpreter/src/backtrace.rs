@@ -11,7 +11,7 @@ use layoutdump_lang::program::RuleKind;
 use crate::dwarf::{DieId, Type, TypeKind};
 use crate::eval::FrameFacts;
 use crate::eval::{EvalError, Evaluator, Value};
-use crate::report::{AwaitFrame, BlockedOn, Branch, FieldValue, Fields, Hex, SourceRef};
+use crate::report::{AwaitFrame, BlockedOn, Branch, FieldValue, Fields, FrameHead, Hex, SourceRef};
 
 /// Await chains deeper than this are cut (with a frame saying so).
 pub const MAX_AWAIT_DEPTH: usize = 128;
@@ -226,7 +226,7 @@ fn coroutine_frame(
     // Names, state, source line and where the saved values are depend only on the type
     // and its state: worked out once.
     let facts = ev.frame_facts((t.id, index), || coroutine_facts(ev, t, vp, index));
-    let state = facts.state.clone().unwrap_or_default();
+    let state = facts.head.state.as_deref().unwrap_or_default();
     let mut locals = Fields::new();
     let mut awaitee = None;
     if let Value::Place { addr: vaddr, .. } = data {
@@ -248,16 +248,8 @@ fn coroutine_frame(
             });
         }
     }
-    let frame = AwaitFrame {
-        function: facts.function.clone(),
-        future: facts.future.clone(),
-        state: Some(state),
-        location: facts.location.clone(),
-        address: Hex(addr),
-        locals,
-        note: None,
-        branches: Vec::new(),
-    };
+    let mut frame = AwaitFrame::new(facts.head.clone(), Hex(addr));
+    frame.locals = locals;
     Ok((frame, awaitee))
 }
 
@@ -289,24 +281,26 @@ fn coroutine_facts(
         }
     }
     FrameFacts {
-        function: function_name(&t.name).into(),
-        future: t.name.clone(),
-        // The variant's own struct is named after the state: `Unresumed`, `Suspend0`, ….
-        state: Some(
-            state_ty
-                .as_ref()
-                .map_or_else(|| member.clone().into(), |s| last_segment(&s.name).into()),
-        ),
-        location: variant.and_then(|v| {
-            let line = v.field.decl_line?;
-            let file = v
-                .field
-                .decl_file
-                .and_then(|f| ev.dbg.decl_file(t.id, f).ok().flatten());
-            Some(SourceRef {
-                file: file.map(|f| display_path(&f)),
-                line,
-            })
+        head: Arc::new(FrameHead {
+            function: function_name(&t.name).into(),
+            future: t.name.clone(),
+            // The variant's own struct is named after the state: `Unresumed`, `Suspend0`, ….
+            state: Some(
+                state_ty
+                    .as_ref()
+                    .map_or_else(|| member.clone().into(), |s| last_segment(&s.name).into()),
+            ),
+            location: variant.and_then(|v| {
+                let line = v.field.decl_line?;
+                let file = v
+                    .field
+                    .decl_file
+                    .and_then(|f| ev.dbg.decl_file(t.id, f).ok().flatten());
+                Some(SourceRef {
+                    file: file.map(|f| display_path(&f)),
+                    line,
+                })
+            }),
         }),
         saved: saved.into(),
         awaitee,
@@ -367,23 +361,16 @@ fn step_through(ev: &Evaluator<'_>, v: Value) -> Option<Value> {
 
 fn plain_frame(ev: &Evaluator<'_>, t: &Type, addr: u64) -> AwaitFrame {
     let facts = ev.frame_facts((t.id, usize::MAX), || FrameFacts {
-        function: function_name(&t.name).into(),
-        future: t.name.clone(),
-        state: None,
-        location: None,
+        head: Arc::new(FrameHead {
+            function: function_name(&t.name).into(),
+            future: t.name.clone(),
+            state: None,
+            location: None,
+        }),
         saved: Box::new([]),
         awaitee: None,
     });
-    AwaitFrame {
-        function: facts.function.clone(),
-        future: facts.future.clone(),
-        state: None,
-        location: None,
-        address: Hex(addr),
-        locals: Fields::new(),
-        note: None,
-        branches: Vec::new(),
-    }
+    AwaitFrame::new(facts.head.clone(), Hex(addr))
 }
 
 fn unreadable_frame(ev: &Evaluator<'_>, t: &Type, addr: u64, e: EvalError) -> AwaitFrame {
@@ -393,16 +380,15 @@ fn unreadable_frame(ev: &Evaluator<'_>, t: &Type, addr: u64, e: EvalError) -> Aw
 }
 
 fn note_frame(note: String) -> AwaitFrame {
-    AwaitFrame {
+    let head = FrameHead {
         function: "".into(),
         future: "".into(),
         state: None,
         location: None,
-        address: Hex(0),
-        locals: Fields::new(),
-        note: Some(note),
-        branches: Vec::new(),
-    }
+    };
+    let mut frame = AwaitFrame::new(Arc::new(head), Hex(0));
+    frame.note = Some(note);
+    frame
 }
 
 /// A saved local: its number where it stands for one, else its type (and length where a

@@ -127,10 +127,8 @@ impl NameKey {
 /// The part of an await frame that depends only on the future's type and state, shared
 /// by every task in that state.
 pub struct FrameFacts {
-    pub function: Arc<str>,
-    pub future: Arc<str>,
-    pub state: Option<smol_str::SmolStr>,
-    pub location: Option<crate::report::SourceRef>,
+    /// Its names, state and await line, as every frame of it shows them.
+    pub head: Arc<crate::report::FrameHead>,
     /// The values a coroutine holds in this state, in declaration order, each name once:
     /// name, offset in the state's data, type. Drop flags and the awaitee left out.
     pub saved: Box<[(smol_str::SmolStr, u64, DieId)]>,

@@ -9,9 +9,10 @@ use std::cell::RefCell;
 use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
-use smol_str::SmolStr;
 
-use super::{AwaitFrame, BlockedOn, FieldValue, Fields, FutureRef, Hex, Map, TaskReport};
+use super::{
+    AwaitFrame, BlockedOn, FieldValue, Fields, FrameHead, FutureRef, Hex, Map, TaskReport,
+};
 
 /// Appends `task` to `out` as serde_json's compact output of it.
 pub fn write_task(out: &mut Vec<u8>, task: &TaskReport) {
@@ -95,15 +96,10 @@ fn write_head(out: &mut Vec<u8>, f: &AwaitFrame) {
     }
 }
 
-/// A frame head by the identity of its shared strings (the backtrace hands every frame
-/// of one future type and state the same `Arc`s), its state (a short name, held inline)
-/// and its line.
-type HeadKey = (usize, usize, Option<SmolStr>, usize, Option<u64>);
-
-/// A head as written, with the strings it was written from: held, they cannot be freed
-/// and their addresses given to other strings while the head is cached.
+/// A head as written, with the head it was written from: held, it cannot be freed and
+/// its address given to another head while it is cached.
 struct Head {
-    _strings: [Option<Arc<str>>; 3],
+    _head: Arc<FrameHead>,
     json: Box<[u8]>,
 }
 
@@ -111,21 +107,14 @@ struct Head {
 const MAX_HEADS: usize = 4096;
 
 thread_local! {
-    /// The heads written on this thread (a stream's worker writes its tasks' frames):
-    /// writing them was a fifth of rendering a task.
-    static HEADS: RefCell<FxHashMap<HeadKey, Head>> = RefCell::new(FxHashMap::default());
+    /// The heads written on this thread (a stream's worker writes its tasks' frames), by
+    /// the address of the shared head (every frame of one future type and state has the
+    /// same): writing them was a fifth of rendering a task.
+    static HEADS: RefCell<FxHashMap<usize, Head>> = RefCell::new(FxHashMap::default());
 }
 
 fn frame_head(out: &mut Vec<u8>, f: &AwaitFrame) {
-    let id = |s: Option<&Arc<str>>| s.map_or(0, |s| Arc::as_ptr(s) as *const u8 as usize);
-    let file = f.location.as_ref().and_then(|l| l.file.as_ref());
-    let key = (
-        id(Some(&f.function)),
-        id(Some(&f.future)),
-        f.state.clone(),
-        id(file),
-        f.location.as_ref().map(|l| l.line),
-    );
+    let key = Arc::as_ptr(&f.head) as usize;
     HEADS.with(|heads| {
         if let Some(head) = heads.borrow().get(&key) {
             out.extend_from_slice(&head.json);
@@ -136,15 +125,10 @@ fn frame_head(out: &mut Vec<u8>, f: &AwaitFrame) {
         out.extend_from_slice(&json);
         let mut heads = heads.borrow_mut();
         if heads.len() < MAX_HEADS {
-            let strings = [
-                Some(f.function.clone()),
-                Some(f.future.clone()),
-                file.cloned(),
-            ];
             heads.insert(
                 key,
                 Head {
-                    _strings: strings,
+                    _head: f.head.clone(),
                     json: json.into(),
                 },
             );
@@ -405,28 +389,31 @@ mod tests {
             fields: locals.clone(),
         };
         let frame = |branches: Vec<Branch>| AwaitFrame {
-            function: "app::serve".into(),
-            future: "app::serve::{async_fn_env#0}".into(),
-            state: Some("Suspend0".into()),
-            location: Some(SourceRef {
-                file: Some(Arc::from("src/main.rs")),
-                line: 12,
+            head: Arc::new(FrameHead {
+                function: "app::serve".into(),
+                future: "app::serve::{async_fn_env#0}".into(),
+                state: Some("Suspend0".into()),
+                location: Some(SourceRef {
+                    file: Some(Arc::from("src/main.rs")),
+                    line: 12,
+                }),
             }),
             address: Hex(0x20),
             locals: locals.clone(),
             note: Some("a note\n".into()),
             branches,
         };
-        let bare = AwaitFrame {
+        let mut bare = frame(vec![]);
+        bare.head = Arc::new(FrameHead {
             state: None,
             location: Some(SourceRef {
                 file: None,
                 line: 0,
             }),
-            note: None,
-            locals: Fields::new(),
-            ..frame(vec![])
-        };
+            ..(*bare.head).clone()
+        });
+        bare.note = None;
+        bare.locals = Fields::new();
         let mut unavailable = Map::new();
         unavailable.insert("id", "memory at 0x1 is not in the dump".to_string());
         let task = TaskReport {

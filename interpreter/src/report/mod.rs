@@ -157,9 +157,12 @@ pub struct TaskReport {
     pub unavailable: Map<String>,
 }
 
-/// One future of an async backtrace.
-#[derive(Debug, Clone, Serialize)]
-pub struct AwaitFrame {
+/// What an await frame shows of its future that depends only on the future's type and
+/// state: one shared value for every task there, so that a frame takes one reference
+/// count, not one for each of its names (each an atomic add and, when the report is
+/// dropped, an atomic subtract).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FrameHead {
     /// The async fn or block it comes from (`app::serve::handle_conn`), or the type name
     /// of any other future.
     pub function: Arc<str>,
@@ -169,14 +172,62 @@ pub struct AwaitFrame {
     pub state: Option<SmolStr>,
     /// For a suspended async fn or block: where it awaits.
     pub location: Option<SourceRef>,
+}
+
+/// One future of an async backtrace. Its head's fields read as its own (`frame.function`),
+/// and are written first, as they were when they were its own.
+#[derive(Debug, Clone)]
+pub struct AwaitFrame {
+    pub head: Arc<FrameHead>,
     pub address: Hex,
     /// Values held across the await, by name.
     pub locals: Fields,
     /// Why the chain stops or what could not be read here.
     pub note: Option<String>,
     /// For a future waiting on several at once (`join!`, `select!`): each one's chain.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub branches: Vec<Branch>,
+}
+
+impl AwaitFrame {
+    /// A frame of `head` at `address`, holding nothing, with no note and no branches.
+    pub fn new(head: Arc<FrameHead>, address: Hex) -> AwaitFrame {
+        AwaitFrame {
+            head,
+            address,
+            locals: Fields::new(),
+            note: None,
+            branches: Vec::new(),
+        }
+    }
+}
+
+impl std::ops::Deref for AwaitFrame {
+    type Target = FrameHead;
+
+    fn deref(&self) -> &FrameHead {
+        &self.head
+    }
+}
+
+impl Serialize for AwaitFrame {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let fields = if self.branches.is_empty() { 7 } else { 8 };
+        let mut st = s.serialize_struct("AwaitFrame", fields)?;
+        st.serialize_field("function", &self.head.function)?;
+        st.serialize_field("future", &self.head.future)?;
+        st.serialize_field("state", &self.head.state)?;
+        st.serialize_field("location", &self.head.location)?;
+        st.serialize_field("address", &self.address)?;
+        st.serialize_field("locals", &self.locals)?;
+        st.serialize_field("note", &self.note)?;
+        if self.branches.is_empty() {
+            st.skip_field("branches")?;
+        } else {
+            st.serialize_field("branches", &self.branches)?;
+        }
+        st.end()
+    }
 }
 
 /// One of the futures a combinator waits on, with its own chain.

@@ -173,8 +173,8 @@ fn task(t: &TaskReport, out: &mut String) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::super::{
-        AwaitFrame, BlockedOn, Branch, DumpInfo, FieldValue, Fields, FutureRef, Hex, LayoutInfo,
-        Report, RuntimeReport, SourceRef, TaskReport,
+        AwaitFrame, BlockedOn, Branch, DumpInfo, FieldValue, Fields, FrameHead, FutureRef, Hex,
+        LayoutInfo, Report, RuntimeReport, SourceRef, TaskReport,
     };
     use crate::deferred::Pending;
 
@@ -220,12 +220,14 @@ mod tests {
 
     fn frame(note: Option<&str>, branches: Vec<Branch>) -> AwaitFrame {
         AwaitFrame {
-            function: "app::serve::{closure#0}".into(),
-            future: "app::serve::{async_block_env#0}<T: 'a>".into(),
-            state: Some("Suspend0".into()),
-            location: Some(SourceRef {
-                file: Some("src/main.rs".into()),
-                line: 42,
+            head: std::sync::Arc::new(FrameHead {
+                function: "app::serve::{closure#0}".into(),
+                future: "app::serve::{async_block_env#0}<T: 'a>".into(),
+                state: Some("Suspend0".into()),
+                location: Some(SourceRef {
+                    file: Some("src/main.rs".into()),
+                    line: 42,
+                }),
             }),
             address: Hex(0x7f00_0000_1000),
             locals: fields(1),
