@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use layoutdump_lang::program::{RootKind, Rule, RuleKind};
 
-use crate::deferred::{Listed, Listing, Pending, PendingTask};
+use crate::deferred::{Listed, Listing, Pending, PendingTask, drop_on_every_thread};
 use crate::dwarf::{DebugInfo, FrameRegs, LinkAddr, VarLocation};
 use crate::eval::{EvalError, Evaluator, Limits, Members, Value};
 use crate::memory::Memory;
@@ -380,13 +380,6 @@ fn sort_listed(listed: Vec<Option<PendingTask>>) -> Listing {
         kept.extend(run);
     }
     Listing::new(listed, kept)
-}
-
-/// Drops `items` on every thread: a million of them, each looked at to see what it owns,
-/// are 30 to 110 MB read on one core otherwise.
-fn drop_on_every_thread<T: Send>(items: Vec<T>) {
-    use rayon::prelude::*;
-    items.into_par_iter().for_each(drop);
 }
 
 /// Each item's (no id, id, address, index), sorted.
