@@ -8,10 +8,13 @@ use std::sync::Arc;
 
 use layoutdump_lang::program::RuleKind;
 
+use crate::descent;
 use crate::dwarf::{DieId, Type, TypeKind};
 use crate::eval::FrameFacts;
 use crate::eval::{EvalError, Evaluator, Value};
-use crate::report::{AwaitFrame, BlockedOn, Branch, FieldValue, Fields, FrameHead, Hex, SourceRef};
+use crate::report::{
+    AwaitFrame, BlockedOn, Branch, FieldValue, Fields, FrameHead, Hex, SourceRef, Via,
+};
 
 /// Await chains deeper than this are cut (with a frame saying so).
 pub const MAX_AWAIT_DEPTH: usize = 128;
@@ -71,7 +74,7 @@ fn chain(ev: &Evaluator<'_>, future: Value, depth: usize, budget: &mut usize) ->
                     .map(|(f, _)| f)
                     .unwrap_or_else(|e| unreadable_frame(ev, &t, addr, e))
             } else {
-                plain_frame(ev, &t, addr)
+                plain_frame(ev, &t, addr, Via::Rule)
             };
             frames.push(frame);
             blocked_on = Some(leaf_report(ev, rule, v, &t, addr));
@@ -88,41 +91,38 @@ fn chain(ev: &Evaluator<'_>, future: Value, depth: usize, budget: &mut usize) ->
             continue;
         }
         if let Some((kind, next)) = see_into(ev, &v, &t) {
-            let mut frame = plain_frame(ev, &t, addr);
+            let mut frame = plain_frame(ev, &t, addr, Via::Rule);
             match next {
                 Err(e) => frame.note = Some(format!("cannot see into it: {e}")),
                 Ok(mut items) if items.len() == 1 => current = items.pop(),
                 Ok(items) => {
-                    // Several futures at once (join!, select!): one branch each.
-                    frame.branches = items
-                        .into_iter()
-                        .map(|item| {
-                            let b = chain(ev, item, depth + frames.len() + 1, budget);
-                            Branch {
-                                backtrace: b.frames,
-                                blocked_on: b.blocked_on,
-                            }
-                        })
-                        .collect();
-                    blocked_on = Some(BlockedOn {
-                        kind: kind.unwrap_or_else(|| "all of".into()),
-                        future: t.name.clone(),
-                        address: Hex(addr),
-                        fields: Fields::from_iter([(
-                            "branches",
-                            FieldValue::Int(frame.branches.len() as i128),
-                        )]),
-                    });
+                    let kind = kind.unwrap_or_else(|| "all of".into());
+                    blocked_on = Some(branch_out(
+                        ev,
+                        &mut frame,
+                        items,
+                        kind,
+                        depth + frames.len(),
+                        budget,
+                    ));
                 }
             }
             frames.push(frame);
             continue;
         }
         // Pointers, Pin, Box: step through without a frame of their own.
-        match step_through(ev, v) {
-            Some(next) => current = Some(next),
-            None => {
-                frames.push(plain_frame(ev, &t, addr));
+        if let Some(next) = step_through(ev, v) {
+            current = Some(next);
+            continue;
+        }
+        // A future no rule describes: what it holds, from its type (generic descent).
+        let mut frame = plain_frame(ev, &t, addr, Via::Generic);
+        let (mut held, error) = descent::held(ev, addr, ty);
+        if let Some(e) = error {
+            frame.note = Some(format!("not all it holds could be read: {e}"));
+        }
+        match held.len() {
+            0 => {
                 blocked_on = Some(BlockedOn {
                     kind: ev.name("unknown"),
                     future: t.name.clone(),
@@ -130,10 +130,51 @@ fn chain(ev: &Evaluator<'_>, future: Value, depth: usize, budget: &mut usize) ->
                     fields: Fields::new(),
                 });
             }
+            1 => current = held.pop(),
+            _ => {
+                let kind = ev.name("several");
+                blocked_on = Some(branch_out(
+                    ev,
+                    &mut frame,
+                    held,
+                    kind,
+                    depth + frames.len(),
+                    budget,
+                ));
+            }
         }
+        frames.push(frame);
     }
     // Spare capacity is given back by a report that is kept (`TaskReport::shrink`).
     Backtrace { frames, blocked_on }
+}
+
+/// A future waiting on several at once (`join!`, `select!`, or several held futures found
+/// by generic descent): each one's chain as a branch of `frame`; what it is blocked on.
+fn branch_out(
+    ev: &Evaluator<'_>,
+    frame: &mut AwaitFrame,
+    items: Vec<Value>,
+    kind: smol_str::SmolStr,
+    depth: usize,
+    budget: &mut usize,
+) -> BlockedOn {
+    frame.branches = items
+        .into_iter()
+        .map(|item| {
+            let b = chain(ev, item, depth + 1, budget);
+            Branch {
+                backtrace: b.frames,
+                blocked_on: b.blocked_on,
+            }
+        })
+        .collect();
+    BlockedOn {
+        kind,
+        future: frame.future.clone(),
+        address: frame.address,
+        fields: Fields::from_iter([("branches", FieldValue::Int(frame.branches.len() as i128))]),
+    }
 }
 
 /// What a `future` rule says: its `kind`, and the futures it waits on (or why not).
@@ -301,6 +342,7 @@ fn coroutine_facts(
                     line,
                 })
             }),
+            via: Some(Via::AsyncFn),
         }),
         saved: saved.into(),
         awaitee,
@@ -359,13 +401,17 @@ fn step_through(ev: &Evaluator<'_>, v: Value) -> Option<Value> {
     None
 }
 
-fn plain_frame(ev: &Evaluator<'_>, t: &Type, addr: u64) -> AwaitFrame {
-    let facts = ev.frame_facts((t.id, usize::MAX), || FrameFacts {
+/// A frame of a future that is not an async fn: its type, and how it was found.
+fn plain_frame(ev: &Evaluator<'_>, t: &Type, addr: u64, via: Via) -> AwaitFrame {
+    // Not a variant index: one key per way of finding the type.
+    let key = usize::MAX - via as usize;
+    let facts = ev.frame_facts((t.id, key), || FrameFacts {
         head: Arc::new(FrameHead {
             function: function_name(&t.name).into(),
             future: t.name.clone(),
             state: None,
             location: None,
+            via: Some(via),
         }),
         saved: Box::new([]),
         awaitee: None,
@@ -374,7 +420,7 @@ fn plain_frame(ev: &Evaluator<'_>, t: &Type, addr: u64) -> AwaitFrame {
 }
 
 fn unreadable_frame(ev: &Evaluator<'_>, t: &Type, addr: u64, e: EvalError) -> AwaitFrame {
-    let mut f = plain_frame(ev, t, addr);
+    let mut f = plain_frame(ev, t, addr, Via::AsyncFn);
     f.note = Some(format!("state unreadable: {e}"));
     f
 }
@@ -385,6 +431,7 @@ fn note_frame(note: String) -> AwaitFrame {
         future: "".into(),
         state: None,
         location: None,
+        via: None,
     };
     let mut frame = AwaitFrame::new(Arc::new(head), Hex(0));
     frame.note = Some(note);

@@ -6,6 +6,7 @@ pub mod backtrace;
 pub mod check;
 pub mod crash;
 pub mod deferred;
+pub mod descent;
 pub mod dwarf;
 pub mod eval;
 pub mod fleet;

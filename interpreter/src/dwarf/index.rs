@@ -84,6 +84,10 @@ pub struct NameIndex {
     /// The units' compilation directories, each once, longest first (source paths are
     /// shown relative to them; kept here so that a warm run need not parse every unit).
     pub(super) comp_dirs: Vec<Span>,
+    /// Paths of the types that implement `Future` or `Stream` by hand (`impl Future for
+    /// hyper::proto::h1::dispatch::Dispatcher<…>`), without generic arguments; sorted,
+    /// each once. Generic descent steps into these (see `Self::is_future_path`).
+    pub(super) futures: Vec<Span>,
 }
 
 /// What one unit contributes, with spans into its own arena.
@@ -95,6 +99,7 @@ struct UnitIndex {
     variables: Vec<(Span, DieId)>,
     functions: Vec<(u64, u64, DieId)>,
     comp_dir: Option<Span>,
+    futures: Vec<Span>,
 }
 
 /// A stable 64-bit hash of a name (the cache stores it, so it must not change with a
@@ -170,6 +175,7 @@ impl NameIndex {
                 .extend(part.variables.into_iter().map(|(s, d)| (shift(s), d)));
             index.functions.extend(part.functions);
             index.comp_dirs.extend(part.comp_dir.map(shift));
+            index.futures.extend(part.futures.into_iter().map(shift));
         }
         // Units are in offset order and DIEs in DFS order within a unit: already sorted
         // unless the units overlap (a corrupt file).
@@ -187,6 +193,12 @@ impl NameIndex {
         });
         index
             .comp_dirs
+            .dedup_by(|a, b| span_in(&arena, *a) == span_in(&arena, *b));
+        index
+            .futures
+            .sort_unstable_by(|a, b| span_in(&arena, *a).cmp(span_in(&arena, *b)));
+        index
+            .futures
             .dedup_by(|a, b| span_in(&arena, *a) == span_in(&arena, *b));
         index.arena = Arena::Built(arena);
         Ok(index)
@@ -239,6 +251,19 @@ impl NameIndex {
             .take(64)
             .find(|(low, high, _)| *low <= addr && addr < *high)
             .map(|f| f.2)
+    }
+
+    /// Whether the type at `path` (no generic arguments: `tokio::time::timeout::Timeout`)
+    /// implements `Future` or `Stream` with a `poll` of its own.
+    pub fn is_future_path(&self, path: &str) -> bool {
+        self.futures
+            .binary_search_by(|s| self.str(*s).cmp(path))
+            .is_ok()
+    }
+
+    /// The paths `is_future_path` knows, in order.
+    pub fn future_paths(&self) -> impl Iterator<Item = &str> {
+        self.futures.iter().map(|s| self.str(*s))
     }
 
     /// The compilation directories of the units, longest first.
@@ -323,6 +348,7 @@ fn wanted(tag: gimli::DwTag, enclosing_fn: Option<(DieId, bool)>) -> bool {
 #[derive(Default)]
 struct Attrs {
     name: Option<gimli::AttributeValue<Reader>>,
+    linkage_name: Option<gimli::AttributeValue<Reader>>,
     declaration: bool,
     location: bool,
     low_pc: Option<gimli::AttributeValue<Reader>>,
@@ -371,6 +397,7 @@ fn index_unit(
             let attr = entries.read_attribute(*spec)?;
             match attr.name() {
                 gimli::DW_AT_name => attrs.name = Some(attr.value()),
+                gimli::DW_AT_linkage_name => attrs.linkage_name = Some(attr.value()),
                 gimli::DW_AT_declaration => attrs.declaration = true,
                 gimli::DW_AT_location => attrs.location = true,
                 gimli::DW_AT_low_pc => attrs.low_pc = Some(attr.value()),
@@ -418,9 +445,19 @@ fn index_unit(
                 }
             }
             gimli::DW_TAG_subprogram => {
+                let is_poll = name.is_some_and(is_poll_name);
                 if let Some(name) = name {
                     let q = qualify(&mut out.arena, name);
                     out.names.push((die, q));
+                }
+                // Concrete, abstract (inlined-only) and declared `poll`s all name the
+                // type: many futures exist only inlined, with no symbol of their own.
+                if is_poll
+                    && let Some(v) = attrs.linkage_name.take()
+                    && let Some(linkage) = text_of(dwarf, unit, v, &mut name_buf)
+                    && let Some(path) = future_impl_path(linkage)
+                {
+                    out.futures.push(push(&mut out.arena, &path));
                 }
                 let ranges = record_ranges(dwarf, unit, &attrs, die, &mut out.functions);
                 function = Some((die, ranges));
@@ -448,6 +485,33 @@ fn index_unit(
         }
     }
     Ok(out)
+}
+
+/// `poll`, `poll<…>`, `poll_next`, `poll_next<…>`: the DW_AT_name of a `Future::poll` or
+/// `Stream::poll_next` (generic ones carry their arguments in the name).
+fn is_poll_name(name: &str) -> bool {
+    ["poll", "poll_next"].iter().any(|p| {
+        name.strip_prefix(p)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('<'))
+    })
+}
+
+/// The path of `T` (without generic arguments) when `linkage` is the mangled name of
+/// `<T as core::future::future::Future>::poll` or `<T as futures_core::stream::Stream>
+/// ::poll_next`. Blanket impls on pointers (`&mut F`, `Pin<P>`, `Box<F>`) are left out:
+/// generic descent steps through those as pointers.
+pub(super) fn future_impl_path(linkage: &str) -> Option<String> {
+    let demangled = format!("{:#}", rustc_demangle::demangle(linkage));
+    let body = demangled.strip_prefix('<')?;
+    let self_ty = body
+        .strip_suffix(" as core::future::future::Future>::poll")
+        .or_else(|| body.strip_suffix(" as futures_core::stream::Stream>::poll_next"))?;
+    let path = self_ty.split('<').next()?;
+    let pointer_like = path.is_empty()
+        || path.starts_with(['&', '*', '(', '['])
+        || path.starts_with("dyn ")
+        || matches!(path, "core::pin::Pin" | "alloc::boxed::Box");
+    (!pointer_like).then(|| path.to_string())
 }
 
 /// Adds the code ranges of an entry (low/high pc or a range list) for function `f`;
@@ -489,4 +553,32 @@ fn record_ranges(
         None => None,
     };
     high.is_some_and(|high| push(low, high))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{future_impl_path, is_poll_name};
+
+    #[test]
+    fn future_impls_are_named_by_their_self_type() {
+        // Legacy mangling, as rustc 1.95 emits it.
+        assert_eq!(
+            future_impl_path(
+                "_ZN87_$LT$tokio..time..timeout..Timeout$LT$T$GT$$u20$as$u20$core..future..future..Future$GT$4poll17h4e9266dc179081b0E"
+            )
+            .as_deref(),
+            Some("tokio::time::timeout::Timeout")
+        );
+        // A closure inside a poll is not the poll itself.
+        assert_eq!(
+            future_impl_path(
+                "_ZN97_$LT$futures_util..future..join_all..JoinAll$LT$F$GT$$u20$as$u20$core..future..future..Future$GT$4poll28_$u7b$$u7b$closure$u7d$$u7d$17h285651676b80fbdeE"
+            ),
+            None
+        );
+        assert!(is_poll_name("poll"));
+        assert!(is_poll_name("poll<u8>"));
+        assert!(is_poll_name("poll_next"));
+        assert!(!is_poll_name("poll_read"));
+    }
 }

@@ -20,9 +20,9 @@ use std::time::{Duration, SystemTime};
 use super::DieId;
 use super::index::{Arena, NameIndex, Span};
 
-const MAGIC: &[u8; 8] = b"LDNAMIX2";
-/// magic, `.debug_info` size, six lengths, checksum.
-const HEADER: usize = 9 * 8;
+const MAGIC: &[u8; 8] = b"LDNAMIX3";
+/// magic, `.debug_info` size, seven lengths, checksum.
+const HEADER: usize = 10 * 8;
 /// Index files kept; the least recently used beyond this are removed.
 const KEEP: usize = 16;
 /// Bytes of index files kept (about 30 service binaries of 230 MiB of DWARF): the most
@@ -207,7 +207,8 @@ fn encode(index: &NameIndex, debug_info_len: u64) -> Vec<u8> {
         + index.names.len() * 16
         + index.variables.len() * 16
         + index.functions.len() * 24
-        + index.comp_dirs.len() * 8;
+        + index.comp_dirs.len() * 8
+        + index.futures.len() * 8;
     let mut out = Vec::with_capacity(size);
     out.extend_from_slice(MAGIC);
     for n in [
@@ -218,6 +219,7 @@ fn encode(index: &NameIndex, debug_info_len: u64) -> Vec<u8> {
         index.variables.len() as u64,
         index.functions.len() as u64,
         index.comp_dirs.len() as u64,
+        index.futures.len() as u64,
         0, // checksum, filled in below
     ] {
         out.extend_from_slice(&n.to_le_bytes());
@@ -247,7 +249,7 @@ fn encode(index: &NameIndex, debug_info_len: u64) -> Vec<u8> {
         out.extend_from_slice(&high.to_le_bytes());
         die(&mut out, *d);
     }
-    for s in &index.comp_dirs {
+    for s in index.comp_dirs.iter().chain(&index.futures) {
         span(&mut out, *s);
     }
     let sum = checksum(&out[HEADER..]);
@@ -288,8 +290,17 @@ fn decode(file: Box<dyn AsRef<[u8]> + Send + Sync>, debug_info_len: u64) -> Opti
         return None;
     }
     let mut header = Words(&bytes[8..HEADER]);
-    let [info_len, arena_len, types, names, vars, funcs, dirs, sum] =
-        [(); 8].map(|()| header.u64());
+    let [
+        info_len,
+        arena_len,
+        types,
+        names,
+        vars,
+        funcs,
+        dirs,
+        futures,
+        sum,
+    ] = [(); 9].map(|()| header.u64());
     if info_len != debug_info_len {
         return None;
     }
@@ -303,6 +314,7 @@ fn decode(file: Box<dyn AsRef<[u8]> + Send + Sync>, debug_info_len: u64) -> Opti
         len(vars)?.checked_mul(16),
         len(funcs)?.checked_mul(24),
         len(dirs)?.checked_mul(8),
+        len(futures)?.checked_mul(8),
     ]
     .into_iter()
     .try_fold(0usize, |acc, n| acc.checked_add(n?))?;
@@ -316,6 +328,7 @@ fn decode(file: Box<dyn AsRef<[u8]> + Send + Sync>, debug_info_len: u64) -> Opti
     let variables = (0..vars).map(|_| (w.span(), w.die())).collect();
     let functions = (0..funcs).map(|_| (w.u64(), w.u64(), w.die())).collect();
     let comp_dirs = (0..dirs).map(|_| w.span()).collect();
+    let futures = (0..futures).map(|_| w.span()).collect();
     let index = NameIndex {
         arena: Arena::Stored {
             bytes: file,
@@ -327,6 +340,7 @@ fn decode(file: Box<dyn AsRef<[u8]> + Send + Sync>, debug_info_len: u64) -> Opti
         variables,
         functions,
         comp_dirs,
+        futures,
     };
     // Lookups are binary searches: a file out of order is as bad as a corrupt one.
     let sorted = index.types.is_sorted_by_key(|(h, _, d)| (*h, *d))
@@ -334,7 +348,10 @@ fn decode(file: Box<dyn AsRef<[u8]> + Send + Sync>, debug_info_len: u64) -> Opti
         && index.functions.is_sorted()
         && index
             .variables
-            .is_sorted_by(|a, b| index.str(a.0) <= index.str(b.0));
+            .is_sorted_by(|a, b| index.str(a.0) <= index.str(b.0))
+        && index
+            .futures
+            .is_sorted_by(|a, b| index.str(*a) <= index.str(*b));
     sorted.then_some(index)
 }
 
@@ -367,6 +384,7 @@ pub(crate) fn fuzz_decode(data: &[u8]) {
         );
     }
     let _ = index.comp_dirs().count();
+    let _ = index.is_future_path("hyper::proto::h1::dispatch::Dispatcher");
     let _ = index
         .types_named("tokio::runtime::task::core::Header")
         .count();
@@ -377,7 +395,9 @@ mod tests {
     use super::*;
 
     fn sample() -> NameIndex {
-        let arena = Arena::Built("core::option::Option<u8>tokio::RUNTIMEmain".to_string());
+        let arena = Arena::Built(
+            "core::option::Option<u8>tokio::RUNTIMEmaintokio::time::timeout::Timeout".to_string(),
+        );
         let s = |start: u32, len: u32| Span { start, len };
         let opt = "core::option::Option<u8>";
         NameIndex {
@@ -386,6 +406,7 @@ mod tests {
             variables: vec![(s(24, 14), DieId(70))],
             functions: vec![(0x1000, 0x1040, DieId(90))],
             comp_dirs: vec![s(24, 5)],
+            futures: vec![s(42, 29)],
             arena,
         }
     }
@@ -402,6 +423,8 @@ mod tests {
             [DieId(40)]
         );
         assert_eq!(back.qualified_name(DieId(90)).as_deref(), Some("main"));
+        assert!(back.is_future_path("tokio::time::timeout::Timeout"));
+        assert!(!back.is_future_path("tokio::time::timeout"));
     }
 
     /// Another binary's index, a truncated file, any flipped byte, a lying length: all

@@ -253,6 +253,13 @@ impl DebugInfo {
         self.index.types_named(name).next()
     }
 
+    /// Whether the type named `name` implements `Future` (or `Stream`) by hand: its path
+    /// without generic arguments has a `poll` in the debug info.
+    pub fn is_future_type(&self, name: &str) -> bool {
+        let path = name.split('<').next().unwrap_or(name);
+        self.index.is_future_path(path)
+    }
+
     /// Decodes (once, then from the cache) the type at `id`.
     pub fn ty(&self, id: DieId) -> Result<Arc<Type>, DwarfError> {
         if let Some(t) = crate::sync::lock(&self.types).get(&id) {

@@ -405,6 +405,15 @@ impl<'a> Evaluator<'a> {
         f
     }
 
+    /// A type's generic-descent routes, if worked out (`descent::routes`).
+    pub(crate) fn cached_routes(&self, ty: DieId) -> Option<std::rc::Rc<[crate::descent::Route]>> {
+        self.cache.routes.borrow().get(&ty).cloned()
+    }
+
+    pub(crate) fn cache_routes(&self, ty: DieId, routes: std::rc::Rc<[crate::descent::Route]>) {
+        self.cache.routes.borrow_mut().insert(ty, routes);
+    }
+
     /// Indexes of the rules of `kind` whose pattern matches the type (their guards are
     /// for the caller to evaluate on the value).
     pub fn rules_for(

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use rustc_hash::FxHashMap;
 
 use super::{
-    AwaitFrame, BlockedOn, FieldValue, Fields, FrameHead, FutureRef, Hex, Map, TaskReport,
+    AwaitFrame, BlockedOn, FieldValue, Fields, FrameHead, FutureRef, Hex, Map, TaskReport, Via,
 };
 
 /// Appends `task` to `out` as serde_json's compact output of it.
@@ -94,6 +94,8 @@ fn write_head(out: &mut Vec<u8>, f: &AwaitFrame) {
         }
         None => null(out),
     }
+    out.extend_from_slice(b",\"via\":");
+    opt_str(out, f.via.map(Via::as_str));
 }
 
 /// A head as written, with the head it was written from: held, it cannot be freed and
@@ -397,6 +399,7 @@ mod tests {
                     file: Some(Arc::from("src/main.rs")),
                     line: 12,
                 }),
+                via: Some(super::Via::AsyncFn),
             }),
             address: Hex(0x20),
             locals: locals.clone(),
@@ -410,6 +413,7 @@ mod tests {
                 file: None,
                 line: 0,
             }),
+            via: None,
             ..(*bare.head).clone()
         });
         bare.note = None;

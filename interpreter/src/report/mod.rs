@@ -172,6 +172,32 @@ pub struct FrameHead {
     pub state: Option<SmolStr>,
     /// For a suspended async fn or block: where it awaits.
     pub location: Option<SourceRef>,
+    /// How this step of the chain was found; None for a note (a cut or a cycle).
+    pub via: Option<Via>,
+}
+
+/// How a step of an async backtrace was found, so that a reader can tell a described
+/// step from a guessed one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Via {
+    /// An async fn, block or closure: its state and await line from DWARF.
+    AsyncFn,
+    /// A layout's `future` or `leaf` rule.
+    Rule,
+    /// Generic descent: a hand-written future (or what it holds) found from its type
+    /// alone, with no rule.
+    Generic,
+}
+
+impl Via {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Via::AsyncFn => "async_fn",
+            Via::Rule => "rule",
+            Via::Generic => "generic",
+        }
+    }
 }
 
 /// One future of an async backtrace. Its head's fields read as its own (`frame.function`),
@@ -212,12 +238,13 @@ impl std::ops::Deref for AwaitFrame {
 impl Serialize for AwaitFrame {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeStruct;
-        let fields = if self.branches.is_empty() { 7 } else { 8 };
+        let fields = if self.branches.is_empty() { 8 } else { 9 };
         let mut st = s.serialize_struct("AwaitFrame", fields)?;
         st.serialize_field("function", &self.head.function)?;
         st.serialize_field("future", &self.head.future)?;
         st.serialize_field("state", &self.head.state)?;
         st.serialize_field("location", &self.head.location)?;
+        st.serialize_field("via", &self.head.via)?;
         st.serialize_field("address", &self.address)?;
         st.serialize_field("locals", &self.locals)?;
         st.serialize_field("note", &self.note)?;

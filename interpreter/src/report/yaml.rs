@@ -228,6 +228,7 @@ mod tests {
                     file: Some("src/main.rs".into()),
                     line: 42,
                 }),
+                via: Some(crate::report::Via::Rule),
             }),
             address: Hex(0x7f00_0000_1000),
             locals: fields(1),

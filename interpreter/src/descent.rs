@@ -1,0 +1,264 @@
+//! Generic descent: the futures and resources a hand-written future holds, from DWARF
+//! alone. A type's routes to them are worked out once (fields, enum variants, references,
+//! boxes, `dyn Future`), then followed in each task's memory; no rule is needed.
+//!
+//! What a route ends at is anything with meaning of its own: an async fn or block, a type
+//! that implements `Future`/`Stream` (a `poll` in the debug info names it), a trait object
+//! of either, or a type a `future`/`leaf` rule describes (a socket's `PollEvented`). Plain
+//! structs on the way (hyper's `Server` inside its `Dispatcher`) are stepped through
+//! without a frame. Raw pointers, `Arc`s and unions are never followed: what they point
+//! at is shared or not owned, and would show other tasks' futures as this one's.
+
+use std::rc::Rc;
+
+use layoutdump_lang::program::RuleKind;
+
+use crate::backtrace::is_coroutine;
+use crate::dwarf::{DieId, LinkAddr, Type, TypeKind};
+use crate::eval::{EvalError, Evaluator, Value};
+use crate::memory::Bytes;
+
+/// Hops of one route: structs, enums and pointers between a future and what it holds
+/// (hyper's `Dispatcher` → `conn` → `io` → `TokioIo` → `TcpStream` → `PollEvented` is 5).
+const MAX_HOPS: usize = 8;
+/// Routes kept per type: a future holding more futures than this at once is cut.
+const MAX_ROUTES: usize = 16;
+/// Types visited while working out one type's routes.
+const MAX_VISITS: usize = 512;
+
+/// One step from a place to the next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hop {
+    /// The field at this offset.
+    Field(u64),
+    /// Into the enum's variant at this index, only if it is the active one.
+    Variant { ty: DieId, index: usize },
+    /// Through a reference or a `Box` (a null one ends the route: nothing held).
+    Deref,
+    /// Through a `dyn Future`/`dyn Stream` fat pointer: data and vtable at these offsets;
+    /// the vtable names the concrete type.
+    Dyn { data: u64, vtable: u64 },
+}
+
+/// A way from a future to one thing it may hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    pub hops: Box<[Hop]>,
+    /// The type at the end (for a `Dyn` hop, the one its vtable names).
+    pub target: DieId,
+}
+
+/// The routes from a value of type `ty` to the futures and resources it holds: worked
+/// out once per type and evaluator.
+pub fn routes(ev: &Evaluator<'_>, ty: DieId) -> Rc<[Route]> {
+    if let Some(r) = ev.cached_routes(ty) {
+        return r;
+    }
+    let mut search = Search {
+        ev,
+        hops: Vec::new(),
+        open: vec![ty],
+        visits: 0,
+        out: Vec::new(),
+    };
+    if let Ok(t) = ev.ty(ty) {
+        search.inside(&t);
+    }
+    let found: Rc<[Route]> = search.out.into();
+    ev.cache_routes(ty, found.clone());
+    found
+}
+
+/// Whether a value of this type is a step of its own in a backtrace.
+pub fn has_meaning(ev: &Evaluator<'_>, t: &Type) -> bool {
+    is_coroutine(t)
+        || [RuleKind::Future, RuleKind::Leaf]
+            .into_iter()
+            .any(|k| ev.rules_for(k, t.id).is_ok_and(|r| !r.is_empty()))
+        || ev.dbg.is_future_type(&t.name)
+}
+
+/// A fat pointer to a future or stream trait object: `Box<dyn Future<…>>`,
+/// `&mut (dyn Stream<…> + Send)`; these are structs of two fields in DWARF.
+fn dyn_future(t: &Type) -> Option<Hop> {
+    let name = &*t.name;
+    let object = name
+        .strip_prefix("alloc::boxed::Box<")
+        .or_else(|| name.strip_prefix("&mut "))
+        .or_else(|| name.strip_prefix('&'))?;
+    // `Box<(dyn Future<…> + Send)>`: with auto traits the object is in parentheses.
+    let object = object.strip_prefix('(').unwrap_or(object);
+    if !(object.starts_with("dyn core::future::future::Future")
+        || object.starts_with("dyn futures_core::stream::Stream"))
+    {
+        return None;
+    }
+    let TypeKind::Struct { fields, .. } = &t.kind else {
+        return None;
+    };
+    let at = |n: &str| fields.iter().find(|f| &*f.name == n).map(|f| f.offset);
+    Some(Hop::Dyn {
+        data: at("pointer")?,
+        vtable: at("vtable")?,
+    })
+}
+
+/// A pointer that owns or borrows what it points at: a reference or a thin `Box`.
+fn owning_pointer(t: &Type) -> Option<DieId> {
+    match t.kind {
+        TypeKind::Pointer { pointee: Some(p) }
+            if t.name.starts_with('&') || t.name.starts_with("alloc::boxed::Box<") =>
+        {
+            Some(p)
+        }
+        _ => None,
+    }
+}
+
+struct Search<'e, 'a> {
+    ev: &'e Evaluator<'a>,
+    hops: Vec<Hop>,
+    /// Types on the way from the root: a type that holds itself (a list of boxes) ends
+    /// there.
+    open: Vec<DieId>,
+    visits: usize,
+    out: Vec<Route>,
+}
+
+impl Search<'_, '_> {
+    /// The fields of `t` (of its variants, for an enum).
+    fn inside(&mut self, t: &Type) {
+        let TypeKind::Struct { fields, variants } = &t.kind else {
+            return;
+        };
+        match variants {
+            Some(vp) => {
+                for (index, v) in vp.variants.iter().enumerate() {
+                    let Some(vty) = v.field.ty else { continue };
+                    let Ok(vt) = self.ev.ty(vty) else { continue };
+                    self.hops.push(Hop::Variant { ty: t.id, index });
+                    self.hops.push(Hop::Field(v.field.offset));
+                    self.inside(&vt);
+                    self.hops.truncate(self.hops.len() - 2);
+                }
+            }
+            None => {
+                for f in fields {
+                    let Some(fty) = f.ty else { continue };
+                    self.hops.push(Hop::Field(f.offset));
+                    self.at(fty);
+                    self.hops.pop();
+                }
+            }
+        }
+    }
+
+    /// A value of type `ty` at the end of the current hops.
+    fn at(&mut self, ty: DieId) {
+        self.visits += 1;
+        if self.out.len() >= MAX_ROUTES
+            || self.visits > MAX_VISITS
+            || self.hops.len() >= MAX_HOPS
+            || self.open.contains(&ty)
+        {
+            return;
+        }
+        let Ok(t) = self.ev.ty(ty) else { return };
+        if let Some(hop) = dyn_future(&t) {
+            self.hops.push(hop);
+            self.found(ty);
+            self.hops.pop();
+            return;
+        }
+        if has_meaning(self.ev, &t) {
+            self.found(ty);
+            return;
+        }
+        self.open.push(ty);
+        if let Some(p) = owning_pointer(&t) {
+            self.hops.push(Hop::Deref);
+            self.at(p);
+            self.hops.pop();
+        } else if t.size > 0 {
+            self.inside(&t);
+        }
+        self.open.pop();
+    }
+
+    fn found(&mut self, target: DieId) {
+        self.out.push(Route {
+            hops: self.hops.clone().into(),
+            target,
+        });
+    }
+}
+
+/// What following a route found.
+pub enum Held {
+    /// The future or resource at the end.
+    Value(Value),
+    /// Nothing here in the value's current state (a `None`, another variant, a null
+    /// pointer).
+    Absent,
+}
+
+/// Follows `route` from the value at `addr`.
+pub fn follow(ev: &Evaluator<'_>, addr: u64, route: &Route) -> Result<Held, EvalError> {
+    let mut at = addr;
+    let mut target = route.target;
+    ev.charge_steps(route.hops.len() as u64)?;
+    for hop in route.hops.iter() {
+        match *hop {
+            Hop::Field(offset) => at = at.wrapping_add(offset),
+            Hop::Variant { ty, index } => {
+                let (active, _) = ev.active_variant_index(at, ty)?;
+                if active != index {
+                    return Ok(Held::Absent);
+                }
+            }
+            Hop::Deref => {
+                at = ev.u64_le(at)?;
+                if at == 0 {
+                    return Ok(Held::Absent);
+                }
+            }
+            Hop::Dyn { data, vtable } => {
+                let object = ev.u64_le(at.wrapping_add(data))?;
+                let table = ev.u64_le(at.wrapping_add(vtable))?;
+                if object == 0 {
+                    return Ok(Held::Absent);
+                }
+                target = ev
+                    .dbg
+                    .vtable_type(LinkAddr(table.wrapping_sub(ev.bias)))
+                    .ok_or_else(|| {
+                        EvalError::Other(format!(
+                            "no vtable known at {table:#x}: cannot tell the future's type"
+                        ))
+                    })?;
+                at = object;
+            }
+        }
+    }
+    Ok(Held::Value(Value::Place {
+        addr: at,
+        ty: target,
+    }))
+}
+
+/// What a future holds now: each future or resource that its routes reach in memory, and
+/// the first route that could not be followed (why the list may be short).
+pub fn held(ev: &Evaluator<'_>, addr: u64, ty: DieId) -> (Vec<Value>, Option<EvalError>) {
+    let mut values = Vec::new();
+    let mut first_error = None;
+    for route in routes(ev, ty).iter() {
+        match follow(ev, addr, route) {
+            Ok(Held::Value(v)) => values.push(v),
+            Ok(Held::Absent) => {}
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    (values, first_error)
+}
