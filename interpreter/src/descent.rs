@@ -25,6 +25,9 @@ const MAX_HOPS: usize = 8;
 const MAX_ROUTES: usize = 16;
 /// Types visited while working out one type's routes.
 const MAX_VISITS: usize = 512;
+/// Trait objects within trait objects searched at run time (a boxed connection that boxes
+/// its stream).
+const MAX_DYN_NESTING: usize = 3;
 
 /// One step from a place to the next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,19 +81,34 @@ pub fn has_meaning(ev: &Evaluator<'_>, t: &Type) -> bool {
         || ev.dbg.is_future_type(&t.name)
 }
 
-/// A fat pointer to a future or stream trait object: `Box<dyn Future<…>>`,
-/// `&mut (dyn Stream<…> + Send)`; these are structs of two fields in DWARF.
-fn dyn_future(t: &Type) -> Option<Hop> {
+/// A fat pointer to a trait object that generic descent follows, through its vtable:
+/// any owned one (`Box<dyn AsyncConnWithInfo>`, reqwest's connection, is a socket
+/// inside), and borrowed futures and streams (`&mut (dyn Stream<…> + Send)`). Closures
+/// (`dyn Fn…`) hold no future the task waits on; errors and `Any` neither. These are
+/// structs of two fields in DWARF.
+fn trait_object(t: &Type) -> Option<Hop> {
     let name = &*t.name;
-    let object = name
-        .strip_prefix("alloc::boxed::Box<")
-        .or_else(|| name.strip_prefix("&mut "))
-        .or_else(|| name.strip_prefix('&'))?;
+    let (object, owned) = match name.strip_prefix("alloc::boxed::Box<") {
+        Some(o) => (o, true),
+        None => (
+            name.strip_prefix("&mut ")
+                .or_else(|| name.strip_prefix('&'))?,
+            false,
+        ),
+    };
     // `Box<(dyn Future<…> + Send)>`: with auto traits the object is in parentheses.
     let object = object.strip_prefix('(').unwrap_or(object);
-    if !(object.starts_with("dyn core::future::future::Future")
-        || object.starts_with("dyn futures_core::stream::Stream"))
-    {
+    let trait_path = object.strip_prefix("dyn ")?;
+    let future = trait_path.starts_with("core::future::future::Future")
+        || trait_path.starts_with("futures_core::stream::Stream");
+    let skipped = [
+        "core::ops::function::",
+        "core::any::Any",
+        "core::error::Error",
+    ]
+    .iter()
+    .any(|p| trait_path.starts_with(p));
+    if !(future || owned && !skipped) {
         return None;
     }
     let TypeKind::Struct { fields, .. } = &t.kind else {
@@ -128,6 +146,12 @@ struct Search<'e, 'a> {
 impl Search<'_, '_> {
     /// The fields of `t` (of its variants, for an enum).
     fn inside(&mut self, t: &Type) {
+        // A variant's data is searched here directly, not through `at`: bound it here too
+        // (a hostile file can nest variant parts without end).
+        self.visits += 1;
+        if self.hops.len() >= MAX_HOPS || self.visits > MAX_VISITS {
+            return;
+        }
         let TypeKind::Struct { fields, variants } = &t.kind else {
             return;
         };
@@ -164,7 +188,7 @@ impl Search<'_, '_> {
             return;
         }
         let Ok(t) = self.ev.ty(ty) else { return };
-        if let Some(hop) = dyn_future(&t) {
+        if let Some(hop) = trait_object(&t) {
             self.hops.push(hop);
             self.found(ty);
             self.hops.pop();
@@ -251,14 +275,119 @@ pub fn follow(ev: &Evaluator<'_>, addr: u64, route: &Route) -> Result<Held, Eval
 pub fn held(ev: &Evaluator<'_>, addr: u64, ty: DieId) -> (Vec<Value>, Option<EvalError>) {
     let mut values = Vec::new();
     let mut first_error = None;
+    held_into(ev, addr, ty, 0, &mut values, &mut first_error);
+    (values, first_error)
+}
+
+fn held_into(
+    ev: &Evaluator<'_>,
+    addr: u64,
+    ty: DieId,
+    nesting: usize,
+    values: &mut Vec<Value>,
+    first_error: &mut Option<EvalError>,
+) {
     for route in routes(ev, ty).iter() {
         match follow(ev, addr, route) {
-            Ok(Held::Value(v)) => values.push(v),
+            Ok(Held::Value(v)) => {
+                let Value::Place { addr, ty } = v else {
+                    continue;
+                };
+                // A trait object's concrete type is known only now: a plain struct (a
+                // boxed connection) is searched in turn.
+                let plain = matches!(route.hops.last(), Some(Hop::Dyn { .. }))
+                    && ev.ty(ty).is_ok_and(|t| !has_meaning(ev, &t));
+                if !plain {
+                    values.push(v);
+                } else if nesting < MAX_DYN_NESTING {
+                    held_into(ev, addr, ty, nesting + 1, values, first_error);
+                }
+            }
             Ok(Held::Absent) => {}
             Err(e) => {
                 first_error.get_or_insert(e);
             }
         }
     }
-    (values, first_error)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::{Hop, owning_pointer, trait_object};
+    use crate::dwarf::{DieId, Field, Type, TypeKind};
+
+    fn field(name: &str, offset: u64) -> Field {
+        Field {
+            name: name.into(),
+            offset,
+            ty: Some(DieId(1)),
+            decl_file: None,
+            decl_line: None,
+            artificial: false,
+        }
+    }
+
+    fn fat(name: &str) -> Type {
+        Type {
+            id: DieId(7),
+            name: Arc::from(name),
+            size: 16,
+            kind: TypeKind::Struct {
+                fields: vec![field("pointer", 0), field("vtable", 8)],
+                variants: None,
+            },
+            template_params: Vec::new(),
+        }
+    }
+
+    fn pointer(name: &str) -> Type {
+        Type {
+            id: DieId(8),
+            name: Arc::from(name),
+            size: 8,
+            kind: TypeKind::Pointer {
+                pointee: Some(DieId(9)),
+            },
+            template_params: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn trait_objects_followed_are_futures_streams_and_owned_non_closures() {
+        let through = Some(Hop::Dyn { data: 0, vtable: 8 });
+        for followed in [
+            "alloc::boxed::Box<(dyn core::future::future::Future<Output=()> + core::marker::Send), alloc::alloc::Global>",
+            "alloc::boxed::Box<dyn core::future::future::Future<Output=()>, alloc::alloc::Global>",
+            "&mut (dyn futures_core::stream::Stream<Item=u8> + core::marker::Send)",
+            "alloc::boxed::Box<dyn reqwest::connect::AsyncConnWithInfo, alloc::alloc::Global>",
+        ] {
+            assert_eq!(trait_object(&fat(followed)), through, "{followed}");
+        }
+        for left in [
+            "alloc::boxed::Box<dyn core::ops::function::Fn<()>, alloc::alloc::Global>",
+            "alloc::boxed::Box<(dyn core::error::Error + core::marker::Send), alloc::alloc::Global>",
+            "&dyn core::fmt::Debug",
+            "alloc::vec::Vec<u8, alloc::alloc::Global>",
+        ] {
+            assert_eq!(trait_object(&fat(left)), None, "{left}");
+        }
+    }
+
+    #[test]
+    fn only_references_and_boxes_are_followed() {
+        assert_eq!(
+            owning_pointer(&pointer("&mut tokio::net::tcp::stream::TcpStream")),
+            Some(DieId(9))
+        );
+        assert_eq!(
+            owning_pointer(&pointer("alloc::boxed::Box<u8, alloc::alloc::Global>")),
+            Some(DieId(9))
+        );
+        assert_eq!(
+            owning_pointer(&pointer("*mut tokio::runtime::task::core::Header")),
+            None
+        );
+    }
 }

@@ -1,0 +1,147 @@
+//! A real web service end to end (`web-service`: axum + hyper + tower + reqwest +
+//! tokio-util): no layout describes hyper, axum or tower, so every in-flight handler must
+//! be reached by generic descent through their hand-written futures, at the handler's own
+//! await line, with the right leaf; every server socket must show a read on its fd. Dev
+//! and release builds; ELF cores and minidumps.
+
+mod common;
+
+use common::{Profile, fixture_dumps, run_layoutdump};
+use serde_json::Value;
+
+/// Every chain of a backtrace from its root to a leaf, through each branch: the frames
+/// on the way and what the chain ends blocked on.
+fn chains<'a>(backtrace: &'a Value, blocked_on: &'a Value) -> Vec<(Vec<&'a Value>, &'a Value)> {
+    let frames = backtrace.as_array().map(Vec::as_slice).unwrap_or_default();
+    for (i, f) in frames.iter().enumerate() {
+        if let Some(branches) = f["branches"].as_array() {
+            let head: Vec<&Value> = frames[..=i].iter().collect();
+            return branches
+                .iter()
+                .flat_map(|b| chains(&b["backtrace"], &b["blocked_on"]))
+                .map(|(tail, leaf)| (head.iter().copied().chain(tail).collect(), leaf))
+                .collect();
+        }
+    }
+    vec![(frames.iter().collect(), blocked_on)]
+}
+
+fn task_chains(task: &Value) -> Vec<(Vec<&Value>, &Value)> {
+    chains(&task["backtrace"], &task["blocked_on"])
+}
+
+fn all_tasks(report: &Value) -> Vec<&Value> {
+    report["runtimes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| r["tasks"].as_array().unwrap())
+        .collect()
+}
+
+/// What the fixture calls a handler's wait, in tokio.layout's words. reqwest's pending
+/// response waits on hyper's dispatch callback, a oneshot.
+fn leaf_kind(truth: &str) -> &str {
+    match truth {
+        "response" => "oneshot receive",
+        other => other,
+    }
+}
+
+#[test]
+fn handlers_and_sockets_match_ground_truth() {
+    for profile in [Profile::Dev, Profile::Release] {
+        let d = fixture_dumps("web-service", profile);
+        for dump in [&d.core, &d.minidump] {
+            let what = format!("{}", dump.display());
+            let out = run_layoutdump(&["run", dump.to_str().unwrap(), "--format", "json"]);
+            let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+            assert_eq!(r["warnings"], serde_json::json!([]), "{what}");
+            assert_eq!(out.status.code(), Some(0), "{what}");
+            let tasks = all_tasks(&r);
+            assert_eq!(
+                tasks.len() as u64,
+                d.truth["runtime"]["alive"].as_u64().unwrap(),
+                "{what}"
+            );
+            let by_id = |id: &Value| {
+                tasks
+                    .iter()
+                    .find(|t| t["id"] == *id)
+                    .unwrap_or_else(|| panic!("{what}: task {id} not listed"))
+            };
+
+            // Each handler, inside its connection task, at its await line, with its leaf;
+            // found through hyper's, axum's and tower's futures by generic descent.
+            for h in d.truth["handlers"].as_array().unwrap() {
+                let task = by_id(&h["task"]);
+                let at =
+                    |f: &&Value| f["function"] == h["fn"] && f["location"]["line"] == h["line"];
+                let hit = task_chains(task)
+                    .into_iter()
+                    .find(|(frames, _)| frames.iter().any(at))
+                    .unwrap_or_else(|| panic!("{what}: handler {h} not shown"));
+                let (frames, leaf) = hit;
+                assert_eq!(
+                    leaf["kind"],
+                    leaf_kind(h["leaf"].as_str().unwrap()),
+                    "{what}: handler {h}"
+                );
+                let handler = frames.iter().position(|f| at(f)).unwrap();
+                assert_eq!(frames[handler]["via"], "async_fn", "{what}: handler {h}");
+                assert!(
+                    frames[..handler].iter().any(|f| f["via"] == "generic"),
+                    "{what}: handler {h} reached with no generic step"
+                );
+            }
+
+            // Each client task at its own await line.
+            for c in d.truth["clients"].as_array().unwrap() {
+                let task = by_id(&c["task"]);
+                let shown = task_chains(task).iter().any(|(frames, _)| {
+                    frames
+                        .iter()
+                        .any(|f| f["function"] == c["fn"] && f["location"]["line"] == c["line"])
+                });
+                assert!(shown, "{what}: client {c} not shown");
+            }
+
+            // Each server-side socket is read by exactly one task, at its fd.
+            for conn in d.truth["connections"].as_array().unwrap() {
+                if conn["state"] == "held_unread" {
+                    continue; // in a Vec of the upstream task, not awaited by anyone
+                }
+                let readers: Vec<&Value> = tasks
+                    .iter()
+                    .filter(|t| {
+                        task_chains(t).iter().any(|(_, leaf)| {
+                            leaf["kind"] == "read" && leaf["fields"]["fd"] == conn["fd"]
+                        })
+                    })
+                    .map(|t| &t["id"])
+                    .collect();
+                assert_eq!(readers.len(), 1, "{what}: connection {conn}: {readers:?}");
+                if let Some(id) = conn.get("task") {
+                    assert_eq!(readers[0], id, "{what}: connection {conn}");
+                }
+            }
+
+            // Unknown leaves: at most 5% of all (the target).
+            let leaves: Vec<&Value> = tasks
+                .iter()
+                .flat_map(|t| task_chains(t).into_iter().map(|(_, l)| l))
+                .collect();
+            let unknown: Vec<&Value> = leaves
+                .iter()
+                .copied()
+                .filter(|l| l["kind"] == "unknown")
+                .collect();
+            assert!(
+                unknown.len() * 20 <= leaves.len(),
+                "{what}: {} of {} leaves unknown: {unknown:?}",
+                unknown.len(),
+                leaves.len()
+            );
+        }
+    }
+}
