@@ -87,7 +87,7 @@ fn handlers_and_sockets_match_ground_truth() {
                     leaf_kind(h["leaf"].as_str().unwrap()),
                     "{what}: handler {h}"
                 );
-                let handler = frames.iter().position(|f| at(f)).unwrap();
+                let handler = frames.iter().position(at).unwrap();
                 assert_eq!(frames[handler]["via"], "async_fn", "{what}: handler {h}");
                 assert!(
                     frames[..handler].iter().any(|f| f["via"] == "generic"),
