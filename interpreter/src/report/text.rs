@@ -283,7 +283,12 @@ fn blocked_text(b: &BlockedOn) -> String {
         .iter()
         .map(|(n, v)| format!("{n} {}", show(v)))
         .collect();
-    if details.is_empty() {
+    if details.is_empty() && b.kind == "unknown" {
+        // The frame above names the type: say how to give it a meaning.
+        "unknown (no rule describes it and generic descent sees nothing in it: a `leaf` \
+         rule can, docs/language.md \"Async backtraces\")"
+            .to_string()
+    } else if details.is_empty() {
         b.kind.to_string()
     } else {
         format!("{}: {}", b.kind, details.join(", "))
