@@ -14,7 +14,7 @@ use std::rc::Rc;
 use layoutdump_lang::program::RuleKind;
 
 use crate::backtrace::is_coroutine;
-use crate::dwarf::{DieId, LinkAddr, Type, TypeKind};
+use crate::dwarf::{DieId, Type, TypeKind};
 use crate::eval::{EvalError, Evaluator, Value};
 use crate::memory::Bytes;
 
@@ -252,14 +252,7 @@ pub fn follow(ev: &Evaluator<'_>, addr: u64, route: &Route) -> Result<Held, Eval
                 if object == 0 {
                     return Ok(Held::Absent);
                 }
-                target = ev
-                    .dbg
-                    .vtable_type(LinkAddr(table.wrapping_sub(ev.bias)))
-                    .ok_or_else(|| {
-                        EvalError::Other(format!(
-                            "no vtable known at {table:#x}: cannot tell the future's type"
-                        ))
-                    })?;
+                target = ev.vtable_target(table)?;
                 at = object;
             }
         }

@@ -405,6 +405,18 @@ impl<'a> Evaluator<'a> {
         f
     }
 
+    /// The concrete type behind a trait object whose vtable is at the runtime address
+    /// `vtable`.
+    pub(crate) fn vtable_target(&self, vtable: u64) -> Result<DieId, EvalError> {
+        self.dbg
+            .vtable_type(LinkAddr(vtable.wrapping_sub(self.bias)))
+            .ok_or_else(|| {
+                EvalError::Other(format!(
+                    "no vtable known at {vtable:#x}: cannot tell the concrete type"
+                ))
+            })
+    }
+
     /// A type's generic-descent routes, if worked out (`descent::routes`).
     pub(crate) fn cached_routes(&self, ty: DieId) -> Option<std::rc::Rc<[crate::descent::Route]>> {
         self.cache.routes.borrow().get(&ty).cloned()
@@ -1001,14 +1013,7 @@ impl<'a> Evaluator<'a> {
                 if data == 0 {
                     return Err(EvalError::Other("null trait object".into()));
                 }
-                let ty = self
-                    .dbg
-                    .vtable_type(LinkAddr(vtable.wrapping_sub(self.bias)))
-                    .ok_or_else(|| {
-                        EvalError::Other(format!(
-                            "no vtable known at {vtable:#x}: cannot tell the concrete type"
-                        ))
-                    })?;
+                let ty = self.vtable_target(vtable)?;
                 Ok(Value::Place { addr: data, ty })
             }
             Builtin::Str => {
