@@ -10,6 +10,7 @@ pub mod descent;
 pub mod dwarf;
 pub mod eval;
 pub mod fleet;
+pub mod frame_scan;
 pub mod fuzzing;
 pub mod memory;
 pub mod progress;

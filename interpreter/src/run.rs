@@ -38,6 +38,9 @@ pub struct Findings {
     /// kept only in a register).
     pub notes: Vec<String>,
     pub block_on: Vec<BlockOnReport>,
+    /// Futures a frame root found by scanning the frame's stack, as DWARF had no location
+    /// for them: their addresses and how they were found.
+    scanned_futures: Vec<(u64, String)>,
     /// Runtime address per thread id, for the threads section.
     pub thread_runtime: BTreeMap<u32, Hex>,
     /// The root members evaluated on each thread (`current_task`, …).
@@ -181,7 +184,9 @@ pub fn run(
                     .collect()
             }
             RootKind::Frame { function, local } => {
-                let (found, misses) = frame_locals(dbg, mem, bias, threads, function, local);
+                let (found, misses, scanned) =
+                    frame_locals(dbg, mem, bias, threads, function, local);
+                out.scanned_futures.extend(scanned);
                 // A local optimized out in some frame is said in the notes (what DWARF could
                 // not tell us is never silent); it becomes a warning only if no runtime was
                 // found at all.
@@ -428,6 +433,10 @@ fn sort_by_id<T: Send + Sync>(items: &mut [T], key: impl Fn(&T) -> (Option<u64>,
 
 /// `frame FUNCTION local NAME`: the local in every frame of `function` on every thread.
 /// Returns the places found and, for frames where the local could not be located, why.
+/// What a frame root found: values by thread, why frames yielded nothing, and the
+/// futures found by a scan of their frame (address, how).
+type FrameLocals = (Vec<(Option<u32>, Value)>, Vec<String>, Vec<(u64, String)>);
+
 fn frame_locals(
     dbg: &DebugInfo,
     mem: &dyn Memory,
@@ -435,9 +444,10 @@ fn frame_locals(
     threads: &[ThreadContext],
     function: &str,
     local: &str,
-) -> (Vec<(Option<u32>, Value)>, Vec<String>) {
+) -> FrameLocals {
     let mut found = Vec::new();
     let mut misses = Vec::new();
+    let mut scanned = Vec::new();
     for t in threads {
         for frame in &t.frames {
             let pc = LinkAddr(frame.lookup_pc.wrapping_sub(bias));
@@ -473,11 +483,35 @@ fn frame_locals(
             match (dbg.local_address(f.die, var, pc, regs, mem, bias), var.ty) {
                 (Ok(addr), Some(ty)) => found.push((Some(t.tid), Value::Place { addr, ty })),
                 (Ok(_), None) => misses.push(format!("thread {}: `{local}` has no type", t.tid)),
-                (Err(why), _) => misses.push(format!("thread {}: {why}", t.tid)),
+                (Err(why), None) => misses.push(format!("thread {}: {why}", t.tid)),
+                // An optimized build keeps no location for it (`f` in release): the
+                // future is still in this frame's stack, if it can be told apart there.
+                (Err(why), Some(ty)) => {
+                    match crate::frame_scan::find_future(dbg, mem, frame.sp, frame.cfa, ty) {
+                        Ok(hit) => {
+                            scanned.push((
+                                hit.addr,
+                                format!(
+                                    "a scan of `{function}`'s stack frame ({why}; validated by {} suspended state{})",
+                                    hit.depth,
+                                    if hit.depth == 1 { ", the only one" } else { "s in a row" }
+                                ),
+                            ));
+                            found.push((
+                                Some(t.tid),
+                                Value::Place {
+                                    addr: hit.addr,
+                                    ty: hit.ty,
+                                },
+                            ));
+                        }
+                        Err(scan) => misses.push(format!("thread {}: {why}; {scan}", t.tid)),
+                    }
+                }
             }
         }
     }
-    (found, misses)
+    (found, misses, scanned)
 }
 
 /// The thread-local's TLS offset and type. rustc can emit dead duplicates of a
@@ -597,6 +631,11 @@ fn add_block_on(ev: &Evaluator<'_>, value: Value, tid: Option<u32>, out: &mut Fi
                 .unwrap_or_else(|_| Arc::from("")),
             address: Hex(addr),
         },
+        found_by: out
+            .scanned_futures
+            .iter()
+            .find(|(a, _)| *a == addr)
+            .map(|(_, how)| how.clone()),
         backtrace: chain.frames,
         blocked_on: chain.blocked_on,
     });

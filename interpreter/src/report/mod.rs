@@ -355,6 +355,10 @@ pub struct BlockOnReport {
     /// The runtime that thread runs, if known.
     pub runtime: Option<Hex>,
     pub future: FutureRef,
+    /// How the future was found where DWARF gave no location for it (an optimized
+    /// build): e.g. a scan of the polling frame's stack. Absent when DWARF located it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub found_by: Option<String>,
     pub backtrace: Vec<AwaitFrame>,
     pub blocked_on: Option<BlockedOn>,
 }

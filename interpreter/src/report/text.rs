@@ -126,9 +126,13 @@ pub fn write_text(
                 .thread
                 .map_or(String::new(), |t| format!(" on thread {t}"));
             let root = b.backtrace.first().map_or(&*b.future.ty, |f| &*f.function);
+            let how = b
+                .found_by
+                .as_ref()
+                .map_or(String::new(), |h| format!("  (found by {h})"));
             tree(
                 &mut s,
-                &format!("block_on{on}  {root}"),
+                &format!("block_on{on}  {root}{how}"),
                 &b.backtrace,
                 b.blocked_on.as_ref(),
                 opts,
