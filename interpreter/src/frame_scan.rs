@@ -269,10 +269,11 @@ fn pointers_in(
                 }
                 *count += 1;
             }
-            TypeKind::Struct { .. } if nesting < MAX_POINTER_NESTING => {
-                if !pointers_in(dbg, mem, at, &ft, nesting + 1, count) {
-                    return false;
-                }
+            TypeKind::Struct { .. }
+                if nesting < MAX_POINTER_NESTING
+                    && !pointers_in(dbg, mem, at, &ft, nesting + 1, count) =>
+            {
+                return false;
             }
             _ => {}
         }
