@@ -194,3 +194,53 @@ fn explain_shows_where_the_task_list_stops() {
         "{text}"
     );
 }
+
+/// A leaf member that cannot be read (here a hook that fails) makes the report partial:
+/// exit 3, and each task blocked on that leaf says which member and which rule, at its
+/// line (issue 18: it printed `unavailable` and exited 0).
+#[test]
+fn failing_hook_in_a_leaf_is_partial() {
+    let d = fixture_dumps("inhouse", Profile::Dev);
+    let text = std::fs::read_to_string(layout()).unwrap();
+    let from = "    deadline_ms = s.deadline_ms\n";
+    assert!(text.contains(from));
+    let broken = text.replacen(
+        from,
+        "    deadline_ms = s.deadline_ms\n    late = fail(s.deadline_ms)\n",
+        1,
+    ) + "hook fail(x) \"\"\"\n    throw \"no clock\";\n\"\"\"\n";
+    let dir = root().join("target/custom-layout-mistakes");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("failing-leaf.layout");
+    std::fs::write(&path, &broken).unwrap();
+    let out = run_layoutdump(&[
+        "run",
+        path.to_str().unwrap(),
+        d.core.to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(3));
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let line = broken[..broken.find("leaf inhouse::Sleep").unwrap()]
+        .matches('\n')
+        .count()
+        + 1;
+    let sleepers: Vec<&Value> = r["runtimes"][0]["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["blocked_on"]["kind"] == "sleep")
+        .collect();
+    assert!(!sleepers.is_empty());
+    for t in sleepers {
+        let why = t["unavailable"]["blocked_on.late"]
+            .as_str()
+            .unwrap_or_default();
+        assert!(
+            why.contains(&format!("failing-leaf.layout:{line}:")) && why.contains("no clock"),
+            "task {}: {why:?}",
+            t["id"]
+        );
+    }
+}

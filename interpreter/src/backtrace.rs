@@ -21,20 +21,45 @@ pub const MAX_AWAIT_DEPTH: usize = 128;
 /// Pointer and view hops between two frames.
 const MAX_HOPS: usize = 16;
 
+/// Facts of a backtrace that could not be read, per chain: a few say what is missing.
+const MAX_MISSING: usize = 8;
+
 pub struct Backtrace {
     pub frames: Vec<AwaitFrame>,
     pub blocked_on: Option<BlockedOn>,
+    /// What could not be read on the way, in any branch (`blocked_on.left_ms`, a frame's
+    /// state): the task's report is then partial.
+    pub missing: Vec<(smol_str::SmolStr, String)>,
 }
 
 /// Walks the await chain of `future`.
 pub fn await_chain(ev: &Evaluator<'_>, future: Value) -> Backtrace {
     let mut budget = MAX_AWAIT_DEPTH * 4;
-    chain(ev, future, 0, &mut budget)
+    let mut missing = Vec::new();
+    let (frames, blocked_on) = chain(ev, future, 0, &mut budget, &mut missing);
+    Backtrace {
+        frames,
+        blocked_on,
+        missing,
+    }
+}
+
+/// Notes a fact that could not be read (up to `MAX_MISSING` per backtrace).
+fn miss(missing: &mut Vec<(smol_str::SmolStr, String)>, what: &str, why: String) {
+    if missing.len() < MAX_MISSING {
+        missing.push((what.into(), why));
+    }
 }
 
 /// Futures shown in one backtrace, over all its branches: a hostile dump must not make a
 /// join of joins explode.
-fn chain(ev: &Evaluator<'_>, future: Value, depth: usize, budget: &mut usize) -> Backtrace {
+fn chain(
+    ev: &Evaluator<'_>,
+    future: Value,
+    depth: usize,
+    budget: &mut usize,
+    missing: &mut Vec<(smol_str::SmolStr, String)>,
+) -> (Vec<AwaitFrame>, Option<BlockedOn>) {
     // Room for the usual two to four futures at once (a report that is kept gives back
     // what it does not use: `TaskReport::shrink`).
     let mut frames = Vec::with_capacity(4);
@@ -72,12 +97,12 @@ fn chain(ev: &Evaluator<'_>, future: Value, depth: usize, budget: &mut usize) ->
             let frame = if is_coroutine(&t) {
                 coroutine_frame(ev, addr, &t)
                     .map(|(f, _)| f)
-                    .unwrap_or_else(|e| unreadable_frame(ev, &t, addr, e))
+                    .unwrap_or_else(|e| unreadable_frame(ev, &t, addr, e, missing))
             } else {
                 plain_frame(ev, &t, addr, Via::Rule)
             };
             frames.push(frame);
-            blocked_on = Some(leaf_report(ev, rule, v, &t, addr));
+            blocked_on = Some(leaf_report(ev, rule, v, &t, addr, missing));
             break;
         }
         if is_coroutine(&t) {
@@ -86,7 +111,7 @@ fn chain(ev: &Evaluator<'_>, future: Value, depth: usize, budget: &mut usize) ->
                     frames.push(frame);
                     current = awaitee;
                 }
-                Err(e) => frames.push(unreadable_frame(ev, &t, addr, e)),
+                Err(e) => frames.push(unreadable_frame(ev, &t, addr, e, missing)),
             }
             continue;
         }
@@ -104,6 +129,7 @@ fn chain(ev: &Evaluator<'_>, future: Value, depth: usize, budget: &mut usize) ->
                         kind,
                         depth + frames.len(),
                         budget,
+                        missing,
                     ));
                 }
             }
@@ -119,7 +145,13 @@ fn chain(ev: &Evaluator<'_>, future: Value, depth: usize, budget: &mut usize) ->
         let mut frame = plain_frame(ev, &t, addr, Via::Generic);
         let (mut held, error) = descent::held(ev, addr, ty);
         if let Some(e) = error {
-            frame.note = Some(format!("not all it holds could be read: {e}"));
+            let note = format!("not all it holds could be read: {e}");
+            miss(
+                missing,
+                "backtrace",
+                format!("`{}` at {addr:#x}: {note}", t.name),
+            );
+            frame.note = Some(note);
         }
         match held.len() {
             0 => {
@@ -140,13 +172,14 @@ fn chain(ev: &Evaluator<'_>, future: Value, depth: usize, budget: &mut usize) ->
                     kind,
                     depth + frames.len(),
                     budget,
+                    missing,
                 ));
             }
         }
         frames.push(frame);
     }
     // Spare capacity is given back by a report that is kept (`TaskReport::shrink`).
-    Backtrace { frames, blocked_on }
+    (frames, blocked_on)
 }
 
 /// A future waiting on several at once (`join!`, `select!`, or several held futures found
@@ -158,14 +191,15 @@ fn branch_out(
     kind: smol_str::SmolStr,
     depth: usize,
     budget: &mut usize,
+    missing: &mut Vec<(smol_str::SmolStr, String)>,
 ) -> BlockedOn {
     frame.branches = items
         .into_iter()
         .map(|item| {
-            let b = chain(ev, item, depth + 1, budget);
+            let (backtrace, blocked_on) = chain(ev, item, depth + 1, budget, missing);
             Branch {
-                backtrace: b.frames,
-                blocked_on: b.blocked_on,
+                backtrace,
+                blocked_on,
             }
         })
         .collect();
@@ -355,6 +389,7 @@ fn leaf_report(
     v: Value,
     t: &Type,
     addr: u64,
+    missing: &mut Vec<(smol_str::SmolStr, String)>,
 ) -> BlockedOn {
     let mut out = BlockedOn {
         kind: ev.name("unknown"),
@@ -372,6 +407,13 @@ fn leaf_report(
                 out.fields.insert(ev.name(name), value);
             }
             (_, Err(e)) => {
+                // A member that could not be read (a hook that failed, memory the dump
+                // lacks) makes the report partial, and says where the rule is.
+                miss(
+                    missing,
+                    &format!("blocked_on.{name}"),
+                    format!("leaf rule at {}: {e}", ev.program.location(rule.span)),
+                );
                 out.fields
                     .insert(ev.name(name), FieldValue::Str(format!("unavailable: {e}")));
             }
@@ -419,7 +461,18 @@ fn plain_frame(ev: &Evaluator<'_>, t: &Type, addr: u64, via: Via) -> AwaitFrame 
     AwaitFrame::new(facts.head.clone(), Hex(addr))
 }
 
-fn unreadable_frame(ev: &Evaluator<'_>, t: &Type, addr: u64, e: EvalError) -> AwaitFrame {
+fn unreadable_frame(
+    ev: &Evaluator<'_>,
+    t: &Type,
+    addr: u64,
+    e: EvalError,
+    missing: &mut Vec<(smol_str::SmolStr, String)>,
+) -> AwaitFrame {
+    miss(
+        missing,
+        "backtrace",
+        format!("state of `{}` at {addr:#x}: {e}", t.name),
+    );
     let mut f = plain_frame(ev, t, addr, Via::AsyncFn);
     f.note = Some(format!("state unreadable: {e}"));
     f

@@ -621,6 +621,13 @@ fn add_block_on(ev: &Evaluator<'_>, value: Value, tid: Option<u32>, out: &mut Fi
         return;
     }
     let chain = crate::backtrace::await_chain(ev, v);
+    let on = tid.map_or(String::new(), |t| format!(" on thread {t}"));
+    out.warnings.extend(
+        chain
+            .missing
+            .iter()
+            .map(|(what, why)| format!("block_on future{on}: {what}: {why}")),
+    );
     out.block_on.push(BlockOnReport {
         thread: tid,
         runtime: None,
@@ -1086,6 +1093,9 @@ fn read_task_report(
                     let chain = crate::backtrace::await_chain(ev, value.clone());
                     t.backtrace = chain.frames;
                     t.blocked_on = chain.blocked_on;
+                    for (what, why) in chain.missing {
+                        t.unavailable.insert(what, why);
+                    }
                     t.future = Some(FutureRef {
                         ty: ev
                             .ty(ty)
