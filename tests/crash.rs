@@ -67,6 +67,21 @@ fn panics_are_reported_with_message_location_thread_and_task() {
                 .unwrap();
             assert_eq!(thread["fields"]["current_task"], c.truth["task"], "{what}");
             assert_eq!(crash["signature"].as_str().unwrap().len(), 16);
+            // In text, the task that was running is not "blocked on" its last await: the
+            // report names the thread running it and where it last suspended.
+            let out = run_layoutdump(&["run", "tokio", c.core.to_str().unwrap()]);
+            let text = String::from_utf8_lossy(&out.stdout);
+            let header = format!("task {} [running]", c.truth["task"]);
+            let at = text
+                .find(&header)
+                .unwrap_or_else(|| panic!("{what}: {text}"));
+            let body = &text[at..text[at..].find("\n\n").map_or(text.len(), |e| at + e)];
+            assert!(
+                body.contains(&format!("running on thread {}", crash["thread"])),
+                "{what}: {body}"
+            );
+            assert!(body.contains("last suspended at "), "{what}: {body}");
+            assert!(!body.contains("blocked on"), "{what}: {body}");
         }
     }
 }

@@ -62,6 +62,7 @@ pub fn write_text(
     if let Some(c) = &r.crash {
         crash(&mut s, r, c, opts);
     }
+    let polling = polled_tasks(r);
     if r.runtimes.is_empty() {
         let _ = writeln!(s, "\nno runtime found (see the warnings below)");
     }
@@ -94,12 +95,12 @@ pub fn write_text(
             }
             _ => {
                 for t in &rt.tasks {
-                    task(&mut s, t, opts);
+                    task(&mut s, t, opts, &polling);
                 }
                 if let Some(p) = &rt.pending {
                     w.write_all(s.as_bytes())?;
                     s.clear();
-                    let text = |t: TaskReport, s: &mut String| task(s, &t, opts);
+                    let text = |t: TaskReport, s: &mut String| task(s, &t, opts, &polling);
                     match &p.reader {
                         Some(reader) => {
                             reader.stream(p, text, |t: &String| w.write_all(t.as_bytes()))?;
@@ -215,7 +216,7 @@ fn crash(s: &mut String, r: &Report, c: &CrashReport, opts: TextOptions) {
     if let Some(id) = c.task
         && let Some(t) = r.task_by_id(id)
     {
-        task(s, &t, opts);
+        task(s, &t, opts, &polled_tasks(r));
     }
 }
 
@@ -245,7 +246,19 @@ fn native_frames(s: &mut String, frames: &[super::NativeFrame], opts: TextOption
 
 /// One task: a header line, then its async backtrace as a tree, root future first and
 /// the future it is parked on last, then what it is blocked on.
-fn task(s: &mut String, t: &TaskReport, opts: TextOptions) {
+/// (task id, thread id) for each thread the layout says was polling a task (tokio's
+/// `current_task`) when the dump was taken.
+fn polled_tasks(r: &Report) -> Vec<(u64, u32)> {
+    r.threads
+        .iter()
+        .filter_map(|t| match t.fields.get("current_task") {
+            Some(FieldValue::Int(id)) => Some((u64::try_from(*id).ok()?, t.tid)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn task(s: &mut String, t: &TaskReport, opts: TextOptions, polling: &[(u64, u32)]) {
     let id = t.id.map_or("?".to_string(), |i| i.to_string());
     let state = t.state.as_deref().unwrap_or("?");
     let root = t
@@ -257,7 +270,33 @@ fn task(s: &mut String, t: &TaskReport, opts: TextOptions) {
         "task {id} [{state}]  {}",
         root.unwrap_or("<future unavailable>")
     );
-    tree(s, &header, &t.backtrace, t.blocked_on.as_ref(), opts);
+    let thread = polling
+        .iter()
+        .find(|(id, _)| Some(*id) == t.id)
+        .map(|(_, tid)| *tid);
+    if thread.is_some() || t.state.as_deref() == Some("running") {
+        // Its chain is where it last suspended, not what it waits on now: it is running.
+        let _ = writeln!(s, "\n  {header}");
+        frames(s, "    ", &t.backtrace, opts);
+        let on = thread.map_or_else(
+            || "running (no thread says it polls it)".to_string(),
+            |tid| format!("running on thread {tid}: its native frames show where it is now"),
+        );
+        let _ = writeln!(s, "    {on}");
+        let at = t
+            .backtrace
+            .iter()
+            .rev()
+            .find_map(|f| f.location.as_ref())
+            .map_or(String::new(), |l| {
+                format!(" at {}:{}", l.file.as_deref().unwrap_or("?"), l.line)
+            });
+        if let Some(b) = &t.blocked_on {
+            let _ = writeln!(s, "    last suspended{at}, on {}", blocked_text(b));
+        }
+    } else {
+        tree(s, &header, &t.backtrace, t.blocked_on.as_ref(), opts);
+    }
     for (name, v) in &t.fields {
         let _ = writeln!(s, "    {name}: {}", show(v));
     }
