@@ -371,13 +371,15 @@ pub fn analyze_dump(
     let cycles = if report.runtimes.iter().any(|r| r.pending.is_some()) {
         Vec::new()
     } else {
-        crate::report::triage::wait_cycles(&report)
+        crate::report::triage::deadlock_warnings(
+            report
+                .runtimes
+                .iter()
+                .flat_map(|r| &r.tasks)
+                .filter_map(crate::report::TaskReport::wait_links),
+        )
     };
-    for cycle in cycles {
-        report
-            .warnings
-            .push(crate::report::triage::cycle_warning(&cycle));
-    }
+    report.warnings.extend(cycles);
     let signal = dump
         .crash
         .as_ref()

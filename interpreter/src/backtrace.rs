@@ -13,7 +13,7 @@ use crate::dwarf::{DieId, Type, TypeKind};
 use crate::eval::FrameFacts;
 use crate::eval::{EvalError, Evaluator, Value};
 use crate::report::{
-    AwaitFrame, BlockedOn, Branch, FieldValue, Fields, FrameHead, Hex, SourceRef, Via,
+    AwaitFrame, BlockedOn, Branch, FieldValue, Fields, FrameHead, Held, Hex, SourceRef, Via,
 };
 
 /// Await chains deeper than this are cut (with a frame saying so).
@@ -24,30 +24,46 @@ const MAX_HOPS: usize = 16;
 /// Facts of a backtrace that could not be read, per chain: a few say what is missing.
 const MAX_MISSING: usize = 8;
 
+/// Resources one backtrace shows held, at most (a hostile dump's coroutine may claim a
+/// guard in every slot).
+const MAX_HELD: usize = 16;
+
 pub struct Backtrace {
     pub frames: Vec<AwaitFrame>,
     pub blocked_on: Option<BlockedOn>,
     /// What could not be read on the way, in any branch (`blocked_on.left_ms`, a frame's
     /// state): the task's report is then partial.
     pub missing: Vec<(smol_str::SmolStr, String)>,
+    /// Resources held across an await on the way (a `MutexGuard` among a frame's values).
+    pub holds: Vec<Held>,
+}
+
+/// What walking a chain gathers besides its frames, over all branches.
+#[derive(Default)]
+struct Gathered {
+    missing: Vec<(smol_str::SmolStr, String)>,
+    holds: Vec<Held>,
+}
+
+impl Gathered {
+    /// Notes a fact that could not be read (up to `MAX_MISSING` per backtrace).
+    fn miss(&mut self, what: &str, why: String) {
+        if self.missing.len() < MAX_MISSING {
+            self.missing.push((what.into(), why));
+        }
+    }
 }
 
 /// Walks the await chain of `future`.
 pub fn await_chain(ev: &Evaluator<'_>, future: Value) -> Backtrace {
     let mut budget = MAX_AWAIT_DEPTH * 4;
-    let mut missing = Vec::new();
-    let (frames, blocked_on) = chain(ev, future, 0, &mut budget, &mut missing);
+    let mut gathered = Gathered::default();
+    let (frames, blocked_on) = chain(ev, future, 0, &mut budget, &mut gathered);
     Backtrace {
         frames,
         blocked_on,
-        missing,
-    }
-}
-
-/// Notes a fact that could not be read (up to `MAX_MISSING` per backtrace).
-fn miss(missing: &mut Vec<(smol_str::SmolStr, String)>, what: &str, why: String) {
-    if missing.len() < MAX_MISSING {
-        missing.push((what.into(), why));
+        missing: gathered.missing,
+        holds: gathered.holds,
     }
 }
 
@@ -58,7 +74,7 @@ fn chain(
     future: Value,
     depth: usize,
     budget: &mut usize,
-    missing: &mut Vec<(smol_str::SmolStr, String)>,
+    gathered: &mut Gathered,
 ) -> (Vec<AwaitFrame>, Option<BlockedOn>) {
     // Room for the usual two to four futures at once (a report that is kept gives back
     // what it does not use: `TaskReport::shrink`).
@@ -95,23 +111,23 @@ fn chain(
         if let Some((i, rule)) = leaf.map(|i| (i, &ev.program.rules[i])) {
             ev.usage.borrow_mut().hit(i);
             let frame = if is_coroutine(&t) {
-                coroutine_frame(ev, addr, &t)
+                coroutine_frame(ev, addr, &t, gathered)
                     .map(|(f, _)| f)
-                    .unwrap_or_else(|e| unreadable_frame(ev, &t, addr, e, missing))
+                    .unwrap_or_else(|e| unreadable_frame(ev, &t, addr, e, gathered))
             } else {
                 plain_frame(ev, &t, addr, Via::Rule)
             };
             frames.push(frame);
-            blocked_on = Some(leaf_report(ev, rule, v, &t, addr, missing));
+            blocked_on = Some(leaf_report(ev, rule, v, &t, addr, gathered));
             break;
         }
         if is_coroutine(&t) {
-            match coroutine_frame(ev, addr, &t) {
+            match coroutine_frame(ev, addr, &t, gathered) {
                 Ok((frame, awaitee)) => {
                     frames.push(frame);
                     current = awaitee;
                 }
-                Err(e) => frames.push(unreadable_frame(ev, &t, addr, e, missing)),
+                Err(e) => frames.push(unreadable_frame(ev, &t, addr, e, gathered)),
             }
             continue;
         }
@@ -129,7 +145,7 @@ fn chain(
                         kind,
                         depth + frames.len(),
                         budget,
-                        missing,
+                        gathered,
                     ));
                 }
             }
@@ -146,11 +162,7 @@ fn chain(
         let (mut held, error) = descent::held(ev, addr, ty);
         if let Some(e) = error {
             let note = format!("not all it holds could be read: {e}");
-            miss(
-                missing,
-                "backtrace",
-                format!("`{}` at {addr:#x}: {note}", t.name),
-            );
+            gathered.miss("backtrace", format!("`{}` at {addr:#x}: {note}", t.name));
             frame.note = Some(note);
         }
         match held.len() {
@@ -172,7 +184,7 @@ fn chain(
                     kind,
                     depth + frames.len(),
                     budget,
-                    missing,
+                    gathered,
                 ));
             }
         }
@@ -191,12 +203,12 @@ fn branch_out(
     kind: smol_str::SmolStr,
     depth: usize,
     budget: &mut usize,
-    missing: &mut Vec<(smol_str::SmolStr, String)>,
+    gathered: &mut Gathered,
 ) -> BlockedOn {
     frame.branches = items
         .into_iter()
         .map(|item| {
-            let (backtrace, blocked_on) = chain(ev, item, depth + 1, budget, missing);
+            let (backtrace, blocked_on) = chain(ev, item, depth + 1, budget, gathered);
             Branch {
                 backtrace,
                 blocked_on,
@@ -290,6 +302,7 @@ fn coroutine_frame(
     ev: &Evaluator<'_>,
     addr: u64,
     t: &Type,
+    gathered: &mut Gathered,
 ) -> Result<(AwaitFrame, Option<Value>), EvalError> {
     let TypeKind::Struct {
         variants: Some(vp), ..
@@ -315,6 +328,16 @@ fn coroutine_frame(
             saved.push((name.clone(), local_value(ev, &place)));
         }
         locals = Fields::from_unique(saved);
+        for &(slot, rule) in facts.holders.iter() {
+            let Some((name, offset, ty)) = facts.saved.get(slot) else {
+                continue;
+            };
+            let place = Value::Place {
+                addr: vaddr.wrapping_add(*offset),
+                ty: *ty,
+            };
+            held_resource(ev, rule, place, name, &facts.head, gathered);
+        }
         // Unresumed holds the arguments; only a suspended coroutine awaits something.
         if state.starts_with("Suspend") {
             awaitee = facts.awaitee.map(|(offset, ty)| Value::Place {
@@ -342,6 +365,7 @@ fn coroutine_facts(
         .and_then(|v| v.field.ty)
         .and_then(|id| ev.ty(id).ok());
     let mut saved: Vec<(smol_str::SmolStr, u64, DieId)> = Vec::new();
+    let mut holders = Vec::new();
     let mut awaitee = None;
     if let Some(st) = &state_ty
         && let TypeKind::Struct { fields, .. } = &st.kind
@@ -351,6 +375,14 @@ fn coroutine_facts(
             if &*f.name == "__awaitee" {
                 awaitee = Some((f.offset, fty));
             } else if !is_drop_flag(&f.name) && !saved.iter().any(|(n, ..)| *n == *f.name) {
+                if let Some(&rule) = ev
+                    .rules_for(RuleKind::Holds, fty)
+                    .ok()
+                    .and_then(|r| r.first().copied())
+                    .as_ref()
+                {
+                    holders.push((saved.len(), rule));
+                }
                 saved.push((f.name.clone().into(), f.offset, fty));
             }
         }
@@ -377,9 +409,58 @@ fn coroutine_facts(
                 })
             }),
             via: Some(Via::AsyncFn),
+            runtime: ev.program.is_runtime_code(&t.name),
         }),
         saved: saved.into(),
+        holders: holders.into(),
         awaitee,
+    }
+}
+
+/// A value a frame holds across its await that a `holds` rule describes: the resource it
+/// holds (its `resource` address and `kind`), noted for the task.
+fn held_resource(
+    ev: &Evaluator<'_>,
+    rule: usize,
+    place: Value,
+    local: &smol_str::SmolStr,
+    head: &FrameHead,
+    gathered: &mut Gathered,
+) {
+    if gathered.holds.len() >= MAX_HELD {
+        return;
+    }
+    let Some(r) = ev.program.rules.get(rule) else {
+        return;
+    };
+    ev.usage.borrow_mut().hit(rule);
+    let mut kind = ev.name("held");
+    let mut resource = None;
+    for (name, value) in ev.eval_members(&r.members, r.frame_size, place) {
+        match (name, value) {
+            ("kind", Ok(Value::Str(s))) => kind = s,
+            ("resource", Ok(v)) => match ev.to_int(&v) {
+                Ok(a) => resource = Some(a as u64),
+                Err(e) => gathered.miss(
+                    &format!("holds.{local}"),
+                    format!("holds rule at {}: {e}", ev.program.location(r.span)),
+                ),
+            },
+            ("resource", Err(e)) => gathered.miss(
+                &format!("holds.{local}"),
+                format!("holds rule at {}: {e}", ev.program.location(r.span)),
+            ),
+            _ => {}
+        }
+    }
+    if let Some(resource) = resource {
+        gathered.holds.push(Held {
+            kind,
+            resource: Hex(resource),
+            local: local.clone(),
+            function: head.function.clone(),
+            location: head.location.clone(),
+        });
     }
 }
 
@@ -389,7 +470,7 @@ fn leaf_report(
     v: Value,
     t: &Type,
     addr: u64,
-    missing: &mut Vec<(smol_str::SmolStr, String)>,
+    gathered: &mut Gathered,
 ) -> BlockedOn {
     let mut out = BlockedOn {
         kind: ev.name("unknown"),
@@ -409,8 +490,7 @@ fn leaf_report(
             (_, Err(e)) => {
                 // A member that could not be read (a hook that failed, memory the dump
                 // lacks) makes the report partial, and says where the rule is.
-                miss(
-                    missing,
+                gathered.miss(
                     &format!("blocked_on.{name}"),
                     format!("leaf rule at {}: {e}", ev.program.location(rule.span)),
                 );
@@ -454,8 +534,10 @@ fn plain_frame(ev: &Evaluator<'_>, t: &Type, addr: u64, via: Via) -> AwaitFrame 
             state: None,
             location: None,
             via: Some(via),
+            runtime: ev.program.is_runtime_code(&t.name),
         }),
         saved: Box::new([]),
+        holders: Box::new([]),
         awaitee: None,
     });
     AwaitFrame::new(facts.head.clone(), Hex(addr))
@@ -466,10 +548,9 @@ fn unreadable_frame(
     t: &Type,
     addr: u64,
     e: EvalError,
-    missing: &mut Vec<(smol_str::SmolStr, String)>,
+    gathered: &mut Gathered,
 ) -> AwaitFrame {
-    miss(
-        missing,
+    gathered.miss(
         "backtrace",
         format!("state of `{}` at {addr:#x}: {e}", t.name),
     );
@@ -485,6 +566,7 @@ fn note_frame(note: String) -> AwaitFrame {
         state: None,
         location: None,
         via: None,
+        runtime: false,
     };
     let mut frame = AwaitFrame::new(Arc::new(head), Hex(0));
     frame.note = Some(note);

@@ -17,7 +17,7 @@ use crate::dwarf::{DebugInfo, DieId};
 use crate::eval::{EvalError, Evaluator, Limits, Spent, Value};
 use crate::memory::Dump;
 use crate::report::triage::{GroupKey, Grouper, group_key};
-use crate::report::{Hex, TaskReport};
+use crate::report::{Hex, TaskReport, WaitLinks};
 use crate::sync::lock;
 
 /// A listed task not read yet: its id (for the order), address and the value a task rule
@@ -221,8 +221,8 @@ pub(crate) struct Found {
     notes: Vec<String>,
     /// Some task had a fact that could not be read, or a read was cut short.
     partial: bool,
-    /// (task, task it waits for), from `blocked_on.task`.
-    waits: Vec<(u64, u64)>,
+    /// What each task read adds to the wait-for graph (tasks that add nothing left out).
+    waits: Vec<WaitLinks>,
     steps: u64,
     read: u64,
     progress: Option<crate::progress::Progress>,
@@ -237,7 +237,7 @@ pub struct LateFindings {
     pub warnings: Vec<String>,
     pub notes: Vec<String>,
     pub partial: bool,
-    pub waits: Vec<(u64, u64)>,
+    pub waits: Vec<WaitLinks>,
 }
 
 /// Tasks a worker reads at a time in `stream`: small enough that the writer is never far
@@ -302,7 +302,7 @@ impl Rendered for () {
 
 /// What one task read adds to the findings: a fact unavailable (or the task unread), the
 /// task it waits for, its group.
-type Read = (bool, Option<(u64, u64)>, Option<(GroupKey, Option<u64>)>);
+type Read = (bool, Option<WaitLinks>, Option<(GroupKey, Option<u64>)>);
 
 /// A chunk as a worker hands it to the writer: its index, the worker's, its tasks
 /// rendered, what each adds, and what the worker spent.
@@ -565,7 +565,7 @@ fn read_task<C>(
             (r, true)
         }
     };
-    let waits = report.id.zip(report.waits_for());
+    let waits = report.wait_links();
     let group = grouping.then(|| (group_key(&report), report.id));
     render(report, out);
     (partial, waits, group)

@@ -279,7 +279,7 @@ pub fn run(
                         ev.warnings.borrow_mut().truncate(ev_warnings);
                     }
                 }
-                RuleKind::Task | RuleKind::Leaf => out.warnings.push(format!(
+                RuleKind::Task | RuleKind::Leaf | RuleKind::Holds => out.warnings.push(format!(
                     "root at {here}: only a scan root may yield tasks directly"
                 )),
             }
@@ -1096,6 +1096,7 @@ fn read_task_report(
                     for (what, why) in chain.missing {
                         t.unavailable.insert(what, why);
                     }
+                    t.holds = chain.holds;
                     t.future = Some(FutureRef {
                         ty: ev
                             .ty(ty)

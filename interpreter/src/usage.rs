@@ -109,6 +109,7 @@ impl Usage {
                 RuleKind::Task => "task",
                 RuleKind::Future => "future",
                 RuleKind::Leaf => "leaf",
+                RuleKind::Holds => "holds",
             };
             let what = format!("{kind} {}", rule.pattern);
             let mark = if *n > 0 { "ok " } else { "-- " };

@@ -230,6 +230,7 @@ fn rule_kind(p: Option<Pair<'_, Rule>>) -> RuleKind {
         Some("task") => RuleKind::Task,
         Some("future") => RuleKind::Future,
         Some("leaf") => RuleKind::Leaf,
+        Some("holds") => RuleKind::Holds,
         _ => RuleKind::Runtime,
     }
 }

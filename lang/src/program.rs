@@ -208,6 +208,10 @@ pub enum RuleKind {
     /// `leaf TYPE as f { kind = "sleep", … }`: what a task waiting on this future is
     /// blocked on.
     Leaf,
+    /// `holds TYPE as g { kind = "lock", resource = … }`: a value of TYPE kept across an
+    /// await (a `MutexGuard`) means the task holds that resource; a task waiting on the
+    /// same resource waits for it.
+    Holds,
 }
 
 /// `runtime TYPE as h { … }`, `task …`, `future …` or `leaf …`: how to report or see

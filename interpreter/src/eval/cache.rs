@@ -134,6 +134,8 @@ pub struct FrameFacts {
     /// The values a coroutine holds in this state, in declaration order, each name once:
     /// name, offset in the state's data, type. Drop flags and the awaitee left out.
     pub saved: Box<[(smol_str::SmolStr, u64, DieId)]>,
+    /// The saved values a `holds` rule describes: index in `saved`, the rule's index.
+    pub holders: Box<[(usize, usize)]>,
     /// The future it awaits in this state: offset in the state's data, type.
     pub awaitee: Option<(u64, DieId)>,
 }

@@ -36,6 +36,13 @@ pub fn write_task(out: &mut Vec<u8>, task: &TaskReport) {
     list(out, &task.backtrace, frame);
     out.extend_from_slice(b",\"blocked_on\":");
     blocked_on(out, task.blocked_on.as_ref());
+    if !task.holds.is_empty() {
+        // A few per task that holds a lock: serde's writer is fast enough for these.
+        out.extend_from_slice(b",\"holds\":");
+        if serde_json::to_writer(&mut *out, &task.holds).is_err() {
+            null(out);
+        }
+    }
     out.extend_from_slice(b",\"fields\":");
     fields(out, &task.fields);
     out.extend_from_slice(b",\"unavailable\":");
@@ -400,6 +407,7 @@ mod tests {
                     line: 12,
                 }),
                 via: Some(super::Via::AsyncFn),
+                runtime: false,
             }),
             address: Hex(0x20),
             locals: locals.clone(),
@@ -443,6 +451,13 @@ mod tests {
                 bare,
             ],
             blocked_on: Some(leaf),
+            holds: vec![super::super::Held {
+                kind: "lock".into(),
+                resource: Hex(0x40),
+                local: "guard".into(),
+                function: "app::serve".into(),
+                location: None,
+            }],
             fields: locals,
             unavailable,
         };

@@ -153,6 +153,9 @@ pub struct TaskReport {
     pub backtrace: Vec<AwaitFrame>,
     /// What the innermost future means, from the layout's `leaf` rules.
     pub blocked_on: Option<BlockedOn>,
+    /// Resources held across an await (`holds` rules), in chain order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub holds: Vec<Held>,
     pub fields: Fields,
     pub unavailable: Map<String>,
 }
@@ -174,6 +177,10 @@ pub struct FrameHead {
     pub location: Option<SourceRef>,
     /// How this step of the chain was found; None for a note (a cut or a cycle).
     pub via: Option<Via>,
+    /// std's or a runtime's own code (the layouts' `runtime_code`), not the program's:
+    /// a wait is placed at the innermost frame that is not.
+    #[serde(skip)]
+    pub runtime: bool,
 }
 
 /// How a step of an async backtrace was found, so that a reader can tell a described
@@ -255,6 +262,34 @@ impl Serialize for AwaitFrame {
         }
         st.end()
     }
+}
+
+/// One task's part of the wait-for graph (see `TaskReport::wait_links`): a task waiting
+/// on a resource waits for each task that holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WaitLinks {
+    pub id: u64,
+    pub on_task: Option<u64>,
+    pub on_resources: smallvec::SmallVec<[u64; 2]>,
+    pub holds: smallvec::SmallVec<[u64; 1]>,
+    /// Where the task waits in the program's own code: the innermost await frame that is
+    /// not runtime code and has a line.
+    pub at: Option<SourceRef>,
+}
+
+/// A resource a task holds across an await: a value of a frame that a `holds` rule
+/// describes (tokio: a `MutexGuard`, a `SemaphorePermit`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Held {
+    /// The rule's `kind` (`lock`, `permit`, …).
+    pub kind: SmolStr,
+    /// The resource's address: a task blocked on a leaf with an address field equal to it
+    /// waits for this task.
+    pub resource: Hex,
+    /// The frame's value that holds it, and the frame (the async fn and its await line).
+    pub local: SmolStr,
+    pub function: Arc<str>,
+    pub location: Option<SourceRef>,
 }
 
 /// One of the futures a combinator waits on, with its own chain.
@@ -426,6 +461,56 @@ impl TaskReport {
         frames(&mut self.backtrace);
     }
 
+    /// What this task adds to the wait-for graph, if anything: the task it joins, the
+    /// resources its leaves name by address (in every branch), the resources it holds.
+    pub fn wait_links(&self) -> Option<WaitLinks> {
+        let id = self.id?;
+        let mut on_resources = smallvec::SmallVec::new();
+        fn addresses(b: &BlockedOn, out: &mut smallvec::SmallVec<[u64; 2]>) {
+            for (_, v) in &b.fields {
+                if let FieldValue::Address(a) = v {
+                    out.push(a.0);
+                }
+            }
+        }
+        fn leaves(frames: &[AwaitFrame], out: &mut smallvec::SmallVec<[u64; 2]>) {
+            for f in frames {
+                for b in &f.branches {
+                    if let Some(leaf) = &b.blocked_on {
+                        addresses(leaf, out);
+                    }
+                    leaves(&b.backtrace, out);
+                }
+            }
+        }
+        if let Some(b) = &self.blocked_on {
+            addresses(b, &mut on_resources);
+        }
+        leaves(&self.backtrace, &mut on_resources);
+        fn own_line(frames: &[AwaitFrame], at: &mut Option<SourceRef>) {
+            for f in frames {
+                if let (false, Some(l)) = (f.runtime, &f.location) {
+                    *at = Some(l.clone());
+                }
+                for b in &f.branches {
+                    own_line(&b.backtrace, at);
+                }
+            }
+        }
+        let mut links = WaitLinks {
+            id,
+            on_task: self.waits_for(),
+            on_resources,
+            holds: self.holds.iter().map(|h| h.resource.0).collect(),
+            at: None,
+        };
+        if links.on_task.is_none() && links.on_resources.is_empty() && links.holds.is_empty() {
+            return None;
+        }
+        own_line(&self.backtrace, &mut links.at);
+        Some(links)
+    }
+
     /// The id of the task this one waits for (a `join` leaf's `task` field).
     pub fn waits_for(&self) -> Option<u64> {
         match self.blocked_on.as_ref()?.fields.get("task")? {
@@ -444,6 +529,7 @@ impl TaskReport {
             future: None,
             backtrace: Vec::new(),
             blocked_on: None,
+            holds: Vec::new(),
             fields: Fields::new(),
             unavailable: Map::new(),
         }
@@ -503,17 +589,13 @@ impl Report {
         let late = self.late_findings();
         let mut warnings = self.warnings.clone();
         warnings.extend(late.warnings);
-        let waits = self
+        let links = self
             .runtimes
             .iter()
             .flat_map(|r| &r.tasks)
-            .filter_map(|t| Some((t.id?, t.waits_for()?)))
+            .filter_map(TaskReport::wait_links)
             .chain(late.waits);
-        warnings.extend(
-            triage::cycles(waits)
-                .iter()
-                .map(|c| triage::cycle_warning(c)),
-        );
+        warnings.extend(triage::deadlock_warnings(links));
         let mut notes = self.notes.clone();
         notes.extend(late.notes);
         (warnings, notes)

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use super::{FieldValue, Hex, Report, SourceRef, TaskReport};
+use super::{FieldValue, Hex, Report, SourceRef, TaskReport, WaitLinks};
 
 /// Which tasks to keep. Empty lists keep everything.
 #[derive(Debug, Clone, Default)]
@@ -195,20 +195,60 @@ pub fn wait_edges(report: &Report) -> Vec<(u64, WaitTarget)> {
             },
         ));
     }
+    // Tasks that hold what others wait on: an edge to each holder.
+    let links = report
+        .runtimes
+        .iter()
+        .flat_map(|r| &r.tasks)
+        .filter_map(TaskReport::wait_links)
+        .filter(|l| l.on_task.is_none());
+    edges.extend(
+        task_waits(links)
+            .into_iter()
+            .map(|(from, to)| (from, WaitTarget::Task(to))),
+    );
     edges.sort();
+    edges.dedup();
     edges
 }
 
 /// Cycles of tasks waiting for each other, each starting at its smallest id, in order.
 pub fn wait_cycles(report: &Report) -> Vec<Vec<u64>> {
-    cycles(
-        wait_edges(report)
-            .into_iter()
-            .filter_map(|(from, to)| match to {
-                WaitTarget::Task(t) => Some((from, t)),
-                WaitTarget::Resource { .. } => None,
-            }),
-    )
+    cycles(task_waits(
+        report
+            .runtimes
+            .iter()
+            .flat_map(|r| &r.tasks)
+            .filter_map(TaskReport::wait_links),
+    ))
+}
+
+/// (task, task it waits for) pairs: the task it joins, and every task holding a resource
+/// it waits on (a lock whose guard another task keeps across an await). Sorted, each once.
+pub fn task_waits(links: impl IntoIterator<Item = WaitLinks>) -> Vec<(u64, u64)> {
+    let links: Vec<WaitLinks> = links.into_iter().collect();
+    let mut held: Vec<(u64, u64)> = links
+        .iter()
+        .flat_map(|l| l.holds.iter().map(move |&r| (r, l.id)))
+        .collect();
+    held.sort_unstable();
+    let mut pairs = Vec::new();
+    for l in &links {
+        pairs.extend(l.on_task.map(|t| (l.id, t)));
+        for &r in &l.on_resources {
+            let from = held.partition_point(|&(res, _)| res < r);
+            pairs.extend(
+                held[from..]
+                    .iter()
+                    .take_while(|&&(res, _)| res == r)
+                    .filter(|&&(_, holder)| holder != l.id)
+                    .map(|&(_, holder)| (l.id, holder)),
+            );
+        }
+    }
+    pairs.sort_unstable();
+    pairs.dedup();
+    pairs
 }
 
 /// Cycles in a wait-for graph given as (task, task it waits for) pairs; where a task is
@@ -260,13 +300,35 @@ pub fn cycles(waits: impl IntoIterator<Item = (u64, u64)>) -> Vec<Vec<u64>> {
     cycles.into_iter().collect()
 }
 
-/// "possible deadlock: task 4 → task 9 → task 4"
-pub fn cycle_warning(cycle: &[u64]) -> String {
+/// A warning for each cycle of tasks waiting for each other (see `cycle_warning`).
+pub fn deadlock_warnings(links: impl IntoIterator<Item = WaitLinks>) -> Vec<String> {
+    let links: Vec<WaitLinks> = links.into_iter().collect();
+    let at = |id: u64| {
+        links
+            .iter()
+            .find(|l| l.id == id)
+            .and_then(|l| l.at.as_ref())
+            .map(|l| format!("{}:{}", l.file.as_deref().unwrap_or("?"), l.line))
+    };
+    cycles(task_waits(links.iter().cloned()))
+        .iter()
+        .map(|c| cycle_warning(c, at))
+        .collect()
+}
+
+/// "possible deadlock: task 4 (src/main.rs:40) → task 9 (src/main.rs:52) → task 4": each
+/// task with where it waits in the program's own code.
+pub fn cycle_warning(cycle: &[u64], at: impl Fn(u64) -> Option<String>) -> String {
     let mut s = String::from("possible deadlock:");
-    for id in cycle.iter().chain(cycle.first()) {
+    for (i, id) in cycle.iter().chain(cycle.first()).enumerate() {
         let _ = write!(s, "{}task {id}", if s.ends_with(':') { " " } else { " → " });
+        if i < cycle.len()
+            && let Some(at) = at(*id)
+        {
+            let _ = write!(s, " (at {at})");
+        }
     }
-    s.push_str(" (each waits for the next to finish)");
+    s.push_str(" (each waits for the next to finish or to release what it holds)");
     s
 }
 
