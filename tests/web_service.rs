@@ -1,8 +1,9 @@
 //! A real web service end to end (`web-service`: axum + hyper + tower + reqwest +
 //! tokio-util): no layout describes hyper, axum or tower, so every in-flight handler must
 //! be reached by generic descent through their hand-written futures, at the handler's own
-//! await line, with the right leaf; every server socket must show a read on its fd. Dev
-//! and release builds; ELF cores and minidumps.
+//! await line, with the right leaf; every server socket must show a read on its fd; every
+//! lock's holder must be known from the guard it keeps, and a lock-order deadlock reported
+//! with both await lines. Dev and release builds; ELF cores and minidumps.
 
 mod common;
 
@@ -56,7 +57,22 @@ fn handlers_and_sockets_match_ground_truth() {
             let what = format!("{}", dump.display());
             let out = run_layoutdump(&["run", dump.to_str().unwrap(), "--format", "json"]);
             let r: Value = serde_json::from_slice(&out.stdout).unwrap();
-            assert_eq!(r["warnings"], serde_json::json!([]), "{what}");
+            // The only warning: the fixture's lock-order deadlock, naming both tasks and
+            // both await lines (a finding, not missing data: exit 0).
+            let dl = d.truth["deadlock"].as_array().unwrap();
+            let at = |t: &Value| {
+                format!(
+                    "task {} (at web-service/src/main.rs:{})",
+                    t["task"], t["line"]
+                )
+            };
+            let cycle = format!(
+                "possible deadlock: {} → {} → task {} (each waits for the next to finish or to release what it holds)",
+                at(&dl[0]),
+                at(&dl[1]),
+                dl[0]["task"]
+            );
+            assert_eq!(r["warnings"], serde_json::json!([cycle]), "{what}");
             assert_eq!(out.status.code(), Some(0), "{what}");
             let tasks = all_tasks(&r);
             assert_eq!(
@@ -142,6 +158,27 @@ fn handlers_and_sockets_match_ground_truth() {
             if profile == Profile::Release {
                 let how = block_on["found_by"].as_str().unwrap_or_default();
                 assert!(how.contains("stack frame"), "{what}: found by {how:?}");
+            }
+
+            // Who holds each lock: the holder task and both deadlocked tasks, by the guards
+            // they keep across an await; each /lock handler's task waits for the holder.
+            let holds_lock = |id: &Value| {
+                by_id(id)["holds"]
+                    .as_array()
+                    .is_some_and(|h| h.iter().any(|h| h["kind"] == "lock"))
+            };
+            let holder = &d.truth["lock_holder"]["task"];
+            assert!(holds_lock(holder), "{what}: task {holder}");
+            for t in dl {
+                assert!(holds_lock(&t["task"]), "{what}: {t}");
+            }
+            let dot = run_layoutdump(&["run", dump.to_str().unwrap(), "--graph", "dot"]);
+            let dot = String::from_utf8_lossy(&dot.stdout);
+            for h in d.truth["handlers"].as_array().unwrap() {
+                if h["route"] == "/lock" {
+                    let edge = format!("t{} -> t{holder};", h["task"]);
+                    assert!(dot.contains(&edge), "{what}: no {edge} in\n{dot}");
+                }
             }
 
             // Unknown leaves: at most 5% of all (the target).

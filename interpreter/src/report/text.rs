@@ -297,6 +297,16 @@ fn task(s: &mut String, t: &TaskReport, opts: TextOptions, polling: &[(u64, u32)
     } else {
         tree(s, &header, &t.backtrace, t.blocked_on.as_ref(), opts);
     }
+    for h in &t.holds {
+        let at = h.location.as_ref().map_or(String::new(), |l| {
+            format!(" at {}:{}", l.file.as_deref().unwrap_or("?"), l.line)
+        });
+        let _ = writeln!(
+            s,
+            "    holds {} {:#x} ({} in {}{at})",
+            h.kind, h.resource.0, h.local, h.function
+        );
+    }
     for (name, v) in &t.fields {
         let _ = writeln!(s, "    {name}: {}", show(v));
     }
