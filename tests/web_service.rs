@@ -181,6 +181,41 @@ fn handlers_and_sockets_match_ground_truth() {
                 }
             }
 
+            // --group: one group per handler and await line, named by it, whatever the
+            // framework frames above it; the connections' sockets do not split them.
+            let out = run_layoutdump(&["run", dump.to_str().unwrap(), "--group"]);
+            let text = String::from_utf8_lossy(&out.stdout);
+            let mut lines: Vec<(&Value, &Value)> = d.truth["handlers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|h| (&h["fn"], &h["line"]))
+                .collect();
+            lines.sort_by_key(|(f, l)| (f.to_string(), l.as_u64()));
+            lines.dedup();
+            for (f, l) in lines {
+                let name = format!(
+                    "{}  {} at web-service/src/main.rs:{l}  ids ",
+                    "tasks [idle]",
+                    f.as_str().unwrap()
+                );
+                let n = d.truth["handlers"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter(|h| h["fn"] == *f && h["line"] == *l)
+                    .count();
+                let header = if n == 1 {
+                    name.replacen("tasks", "task", 1)
+                } else {
+                    name
+                };
+                assert!(
+                    text.contains(&format!("  {n} {header}")),
+                    "{what}: no group `{n} {header}` in\n{text}"
+                );
+            }
+
             // Unknown leaves: at most 5% of all (the target).
             let leaves: Vec<&Value> = tasks
                 .iter()

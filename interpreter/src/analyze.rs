@@ -371,13 +371,9 @@ pub fn analyze_dump(
     let cycles = if report.runtimes.iter().any(|r| r.pending.is_some()) {
         Vec::new()
     } else {
-        crate::report::triage::deadlock_warnings(
-            report
-                .runtimes
-                .iter()
-                .flat_map(|r| &r.tasks)
-                .filter_map(crate::report::TaskReport::wait_links),
-        )
+        use crate::report::triage::{WaitFacts, await_line, deadlock_warnings};
+        let at = |id: u64| report.task_by_id(id).and_then(|t| await_line(&t));
+        deadlock_warnings(&WaitFacts::of(&report), at)
     };
     report.warnings.extend(cycles);
     let signal = dump

@@ -16,8 +16,9 @@ use layoutdump_lang::Program;
 use crate::dwarf::{DebugInfo, DieId};
 use crate::eval::{EvalError, Evaluator, Limits, Spent, Value};
 use crate::memory::Dump;
+use crate::report::triage::WaitFacts;
 use crate::report::triage::{GroupKey, Grouper, group_key};
-use crate::report::{Hex, TaskReport, WaitLinks};
+use crate::report::{Hex, TaskReport};
 use crate::sync::lock;
 
 /// A listed task not read yet: its id (for the order), address and the value a task rule
@@ -222,7 +223,7 @@ pub(crate) struct Found {
     /// Some task had a fact that could not be read, or a read was cut short.
     partial: bool,
     /// What each task read adds to the wait-for graph (tasks that add nothing left out).
-    waits: Vec<WaitLinks>,
+    waits: WaitFacts,
     steps: u64,
     read: u64,
     progress: Option<crate::progress::Progress>,
@@ -237,7 +238,7 @@ pub struct LateFindings {
     pub warnings: Vec<String>,
     pub notes: Vec<String>,
     pub partial: bool,
-    pub waits: Vec<WaitLinks>,
+    pub waits: WaitFacts,
 }
 
 /// Tasks a worker reads at a time in `stream`: small enough that the writer is never far
@@ -302,7 +303,7 @@ impl Rendered for () {
 
 /// What one task read adds to the findings: a fact unavailable (or the task unread), the
 /// task it waits for, its group.
-type Read = (bool, Option<WaitLinks>, Option<(GroupKey, Option<u64>)>);
+type Read = (bool, WaitFacts, Option<(GroupKey, Option<u64>)>);
 
 /// A chunk as a worker hands it to the writer: its index, the worker's, its tasks
 /// rendered, what each adds, and what the worker spent.
@@ -565,7 +566,8 @@ fn read_task<C>(
             (r, true)
         }
     };
-    let waits = report.wait_links();
+    let mut waits = WaitFacts::default();
+    waits.add(&report);
     let group = grouping.then(|| (group_key(&report), report.id));
     render(report, out);
     (partial, waits, group)

@@ -62,6 +62,18 @@ impl DebugInfo {
             .attr_string(unit, file.path_name())
             .map_err(|e| malformed(self, die, &e.to_string()))?;
         let mut path = String::new();
+        // A crates.io dependency is compiled in its own folder of the registry, and its
+        // line table may name files relative to it (`src/async_impl/client.rs`, as
+        // reqwest's does): joined, the path says which crate it is. The program's own
+        // crates' relative paths are kept relative to the build's folder.
+        if let Some(comp_dir) = &unit.comp_dir
+            && let Ok(comp_dir) = comp_dir.to_string_lossy()
+            && comp_dir.contains("/registry/src/")
+            && !file_is_absolute(self, unit, file, header)
+        {
+            path.push_str(&comp_dir);
+            path.push('/');
+        }
         if let Some(dir) = file.directory(header)
             && let Ok(dir) = self.dwarf().attr_string(unit, dir)
         {
@@ -72,5 +84,25 @@ impl DebugInfo {
         }
         path.push_str(&name.to_string_lossy().unwrap_or_default());
         Ok(Some(Arc::from(path)))
+    }
+}
+
+/// Whether a line table's file entry (its directory, else its name) is an absolute path.
+fn file_is_absolute(
+    dbg: &DebugInfo,
+    unit: &gimli::Unit<super::Reader>,
+    file: &gimli::FileEntry<super::Reader>,
+    header: &gimli::LineProgramHeader<super::Reader>,
+) -> bool {
+    let starts_with_slash = |v: gimli::AttributeValue<super::Reader>| {
+        dbg.dwarf()
+            .attr_string(unit, v)
+            .ok()
+            .and_then(|s| s.to_string_lossy().ok().map(|s| s.starts_with('/')))
+            .unwrap_or(false)
+    };
+    match file.directory(header) {
+        Some(dir) => starts_with_slash(dir),
+        None => starts_with_slash(file.path_name()),
     }
 }

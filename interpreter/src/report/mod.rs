@@ -264,19 +264,6 @@ impl Serialize for AwaitFrame {
     }
 }
 
-/// One task's part of the wait-for graph (see `TaskReport::wait_links`): a task waiting
-/// on a resource waits for each task that holds it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WaitLinks {
-    pub id: u64,
-    pub on_task: Option<u64>,
-    pub on_resources: smallvec::SmallVec<[u64; 2]>,
-    pub holds: smallvec::SmallVec<[u64; 1]>,
-    /// Where the task waits in the program's own code: the innermost await frame that is
-    /// not runtime code and has a line.
-    pub at: Option<SourceRef>,
-}
-
 /// A resource a task holds across an await: a value of a frame that a `holds` rule
 /// describes (tokio: a `MutexGuard`, a `SemaphorePermit`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -303,6 +290,27 @@ pub struct Branch {
 pub struct SourceRef {
     pub file: Option<Arc<str>>,
     pub line: u64,
+}
+
+impl SourceRef {
+    /// In a crates.io dependency (`axum-0.8.9/src/serve.rs`, as paths from the registry
+    /// are shown) or the standard library (`library/…`): not the program's own code.
+    pub fn in_dependency(&self) -> bool {
+        let Some(file) = self.file.as_deref() else {
+            return false;
+        };
+        if file.starts_with("library/") {
+            return true;
+        }
+        let first = file.split('/').next().unwrap_or("");
+        first.rsplit_once('-').is_some_and(|(name, version)| {
+            !name.is_empty()
+                && version.split('.').count() >= 3
+                && version.split('.').next().is_some_and(|major| {
+                    !major.is_empty() && major.bytes().all(|b| b.is_ascii_digit())
+                })
+        })
+    }
 }
 
 /// What a task is waiting for.
@@ -461,54 +469,50 @@ impl TaskReport {
         frames(&mut self.backtrace);
     }
 
-    /// What this task adds to the wait-for graph, if anything: the task it joins, the
-    /// resources its leaves name by address (in every branch), the resources it holds.
-    pub fn wait_links(&self) -> Option<WaitLinks> {
-        let id = self.id?;
-        let mut on_resources = smallvec::SmallVec::new();
-        fn addresses(b: &BlockedOn, out: &mut smallvec::SmallVec<[u64; 2]>) {
+    /// Addresses its leaves name (in every branch): the resources it waits on (a
+    /// semaphore, a channel), in chain order.
+    pub fn waited_addresses(&self, mut each: impl FnMut(u64)) {
+        fn addresses(b: &BlockedOn, each: &mut impl FnMut(u64)) {
             for (_, v) in &b.fields {
                 if let FieldValue::Address(a) = v {
-                    out.push(a.0);
+                    each(a.0);
                 }
             }
         }
-        fn leaves(frames: &[AwaitFrame], out: &mut smallvec::SmallVec<[u64; 2]>) {
+        fn leaves(frames: &[AwaitFrame], each: &mut impl FnMut(u64)) {
             for f in frames {
                 for b in &f.branches {
                     if let Some(leaf) = &b.blocked_on {
-                        addresses(leaf, out);
+                        addresses(leaf, each);
                     }
-                    leaves(&b.backtrace, out);
+                    leaves(&b.backtrace, each);
                 }
             }
         }
         if let Some(b) = &self.blocked_on {
-            addresses(b, &mut on_resources);
+            addresses(b, &mut each);
         }
-        leaves(&self.backtrace, &mut on_resources);
-        fn own_line(frames: &[AwaitFrame], at: &mut Option<SourceRef>) {
+        leaves(&self.backtrace, &mut each);
+    }
+
+    /// Where it waits in the program's own code: the innermost await frame (in any
+    /// branch) that is not runtime code nor in a dependency, and has a line.
+    pub fn own_await_line(&self) -> Option<&SourceRef> {
+        fn own_line<'a>(frames: &'a [AwaitFrame], at: &mut Option<&'a SourceRef>) {
             for f in frames {
-                if let (false, Some(l)) = (f.runtime, &f.location) {
-                    *at = Some(l.clone());
+                if let (false, Some(l)) = (f.runtime, &f.location)
+                    && !l.in_dependency()
+                {
+                    *at = Some(l);
                 }
                 for b in &f.branches {
                     own_line(&b.backtrace, at);
                 }
             }
         }
-        let mut links = WaitLinks {
-            id,
-            on_task: self.waits_for(),
-            on_resources,
-            holds: self.holds.iter().map(|h| h.resource.0).collect(),
-            at: None,
-        };
-        if links.on_task.is_none() && links.on_resources.is_empty() && links.holds.is_empty() {
-            return None;
-        }
-        own_line(&self.backtrace, &mut links.at);
-        Some(links)
+        let mut at = None;
+        own_line(&self.backtrace, &mut at);
+        at
     }
 
     /// The id of the task this one waits for (a `join` leaf's `task` field).
@@ -589,13 +593,13 @@ impl Report {
         let late = self.late_findings();
         let mut warnings = self.warnings.clone();
         warnings.extend(late.warnings);
-        let links = self
-            .runtimes
-            .iter()
-            .flat_map(|r| &r.tasks)
-            .filter_map(TaskReport::wait_links)
-            .chain(late.waits);
-        warnings.extend(triage::deadlock_warnings(links));
+        let mut facts = late.waits;
+        for t in self.runtimes.iter().flat_map(|r| &r.tasks) {
+            facts.add(t);
+        }
+        // The tasks of a cycle are read again for their await lines: cycles are few.
+        let at = |id: u64| self.task_by_id(id).and_then(|t| triage::await_line(&t));
+        warnings.extend(triage::deadlock_warnings(&facts, at));
         let mut notes = self.notes.clone();
         notes.extend(late.notes);
         (warnings, notes)

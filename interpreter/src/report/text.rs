@@ -406,9 +406,21 @@ fn group(s: &mut String, g: &super::triage::TaskGroup) {
     };
     let state = g.state.as_deref().unwrap_or("?");
     let plural = if g.count == 1 { "" } else { "s" };
+    // Named by where the program's own code waits: its innermost own frame.
+    let name = g
+        .frames
+        .iter()
+        .rev()
+        .find(|f| f.is_own())
+        .map_or(String::new(), |f| {
+            let at = f.location.as_ref().map_or(String::new(), |l| {
+                format!(" at {}:{}", l.file.as_deref().unwrap_or("?"), l.line)
+            });
+            format!("  {}{at}", f.function)
+        });
     let _ = writeln!(
         s,
-        "\n  {} task{plural} [{state}]  ids {}{more}",
+        "\n  {} task{plural} [{state}]{name}  ids {}{more}",
         g.count,
         ids.join(", ")
     );

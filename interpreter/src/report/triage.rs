@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use super::{FieldValue, Hex, Report, SourceRef, TaskReport, WaitLinks};
+use super::{FieldValue, Hex, Report, SourceRef, TaskReport};
 
 /// Which tasks to keep. Empty lists keep everything.
 #[derive(Debug, Clone, Default)]
@@ -71,6 +71,17 @@ pub struct TaskGroup {
 pub struct GroupFrame {
     pub function: Arc<str>,
     pub location: Option<SourceRef>,
+    /// std's or a runtime's own code (see `FrameHead::runtime`).
+    #[serde(skip)]
+    pub runtime: bool,
+}
+
+impl GroupFrame {
+    /// A frame of the program's own code, with its await line (not runtime code, not
+    /// in a dependency: axum's and hyper's async fns are framework).
+    pub fn is_own(&self) -> bool {
+        !self.runtime && self.location.as_ref().is_some_and(|l| !l.in_dependency())
+    }
 }
 
 impl PartialOrd for SourceRef {
@@ -93,21 +104,73 @@ pub type GroupKey = (
     Option<smol_str::SmolStr>,
 );
 
-/// The group a task belongs in.
+/// The group a task belongs in. A chain that branches is followed into the branch with
+/// the most frames of the program's own code (a web server's connection task: into the
+/// handler, not the socket), if any branch has one; frames that are not the program's
+/// own (library futures, combinators, a framework's async fns) are left out but for the
+/// root and the last, so that tasks parked in one handler at one line are one group,
+/// named by that line.
 pub fn group_key(t: &TaskReport) -> GroupKey {
-    let frames = t
-        .backtrace
-        .iter()
-        .map(|f| GroupFrame {
+    let mut frames = Vec::new();
+    let kind = key_path(&t.backtrace, t.blocked_on.as_ref(), &mut frames, 0);
+    (t.state.clone(), frames, kind)
+}
+
+/// Branches followed into, at most (a chain's depth is bounded when it is read).
+const MAX_KEY_NESTING: usize = 64;
+
+/// The frames of the chain `frames` (blocked on `leaf`) that a group is keyed on,
+/// appended to `out`; the leaf kind the followed path ends on.
+fn key_path(
+    frames: &[super::AwaitFrame],
+    leaf: Option<&super::BlockedOn>,
+    out: &mut Vec<GroupFrame>,
+    nesting: usize,
+) -> Option<smol_str::SmolStr> {
+    for (i, f) in frames.iter().enumerate() {
+        let last = i + 1 == frames.len();
+        let frame = GroupFrame {
             function: f.function.clone(),
             location: f.location.clone(),
+            runtime: f.runtime,
+        };
+        let best = (nesting < MAX_KEY_NESTING)
+            .then(|| {
+                f.branches
+                    .iter()
+                    .map(|b| (own_frames(&b.backtrace), b))
+                    .filter(|(n, _)| *n > 0)
+                    .max_by_key(|(n, _)| *n)
+            })
+            .flatten();
+        // The task's root future says what kind of task it is (a client connection, a
+        // server connection): kept, as are its own frames and the last one.
+        let root = nesting == 0 && i == 0;
+        if let Some((_, b)) = best {
+            if frame.is_own() || root {
+                out.push(frame);
+            }
+            return key_path(&b.backtrace, b.blocked_on.as_ref(), out, nesting + 1);
+        }
+        if frame.is_own() || root || last {
+            out.push(frame);
+        }
+    }
+    leaf.map(|b| b.kind.clone())
+}
+
+/// Frames of the program's own code in a chain, through its branches.
+fn own_frames(frames: &[super::AwaitFrame]) -> usize {
+    frames
+        .iter()
+        .map(|f| {
+            usize::from(!f.runtime && f.location.as_ref().is_some_and(|l| !l.in_dependency()))
+                + f.branches
+                    .iter()
+                    .map(|b| own_frames(&b.backtrace))
+                    .sum::<usize>()
         })
-        .collect();
-    (
-        t.state.clone(),
-        frames,
-        t.blocked_on.as_ref().map(|b| b.kind.clone()),
-    )
+        .sum()
 }
 
 /// Groups built one task at a time: the tasks themselves need not be kept (a runtime's
@@ -195,16 +258,17 @@ pub fn wait_edges(report: &Report) -> Vec<(u64, WaitTarget)> {
             },
         ));
     }
-    // Tasks that hold what others wait on: an edge to each holder.
-    let links = report
-        .runtimes
+    // Tasks that hold what others wait on: an edge to each holder (joins are above).
+    let joins: BTreeSet<u64> = edges
         .iter()
-        .flat_map(|r| &r.tasks)
-        .filter_map(TaskReport::wait_links)
-        .filter(|l| l.on_task.is_none());
+        .filter(|(_, to)| matches!(to, WaitTarget::Task(_)))
+        .map(|(from, _)| *from)
+        .collect();
     edges.extend(
-        task_waits(links)
+        WaitFacts::of(report)
+            .pairs()
             .into_iter()
+            .filter(|(from, _)| !joins.contains(from))
             .map(|(from, to)| (from, WaitTarget::Task(to))),
     );
     edges.sort();
@@ -214,41 +278,72 @@ pub fn wait_edges(report: &Report) -> Vec<(u64, WaitTarget)> {
 
 /// Cycles of tasks waiting for each other, each starting at its smallest id, in order.
 pub fn wait_cycles(report: &Report) -> Vec<Vec<u64>> {
-    cycles(task_waits(
-        report
-            .runtimes
-            .iter()
-            .flat_map(|r| &r.tasks)
-            .filter_map(TaskReport::wait_links),
-    ))
+    cycles(WaitFacts::of(report).pairs())
 }
 
-/// (task, task it waits for) pairs: the task it joins, and every task holding a resource
-/// it waits on (a lock whose guard another task keeps across an await). Sorted, each once.
-pub fn task_waits(links: impl IntoIterator<Item = WaitLinks>) -> Vec<(u64, u64)> {
-    let links: Vec<WaitLinks> = links.into_iter().collect();
-    let mut held: Vec<(u64, u64)> = links
-        .iter()
-        .flat_map(|l| l.holds.iter().map(move |&r| (r, l.id)))
-        .collect();
-    held.sort_unstable();
-    let mut pairs = Vec::new();
-    for l in &links {
-        pairs.extend(l.on_task.map(|t| (l.id, t)));
-        for &r in &l.on_resources {
-            let from = held.partition_point(|&(res, _)| res < r);
-            pairs.extend(
-                held[from..]
-                    .iter()
-                    .take_while(|&&(res, _)| res == r)
-                    .filter(|&&(_, holder)| holder != l.id)
-                    .map(|&(_, holder)| (l.id, holder)),
-            );
+/// The wait-for graph's facts, gathered task by task (16 bytes each, so that a million
+/// streamed tasks add megabytes, not their reports): which task a task joins, which
+/// resources (addresses its leaves name) it waits on, which ones it holds.
+#[derive(Debug, Default, Clone)]
+pub struct WaitFacts {
+    /// (task, task it joins).
+    joins: Vec<(u64, u64)>,
+    /// (task, resource it waits on).
+    waits_on: Vec<(u64, u64)>,
+    /// (resource, task holding it).
+    holds: Vec<(u64, u64)>,
+}
+
+impl WaitFacts {
+    /// The facts of every task the report holds.
+    pub fn of(report: &Report) -> WaitFacts {
+        let mut facts = WaitFacts::default();
+        for t in report.runtimes.iter().flat_map(|r| &r.tasks) {
+            facts.add(t);
         }
+        facts
     }
-    pairs.sort_unstable();
-    pairs.dedup();
-    pairs
+
+    /// Adds what `t` waits on and holds.
+    pub fn add(&mut self, t: &TaskReport) {
+        let Some(id) = t.id else { return };
+        if let Some(target) = t.waits_for() {
+            self.joins.push((id, target));
+        }
+        t.waited_addresses(|r| self.waits_on.push((id, r)));
+        self.holds
+            .extend(t.holds.iter().map(|h| (h.resource.0, id)));
+    }
+
+    pub fn extend(&mut self, other: WaitFacts) {
+        self.joins.extend(other.joins);
+        self.waits_on.extend(other.waits_on);
+        self.holds.extend(other.holds);
+    }
+
+    /// (task, task it waits for) pairs: the task it joins, and every task holding a
+    /// resource it waits on (a lock whose guard another task keeps across an await).
+    /// Sorted, each once.
+    pub fn pairs(&self) -> Vec<(u64, u64)> {
+        let mut held = self.holds.clone();
+        held.sort_unstable();
+        let mut pairs = self.joins.clone();
+        if !held.is_empty() {
+            for &(task, r) in &self.waits_on {
+                let from = held.partition_point(|&(res, _)| res < r);
+                pairs.extend(
+                    held[from..]
+                        .iter()
+                        .take_while(|&&(res, _)| res == r)
+                        .filter(|&&(_, holder)| holder != task)
+                        .map(|&(_, holder)| (task, holder)),
+                );
+            }
+        }
+        pairs.sort_unstable();
+        pairs.dedup();
+        pairs
+    }
 }
 
 /// Cycles in a wait-for graph given as (task, task it waits for) pairs; where a task is
@@ -300,20 +395,19 @@ pub fn cycles(waits: impl IntoIterator<Item = (u64, u64)>) -> Vec<Vec<u64>> {
     cycles.into_iter().collect()
 }
 
-/// A warning for each cycle of tasks waiting for each other (see `cycle_warning`).
-pub fn deadlock_warnings(links: impl IntoIterator<Item = WaitLinks>) -> Vec<String> {
-    let links: Vec<WaitLinks> = links.into_iter().collect();
-    let at = |id: u64| {
-        links
-            .iter()
-            .find(|l| l.id == id)
-            .and_then(|l| l.at.as_ref())
-            .map(|l| format!("{}:{}", l.file.as_deref().unwrap_or("?"), l.line))
-    };
-    cycles(task_waits(links.iter().cloned()))
+/// A warning for each cycle of tasks waiting for each other (see `cycle_warning`); `at`
+/// gives a task's await line.
+pub fn deadlock_warnings(facts: &WaitFacts, at: impl Fn(u64) -> Option<String>) -> Vec<String> {
+    cycles(facts.pairs())
         .iter()
-        .map(|c| cycle_warning(c, at))
+        .map(|c| cycle_warning(c, &at))
         .collect()
+}
+
+/// A task's await line in the program's own code, as a warning names it (`file:line`).
+pub fn await_line(t: &TaskReport) -> Option<String> {
+    t.own_await_line()
+        .map(|l| format!("{}:{}", l.file.as_deref().unwrap_or("?"), l.line))
 }
 
 /// "possible deadlock: task 4 (src/main.rs:40) → task 9 (src/main.rs:52) → task 4": each
@@ -463,5 +557,25 @@ mod cycle_tests {
             vec![vec![3]],
             "the last pair counts"
         );
+    }
+}
+
+#[cfg(test)]
+mod own_code_tests {
+    use crate::report::SourceRef;
+
+    #[test]
+    fn dependencies_are_told_by_their_versioned_folder() {
+        let at = |f: &str| SourceRef {
+            file: Some(f.into()),
+            line: 1,
+        };
+        assert!(at("axum-0.8.9/src/serve/listener.rs").in_dependency());
+        assert!(at("tokio-1.54.1/src/time/sleep.rs").in_dependency());
+        assert!(at("hyper-util-0.1.21/src/client/legacy/client.rs").in_dependency());
+        assert!(at("library/core/src/future/pending.rs").in_dependency());
+        assert!(!at("web-service/src/main.rs").in_dependency());
+        assert!(!at("src/main.rs").in_dependency());
+        assert!(!at("tokio-tasks/src/main.rs").in_dependency());
     }
 }
