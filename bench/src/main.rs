@@ -4,7 +4,9 @@
 //! unchanged), then runs `layoutdump run tokio` on every dump: full async backtraces of
 //! every task to JSON, and `--group`. It prints, per run, the best wall time of N, the
 //! peak RSS, the cost per task, and the phases `--timings` reports; and it checks that
-//! every run found as many tasks as the fixture said it had.
+//! every run found as many tasks as the fixture said it had. The same for `web-many`, an
+//! axum service with 100k requests in flight, each request's chain some 20 futures deep
+//! through hyper, tower and axum (generic descent).
 //!
 //! Then the large binary (`service.rs`): the `service-large` fixture, 182 MiB of DWARF,
 //! first with an empty name-index cache (cold) and then with its index cached (warm).
@@ -13,7 +15,7 @@
 //! task-count dump is a warm run.
 //!
 //! `cargo run --release -p layoutdump-bench -- [--sizes 10000,100000,1000000]
-//! [--formats core,minidump] [--runs 3] [--no-service]`
+//! [--connections 100000] [--formats core,minidump] [--runs 3] [--no-service]`
 
 mod service;
 
@@ -24,6 +26,8 @@ use std::time::{Duration, Instant};
 
 struct Args {
     sizes: Vec<u64>,
+    /// In-flight requests of the `web-many` service fixture.
+    connections: Vec<u64>,
     formats: Vec<String>,
     runs: usize,
     service: bool,
@@ -32,6 +36,7 @@ struct Args {
 fn parse_args() -> Result<Args, String> {
     let mut args = Args {
         sizes: vec![10_000, 100_000, 1_000_000],
+        connections: vec![100_000],
         formats: vec!["core".into(), "minidump".into()],
         runs: 3,
         service: true,
@@ -43,7 +48,15 @@ fn parse_args() -> Result<Args, String> {
             "--sizes" => {
                 args.sizes = value()?
                     .split(',')
+                    .filter(|s| !s.is_empty())
                     .map(|s| s.trim().parse().map_err(|_| format!("bad size {s:?}")))
+                    .collect::<Result<_, _>>()?
+            }
+            "--connections" => {
+                args.connections = value()?
+                    .split(',')
+                    .filter(|s| !s.is_empty())
+                    .map(|s| s.trim().parse().map_err(|_| format!("bad count {s:?}")))
                     .collect::<Result<_, _>>()?
             }
             "--formats" => args.formats = value()?.split(',').map(str::to_string).collect(),
@@ -51,7 +64,7 @@ fn parse_args() -> Result<Args, String> {
             "--no-service" => args.service = false,
             "-h" | "--help" => {
                 println!(
-                    "usage: cargo run --release -p layoutdump-bench -- [--sizes 10000,100000,1000000] [--formats core,minidump] [--runs 3] [--no-service]"
+                    "usage: cargo run --release -p layoutdump-bench -- [--sizes 10000,100000,1000000] [--connections 100000] [--formats core,minidump] [--runs 3] [--no-service]"
                 );
                 std::process::exit(0);
             }
@@ -298,25 +311,72 @@ fn main() {
 
 fn bench() -> Result<(), String> {
     let args = parse_args()?;
-    eprintln!("bench: building layoutdump and the tokio-many fixture (release)");
+    eprintln!("bench: building layoutdump and the tokio-many and web-many fixtures (release)");
     cargo_build(&["-p", "layoutdump"])?;
     cargo_build(&[
         "--manifest-path",
         "tests/fixtures/Cargo.toml",
         "-p",
         "tokio-many",
+        "-p",
+        "web-many",
     ])?;
     let layoutdump = root().join("target/release/layoutdump");
-    let fixture = root().join("tests/fixtures/target/release/tokio-many");
+    let mut phases = Vec::new();
+    // Tasks of a million async fns; then an axum service's connections, each request in
+    // its handler under some 20 frames of hyper's, tower's and axum's futures.
+    for (name, sizes) in [("tokio-many", &args.sizes), ("web-many", &args.connections)] {
+        if sizes.is_empty() {
+            continue;
+        }
+        let fixture = root().join("tests/fixtures/target/release").join(name);
+        println!("{name}:");
+        println!();
+        // 100k connections are a 2.8 GiB process: over the 2 GiB that `capture` puts in
+        // a minidump, which then lacks part of the heap (a partial report, exit 3).
+        let formats: Vec<String> = match name {
+            "web-many" => args
+                .formats
+                .iter()
+                .filter(|f| *f == "core")
+                .cloned()
+                .collect(),
+            _ => args.formats.clone(),
+        };
+        scale(&args, &formats, &layoutdump, &fixture, sizes, &mut phases)?;
+        println!();
+    }
+    println!("Phases of the JSON runs (`--timings`, best run):");
+    for (n, format, timings) in phases {
+        println!();
+        println!("{n} tasks, {format}:");
+        for line in timings.lines().filter(|l| l.starts_with("timing:")) {
+            println!("    {}", line.trim_start_matches("timing: "));
+        }
+    }
+    if args.service {
+        service::bench(&layoutdump, args.runs)?;
+    }
+    Ok(())
+}
 
+/// A fixture at each of `sizes`: JSON with every backtrace, and `--group`, on each dump
+/// format; a table row each, and the JSON runs' phases added to `phases`.
+fn scale(
+    args: &Args,
+    formats: &[String],
+    layoutdump: &Path,
+    fixture: &Path,
+    sizes: &[u64],
+    phases: &mut Vec<(u64, String, String)>,
+) -> Result<(), String> {
     println!(
         "| tasks | dump | command | wall (best of {}) | peak RSS | wall / task |",
         args.runs
     );
     println!("|---:|---|---|---:|---:|---:|");
-    let mut phases = Vec::new();
-    for &n in &args.sizes {
-        let (dumps, alive) = dumps(&layoutdump, &fixture, n, &args.formats)?;
+    for &n in sizes {
+        let (dumps, alive) = dumps(layoutdump, fixture, n, formats)?;
         for (format, dump) in &dumps {
             let dump_arg = dump.to_str().ok_or("dump path is not UTF-8")?;
             let json = ["run", "tokio", dump_arg, "--format", "json", "--timings"];
@@ -325,7 +385,7 @@ fn bench() -> Result<(), String> {
                 ("JSON, all backtraces", &json[..], false),
                 ("--group", &group[..], true),
             ] {
-                let m = best_of(args.runs, &layoutdump, &index_cache(), cmd, keep, || ())?;
+                let m = best_of(args.runs, layoutdump, &index_cache(), cmd, keep, || ())?;
                 if keep {
                     check_listed(&m.stdout, alive, &format!("{format} with {n} tasks"))?;
                 } else {
@@ -339,18 +399,6 @@ fn bench() -> Result<(), String> {
                 );
             }
         }
-    }
-    println!();
-    println!("Phases of the JSON runs (`--timings`, best run):");
-    for (n, format, timings) in phases {
-        println!();
-        println!("{n} tasks, {format}:");
-        for line in timings.lines().filter(|l| l.starts_with("timing:")) {
-            println!("    {}", line.trim_start_matches("timing: "));
-        }
-    }
-    if args.service {
-        service::bench(&layoutdump, args.runs)?;
     }
     Ok(())
 }

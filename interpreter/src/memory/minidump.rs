@@ -396,10 +396,22 @@ fn recover_fs_base(memory: &RegionMemory, threads: &mut [Thread], warnings: &mut
     }
     let mut found: HashMap<u32, u64> = HashMap::new();
     let mut budget = MAX_TCB_SCAN_BYTES;
-    'regions: for region in memory.core_regions() {
-        if region.writable == Some(false) {
-            continue;
-        }
+    // glibc puts a thread's TCB at the top of the mapping of its stack, and the main
+    // thread's in a small mapping of the loader's: the regions holding a stack pointer
+    // first, then the small ones. A service's heap can be gigabytes, which a scan in
+    // address order spent its budget on before it reached them.
+    let mut order: Vec<&Region> = memory
+        .core_regions()
+        .iter()
+        .filter(|r| r.writable != Some(false))
+        .collect();
+    let holds_stack = |r: &Region| {
+        threads
+            .iter()
+            .any(|t| r.start <= t.regs.rsp && t.regs.rsp < r.end)
+    };
+    order.sort_by_key(|r| (!holds_stack(r), r.end - r.start, r.start));
+    'regions: for region in order {
         let RegionSource::Dump { offset } = region.source else {
             continue;
         };
@@ -443,10 +455,12 @@ fn recover_fs_base(memory: &RegionMemory, threads: &mut [Thread], warnings: &mut
     if !missing.is_empty() {
         warnings.push(format!(
             "thread-local storage unknown for {} of {} threads (tids {}): the minidump has no \
-             fs_base and their glibc thread control block is not in its memory",
+             fs_base and their glibc thread control block was not found in its memory (the \
+             first {} MiB scanned, stacks and small regions first)",
             missing.len(),
             threads.len(),
-            missing.join(", ")
+            missing.join(", "),
+            MAX_TCB_SCAN_BYTES >> 20
         ));
     }
 }
