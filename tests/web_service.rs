@@ -121,6 +121,18 @@ fn handlers_and_sockets_match_ground_truth() {
                 });
                 assert!(shown, "{what}: client {c} not shown");
             }
+            // The HTTP/2 request's response is awaited in hyper's client connection task, on
+            // its h2 stream (hyper.layout): a stream the client opened has an odd id.
+            let h2_waits: Vec<u64> = tasks
+                .iter()
+                .flat_map(|t| task_chains(t))
+                .filter(|(_, leaf)| leaf["kind"] == "h2 response")
+                .filter_map(|(_, leaf)| leaf["fields"]["stream"].as_u64())
+                .collect();
+            assert!(
+                h2_waits.len() == 1 && h2_waits[0] % 2 == 1,
+                "{what}: h2 responses awaited: {h2_waits:?}"
+            );
 
             // Each server-side socket is read by exactly one task, at its fd.
             for conn in d.truth["connections"].as_array().unwrap() {

@@ -11,6 +11,7 @@ pub const SHIPPED: &[(&str, &str)] = &[
     ("tokio", include_str!("../../layouts/tokio.layout")),
     ("futures", include_str!("../../layouts/futures.layout")),
     ("tracing", include_str!("../../layouts/tracing.layout")),
+    ("hyper", include_str!("../../layouts/hyper.layout")),
     (
         "async_executor",
         include_str!("../../layouts/async_executor.layout"),
@@ -26,7 +27,7 @@ pub const SHIPPED: &[(&str, &str)] = &[
 ];
 
 /// Layouts that describe combinators or std types, used by others, not run on their own.
-const LIBRARIES: &[&str] = &["std", "futures", "tracing", "async_executor"];
+const LIBRARIES: &[&str] = &["std", "futures", "tracing", "hyper", "async_executor"];
 
 /// Layouts a user can run by name (std is a prelude, not a runtime).
 pub fn runnable() -> impl Iterator<Item = &'static str> {

@@ -108,11 +108,17 @@ pub type GroupKey = (
 /// the most frames of the program's own code (a web server's connection task: into the
 /// handler, not the socket), if any branch has one; frames that are not the program's
 /// own (library futures, combinators, a framework's async fns) are left out but for the
-/// root and the last, so that tasks parked in one handler at one line are one group,
-/// named by that line.
+/// last (and the root, where no frame is the program's own), so that tasks parked in one
+/// handler at one line are one group, named by that line.
 pub fn group_key(t: &TaskReport) -> GroupKey {
     let mut frames = Vec::new();
     let kind = key_path(&t.backtrace, t.blocked_on.as_ref(), &mut frames, 0);
+    // The root names the task only where no own frame does: a handler parked at one line
+    // is one group whether its request came over HTTP/1 (in the connection's task) or
+    // HTTP/2 (in a stream task of its own).
+    if frames.len() > 1 && !frames[0].is_own() && frames.iter().any(GroupFrame::is_own) {
+        frames.remove(0);
+    }
     (t.state.clone(), frames, kind)
 }
 
