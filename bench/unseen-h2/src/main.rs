@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, StreamBody};
+use http_body_util::{BodyExt, Full};
 use hyper::body::{Frame, Incoming};
 use hyper::{Request, Response};
 use tokio::sync::{RwLock, watch};
@@ -56,7 +56,10 @@ async fn nap() -> String {
     "rested".into()
 }
 
-async fn route(req: Request<Incoming>, shared: Arc<Shared>) -> Result<Response<Full<Bytes>>, Infallible> {
+async fn route(
+    req: Request<Incoming>,
+    shared: Arc<Shared>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
     let text = match req.uri().path() {
         "/table" => read_table(shared).await,
         "/upload" => slurp(req.into_body()).await,
@@ -90,28 +93,42 @@ async fn main() {
             let shared = server_shared.clone();
             tokio::spawn(async move {
                 let service = hyper::service::service_fn(move |req| route(req, shared.clone()));
-                let _ = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new())
-                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                    .await;
+                let _ = hyper_util::server::conn::auto::Builder::new(
+                    hyper_util::rt::TokioExecutor::new(),
+                )
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                .await;
             });
         }
     });
 
-    let client = reqwest::Client::builder().http2_prior_knowledge().build().unwrap();
+    let client = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
     let mut calls = Vec::new();
     for path in ["/table", "/table", "/delegate", "/nap", "/nap"] {
         let c = client.clone();
         let url = format!("http://{addr}{path}");
-        calls.push(tokio::spawn(async move { c.get(url).send().await.map(|r| r.status()) }));
+        calls.push(tokio::spawn(async move {
+            c.get(url).send().await.map(|r| r.status())
+        }));
     }
     // An upload whose body never ends.
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, Infallible>>(1);
-    tx.send(Ok(Frame::data(Bytes::from_static(b"first part")))).await.unwrap();
-    let stream = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|f| (f.map(|f| f.into_data().unwrap_or_default()), rx)) });
+    tx.send(Ok(Frame::data(Bytes::from_static(b"first part"))))
+        .await
+        .unwrap();
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv()
+            .await
+            .map(|f| (f.map(|f| f.into_data().unwrap_or_default()), rx))
+    });
     let body = reqwest::Body::wrap_stream(stream);
     let upload = client.post(format!("http://{addr}/upload")).body(body);
-    calls.push(tokio::spawn(async move { upload.send().await.map(|r| r.status()) }));
-    let _ = StreamBody::new(futures_util::stream::empty::<Result<Frame<Bytes>, Infallible>>());
+    calls.push(tokio::spawn(async move {
+        upload.send().await.map(|r| r.status())
+    }));
 
     while STARTED.load(Ordering::SeqCst) < 6 {
         tokio::time::sleep(Duration::from_millis(20)).await;
