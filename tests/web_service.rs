@@ -152,6 +152,35 @@ fn handlers_and_sockets_match_ground_truth() {
                 if let Some(id) = conn.get("task") {
                     assert_eq!(readers[0], id, "{what}: connection {conn}");
                 }
+                // What hyper's HTTP/1 dispatcher says of it (hyper.layout): a request in
+                // flight has its head read; a half-sent one has its bytes buffered.
+                let dispatcher = tasks
+                    .iter()
+                    .flat_map(|t| task_chains(t))
+                    .filter(|(_, leaf)| {
+                        leaf["kind"] == "read" && leaf["fields"]["fd"] == conn["fd"]
+                    })
+                    .flat_map(|(frames, _)| frames)
+                    .find(|f| {
+                        f["future"]
+                            .as_str()
+                            .unwrap()
+                            .starts_with("hyper::proto::h1::dispatch::Dispatcher<")
+                    });
+                let half_sent = d.truth["raw_clients"][1]["sent"].as_str().unwrap().len();
+                match conn["state"].as_str().unwrap() {
+                    "in_flight" => {
+                        let f = dispatcher.unwrap_or_else(|| panic!("{what}: {conn}"));
+                        assert_eq!(f["locals"]["reading"], "KeepAlive", "{what}: {conn}");
+                        assert_eq!(f["via"], "rule", "{what}: {conn}");
+                    }
+                    "reading" => {
+                        let f = dispatcher.unwrap_or_else(|| panic!("{what}: {conn}"));
+                        assert_eq!(f["locals"]["reading"], "Init", "{what}: {conn}");
+                        assert_eq!(f["locals"]["request_bytes"], half_sent, "{what}: {conn}");
+                    }
+                    _ => {}
+                }
             }
 
             // The future main gives to block_on, at its await line: in release DWARF has

@@ -157,8 +157,17 @@ fn chain(
             current = Some(next);
             continue;
         }
-        // A future no rule describes: what it holds, from its type (generic descent).
-        let mut frame = plain_frame(ev, &t, addr, Via::Generic);
+        // A future no rule sees into: what it holds, from its type (generic descent),
+        // with what a rule without `awaits` says of it.
+        let described = description(ev, &Value::Place { addr, ty }, &t, gathered);
+        let via = if described.is_some() {
+            Via::Rule
+        } else {
+            Via::Generic
+        };
+        let mut frame = plain_frame(ev, &t, addr, via);
+        let (kind, details) = described.unwrap_or_default();
+        frame.locals = details;
         let (mut held, error) = descent::held(ev, addr, ty);
         if let Some(e) = error {
             let note = format!("not all it holds could be read: {e}");
@@ -176,7 +185,7 @@ fn chain(
             }
             1 => current = held.pop(),
             _ => {
-                let kind = ev.name("several");
+                let kind = kind.unwrap_or_else(|| ev.name("several"));
                 blocked_on = Some(branch_out(
                     ev,
                     &mut frame,
@@ -234,6 +243,9 @@ fn see_into(ev: &Evaluator<'_>, v: &Value, t: &Type) -> Option<SeenInto> {
     let mut first_error: Option<EvalError> = None;
     let rules = ev.rules_for(RuleKind::Future, t.id).ok()?;
     for (i, rule) in rules.iter().map(|&i| (i, &ev.program.rules[i])) {
+        if !has_awaits(rule) {
+            continue;
+        }
         let members = ev.eval_members(&rule.members, rule.frame_size, v.clone());
         let kind = members
             .iter()
@@ -281,6 +293,48 @@ fn see_into(ev: &Evaluator<'_>, v: &Value, t: &Type) -> Option<SeenInto> {
     // treated as a future no rule describes.
     let _ = first_error;
     None
+}
+
+/// Whether a `future` rule says what the future awaits; one that does not describes it
+/// (`description`) and leaves the awaiting to generic descent.
+fn has_awaits(rule: &layoutdump_lang::program::Rule) -> bool {
+    rule.members.iter().any(|m| m.name == "awaits" && !m.is_let)
+}
+
+/// What a `future` rule without `awaits` says of a future generic descent sees into: its
+/// `kind` (the name of what it waits on, when it holds several) and its other members as
+/// the frame's details (hyper's connection: what it is reading and writing). None when no
+/// such rule matches the type.
+fn description(
+    ev: &Evaluator<'_>,
+    v: &Value,
+    t: &Type,
+    gathered: &mut Gathered,
+) -> Option<(Option<smol_str::SmolStr>, Fields)> {
+    let rules = ev.rules_for(RuleKind::Future, t.id).ok()?;
+    let (i, rule) = rules
+        .iter()
+        .map(|&i| (i, &ev.program.rules[i]))
+        .find(|(_, r)| !has_awaits(r) && ev.guard_holds(r, v))?;
+    ev.usage.borrow_mut().hit(i);
+    let mut kind = None;
+    let mut details = Fields::with_capacity(rule.members.len());
+    for (name, r) in ev.eval_members(&rule.members, rule.frame_size, v.clone()) {
+        match (name, r) {
+            ("kind", Ok(Value::Str(s))) => kind = Some(s),
+            (_, Ok(value)) => {
+                details.insert(ev.name(name), crate::run::field_value(ev, &value));
+            }
+            (_, Err(e)) => {
+                gathered.miss(
+                    &format!("backtrace.{name}"),
+                    format!("future rule at {}: {e}", ev.program.location(rule.span)),
+                );
+                details.insert(ev.name(name), FieldValue::Str(format!("unavailable: {e}")));
+            }
+        }
+    }
+    Some((kind, details))
 }
 
 /// A tuple `(A, B, …)`: the futures of a join or select, each its own branch.

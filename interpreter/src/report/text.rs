@@ -384,6 +384,15 @@ fn frames(s: &mut String, indent: &str, backtrace: &[AwaitFrame], opts: TextOpti
             for (n, v) in &f.locals {
                 let _ = writeln!(s, "{indent}{cont}   {n} = {}", show(v));
             }
+        } else if f.state.is_none() && !f.locals.is_empty() {
+            // What a rule says of a future that is not an async fn (hyper's connection:
+            // what it is reading, writing): facts, not values held, so always shown.
+            let facts: Vec<String> = f
+                .locals
+                .iter()
+                .map(|(n, v)| format!("{n} {}", show(v)))
+                .collect();
+            let _ = writeln!(s, "{indent}{cont}   ({})", facts.join(", "));
         }
         for (b, br) in f.branches.iter().enumerate() {
             let _ = writeln!(s, "{indent}{cont}   [branch {}]", b + 1);
