@@ -45,20 +45,8 @@ fn parse_args() -> Result<Args, String> {
     while let Some(a) = it.next() {
         let mut value = || it.next().ok_or(format!("{a} needs a value"));
         match a.as_str() {
-            "--sizes" => {
-                args.sizes = value()?
-                    .split(',')
-                    .filter(|s| !s.is_empty())
-                    .map(|s| s.trim().parse().map_err(|_| format!("bad size {s:?}")))
-                    .collect::<Result<_, _>>()?
-            }
-            "--connections" => {
-                args.connections = value()?
-                    .split(',')
-                    .filter(|s| !s.is_empty())
-                    .map(|s| s.trim().parse().map_err(|_| format!("bad count {s:?}")))
-                    .collect::<Result<_, _>>()?
-            }
+            "--sizes" => args.sizes = counts(&value()?)?,
+            "--connections" => args.connections = counts(&value()?)?,
             "--formats" => args.formats = value()?.split(',').map(str::to_string).collect(),
             "--runs" => args.runs = value()?.parse().map_err(|_| "bad --runs")?,
             "--no-service" => args.service = false,
@@ -72,6 +60,14 @@ fn parse_args() -> Result<Args, String> {
         }
     }
     Ok(args)
+}
+
+/// `10000,100000`: the counts of a list (an empty one skips that fixture).
+fn counts(list: &str) -> Result<Vec<u64>, String> {
+    list.split(',')
+        .filter(|s| !s.is_empty())
+        .map(|s| s.trim().parse().map_err(|_| format!("bad count {s:?}")))
+        .collect()
 }
 
 fn root() -> PathBuf {
