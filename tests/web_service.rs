@@ -221,6 +221,23 @@ fn handlers_and_sockets_match_ground_truth() {
                     assert!(dot.contains(&edge), "{what}: no {edge} in\n{dot}");
                 }
             }
+            // Each client request waits for the connection task that will answer it: the
+            // one keeping its response's oneshot sender.
+            for c in d.truth["clients"].as_array().unwrap() {
+                let from = format!("t{} -> t", c["task"]);
+                let to = dot
+                    .lines()
+                    .find_map(|l| l.trim().strip_prefix(&from))
+                    .and_then(|rest| rest.trim_end_matches(';').parse::<u64>().ok())
+                    .unwrap_or_else(|| panic!("{what}: client {c} waits for no task:\n{dot}"));
+                let holder = by_id(&Value::from(to));
+                assert!(
+                    holder["holds"]
+                        .as_array()
+                        .is_some_and(|h| h.iter().any(|h| h["kind"] == "oneshot sender")),
+                    "{what}: client {c} → task {to}"
+                );
+            }
 
             // --group: one group per handler and await line, named by it, whatever the
             // framework frames above it; the connections' sockets do not split them.

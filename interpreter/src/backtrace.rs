@@ -168,7 +168,21 @@ fn chain(
         let mut frame = plain_frame(ev, &t, addr, via);
         let (kind, details) = described.unwrap_or_default();
         frame.locals = details;
-        let (mut held, error) = descent::held(ev, addr, ty);
+        let descent::Holdings {
+            values: mut held,
+            holds,
+            error,
+        } = descent::held(ev, addr, ty);
+        for (value, rule) in holds {
+            let local = ev
+                .ty(match value {
+                    Value::Place { ty, .. } => ty,
+                    _ => ty,
+                })
+                .map(|t| short_type_name(&t.name).into())
+                .unwrap_or_default();
+            held_resource(ev, rule, value, &local, &frame.head, gathered);
+        }
         if let Some(e) = error {
             let note = format!("not all it holds could be read: {e}");
             gathered.miss("backtrace", format!("`{}` at {addr:#x}: {note}", t.name));
@@ -636,6 +650,12 @@ fn local_value(ev: &Evaluator<'_>, v: &Value) -> FieldValue {
 fn is_drop_flag(name: &str) -> bool {
     name.strip_prefix("__")
         .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// `tokio::sync::oneshot::Sender<u64>` -> `Sender`: a held value's name where it has no
+/// variable name (a field of a hand-written future).
+fn short_type_name(name: &str) -> &str {
+    last_segment(name.split('<').next().unwrap_or(name))
 }
 
 fn last_segment(name: &str) -> &str {

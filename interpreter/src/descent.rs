@@ -18,9 +18,11 @@ use crate::dwarf::{DieId, Type, TypeKind};
 use crate::eval::{EvalError, Evaluator, Value};
 use crate::memory::Bytes;
 
-/// Hops of one route: structs, enums and pointers between a future and what it holds
-/// (hyper's `Dispatcher` → `conn` → `io` → `TokioIo` → `TcpStream` → `PollEvented` is 5).
-const MAX_HOPS: usize = 8;
+/// Levels of one route: fields and pointers; an enum's variant is part of the field that
+/// holds the enum (hyper's client `Dispatcher` → `dispatch` → `callback` (`Some`,
+/// `Retry`) → `Sender` is 4; its `conn` → `io` → `TokioIo` → `TcpStream` →
+/// `PollEvented` is 5).
+const MAX_LEVELS: usize = 8;
 /// Routes kept per type: a future holding more futures than this at once is cut.
 const MAX_ROUTES: usize = 16;
 /// Types visited while working out one type's routes.
@@ -49,6 +51,9 @@ pub struct Route {
     pub hops: Box<[Hop]>,
     /// The type at the end (for a `Dyn` hop, the one its vtable names).
     pub target: DieId,
+    /// Set when the end is a value a `holds` rule describes (a oneshot `Sender` a
+    /// connection keeps to answer a request): the rule's index. Not a step of the chain.
+    pub holds: Option<usize>,
 }
 
 /// The routes from a value of type `ty` to the futures and resources it holds: worked
@@ -149,7 +154,7 @@ impl Search<'_, '_> {
         // A variant's data is searched here directly, not through `at`: bound it here too
         // (a hostile file can nest variant parts without end).
         self.visits += 1;
-        if self.hops.len() >= MAX_HOPS || self.visits > MAX_VISITS {
+        if self.levels() >= MAX_LEVELS || self.visits > MAX_VISITS {
             return;
         }
         let TypeKind::Struct { fields, variants } = &t.kind else {
@@ -182,7 +187,7 @@ impl Search<'_, '_> {
         self.visits += 1;
         if self.out.len() >= MAX_ROUTES
             || self.visits > MAX_VISITS
-            || self.hops.len() >= MAX_HOPS
+            || self.levels() >= MAX_LEVELS
             || self.open.contains(&ty)
         {
             return;
@@ -190,12 +195,22 @@ impl Search<'_, '_> {
         let Ok(t) = self.ev.ty(ty) else { return };
         if let Some(hop) = trait_object(&t) {
             self.hops.push(hop);
-            self.found(ty);
+            self.found(ty, None);
             self.hops.pop();
             return;
         }
+        if let Some(&rule) = self
+            .ev
+            .rules_for(RuleKind::Holds, ty)
+            .ok()
+            .and_then(|r| r.first().copied())
+            .as_ref()
+        {
+            self.found(ty, Some(rule));
+            return;
+        }
         if has_meaning(self.ev, &t) {
-            self.found(ty);
+            self.found(ty, None);
             return;
         }
         self.open.push(ty);
@@ -209,10 +224,25 @@ impl Search<'_, '_> {
         self.open.pop();
     }
 
-    fn found(&mut self, target: DieId) {
+    /// Levels of the current hops: a variant and the field into it are one.
+    fn levels(&self) -> usize {
+        self.hops
+            .iter()
+            .filter(|h| !matches!(h, Hop::Variant { .. }))
+            .count()
+            .saturating_sub(
+                self.hops
+                    .iter()
+                    .filter(|h| matches!(h, Hop::Variant { .. }))
+                    .count(),
+            )
+    }
+
+    fn found(&mut self, target: DieId, holds: Option<usize>) {
         self.out.push(Route {
             hops: self.hops.clone().into(),
             target,
+            holds,
         });
     }
 }
@@ -263,124 +293,49 @@ pub fn follow(ev: &Evaluator<'_>, addr: u64, route: &Route) -> Result<Held, Eval
     }))
 }
 
-/// What a future holds now: each future or resource that its routes reach in memory, and
-/// the first route that could not be followed (why the list may be short).
-pub fn held(ev: &Evaluator<'_>, addr: u64, ty: DieId) -> (Vec<Value>, Option<EvalError>) {
-    let mut values = Vec::new();
-    let mut first_error = None;
-    held_into(ev, addr, ty, 0, &mut values, &mut first_error);
-    (values, first_error)
+/// What a future holds now (see `held`).
+#[derive(Default)]
+pub struct Holdings {
+    /// The futures and resources its routes reach in memory: the chain's next steps.
+    pub values: Vec<Value>,
+    /// Values a `holds` rule describes, with the rule's index: what it holds for others.
+    pub holds: Vec<(Value, usize)>,
+    /// The first route that could not be followed (why the lists may be short).
+    pub error: Option<EvalError>,
 }
 
-fn held_into(
-    ev: &Evaluator<'_>,
-    addr: u64,
-    ty: DieId,
-    nesting: usize,
-    values: &mut Vec<Value>,
-    first_error: &mut Option<EvalError>,
-) {
+/// What the future of type `ty` at `addr` holds now.
+pub fn held(ev: &Evaluator<'_>, addr: u64, ty: DieId) -> Holdings {
+    let mut out = Holdings::default();
+    held_into(ev, addr, ty, 0, &mut out);
+    out
+}
+
+fn held_into(ev: &Evaluator<'_>, addr: u64, ty: DieId, nesting: usize, out: &mut Holdings) {
     for route in routes(ev, ty).iter() {
         match follow(ev, addr, route) {
             Ok(Held::Value(v)) => {
                 let Value::Place { addr, ty } = v else {
                     continue;
                 };
+                if let Some(rule) = route.holds {
+                    out.holds.push((v, rule));
+                    continue;
+                }
                 // A trait object's concrete type is known only now: a plain struct (a
                 // boxed connection) is searched in turn.
                 let plain = matches!(route.hops.last(), Some(Hop::Dyn { .. }))
                     && ev.ty(ty).is_ok_and(|t| !has_meaning(ev, &t));
                 if !plain {
-                    values.push(v);
+                    out.values.push(v);
                 } else if nesting < MAX_DYN_NESTING {
-                    held_into(ev, addr, ty, nesting + 1, values, first_error);
+                    held_into(ev, addr, ty, nesting + 1, out);
                 }
             }
             Ok(Held::Absent) => {}
             Err(e) => {
-                first_error.get_or_insert(e);
+                out.error.get_or_insert(e);
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::sync::Arc;
-
-    use super::{Hop, owning_pointer, trait_object};
-    use crate::dwarf::{DieId, Field, Type, TypeKind};
-
-    fn field(name: &str, offset: u64) -> Field {
-        Field {
-            name: name.into(),
-            offset,
-            ty: Some(DieId(1)),
-            decl_file: None,
-            decl_line: None,
-            artificial: false,
-        }
-    }
-
-    fn fat(name: &str) -> Type {
-        Type {
-            id: DieId(7),
-            name: Arc::from(name),
-            size: 16,
-            kind: TypeKind::Struct {
-                fields: vec![field("pointer", 0), field("vtable", 8)],
-                variants: None,
-            },
-            template_params: Vec::new(),
-        }
-    }
-
-    fn pointer(name: &str) -> Type {
-        Type {
-            id: DieId(8),
-            name: Arc::from(name),
-            size: 8,
-            kind: TypeKind::Pointer {
-                pointee: Some(DieId(9)),
-            },
-            template_params: Vec::new(),
-        }
-    }
-
-    #[test]
-    fn trait_objects_followed_are_futures_streams_and_owned_non_closures() {
-        let through = Some(Hop::Dyn { data: 0, vtable: 8 });
-        for followed in [
-            "alloc::boxed::Box<(dyn core::future::future::Future<Output=()> + core::marker::Send), alloc::alloc::Global>",
-            "alloc::boxed::Box<dyn core::future::future::Future<Output=()>, alloc::alloc::Global>",
-            "&mut (dyn futures_core::stream::Stream<Item=u8> + core::marker::Send)",
-            "alloc::boxed::Box<dyn reqwest::connect::AsyncConnWithInfo, alloc::alloc::Global>",
-        ] {
-            assert_eq!(trait_object(&fat(followed)), through, "{followed}");
-        }
-        for left in [
-            "alloc::boxed::Box<dyn core::ops::function::Fn<()>, alloc::alloc::Global>",
-            "alloc::boxed::Box<(dyn core::error::Error + core::marker::Send), alloc::alloc::Global>",
-            "&dyn core::fmt::Debug",
-            "alloc::vec::Vec<u8, alloc::alloc::Global>",
-        ] {
-            assert_eq!(trait_object(&fat(left)), None, "{left}");
-        }
-    }
-
-    #[test]
-    fn only_references_and_boxes_are_followed() {
-        assert_eq!(
-            owning_pointer(&pointer("&mut tokio::net::tcp::stream::TcpStream")),
-            Some(DieId(9))
-        );
-        assert_eq!(
-            owning_pointer(&pointer("alloc::boxed::Box<u8, alloc::alloc::Global>")),
-            Some(DieId(9))
-        );
-        assert_eq!(
-            owning_pointer(&pointer("*mut tokio::runtime::task::core::Header")),
-            None
-        );
     }
 }
