@@ -339,3 +339,84 @@ fn held_into(ev: &Evaluator<'_>, addr: u64, ty: DieId, nesting: usize, out: &mut
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::{Hop, owning_pointer, trait_object};
+    use crate::dwarf::{DieId, Field, Type, TypeKind};
+
+    fn field(name: &str, offset: u64) -> Field {
+        Field {
+            name: name.into(),
+            offset,
+            ty: Some(DieId(1)),
+            decl_file: None,
+            decl_line: None,
+            artificial: false,
+        }
+    }
+
+    fn fat(name: &str) -> Type {
+        Type {
+            id: DieId(7),
+            name: Arc::from(name),
+            size: 16,
+            kind: TypeKind::Struct {
+                fields: vec![field("pointer", 0), field("vtable", 8)],
+                variants: None,
+            },
+            template_params: Vec::new(),
+        }
+    }
+
+    fn pointer(name: &str) -> Type {
+        Type {
+            id: DieId(8),
+            name: Arc::from(name),
+            size: 8,
+            kind: TypeKind::Pointer {
+                pointee: Some(DieId(9)),
+            },
+            template_params: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn trait_objects_followed_are_futures_streams_and_owned_non_closures() {
+        let through = Some(Hop::Dyn { data: 0, vtable: 8 });
+        for followed in [
+            "alloc::boxed::Box<(dyn core::future::future::Future<Output=()> + core::marker::Send), alloc::alloc::Global>",
+            "alloc::boxed::Box<dyn core::future::future::Future<Output=()>, alloc::alloc::Global>",
+            "&mut (dyn futures_core::stream::Stream<Item=u8> + core::marker::Send)",
+            "alloc::boxed::Box<dyn reqwest::connect::AsyncConnWithInfo, alloc::alloc::Global>",
+        ] {
+            assert_eq!(trait_object(&fat(followed)), through, "{followed}");
+        }
+        for left in [
+            "alloc::boxed::Box<dyn core::ops::function::Fn<()>, alloc::alloc::Global>",
+            "alloc::boxed::Box<(dyn core::error::Error + core::marker::Send), alloc::alloc::Global>",
+            "&dyn core::fmt::Debug",
+            "alloc::vec::Vec<u8, alloc::alloc::Global>",
+        ] {
+            assert_eq!(trait_object(&fat(left)), None, "{left}");
+        }
+    }
+
+    #[test]
+    fn only_references_and_boxes_are_followed() {
+        assert_eq!(
+            owning_pointer(&pointer("&mut tokio::net::tcp::stream::TcpStream")),
+            Some(DieId(9))
+        );
+        assert_eq!(
+            owning_pointer(&pointer("alloc::boxed::Box<u8, alloc::alloc::Global>")),
+            Some(DieId(9))
+        );
+        assert_eq!(
+            owning_pointer(&pointer("*mut tokio::runtime::task::core::Header")),
+            None
+        );
+    }
+}
