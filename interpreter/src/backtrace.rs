@@ -455,6 +455,18 @@ fn coroutine_facts(
             }
         }
     }
+    let location = variant.and_then(|v| {
+        let line = v.field.decl_line?;
+        let file = v
+            .field
+            .decl_file
+            .and_then(|f| ev.dbg.decl_file(t.id, f).ok().flatten());
+        Some(SourceRef {
+            file: file.map(|f| display_path(&f)),
+            line,
+        })
+    });
+    let own = FrameHead::own_code(ev.program.is_runtime_code(&t.name), location.as_ref());
     FrameFacts {
         head: Arc::new(FrameHead {
             function: function_name(&t.name).into(),
@@ -465,19 +477,9 @@ fn coroutine_facts(
                     .as_ref()
                     .map_or_else(|| member.clone().into(), |s| last_segment(&s.name).into()),
             ),
-            location: variant.and_then(|v| {
-                let line = v.field.decl_line?;
-                let file = v
-                    .field
-                    .decl_file
-                    .and_then(|f| ev.dbg.decl_file(t.id, f).ok().flatten());
-                Some(SourceRef {
-                    file: file.map(|f| display_path(&f)),
-                    line,
-                })
-            }),
+            location,
             via: Some(Via::AsyncFn),
-            runtime: ev.program.is_runtime_code(&t.name),
+            own,
         }),
         saved: saved.into(),
         holders: holders.into(),
@@ -602,7 +604,7 @@ fn plain_frame(ev: &Evaluator<'_>, t: &Type, addr: u64, via: Via) -> AwaitFrame 
             state: None,
             location: None,
             via: Some(via),
-            runtime: ev.program.is_runtime_code(&t.name),
+            own: false,
         }),
         saved: Box::new([]),
         holders: Box::new([]),
@@ -634,7 +636,7 @@ fn note_frame(note: String) -> AwaitFrame {
         state: None,
         location: None,
         via: None,
-        runtime: false,
+        own: false,
     };
     let mut frame = AwaitFrame::new(Arc::new(head), Hex(0));
     frame.note = Some(note);

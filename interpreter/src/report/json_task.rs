@@ -407,7 +407,7 @@ mod tests {
                     line: 12,
                 }),
                 via: Some(super::Via::AsyncFn),
-                runtime: false,
+                own: false,
             }),
             address: Hex(0x20),
             locals: locals.clone(),

@@ -177,10 +177,12 @@ pub struct FrameHead {
     pub location: Option<SourceRef>,
     /// How this step of the chain was found; None for a note (a cut or a cycle).
     pub via: Option<Via>,
-    /// std's or a runtime's own code (the layouts' `runtime_code`), not the program's:
-    /// a wait is placed at the innermost frame that is not.
+    /// The program's own code, with an await line: not runtime code (the layouts'
+    /// `runtime_code`) and not in a dependency (`SourceRef::in_dependency`). A wait is
+    /// placed at the innermost such frame, and groups are keyed on them. Worked out once
+    /// per head (`FrameHead::own_code`).
     #[serde(skip)]
-    pub runtime: bool,
+    pub own: bool,
 }
 
 /// How a step of an async backtrace was found, so that a reader can tell a described
@@ -290,6 +292,13 @@ pub struct Branch {
 pub struct SourceRef {
     pub file: Option<Arc<str>>,
     pub line: u64,
+}
+
+impl FrameHead {
+    /// Whether a frame of `location`, runtime code or not, is the program's own (`own`).
+    pub fn own_code(runtime: bool, location: Option<&SourceRef>) -> bool {
+        !runtime && location.is_some_and(|l| !l.in_dependency())
+    }
 }
 
 impl SourceRef {
@@ -500,9 +509,7 @@ impl TaskReport {
     pub fn own_await_line(&self) -> Option<&SourceRef> {
         fn own_line<'a>(frames: &'a [AwaitFrame], at: &mut Option<&'a SourceRef>) {
             for f in frames {
-                if let (false, Some(l)) = (f.runtime, &f.location)
-                    && !l.in_dependency()
-                {
+                if let (true, Some(l)) = (f.own, &f.location) {
                     *at = Some(l);
                 }
                 for b in &f.branches {

@@ -71,16 +71,16 @@ pub struct TaskGroup {
 pub struct GroupFrame {
     pub function: Arc<str>,
     pub location: Option<SourceRef>,
-    /// std's or a runtime's own code (see `FrameHead::runtime`).
+    /// The program's own code (see `FrameHead::own`).
     #[serde(skip)]
-    pub runtime: bool,
+    pub own: bool,
 }
 
 impl GroupFrame {
     /// A frame of the program's own code, with its await line (not runtime code, not
     /// in a dependency: axum's and hyper's async fns are framework).
     pub fn is_own(&self) -> bool {
-        !self.runtime && self.location.as_ref().is_some_and(|l| !l.in_dependency())
+        self.own
     }
 }
 
@@ -138,7 +138,7 @@ fn key_path(
         let frame = GroupFrame {
             function: f.function.clone(),
             location: f.location.clone(),
-            runtime: f.runtime,
+            own: f.own,
         };
         let best = (nesting < MAX_KEY_NESTING)
             .then(|| {
@@ -170,7 +170,7 @@ fn own_frames(frames: &[super::AwaitFrame]) -> usize {
     frames
         .iter()
         .map(|f| {
-            usize::from(!f.runtime && f.location.as_ref().is_some_and(|l| !l.in_dependency()))
+            usize::from(f.own)
                 + f.branches
                     .iter()
                     .map(|b| own_frames(&b.backtrace))

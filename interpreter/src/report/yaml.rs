@@ -229,7 +229,7 @@ mod tests {
                     line: 42,
                 }),
                 via: Some(crate::report::Via::Rule),
-                runtime: false,
+                own: false,
             }),
             address: Hex(0x7f00_0000_1000),
             locals: fields(1),
