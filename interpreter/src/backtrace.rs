@@ -157,64 +157,75 @@ fn chain(
             current = Some(next);
             continue;
         }
-        // A future no rule sees into: what it holds, from its type (generic descent),
-        // with what a rule without `awaits` says of it.
-        let described = description(ev, &Value::Place { addr, ty }, &t, gathered);
-        let via = if described.is_some() {
-            Via::Rule
-        } else {
-            Via::Generic
-        };
-        let mut frame = plain_frame(ev, &t, addr, via);
-        let (kind, details) = described.unwrap_or_default();
-        frame.locals = details;
-        let descent::Holdings {
-            values: mut held,
-            holds,
-            error,
-        } = descent::held(ev, addr, ty);
-        for (value, rule) in holds {
-            let local = ev
-                .ty(match value {
-                    Value::Place { ty, .. } => ty,
-                    _ => ty,
-                })
-                .map(|t| short_type_name(&t.name).into())
-                .unwrap_or_default();
-            held_resource(ev, rule, value, &local, &frame.head, gathered);
-        }
-        if let Some(e) = error {
-            let note = format!("not all it holds could be read: {e}");
-            gathered.miss("backtrace", format!("`{}` at {addr:#x}: {note}", t.name));
-            frame.note = Some(note);
-        }
-        match held.len() {
-            0 => {
-                blocked_on = Some(BlockedOn {
-                    kind: ev.name("unknown"),
-                    future: t.name.clone(),
-                    address: Hex(addr),
-                    fields: Fields::new(),
-                });
-            }
-            1 => current = held.pop(),
-            _ => {
-                let kind = kind.unwrap_or_else(|| ev.name("several"));
-                blocked_on = Some(branch_out(
-                    ev,
-                    &mut frame,
-                    held,
-                    kind,
-                    depth + frames.len(),
-                    budget,
-                    gathered,
-                ));
-            }
-        }
+        // A future no rule sees into: what it holds, from its type (generic descent).
+        let (frame, next, leaf) =
+            generic_step(ev, addr, &t, depth + frames.len(), budget, gathered);
         frames.push(frame);
+        current = next;
+        if leaf.is_some() {
+            blocked_on = leaf;
+        }
     }
     // Spare capacity is given back by a report that is kept (`TaskReport::shrink`).
     (frames, blocked_on)
+}
+
+/// A future no rule sees into, by generic descent: its frame (with what a rule without
+/// `awaits` says of it), the one future it holds (the chain goes on there), or what it is
+/// blocked on (nothing seen: `unknown`; several: a branch each). What it holds for others
+/// (`holds` rules) is noted in `gathered`.
+fn generic_step(
+    ev: &Evaluator<'_>,
+    addr: u64,
+    t: &Type,
+    depth: usize,
+    budget: &mut usize,
+    gathered: &mut Gathered,
+) -> (AwaitFrame, Option<Value>, Option<BlockedOn>) {
+    let described = description(ev, &Value::Place { addr, ty: t.id }, t, gathered);
+    let via = if described.is_some() {
+        Via::Rule
+    } else {
+        Via::Generic
+    };
+    let mut frame = plain_frame(ev, t, addr, via);
+    let (kind, details) = described.unwrap_or_default();
+    frame.locals = details;
+    let descent::Holdings {
+        values: mut held,
+        holds,
+        error,
+    } = descent::held(ev, addr, t.id);
+    for (value, rule) in holds {
+        let local = match &value {
+            Value::Place { ty, .. } => ev.ty(*ty).map(|h| short_type_name(&h.name).into()),
+            _ => Ok(smol_str::SmolStr::default()),
+        }
+        .unwrap_or_default();
+        held_resource(ev, rule, value, &local, &frame.head, gathered);
+    }
+    if let Some(e) = error {
+        let note = format!("not all it holds could be read: {e}");
+        gathered.miss("backtrace", format!("`{}` at {addr:#x}: {note}", t.name));
+        frame.note = Some(note);
+    }
+    match held.len() {
+        0 => {
+            let unknown = BlockedOn {
+                kind: ev.name("unknown"),
+                future: t.name.clone(),
+                address: Hex(addr),
+                fields: Fields::new(),
+            };
+            (frame, None, Some(unknown))
+        }
+        1 => (frame, held.pop(), None),
+        _ => {
+            let kind = kind.unwrap_or_else(|| ev.name("several"));
+            let leaf = branch_out(ev, &mut frame, held, kind, depth, budget, gathered);
+            (frame, None, Some(leaf))
+        }
+    }
 }
 
 /// A future waiting on several at once (`join!`, `select!`, or several held futures found
