@@ -216,10 +216,15 @@ fn handlers_and_sockets_match_ground_truth() {
             let dot = run_layoutdump(&["run", dump.to_str().unwrap(), "--graph", "dot"]);
             let dot = String::from_utf8_lossy(&dot.stdout);
             for h in d.truth["handlers"].as_array().unwrap() {
-                if h["route"] == "/lock" {
-                    let edge = format!("t{} -> t{holder};", h["task"]);
-                    assert!(dot.contains(&edge), "{what}: no {edge} in\n{dot}");
-                }
+                // A /lock handler waits for the lock's holder; an /actor handler for the
+                // actor, which keeps the reply senders in a Vec.
+                let waits_for = match h["route"].as_str().unwrap() {
+                    "/lock" => holder,
+                    "/actor" => &d.truth["actor_task"],
+                    _ => continue,
+                };
+                let edge = format!("t{} -> t{waits_for};", h["task"]);
+                assert!(dot.contains(&edge), "{what}: no {edge} in\n{dot}");
             }
             // Each client request waits for the connection task that will answer it: the
             // one keeping its response's oneshot sender.

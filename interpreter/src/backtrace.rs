@@ -407,7 +407,7 @@ fn coroutine_frame(
             saved.push((name.clone(), local_value(ev, &place)));
         }
         locals = Fields::from_unique(saved);
-        for &(slot, rule) in facts.holders.iter() {
+        for &(slot, rule, in_items) in facts.holders.iter() {
             let Some((name, offset, ty)) = facts.saved.get(slot) else {
                 continue;
             };
@@ -415,7 +415,21 @@ fn coroutine_frame(
                 addr: vaddr.wrapping_add(*offset),
                 ty: *ty,
             };
-            held_resource(ev, rule, place, name, &facts.head, gathered);
+            if !in_items {
+                held_resource(ev, rule, place, name, &facts.head, gathered);
+                continue;
+            }
+            // A collection of them (an actor's `Vec` of reply senders): each item, up to
+            // what a backtrace notes.
+            match ev.view_items(&place) {
+                Some(Ok(items)) => {
+                    for item in items.into_iter().take(MAX_HELD) {
+                        held_resource(ev, rule, item, name, &facts.head, gathered);
+                    }
+                }
+                Some(Err(e)) => gathered.miss(&format!("holds.{name}"), e.to_string()),
+                None => {}
+            }
         }
         // Unresumed holds the arguments; only a suspended coroutine awaits something.
         if state.starts_with("Suspend") {
@@ -454,13 +468,8 @@ fn coroutine_facts(
             if &*f.name == "__awaitee" {
                 awaitee = Some((f.offset, fty));
             } else if !is_drop_flag(&f.name) && !saved.iter().any(|(n, ..)| *n == *f.name) {
-                if let Some(&rule) = ev
-                    .rules_for(RuleKind::Holds, fty)
-                    .ok()
-                    .and_then(|r| r.first().copied())
-                    .as_ref()
-                {
-                    holders.push((saved.len(), rule));
+                if let Some((rule, in_items)) = holds_rule(ev, fty) {
+                    holders.push((saved.len(), rule, in_items));
                 }
                 saved.push((f.name.clone().into(), f.offset, fty));
             }
@@ -496,6 +505,24 @@ fn coroutine_facts(
         holders: holders.into(),
         awaitee,
     }
+}
+
+/// The `holds` rule for a value of type `ty`, and whether it applies to its items (a
+/// collection whose view has `items` and whose first type parameter the rule describes:
+/// `Vec<oneshot::Sender<T>>`) rather than to the value itself.
+fn holds_rule(ev: &Evaluator<'_>, ty: DieId) -> Option<(usize, bool)> {
+    let first = |ty: DieId| {
+        ev.rules_for(RuleKind::Holds, ty)
+            .ok()
+            .and_then(|r| r.first().copied())
+    };
+    if let Some(rule) = first(ty) {
+        return Some((rule, false));
+    }
+    let t = ev.ty(ty).ok()?;
+    let (_, elem) = t.template_params.first()?;
+    let rule = first(*elem)?;
+    ev.has_view_member(ty, "items").then_some((rule, true))
 }
 
 /// A value a frame holds across its await that a `holds` rule describes: the resource it

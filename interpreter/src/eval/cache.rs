@@ -134,8 +134,9 @@ pub struct FrameFacts {
     /// The values a coroutine holds in this state, in declaration order, each name once:
     /// name, offset in the state's data, type. Drop flags and the awaitee left out.
     pub saved: Box<[(smol_str::SmolStr, u64, DieId)]>,
-    /// The saved values a `holds` rule describes: index in `saved`, the rule's index.
-    pub holders: Box<[(usize, usize)]>,
+    /// The saved values a `holds` rule describes: index in `saved`, the rule's index, and
+    /// whether it describes the value's items (a `Vec` of them) rather than the value.
+    pub holders: Box<[(usize, usize, bool)]>,
     /// The future it awaits in this state: offset in the state's data, type.
     pub awaitee: Option<(u64, DieId)>,
 }

@@ -1768,6 +1768,11 @@ impl<'a> Evaluator<'a> {
         Some(self.eval_view_member(view, m, v.clone()))
     }
 
+    /// Whether the type's view has a member of that name (`items`: it is a collection).
+    pub(crate) fn has_view_member(&self, ty: DieId, name: &str) -> bool {
+        self.view_member(ty, name).is_some()
+    }
+
     fn view_member(&self, ty: DieId, name: &str) -> Option<(usize, usize)> {
         let key = (ty, cache::NameKey::of(name));
         if let Some(found) = self.cache.view_members.borrow().get(&key) {
