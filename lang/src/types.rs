@@ -184,6 +184,9 @@ fn strip_path<'a>(path: &str, s: &'a str) -> Option<&'a str> {
 fn balanced_len(s: &str) -> usize {
     let mut depth = 0i32;
     for (i, c) in s.char_indices() {
+        if is_arrow(s, i, c) {
+            continue;
+        }
         match c {
             '<' | '[' | '(' | '{' => depth += 1,
             '>' | ']' | ')' | '}' => {
@@ -202,10 +205,21 @@ fn balanced_len(s: &str) -> usize {
     s.len()
 }
 
+/// The `>` of a function type's `->` (`fn(u8) -> u16`, `dyn Fn() -> T`, as in closure
+/// and service types): not the end of a generic list. A type name like actix-web's runs
+/// to tens of kilobytes with many of them; counted as a bracket, one made every pattern
+/// on that name fail.
+fn is_arrow(s: &str, i: usize, c: char) -> bool {
+    c == '>' && i > 0 && s.as_bytes()[i - 1] == b'-'
+}
+
 /// Skips the remaining arguments of a generic list, stopping at its closing `>`.
 fn rest_of_list(s: &str) -> Option<&str> {
     let mut depth = 0i32;
     for (i, c) in s.char_indices() {
+        if is_arrow(s, i, c) {
+            continue;
+        }
         match c {
             '<' | '[' | '(' | '{' => depth += 1,
             '>' | ']' | ')' | '}' if depth > 0 => depth -= 1,
@@ -248,6 +262,26 @@ mod tests {
             Some(vec![TypeExpr::Wildcard, TypeExpr::Rest]),
         );
         assert!(rest.matches("alloc::sync::Arc<u8, alloc::alloc::Global>"));
+    }
+
+    /// Issue 18: an actix-web connection task's future type, 18 KB long with many
+    /// `fn(…) -> …` arguments, matched no view, so tokio's `UnsafeCell` view never applied.
+    #[test]
+    fn function_arrows_are_not_closing_brackets() {
+        let p = path("tokio::loom::std::unsafe_cell::UnsafeCell", None);
+        let name = "tokio::loom::std::unsafe_cell::UnsafeCell<tokio::runtime::task::core::Stage<\
+            futures_util::future::future::Map<app::Fut, fn(core::result::Result<u8, ()>) -> u16>>>";
+        assert!(p.matches(name));
+        let w = path(
+            "futures_util::future::future::Map",
+            Some(vec![TypeExpr::Wildcard, TypeExpr::Wildcard]),
+        );
+        assert!(w.matches("futures_util::future::future::Map<a::F, fn(u8) -> u16>"));
+        let r = path(
+            "futures_util::future::future::Map",
+            Some(vec![TypeExpr::Rest]),
+        );
+        assert!(r.matches("futures_util::future::future::Map<a::F, fn(u8) -> u16>"));
     }
 
     #[test]
