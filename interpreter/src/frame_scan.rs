@@ -28,6 +28,19 @@ pub struct Found {
     pub pointers: usize,
 }
 
+impl Found {
+    /// How it was found, for `block_on[].found_by`: the frame of `function` was scanned
+    /// because DWARF said `why`.
+    pub fn how(&self, function: &str, why: &str) -> String {
+        let states = if self.depth == 1 {
+            "1 suspended state, the only one".to_string()
+        } else {
+            format!("{} suspended states in a row", self.depth)
+        };
+        format!("a scan of `{function}`'s stack frame ({why}; validated by {states})")
+    }
+}
+
 /// Levels of nested structs whose pointers are checked in a candidate's state.
 const MAX_POINTER_NESTING: usize = 6;
 /// Pointers checked per candidate.

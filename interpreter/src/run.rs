@@ -489,14 +489,7 @@ fn frame_locals(
                 (Err(why), Some(ty)) => {
                     match crate::frame_scan::find_future(dbg, mem, frame.sp, frame.cfa, ty) {
                         Ok(hit) => {
-                            scanned.push((
-                                hit.addr,
-                                format!(
-                                    "a scan of `{function}`'s stack frame ({why}; validated by {} suspended state{})",
-                                    hit.depth,
-                                    if hit.depth == 1 { ", the only one" } else { "s in a row" }
-                                ),
-                            ));
+                            scanned.push((hit.addr, hit.how(function, &why)));
                             found.push((
                                 Some(t.tid),
                                 Value::Place {
