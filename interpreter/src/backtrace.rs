@@ -104,10 +104,11 @@ fn chain(
         let Ok(t) = ev.ty(ty) else { break };
         // A leaf rule ends the chain, even on an async fn: `accept on fd 12` says more
         // than the runtime's internals beneath it.
-        let leaf = ev
-            .rules_for(RuleKind::Leaf, ty)
-            .ok()
-            .and_then(|r| r.first().copied());
+        let leaf = ev.rules_for(RuleKind::Leaf, ty).ok().and_then(|r| {
+            r.iter()
+                .copied()
+                .find(|&i| ev.guard_holds(&ev.program.rules[i], &v))
+        });
         if let Some((i, rule)) = leaf.map(|i| (i, &ev.program.rules[i])) {
             ev.usage.borrow_mut().hit(i);
             let frame = if is_coroutine(&t) {
@@ -131,8 +132,13 @@ fn chain(
             }
             continue;
         }
-        if let Some((kind, next)) = see_into(ev, &v, &t) {
+        if let Some((kind, details, next)) = see_into(ev, &v, &t, gathered) {
             let mut frame = plain_frame(ev, &t, addr, Via::Rule);
+            frame.locals = details;
+            // What it keeps for others, though the rule says what it waits on: a buffer
+            // worker keeps the reply sender of the request it holds.
+            let (holds, error) = descent::holds(ev, addr, t.id);
+            note_holds(ev, holds, error, addr, &t, &mut frame, gathered);
             match next {
                 Err(e) => frame.note = Some(format!("cannot see into it: {e}")),
                 Ok(mut items) if items.len() == 1 => current = items.pop(),
@@ -196,19 +202,7 @@ fn generic_step(
         holds,
         error,
     } = descent::held(ev, addr, t.id);
-    for (value, rule) in holds {
-        let local = match &value {
-            Value::Place { ty, .. } => ev.ty(*ty).map(|h| short_type_name(&h.name).into()),
-            _ => Ok(smol_str::SmolStr::default()),
-        }
-        .unwrap_or_default();
-        held_resource(ev, rule, value, &local, &frame.head, gathered);
-    }
-    if let Some(e) = error {
-        let note = format!("not all it holds could be read: {e}");
-        gathered.miss("backtrace", format!("`{}` at {addr:#x}: {note}", t.name));
-        frame.note = Some(note);
-    }
+    note_holds(ev, holds, error, addr, t, &mut frame, gathered);
     match held.len() {
         0 => {
             let unknown = BlockedOn {
@@ -225,6 +219,32 @@ fn generic_step(
             let leaf = branch_out(ev, &mut frame, held, kind, depth, budget, gathered);
             (frame, None, Some(leaf))
         }
+    }
+}
+
+/// Notes for the task what a future keeps for others (`holds` rules), and says on its
+/// frame if not all it holds could be read.
+fn note_holds(
+    ev: &Evaluator<'_>,
+    holds: Vec<(Value, usize)>,
+    error: Option<EvalError>,
+    addr: u64,
+    t: &Type,
+    frame: &mut AwaitFrame,
+    gathered: &mut Gathered,
+) {
+    for (value, rule) in holds {
+        let local = match &value {
+            Value::Place { ty, .. } => ev.ty(*ty).map(|h| short_type_name(&h.name).into()),
+            _ => Ok(smol_str::SmolStr::default()),
+        }
+        .unwrap_or_default();
+        held_resource(ev, rule, value, &local, &frame.head, gathered);
+    }
+    if let Some(e) = error {
+        let note = format!("not all it holds could be read: {e}");
+        gathered.miss("backtrace", format!("`{}` at {addr:#x}: {note}", t.name));
+        frame.note = Some(note);
     }
 }
 
@@ -257,21 +277,26 @@ fn branch_out(
     }
 }
 
-/// What a `future` rule says: its `kind`, and the futures it waits on (or why not).
-type SeenInto = (Option<smol_str::SmolStr>, Result<Vec<Value>, EvalError>);
+/// What a `future` rule says: its `kind`, its other members (the frame's details), and
+/// the futures it waits on (or why not).
+type SeenInto = (
+    Option<smol_str::SmolStr>,
+    Fields,
+    Result<Vec<Value>, EvalError>,
+);
 
 /// The `future` rules for this type, tried in layout order: the first whose `awaits`
 /// can be evaluated says what the future waits on (its `kind`, and the futures). Several
 /// rules may share a pattern (`PollFn` built by `join!` or by `select!`); a rule whose
 /// fields do not fit fails and the next is tried. None when no rule matches the type.
-fn see_into(ev: &Evaluator<'_>, v: &Value, t: &Type) -> Option<SeenInto> {
+fn see_into(ev: &Evaluator<'_>, v: &Value, t: &Type, gathered: &mut Gathered) -> Option<SeenInto> {
     let mut first_error: Option<EvalError> = None;
     let rules = ev.rules_for(RuleKind::Future, t.id).ok()?;
     for (i, rule) in rules.iter().map(|&i| (i, &ev.program.rules[i])) {
-        if !has_awaits(rule) {
+        if !has_awaits(rule) || !ev.guard_holds(rule, v) {
             continue;
         }
-        let members = ev.eval_members(&rule.members, rule.frame_size, v.clone());
+        let mut members = ev.eval_members(&rule.members, rule.frame_size, v.clone());
         let kind = members
             .iter()
             .find(|(n, _)| *n == "kind")
@@ -279,11 +304,11 @@ fn see_into(ev: &Evaluator<'_>, v: &Value, t: &Type) -> Option<SeenInto> {
                 Ok(Value::Str(s)) => Some(s.clone()),
                 _ => None,
             });
-        match members
-            .into_iter()
-            .find(|(n, _)| *n == "awaits")
-            .map(|(_, r)| r)
-        {
+        let awaits = members
+            .iter()
+            .position(|(n, _)| *n == "awaits")
+            .map(|at| members.remove(at).1);
+        match awaits {
             Some(Ok(next)) => {
                 // `&mut (A, B)`: the tuple itself.
                 let mut next = next;
@@ -306,7 +331,8 @@ fn see_into(ev: &Evaluator<'_>, v: &Value, t: &Type) -> Option<SeenInto> {
                     other => vec![other],
                 };
                 ev.usage.borrow_mut().hit(i);
-                return Some((kind, Ok(items)));
+                let details = member_details(ev, rule, members, gathered);
+                return Some((kind, details, Ok(items)));
             }
             Some(Err(e)) => {
                 first_error.get_or_insert(e);
@@ -342,11 +368,26 @@ fn description(
         .map(|&i| (i, &ev.program.rules[i]))
         .find(|(_, r)| !has_awaits(r) && ev.guard_holds(r, v))?;
     ev.usage.borrow_mut().hit(i);
-    let mut kind = None;
-    let mut details = Fields::with_capacity(rule.members.len());
-    for (name, r) in ev.eval_members(&rule.members, rule.frame_size, v.clone()) {
+    let members = ev.eval_members(&rule.members, rule.frame_size, v.clone());
+    let kind = members.iter().find_map(|(n, r)| match (*n, r) {
+        ("kind", Ok(Value::Str(s))) => Some(s.clone()),
+        _ => None,
+    });
+    Some((kind, member_details(ev, rule, members, gathered)))
+}
+
+/// A `future` rule's members other than `kind` and `awaits`, as a frame's details; one
+/// that cannot be evaluated is missing data for the task.
+fn member_details<'m>(
+    ev: &Evaluator<'_>,
+    rule: &layoutdump_lang::program::Rule,
+    members: crate::eval::Members<'m>,
+    gathered: &mut Gathered,
+) -> Fields {
+    let mut details = Fields::with_capacity(members.len());
+    for (name, r) in members {
         match (name, r) {
-            ("kind", Ok(Value::Str(s))) => kind = Some(s),
+            ("kind", _) => {}
             (_, Ok(value)) => {
                 details.insert(ev.name(name), crate::run::field_value(ev, &value));
             }
@@ -359,7 +400,7 @@ fn description(
             }
         }
     }
-    Some((kind, details))
+    details
 }
 
 /// A tuple `(A, B, …)`: the futures of a join or select, each its own branch.

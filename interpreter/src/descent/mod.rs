@@ -18,18 +18,14 @@ use crate::dwarf::{DieId, Type, TypeKind};
 use crate::eval::{EvalError, Evaluator, Value};
 use crate::memory::Bytes;
 
-/// Levels of one route: fields and pointers; an enum's variant is part of the field that
-/// holds the enum (hyper's client `Dispatcher` → `dispatch` → `callback` (`Some`,
-/// `Retry`) → `Sender` is 4; its `conn` → `io` → `TokioIo` → `TcpStream` →
-/// `PollEvented` is 5).
-const MAX_LEVELS: usize = 8;
-/// Routes kept per type: a future holding more futures than this at once is cut.
-const MAX_ROUTES: usize = 16;
-/// Types visited while working out one type's routes.
-const MAX_VISITS: usize = 512;
-/// Trait objects within trait objects searched at run time (a boxed connection that boxes
-/// its stream).
-const MAX_DYN_NESTING: usize = 3;
+mod search;
+
+/// Trait objects within trait objects searched at run time: an HTTP body boxes the body it
+/// wraps, which boxes the next (tonic's request body is 4 boxes above hyper's `Incoming`).
+const MAX_DYN_NESTING: usize = 8;
+/// Routes followed for one future, over every nesting: a hostile vtable chain could
+/// otherwise fan out at each trait object.
+const MAX_FOLLOWED: usize = 256;
 
 /// One step from a place to the next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,17 +58,7 @@ pub fn routes(ev: &Evaluator<'_>, ty: DieId) -> Rc<[Route]> {
     if let Some(r) = ev.cached_routes(ty) {
         return r;
     }
-    let mut search = Search {
-        ev,
-        hops: Vec::new(),
-        open: vec![ty],
-        visits: 0,
-        out: Vec::new(),
-    };
-    if let Ok(t) = ev.ty(ty) {
-        search.inside(&t);
-    }
-    let found: Rc<[Route]> = search.out.into();
+    let found: Rc<[Route]> = search::search(ev, ty).into();
     ev.cache_routes(ty, found.clone());
     found
 }
@@ -138,115 +124,6 @@ fn owning_pointer(t: &Type) -> Option<DieId> {
     }
 }
 
-struct Search<'e, 'a> {
-    ev: &'e Evaluator<'a>,
-    hops: Vec<Hop>,
-    /// Types on the way from the root: a type that holds itself (a list of boxes) ends
-    /// there.
-    open: Vec<DieId>,
-    visits: usize,
-    out: Vec<Route>,
-}
-
-impl Search<'_, '_> {
-    /// The fields of `t` (of its variants, for an enum).
-    fn inside(&mut self, t: &Type) {
-        // A variant's data is searched here directly, not through `at`: bound it here too
-        // (a hostile file can nest variant parts without end).
-        self.visits += 1;
-        if self.levels() >= MAX_LEVELS || self.visits > MAX_VISITS {
-            return;
-        }
-        let TypeKind::Struct { fields, variants } = &t.kind else {
-            return;
-        };
-        match variants {
-            Some(vp) => {
-                for (index, v) in vp.variants.iter().enumerate() {
-                    let Some(vty) = v.field.ty else { continue };
-                    let Ok(vt) = self.ev.ty(vty) else { continue };
-                    self.hops.push(Hop::Variant { ty: t.id, index });
-                    self.hops.push(Hop::Field(v.field.offset));
-                    self.inside(&vt);
-                    self.hops.truncate(self.hops.len() - 2);
-                }
-            }
-            None => {
-                for f in fields {
-                    let Some(fty) = f.ty else { continue };
-                    self.hops.push(Hop::Field(f.offset));
-                    self.at(fty);
-                    self.hops.pop();
-                }
-            }
-        }
-    }
-
-    /// A value of type `ty` at the end of the current hops.
-    fn at(&mut self, ty: DieId) {
-        self.visits += 1;
-        if self.out.len() >= MAX_ROUTES
-            || self.visits > MAX_VISITS
-            || self.levels() >= MAX_LEVELS
-            || self.open.contains(&ty)
-        {
-            return;
-        }
-        let Ok(t) = self.ev.ty(ty) else { return };
-        if let Some(hop) = trait_object(&t) {
-            self.hops.push(hop);
-            self.found(ty, None);
-            self.hops.pop();
-            return;
-        }
-        if let Some(&rule) = self
-            .ev
-            .rules_for(RuleKind::Holds, ty)
-            .ok()
-            .and_then(|r| r.first().copied())
-            .as_ref()
-        {
-            self.found(ty, Some(rule));
-            return;
-        }
-        if has_meaning(self.ev, &t) {
-            self.found(ty, None);
-            return;
-        }
-        self.open.push(ty);
-        if let Some(p) = owning_pointer(&t) {
-            self.hops.push(Hop::Deref);
-            self.at(p);
-            self.hops.pop();
-        } else if t.size > 0 {
-            self.inside(&t);
-        }
-        self.open.pop();
-    }
-
-    /// Levels of the current hops: a variant and the field into it are one.
-    fn levels(&self) -> usize {
-        self.hops
-            .iter()
-            .filter(|h| !matches!(h, Hop::Variant { .. }))
-            .count()
-            .saturating_sub(
-                self.hops
-                    .iter()
-                    .filter(|h| matches!(h, Hop::Variant { .. }))
-                    .count(),
-            )
-    }
-
-    fn found(&mut self, target: DieId, holds: Option<usize>) {
-        self.out.push(Route {
-            hops: self.hops.clone().into(),
-            target,
-            holds,
-        });
-    }
-}
-
 /// What following a route found.
 pub enum Held {
     /// The future or resource at the end.
@@ -307,12 +184,24 @@ pub struct Holdings {
 /// What the future of type `ty` at `addr` holds now.
 pub fn held(ev: &Evaluator<'_>, addr: u64, ty: DieId) -> Holdings {
     let mut out = Holdings::default();
-    held_into(ev, addr, ty, 0, &mut out);
+    let mut followed = 0;
+    held_into(ev, addr, ty, 0, &mut followed, &mut out);
     out
 }
 
-fn held_into(ev: &Evaluator<'_>, addr: u64, ty: DieId, nesting: usize, out: &mut Holdings) {
+fn held_into(
+    ev: &Evaluator<'_>,
+    addr: u64,
+    ty: DieId,
+    nesting: usize,
+    followed: &mut usize,
+    out: &mut Holdings,
+) {
     for route in routes(ev, ty).iter() {
+        *followed += 1;
+        if *followed > MAX_FOLLOWED {
+            return;
+        }
         match follow(ev, addr, route) {
             Ok(Held::Value(v)) => {
                 let Value::Place { addr, ty } = v else {
@@ -329,7 +218,7 @@ fn held_into(ev: &Evaluator<'_>, addr: u64, ty: DieId, nesting: usize, out: &mut
                 if !plain {
                     out.values.push(v);
                 } else if nesting < MAX_DYN_NESTING {
-                    held_into(ev, addr, ty, nesting + 1, out);
+                    held_into(ev, addr, ty, nesting + 1, followed, out);
                 }
             }
             Ok(Held::Absent) => {}
@@ -338,6 +227,23 @@ fn held_into(ev: &Evaluator<'_>, addr: u64, ty: DieId, nesting: usize, out: &mut
             }
         }
     }
+}
+
+/// What the future of type `ty` at `addr` keeps for others (its `holds` routes only):
+/// for a future a rule describes, whose awaits the rule says.
+pub fn holds(ev: &Evaluator<'_>, addr: u64, ty: DieId) -> (Vec<(Value, usize)>, Option<EvalError>) {
+    let mut out = Vec::new();
+    let mut error = None;
+    for route in routes(ev, ty).iter().filter(|r| r.holds.is_some()) {
+        match follow(ev, addr, route) {
+            Ok(Held::Value(v)) => out.extend(route.holds.map(|rule| (v, rule))),
+            Ok(Held::Absent) => {}
+            Err(e) => {
+                error.get_or_insert(e);
+            }
+        }
+    }
+    (out, error)
 }
 
 #[cfg(test)]
