@@ -12,6 +12,8 @@ pub const SHIPPED: &[(&str, &str)] = &[
     ("futures", include_str!("../../layouts/futures.layout")),
     ("tracing", include_str!("../../layouts/tracing.layout")),
     ("hyper", include_str!("../../layouts/hyper.layout")),
+    ("tower", include_str!("../../layouts/tower.layout")),
+    ("tonic", include_str!("../../layouts/tonic.layout")),
     (
         "async_executor",
         include_str!("../../layouts/async_executor.layout"),
@@ -27,7 +29,15 @@ pub const SHIPPED: &[(&str, &str)] = &[
 ];
 
 /// Layouts that describe combinators or std types, used by others, not run on their own.
-const LIBRARIES: &[&str] = &["std", "futures", "tracing", "hyper", "async_executor"];
+const LIBRARIES: &[&str] = &[
+    "std",
+    "futures",
+    "tracing",
+    "hyper",
+    "tower",
+    "tonic",
+    "async_executor",
+];
 
 /// Layouts a user can run by name (std is a prelude, not a runtime).
 pub fn runnable() -> impl Iterator<Item = &'static str> {

@@ -26,6 +26,8 @@ fn shipped() -> Files {
         ("futures", include_str!("../../layouts/futures.layout")),
         ("tracing", include_str!("../../layouts/tracing.layout")),
         ("hyper", include_str!("../../layouts/hyper.layout")),
+        ("tower", include_str!("../../layouts/tower.layout")),
+        ("tonic", include_str!("../../layouts/tonic.layout")),
         (
             "async_executor",
             include_str!("../../layouts/async_executor.layout"),
@@ -52,7 +54,11 @@ fn tokio_and_std_compile() {
     let main = shipped().load("tokio").unwrap();
     let p = compile(main, &shipped()).unwrap_or_else(|d| panic!("{d}"));
     assert_eq!((p.name.as_str(), p.version.as_str()), ("tokio", "1.54"));
-    assert_eq!(p.files.len(), 5, "tokio, std, futures, tracing and hyper");
+    assert_eq!(
+        p.files.len(),
+        7,
+        "tokio, std, futures, tracing, hyper, tower and tonic"
+    );
     // The runtime root, the two block_on frame roots, and the LocalSet scan.
     assert_eq!(p.roots.len(), 4);
     assert_eq!(
