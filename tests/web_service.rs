@@ -3,7 +3,8 @@
 //! be reached by generic descent through their hand-written futures, at the handler's own
 //! await line, with the right leaf; every server socket must show a read on its fd; every
 //! lock's holder must be known from the guard it keeps, and a lock-order deadlock reported
-//! with both await lines. Dev and release builds; ELF cores and minidumps.
+//! with both await lines. The gRPC side (tonic, through a `tower::buffer` worker) the
+//! same, down to each handler's await. Dev and release builds; ELF cores and minidumps.
 
 mod common;
 
@@ -129,8 +130,15 @@ fn handlers_and_sockets_match_ground_truth() {
                 .filter(|(_, leaf)| leaf["kind"] == "h2 response")
                 .filter_map(|(_, leaf)| leaf["fields"]["stream"].as_u64())
                 .collect();
+            // tonic's calls waiting for their response wait on theirs the same way.
+            let grpc_responses = d.truth["grpc"]["clients"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|c| c["leaf"] == "response")
+                .count();
             assert!(
-                h2_waits.len() == 1 && h2_waits[0] % 2 == 1,
+                h2_waits.len() == 1 + grpc_responses && h2_waits.iter().all(|s| s % 2 == 1),
                 "{what}: h2 responses awaited: {h2_waits:?}"
             );
 
@@ -279,6 +287,8 @@ fn handlers_and_sockets_match_ground_truth() {
                 );
             }
 
+            grpc_matches_ground_truth(&what, &d.truth["grpc"], &tasks, &dot);
+
             // Unknown leaves: at most 5% of all (the target).
             let leaves: Vec<&Value> = tasks
                 .iter()
@@ -297,4 +307,103 @@ fn handlers_and_sockets_match_ground_truth() {
             );
         }
     }
+}
+
+/// Whether `frame` is the gRPC handler or client function the fixture names: a free fn by
+/// its path, an `#[async_trait]` method by the async block inside it (in an impl the
+/// program cannot name).
+fn is_grpc_fn(frame: &Value, want: &Value) -> bool {
+    let function = frame["function"].as_str().unwrap_or_default();
+    let name = want["fn"].as_str().unwrap();
+    let named = if want["async_trait"] == true {
+        function.starts_with("web_service::grpc::{impl#")
+            && function.ends_with(&format!("}}::{name}::{{async block#0}}"))
+    } else {
+        function == name
+    };
+    named && frame["location"]["line"] == want["line"]
+}
+
+/// The tonic server and clients: each handler in its h2 stream's task at its await line,
+/// the streaming ones on their h2 stream; each client at its call; the call queued behind
+/// a concurrency limit waits for the buffer worker, which waits for the call in flight.
+fn grpc_matches_ground_truth(what: &str, truth: &Value, tasks: &[&Value], dot: &str) {
+    let by_id = |id: &Value| {
+        *tasks
+            .iter()
+            .find(|t| t["id"] == *id)
+            .unwrap_or_else(|| panic!("{what}: gRPC task {id} not listed"))
+    };
+    for h in truth["handlers"].as_array().unwrap() {
+        let chains = task_chains(by_id(&h["task"]));
+        let leaf = if h["line"].is_null() {
+            // A server-streaming handler has returned; its stream task sends the stream.
+            assert_eq!(chains.len(), 1, "{what}: {h}");
+            chains[0].1
+        } else {
+            let (frames, leaf) = chains
+                .iter()
+                .find(|(frames, _)| frames.iter().any(|f| is_grpc_fn(f, h)))
+                .unwrap_or_else(|| panic!("{what}: gRPC handler {h} not shown"));
+            let at = frames.iter().position(|f| is_grpc_fn(f, h)).unwrap();
+            assert_eq!(frames[at]["via"], "async_fn", "{what}: {h}");
+            leaf
+        };
+        assert_eq!(leaf["kind"], h["leaf"], "{what}: gRPC handler {h}");
+    }
+    let edges_from = |task: &Value| -> Vec<u64> {
+        let from = format!("t{task} -> t");
+        dot.lines()
+            .filter_map(|l| l.trim().strip_prefix(&from))
+            .filter_map(|rest| rest.trim_end_matches(';').parse().ok())
+            .collect()
+    };
+    for c in truth["clients"].as_array().unwrap() {
+        let chains = task_chains(by_id(&c["task"]));
+        let (_, leaf) = chains
+            .iter()
+            .find(|(frames, _)| frames.iter().any(|f| is_grpc_fn(f, c)))
+            .unwrap_or_else(|| panic!("{what}: gRPC client {c} not shown"));
+        let want = match c["leaf"].as_str().unwrap() {
+            "response" | "queued" => "oneshot receive",
+            other => other,
+        };
+        assert_eq!(leaf["kind"], want, "{what}: gRPC client {c}");
+        if c["leaf"] != "queued" {
+            continue;
+        }
+        // Queued: the worker keeps the reply sender, and waits for the semaphore permit
+        // the call in flight holds.
+        let workers = edges_from(&c["task"]);
+        assert_eq!(workers.len(), 1, "{what}: {c} waits for {workers:?}\n{dot}");
+        let worker = by_id(&Value::from(workers[0]));
+        let frames = worker["backtrace"].as_array().unwrap();
+        assert!(
+            frames[0]["future"]
+                .as_str()
+                .unwrap()
+                .starts_with("tower::buffer::worker::Worker<"),
+            "{what}: {c} waits for task {}",
+            worker["id"]
+        );
+        assert_eq!(frames[0]["locals"]["waiting_for"], "service", "{what}");
+        assert_eq!(worker["blocked_on"]["kind"], "semaphore", "{what}");
+        assert_eq!(
+            edges_from(&worker["id"]),
+            [c["waits_behind"].as_u64().unwrap()],
+            "{what}: the worker waits for the call in flight\n{dot}"
+        );
+    }
+    // The server's task, at its await, accepting on its listener.
+    let server = &truth["server"];
+    let accepts = task_chains(by_id(&server["task"]))
+        .into_iter()
+        .any(|(frames, leaf)| {
+            frames
+                .iter()
+                .any(|f| f["function"] == server["fn"] && f["location"]["line"] == server["line"])
+                && leaf["kind"] == "read"
+                && leaf["fields"]["fd"] == server["fd"]
+        });
+    assert!(accepts, "{what}: gRPC server {server}");
 }
