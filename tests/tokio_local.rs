@@ -55,6 +55,22 @@ fn local_set_tasks_match_ground_truth() {
 
                 let ls = by_kind("local_set");
                 assert!(ls["fields"].get("found_by").is_some(), "{what}");
+                // Found by a scan, it is still listed under the thread that drives it
+                // (main, whose tid is the pid), inside the runtime that thread runs.
+                assert_eq!(ls["threads"], serde_json::json!([d.truth["pid"]]), "{what}");
+                assert_eq!(
+                    ls["fields"]["inside_runtime"],
+                    format!("multi_thread @ {}", mt["address"].as_str().unwrap()),
+                    "{what}"
+                );
+                assert!(
+                    r["threads"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .all(|t| t["fields"].get("owner_thread").is_none()),
+                    "{what}: the join key is not reported"
+                );
                 let tasks = ls["tasks"].as_array().unwrap();
                 let truth = d.truth["local"].as_array().unwrap();
                 let ids: Vec<&Value> = tasks.iter().map(|t| &t["id"]).collect();

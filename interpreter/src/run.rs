@@ -290,6 +290,7 @@ pub fn run(
             ));
         }
     }
+    join_owner_threads(&mut out);
     for r in &mut out.runtimes {
         // A scan added tasks to a runtime whose list is pending: all are read now, so
         // that they are written in one order.
@@ -715,6 +716,48 @@ fn add_scanned_runtime(
         FieldValue::Str("memory scan (no root names this executor)".into()),
     );
     true
+}
+
+/// The member of a runtime rule that names the thread that owns and drives the runtime,
+/// matched against the root member of the same name evaluated on each thread: a tokio
+/// LocalSet records the tokio thread id of the thread that created it, and each thread's
+/// CONTEXT holds its own. Only a join key: taken out of the report once matched.
+const OWNER_THREAD: &str = "owner_thread";
+
+/// Lists each runtime found without a thread (by a memory scan) under the thread that
+/// owns it, and says which runtime that thread runs it inside (an actix worker's LocalSet
+/// inside its `current_thread` runtime).
+fn join_owner_threads(out: &mut Findings) {
+    let kinds: Vec<(Hex, String)> = out
+        .runtimes
+        .iter()
+        .map(|r| (r.address, r.kind.clone()))
+        .collect();
+    for r in &mut out.runtimes {
+        let Some(key) = r.fields.remove(OWNER_THREAD) else {
+            continue;
+        };
+        let owners = out
+            .thread_fields
+            .iter()
+            .filter(|(_, f)| f.get(OWNER_THREAD) == Some(&key))
+            .map(|(tid, _)| *tid);
+        for tid in owners {
+            if !r.threads.contains(&tid) {
+                r.threads.push(tid);
+            }
+            let inside = out.thread_runtime.get(&tid).filter(|a| **a != r.address);
+            if let Some((address, kind)) = inside.and_then(|a| kinds.iter().find(|(k, _)| k == a)) {
+                r.fields.insert(
+                    "inside_runtime",
+                    FieldValue::Str(format!("{kind} @ {:#x}", address.0)),
+                );
+            }
+        }
+    }
+    for f in out.thread_fields.values_mut() {
+        f.remove(OWNER_THREAD);
+    }
 }
 
 fn add_runtime(ev: &Evaluator<'_>, value: Value, tid: Option<u32>, out: &mut Findings) {

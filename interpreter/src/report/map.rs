@@ -71,6 +71,12 @@ impl<V> Map<V> {
         &mut self.0[i].1
     }
 
+    /// Takes `key` out of the map.
+    pub fn remove(&mut self, key: &str) -> Option<V> {
+        let i = self.0.binary_search_by(|(k, _)| (**k).cmp(key)).ok()?;
+        Some(self.0.remove(i).1)
+    }
+
     pub fn get(&self, key: &str) -> Option<&V> {
         self.0
             .binary_search_by(|(k, _)| (**k).cmp(key))
