@@ -147,11 +147,17 @@ fn handlers_and_sockets_match_ground_truth() {
                 if conn["state"] == "held_unread" {
                     continue; // in a Vec of the upstream task, not awaited by anyone
                 }
+                // A download waits for room in the socket of a client that reads nothing.
+                let io = if conn["state"] == "writing" {
+                    "write"
+                } else {
+                    "read"
+                };
                 let readers: Vec<&Value> = tasks
                     .iter()
                     .filter(|t| {
                         task_chains(t).iter().any(|(_, leaf)| {
-                            leaf["kind"] == "read" && leaf["fields"]["fd"] == conn["fd"]
+                            leaf["kind"] == io && leaf["fields"]["fd"] == conn["fd"]
                         })
                     })
                     .map(|t| &t["id"])
@@ -165,9 +171,7 @@ fn handlers_and_sockets_match_ground_truth() {
                 let dispatcher = tasks
                     .iter()
                     .flat_map(|t| task_chains(t))
-                    .filter(|(_, leaf)| {
-                        leaf["kind"] == "read" && leaf["fields"]["fd"] == conn["fd"]
-                    })
+                    .filter(|(_, leaf)| leaf["kind"] == io && leaf["fields"]["fd"] == conn["fd"])
                     .flat_map(|(frames, _)| frames)
                     .find(|f| {
                         f["future"]
@@ -181,6 +185,15 @@ fn handlers_and_sockets_match_ground_truth() {
                         let f = dispatcher.unwrap_or_else(|| panic!("{what}: {conn}"));
                         assert_eq!(f["locals"]["reading"], "KeepAlive", "{what}: {conn}");
                         assert_eq!(f["via"], "rule", "{what}: {conn}");
+                    }
+                    "writing" => {
+                        let f = dispatcher.unwrap_or_else(|| panic!("{what}: {conn}"));
+                        assert_eq!(f["locals"]["writing"], "Body", "{what}: {conn}");
+                        // Its other branch: the body, a file that waits on nothing.
+                        let file_idle = tasks.iter().flat_map(|t| task_chains(t)).any(|(_, l)| {
+                            l["kind"] == "file (idle)" && l["fields"]["fd"] == conn["file_fd"]
+                        });
+                        assert!(file_idle, "{what}: {conn}: no idle file");
                     }
                     "reading" => {
                         let f = dispatcher.unwrap_or_else(|| panic!("{what}: {conn}"));
