@@ -5,6 +5,7 @@ pub mod binary;
 pub mod dump;
 mod elf_core;
 mod minidump;
+mod resident;
 
 use std::cell::Cell;
 use std::collections::BTreeMap;
@@ -292,7 +293,7 @@ impl Region {
 
 /// Bytes of a file: memory-mapped in production, owned in unit tests.
 pub(crate) enum Backing {
-    Mapped(memmap2::Mmap),
+    Mapped(Arc<memmap2::Mmap>),
     Owned(Vec<u8>),
 }
 
@@ -317,7 +318,7 @@ impl Backing {
         // hold the map, reads may fault (SIGBUS); that is the documented memmap caveat, the
         // same one every debugger that maps cores accepts.
         let map = unsafe { memmap2::Mmap::map(&file)? };
-        Ok(Backing::Mapped(map))
+        Ok(Backing::Mapped(Arc::new(map)))
     }
 
     /// The `len` bytes at `offset`, or `None` if the file is shorter.
@@ -384,6 +385,8 @@ struct FileLayer {
 /// `.data.rel.ro`) differs from the file, and only the dump holds what the process saw.
 pub(crate) struct RegionMemory {
     dump: Backing,
+    /// Gives the dump's pages back when the resident set grows past its bound.
+    _resident: Option<resident::Watcher>,
     /// The dump's own regions, sorted and non-overlapping.
     core: Vec<Region>,
     /// Indexed by `RegionSource::File::file`; `None` once replaced.
@@ -432,8 +435,13 @@ impl RegionMemory {
             }
         }
         let merged = core.clone();
+        let resident = match &dump {
+            Backing::Mapped(map) => resident::Watcher::start(map),
+            Backing::Owned(_) => None,
+        };
         let memory = RegionMemory {
             dump,
+            _resident: resident,
             core,
             files: Vec::new(),
             file_regions: Vec::new(),
