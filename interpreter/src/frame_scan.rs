@@ -26,16 +26,22 @@ pub struct Found {
     pub depth: usize,
     /// Pointers among the values its outermost state holds that point into the dump.
     pub pointers: usize,
+    /// Other slots that look as good and hold the same bytes: a copy of the future left
+    /// in the frame, which would show the same backtrace.
+    pub copies: usize,
 }
 
 impl Found {
     /// How it was found, for `block_on[].found_by`: the frame of `function` was scanned
     /// because DWARF said `why`.
     pub fn how(&self, function: &str, why: &str) -> String {
-        let states = if self.depth == 1 {
-            "1 suspended state, the only one".to_string()
-        } else {
-            format!("{} suspended states in a row", self.depth)
+        let states = match (self.depth, self.copies) {
+            (1, 0) => "1 suspended state, the only one".to_string(),
+            (1, n) => format!(
+                "1 suspended state; {n} more slot{} hold the same bytes, the first is shown",
+                if n == 1 { "" } else { "s" }
+            ),
+            (d, _) => format!("{d} suspended states in a row"),
         };
         format!("a scan of `{function}`'s stack frame ({why}; validated by {states})")
     }
@@ -75,6 +81,14 @@ pub fn find_future(
         .map_err(|e| format!("the frame's stack is not in the dump: {e}"))?;
     let mut best: Option<Found> = None;
     let mut ties = 0;
+    // Ties whose bytes differ from the best's: those are what cannot be told apart.
+    let mut differing = 0;
+    // A future passed by value may sit partly in the caller's frame: read it whole.
+    let size = usize::try_from(t.size.min(MAX_FRAME)).unwrap_or(0);
+    let bytes = |addr: u64| {
+        let mut b = vec![0u8; size];
+        mem.read(addr, &mut b).ok().map(|()| b)
+    };
     for off in (0..len).step_by(8) {
         let addr = sp + off;
         let depth = suspended_depth(dbg, mem, &stack, sp, addr, &t, 0);
@@ -92,20 +106,32 @@ pub fn find_future(
             ty,
             depth,
             pointers,
+            copies: 0,
         };
         match best.as_ref().map(|b| key(b).cmp(&key(&found))) {
             Some(std::cmp::Ordering::Greater) => {}
-            Some(std::cmp::Ordering::Equal) => ties += 1,
+            Some(std::cmp::Ordering::Equal) => {
+                ties += 1;
+                let same = best
+                    .as_ref()
+                    .and_then(|b| Some(bytes(b.addr)? == bytes(addr)?))
+                    .unwrap_or(false);
+                if !same {
+                    differing += 1;
+                }
+            }
             _ => {
                 best = Some(found);
                 ties = 0;
+                differing = 0;
             }
         }
     }
     match best {
         // One suspended state alone is what random bytes give: trusted only when no
-        // other slot looks as good.
-        Some(b) if b.depth >= 2 || ties == 0 => Ok(b),
+        // other slot looks as good, or those that do are byte for byte the same future
+        // (a copy the frame keeps shows the same backtrace).
+        Some(b) if b.depth >= 2 || differing == 0 => Ok(Found { copies: ties, ..b }),
         Some(_) => Err(format!(
             "{} slots of the frame look like a suspended `{}` (one await deep, as many pointers into the dump): not told apart",
             ties + 1,
@@ -218,17 +244,7 @@ fn state_pointers(dbg: &DebugInfo, mem: &dyn Memory, addr: u64, t: &Type) -> Opt
     else {
         return Some(0);
     };
-    let discr = vp.discr.as_ref()?;
-    let mut tag = [0u8; 8];
-    let size = discr
-        .ty
-        .and_then(|d| dbg.ty(d).ok())
-        .map_or(1, |d| d.size)
-        .clamp(1, 8) as usize;
-    mem.read(addr.wrapping_add(discr.offset), &mut tag[..size])
-        .ok()?;
-    let tag = u64::from_le_bytes(tag);
-    let variant = vp.variants.iter().find(|v| v.discr_value == Some(tag))?;
+    let variant = active_variant(dbg, mem, addr, vp)?;
     let state = dbg.ty(variant.field.ty?).ok()?;
     let mut count = 0;
     pointers_in(
@@ -242,7 +258,35 @@ fn state_pointers(dbg: &DebugInfo, mem: &dyn Memory, addr: u64, t: &Type) -> Opt
     .then_some(count)
 }
 
-/// Checks the pointers of the struct at `addr`; false when one is unreadable.
+/// The variant of the enum at `addr` its tag selects: the one with that value, else the
+/// one for every other value; None when the tag is unreadable or selects none.
+fn active_variant<'v>(
+    dbg: &DebugInfo,
+    mem: &dyn Memory,
+    addr: u64,
+    vp: &'v crate::dwarf::VariantPart,
+) -> Option<&'v crate::dwarf::Variant> {
+    let Some(discr) = vp.discr.as_ref() else {
+        // A lone variant needs no tag.
+        return (vp.variants.len() == 1).then(|| &vp.variants[0]);
+    };
+    let mut tag = [0u8; 8];
+    let size = discr
+        .ty
+        .and_then(|d| dbg.ty(d).ok())
+        .map_or(1, |d| d.size)
+        .clamp(1, 8) as usize;
+    mem.read(addr.wrapping_add(discr.offset), &mut tag[..size])
+        .ok()?;
+    let tag = u64::from_le_bytes(tag);
+    vp.variants
+        .iter()
+        .find(|v| v.discr_value == Some(tag))
+        .or_else(|| vp.variants.iter().find(|v| v.discr_value.is_none()))
+}
+
+/// Checks the pointers of the value at `addr` (of an enum, its active variant's); false
+/// when one is unreadable or a tag selects no variant.
 fn pointers_in(
     dbg: &DebugInfo,
     mem: &dyn Memory,
@@ -251,13 +295,28 @@ fn pointers_in(
     nesting: usize,
     count: &mut usize,
 ) -> bool {
-    let TypeKind::Struct {
-        fields,
-        variants: None,
-    } = &t.kind
-    else {
+    let TypeKind::Struct { fields, variants } = &t.kind else {
         return true;
     };
+    if let Some(vp) = variants {
+        // An enum: its tag must name a variant (stack bytes often do not), whose fields
+        // hold together in turn.
+        let Some(variant) = active_variant(dbg, mem, addr, vp) else {
+            return false;
+        };
+        let Some(vt) = variant.field.ty.and_then(|v| dbg.ty(v).ok()) else {
+            return true;
+        };
+        return nesting >= MAX_POINTER_NESTING
+            || pointers_in(
+                dbg,
+                mem,
+                addr.wrapping_add(variant.field.offset),
+                &vt,
+                nesting + 1,
+                count,
+            );
+    }
     for f in fields {
         if *count >= MAX_POINTERS {
             return true;
@@ -267,7 +326,7 @@ fn pointers_in(
         };
         let at = addr.wrapping_add(f.offset);
         match ft.kind {
-            TypeKind::Pointer { .. } => {
+            TypeKind::Pointer { pointee } => {
                 let mut word = [0u8; 8];
                 if mem.read(at, &mut word).is_err() {
                     return false;
@@ -281,6 +340,16 @@ fn pointers_in(
                     return false;
                 }
                 *count += 1;
+                // What it points at must hold together too: stack bytes that pass for a
+                // state (a tag, readable words) rarely point at a struct whose own
+                // pointers are readable.
+                let target_type = pointee.and_then(|p| dbg.ty(p).ok());
+                if let Some(pt) = target_type
+                    && nesting < MAX_POINTER_NESTING
+                    && !pointers_in(dbg, mem, target, &pt, nesting + 1, count)
+                {
+                    return false;
+                }
             }
             TypeKind::Struct { .. }
                 if nesting < MAX_POINTER_NESTING
