@@ -14,6 +14,7 @@ pub const SHIPPED: &[(&str, &str)] = &[
     ("hyper", include_str!("../../layouts/hyper.layout")),
     ("tower", include_str!("../../layouts/tower.layout")),
     ("tonic", include_str!("../../layouts/tonic.layout")),
+    ("actix", include_str!("../../layouts/actix.layout")),
     (
         "async_executor",
         include_str!("../../layouts/async_executor.layout"),
@@ -36,6 +37,7 @@ const LIBRARIES: &[&str] = &[
     "hyper",
     "tower",
     "tonic",
+    "actix",
     "async_executor",
 ];
 

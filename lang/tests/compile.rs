@@ -28,6 +28,7 @@ fn shipped() -> Files {
         ("hyper", include_str!("../../layouts/hyper.layout")),
         ("tower", include_str!("../../layouts/tower.layout")),
         ("tonic", include_str!("../../layouts/tonic.layout")),
+        ("actix", include_str!("../../layouts/actix.layout")),
         (
             "async_executor",
             include_str!("../../layouts/async_executor.layout"),
@@ -56,8 +57,8 @@ fn tokio_and_std_compile() {
     assert_eq!((p.name.as_str(), p.version.as_str()), ("tokio", "1.54"));
     assert_eq!(
         p.files.len(),
-        7,
-        "tokio, std, futures, tracing, hyper, tower and tonic"
+        8,
+        "tokio, std, futures, tracing, hyper, tower, tonic and actix"
     );
     // The runtime root, the two block_on frame roots, and the LocalSet scan.
     assert_eq!(p.roots.len(), 4);

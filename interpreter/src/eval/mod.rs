@@ -975,6 +975,17 @@ impl<'a> Evaluator<'a> {
                 let Value::Place { addr, ty } = v else {
                     return Err(EvalError::Other("variant() needs an enum in memory".into()));
                 };
+                // A C-like enum (actix's `SignalKind`): the enumerator its value names.
+                if let TypeKind::CEnum { enumerators } = &self.ty(ty)?.kind {
+                    let value = self.to_int(&v)?;
+                    return enumerators
+                        .iter()
+                        .find(|(_, n)| *n == value)
+                        .map(|(name, _)| Value::Str(name.to_string().into()))
+                        .ok_or_else(|| {
+                            EvalError::Other(format!("{value} names no enumerator of this enum"))
+                        });
+                }
                 let (name, _) = self.active_variant(addr, ty)?;
                 Ok(Value::Str(name.into()))
             }
