@@ -278,11 +278,7 @@ fn active_variant<'v>(
         .clamp(1, 8) as usize;
     mem.read(addr.wrapping_add(discr.offset), &mut tag[..size])
         .ok()?;
-    let tag = u64::from_le_bytes(tag);
-    vp.variants
-        .iter()
-        .find(|v| v.discr_value == Some(tag))
-        .or_else(|| vp.variants.iter().find(|v| v.discr_value.is_none()))
+    vp.select(u64::from_le_bytes(tag)).map(|(_, v)| v)
 }
 
 /// Checks the pointers of the value at `addr` (of an enum, its active variant's); false

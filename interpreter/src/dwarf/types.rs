@@ -76,6 +76,16 @@ pub struct VariantPart {
     pub variants: Vec<Variant>,
 }
 
+impl VariantPart {
+    /// The variant a tag value selects: the one with that value, else the default one.
+    pub fn select(&self, tag: u64) -> Option<(usize, &Variant)> {
+        let all = || self.variants.iter().enumerate();
+        all()
+            .find(|(_, v)| v.discr_value == Some(tag))
+            .or_else(|| all().find(|(_, v)| v.discr_value.is_none()))
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Variant {
     /// The tag value selecting this variant; None marks the default (dataful) variant of a

@@ -1538,17 +1538,7 @@ impl<'a> Evaluator<'a> {
                 let mut buf = [0u8; 8];
                 self.read(addr.wrapping_add(d.offset), &mut buf[..size])?;
                 let tag = u64::from_le_bytes(buf);
-                let chosen = vp
-                    .variants
-                    .iter()
-                    .enumerate()
-                    .find(|(_, v)| v.discr_value == Some(tag))
-                    .or_else(|| {
-                        vp.variants
-                            .iter()
-                            .enumerate()
-                            .find(|(_, v)| v.discr_value.is_none())
-                    });
+                let chosen = vp.select(tag);
                 if self.recording.get() > 0 {
                     let explicit: smallvec::SmallVec<[u64; 4]> =
                         vp.variants.iter().filter_map(|v| v.discr_value).collect();
