@@ -16,7 +16,11 @@ fn frames(backtrace: &Value) -> Vec<&Value> {
     let mut out = Vec::new();
     for f in backtrace.as_array().map(Vec::as_slice).unwrap_or_default() {
         out.push(f);
-        for b in f["branches"].as_array().map(Vec::as_slice).unwrap_or_default() {
+        for b in f["branches"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+        {
             out.extend(frames(&b["backtrace"]));
         }
     }
@@ -58,8 +62,7 @@ fn actix_workers_and_handlers_match_ground_truth() {
                 let on = |kind: &str| {
                     rts.iter()
                         .find(|rt| {
-                            rt["kind"] == kind
-                                && rt["threads"].as_array().unwrap().contains(tid)
+                            rt["kind"] == kind && rt["threads"].as_array().unwrap().contains(tid)
                         })
                         .unwrap_or_else(|| panic!("{what}: no {kind} runtime on thread {tid}"))
                 };
@@ -86,7 +89,11 @@ fn actix_workers_and_handlers_match_ground_truth() {
             for h in d.truth["handlers"].as_array().unwrap() {
                 let (rt, task) = by_id(&h["task"]);
                 assert_eq!(rt["kind"], "local_set", "{what}: {h}");
-                assert_eq!(rt["threads"], serde_json::json!([h["thread"]]), "{what}: {h}");
+                assert_eq!(
+                    rt["threads"],
+                    serde_json::json!([h["thread"]]),
+                    "{what}: {h}"
+                );
                 let all = frames(&task["backtrace"]);
                 let at = all
                     .iter()
