@@ -12,7 +12,8 @@ pub mod eval;
 pub mod fleet;
 pub mod frame_scan;
 pub mod fuzzing;
-pub mod memory;
+/// The memory sources, from their own crate (the layer below this one).
+pub use layoutdump_dump as memory;
 pub mod progress;
 pub mod ptype;
 pub mod report;

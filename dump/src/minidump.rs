@@ -11,12 +11,14 @@ use minidump::{
     MinidumpThreadList, MinidumpThreadNames, system_info::Cpu,
 };
 
-use super::dump::{
+use crate::backing::Backing;
+use crate::dump::{
     BuildIdOrigin, CrashInfo, Dump, DumpError, DumpFormat, DumpParts, Mapping, Module, Registers,
     Thread,
 };
-use super::elf_core::path_from_bytes;
-use super::{Backing, Memory, Region, RegionMemory, RegionSource};
+use crate::elf_core::path_from_bytes;
+use crate::memory::Memory;
+use crate::regions::{Region, RegionMemory, RegionSource};
 
 const MAX_MAPS_LINES: usize = 1_000_000;
 const MAX_AUXV_ENTRIES: usize = 4096;

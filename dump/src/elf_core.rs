@@ -8,11 +8,13 @@ use object::LittleEndian as LE;
 use object::elf;
 use object::read::elf::{FileHeader, NoteIterator, ProgramHeader};
 
-use super::dump::{
+use crate::backing::Backing;
+use crate::dump::{
     BuildIdOrigin, CrashInfo, Dump, DumpError, DumpFormat, DumpParts, Mapping, Module, Registers,
     Thread,
 };
-use super::{Backing, Memory, Region, RegionMemory, RegionSource};
+use crate::memory::Memory;
+use crate::regions::{Region, RegionMemory, RegionSource};
 
 const MAX_PROGRAM_HEADERS: u32 = 1_000_000;
 const MAX_NOTES: usize = 100_000;

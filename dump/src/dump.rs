@@ -8,8 +8,10 @@ use std::path::{Path, PathBuf};
 use object::read::elf::NoteIterator;
 use object::{LittleEndian, Object, elf};
 
-use super::binary::image_fill;
-use super::{Backing, Memory, Region, RegionMemory};
+use crate::backing::Backing;
+use crate::binary::image_fill;
+use crate::memory::Memory;
+use crate::regions::{Region, RegionMemory};
 
 /// A GNU build id is 20 bytes (SHA-1) in practice; anything past this is not a build id.
 const MAX_BUILD_ID_LEN: usize = 64;
@@ -252,7 +254,7 @@ impl Dump {
         if data.starts_with(b"\x7fELF") {
             // e_type, little-endian, at offset 16; ET_CORE = 4.
             let kind = match data.get(16..18) {
-                Some([4, 0]) => return super::elf_core::read(path, data),
+                Some([4, 0]) => return crate::elf_core::read(path, data),
                 Some([2, 0]) => "executable",
                 Some([3, 0]) => "shared object or PIE executable",
                 Some([1, 0]) => "relocatable object",
@@ -264,7 +266,7 @@ impl Dump {
             });
         }
         if data.starts_with(b"MDMP") {
-            return super::minidump::read(path, data);
+            return crate::minidump::read(path, data);
         }
         let shown = data.get(..8).unwrap_or(&data);
         let found = if shown.is_empty() {
@@ -591,7 +593,7 @@ fn hex_spaced(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::memory::SliceMemory;
+    use crate::slice::SliceMemory;
 
     #[test]
     fn open_refuses_non_dumps_with_what_it_saw() {

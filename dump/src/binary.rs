@@ -9,8 +9,10 @@ use object::elf;
 use object::read::elf::{ElfFile64, FileHeader, ProgramHeader, Rela, SectionHeader, Sym};
 use object::{Object, ObjectSection, SymbolIndex};
 
-use super::dump::{BuildIdOrigin, Dump, build_ids_match, hex};
-use super::{Backing, Memory, MemoryError, apply_relocations, read_spans};
+use crate::backing::Backing;
+use crate::dump::{BuildIdOrigin, Dump, build_ids_match, hex};
+use crate::memory::{Memory, MemoryError};
+use crate::regions::{apply_relocations, read_spans};
 
 /// Where distributions install separate debug files; searched after the caller's dirs.
 pub const SYSTEM_DEBUG_DIR: &str = "/usr/lib/debug";
@@ -246,7 +248,7 @@ fn find_debug_file(
         }
     }
     if let Ok(Some((name, _crc))) = elf.gnu_debuglink() {
-        let name = super::elf_core::path_from_bytes(name);
+        let name = crate::elf_core::path_from_bytes(name);
         let exe_dir = path.parent().unwrap_or(Path::new("."));
         candidates.push(exe_dir.join(&name));
         candidates.push(exe_dir.join(".debug").join(&name));
