@@ -1,5 +1,5 @@
-//! layoutdump's engine: memory sources, the DWARF model, Rust value decoding, execution of
-//! compiled layouts against a dump, and report rendering.
+//! layoutdump's engine: Rust value decoding, execution of compiled layouts against a dump,
+//! and report rendering, over the memory and DWARF crates below it.
 
 pub mod analyze;
 pub mod backtrace;
@@ -7,19 +7,20 @@ pub mod check;
 pub mod crash;
 pub mod deferred;
 pub mod descent;
-pub mod dwarf;
+/// The binary's DWARF, from its own crate (the layer below this one).
+pub use layoutdump_dwarf as dwarf;
 pub mod eval;
 pub mod fleet;
 pub mod frame_scan;
 pub mod fuzzing;
 /// The memory sources, from their own crate (the layer below this one).
 pub use layoutdump_dump as memory;
-pub mod progress;
+pub use layoutdump_dwarf::progress;
 pub mod ptype;
 pub mod report;
 pub mod run;
 pub mod scan;
 pub mod shipped;
-mod sync;
-pub mod unwind;
+use layoutdump_dwarf::sync;
+pub use layoutdump_dwarf::unwind;
 pub mod usage;

@@ -10,6 +10,10 @@ mod reader;
 mod types;
 mod units;
 
+pub mod progress;
+pub mod sync;
+pub mod unwind;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -18,7 +22,8 @@ use memmap2::Mmap;
 use object::{Object, ObjectSection, ObjectSymbol};
 
 pub use index::NameIndex;
-pub(crate) use index_cache::fuzz_decode as fuzz_index_file;
+#[doc(hidden)]
+pub use index_cache::fuzz_decode as fuzz_index_file;
 pub use index_cache::{CacheKey, IndexCache};
 pub use lines::SourceLocation;
 pub use locals::{FrameRegs, Local};
@@ -405,7 +410,7 @@ mod tests {
     use object::{Object, ObjectSection};
 
     /// `fuzz/seeds/tiny.c` built with `gcc -g -O1 -gz=zlib`: every DWARF section compressed.
-    const TINY_ZLIB: &[u8] = include_bytes!("../../../fuzz/seeds/dwarf_load/seed-tiny-zlib");
+    const TINY_ZLIB: &[u8] = include_bytes!("../../fuzz/seeds/dwarf_load/seed-tiny-zlib");
 
     fn write_temp(name: &str, bytes: &[u8]) -> PathBuf {
         let path = std::env::temp_dir().join(format!("{name}.{}", std::process::id()));

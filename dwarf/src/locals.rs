@@ -8,7 +8,7 @@ use gimli::{AttributeValue, EvaluationResult, Location};
 
 use super::units::{attr_ref, attr_str, malformed};
 use super::{DebugInfo, DieId, DwarfError, LinkAddr, Reader};
-use crate::memory::Memory;
+use layoutdump_dump::Memory;
 
 /// Register values known in one frame (after unwinding only these are).
 #[derive(Debug, Clone, Copy)]

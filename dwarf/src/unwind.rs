@@ -10,8 +10,8 @@ use framehop::{ExplicitModuleSectionInfo, FrameAddress, Module, Unwinder};
 use memmap2::Mmap;
 use object::{Object, ObjectSection};
 
-use crate::dwarf::SectionBytes;
-use crate::memory::{Dump, Memory, Registers};
+use crate::SectionBytes;
+use layoutdump_dump::{Dump, Memory, Registers};
 
 /// Frames beyond this are not unwound: a corrupt stack must not loop for long.
 pub const MAX_FRAMES: usize = 256;

@@ -358,7 +358,7 @@ fn decode(file: Box<dyn AsRef<[u8]> + Send + Sync>, debug_info_len: u64) -> Opti
 /// For the `index_file` fuzz target: `data` as a cache file, its checksum and
 /// `.debug_info` size taken as right (so the fuzzer reaches the records, which a
 /// checksum would otherwise guard), then the lookups a run makes.
-pub(crate) fn fuzz_decode(data: &[u8]) {
+pub fn fuzz_decode(data: &[u8]) {
     let mut bytes = data.to_vec();
     if bytes.len() >= HEADER {
         let sum = checksum(&bytes[HEADER..]);
