@@ -13,16 +13,17 @@ use crate::{SkipReason, SkippedRegion};
 const EHDR_SIZE: u64 = 64;
 const PHDR_SIZE: u64 = 56;
 const SHDR_SIZE: u64 = 64;
-const PT_LOAD: u32 = 1;
-const PT_NOTE: u32 = 4;
+// The segment and note types, as the `object` crate defines them for the dump reader too.
+const PT_LOAD: u32 = object::elf::PT_LOAD.0;
+const PT_NOTE: u32 = object::elf::PT_NOTE.0;
 /// `e_phnum` value meaning "the real count is in section header 0's `sh_info`".
-const PN_XNUM: u64 = 0xffff;
-const NT_PRSTATUS: u32 = 1;
-const NT_SIGINFO: u32 = 0x5349_4749;
-const NT_FPREGSET: u32 = 2;
-const NT_PRPSINFO: u32 = 3;
-const NT_AUXV: u32 = 6;
-const NT_FILE: u32 = 0x4649_4c45;
+const PN_XNUM: u64 = object::elf::PN_XNUM as u64;
+const NT_PRSTATUS: u32 = object::elf::NT_PRSTATUS.0;
+const NT_SIGINFO: u32 = object::elf::NT_SIGINFO.0;
+const NT_FPREGSET: u32 = object::elf::NT_FPREGSET.0;
+const NT_PRPSINFO: u32 = object::elf::NT_PRPSINFO.0;
+const NT_AUXV: u32 = object::elf::NT_AUXV.0;
+const NT_FILE: u32 = object::elf::NT_FILE.0;
 /// Linux's USER_HZ, the unit of /proc/PID/stat times; fixed at 100 on x86_64.
 const USER_HZ: u64 = 100;
 const PRSTATUS_SIZE: usize = 336;

@@ -183,11 +183,14 @@ pub enum DumpError {
         source: io::Error,
     },
     #[error(
-        "{} is not a crash dump: it starts with {found}; expected an ELF core file \
-         (7f 45 4c 46 \"\\x7fELF\", type ET_CORE) or a minidump (4d 44 4d 50 \"MDMP\")",
+        "{} is not a crash dump: it starts with {found}; expected {expected}",
         path.display()
     )]
-    NotADump { path: PathBuf, found: String },
+    NotADump {
+        path: PathBuf,
+        found: String,
+        expected: String,
+    },
     #[error(
         "{} is an ELF {kind}, not a core dump: pass a core (from the kernel or gdb's \
          `gcore`) or a minidump, and give a program with --binary",
@@ -251,33 +254,7 @@ impl Dump {
     }
 
     fn from_backing(path: &Path, data: Backing) -> Result<Dump, DumpError> {
-        if data.starts_with(b"\x7fELF") {
-            // e_type, little-endian, at offset 16; ET_CORE = 4.
-            let kind = match data.get(16..18) {
-                Some([4, 0]) => return crate::elf_core::read(path, data),
-                Some([2, 0]) => "executable",
-                Some([3, 0]) => "shared object or PIE executable",
-                Some([1, 0]) => "relocatable object",
-                _ => "file of unknown type",
-            };
-            return Err(DumpError::NotACore {
-                path: path.to_owned(),
-                kind: kind.to_owned(),
-            });
-        }
-        if data.starts_with(b"MDMP") {
-            return crate::minidump::read(path, data);
-        }
-        let shown = data.get(..8).unwrap_or(&data);
-        let found = if shown.is_empty() {
-            "nothing (the file is empty)".to_owned()
-        } else {
-            format!("bytes {}", hex_spaced(shown))
-        };
-        Err(DumpError::NotADump {
-            path: path.to_owned(),
-            found,
-        })
+        crate::reader::read(path, data)
     }
 
     /// Builds the dump from a reader's parts: build ids from the dump's own bytes, then file
@@ -582,7 +559,7 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
     s
 }
 
-fn hex_spaced(bytes: &[u8]) -> String {
+pub(crate) fn hex_spaced(bytes: &[u8]) -> String {
     bytes
         .iter()
         .map(|b| format!("{b:02x}"))

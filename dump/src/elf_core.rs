@@ -52,6 +52,34 @@ struct Notes {
     crash: Option<CrashInfo>,
 }
 
+/// ELF cores: `ET_CORE` files. Other ELF files are named for what they are.
+pub(crate) struct ElfCoreReader;
+
+impl crate::reader::DumpReader for ElfCoreReader {
+    fn name(&self) -> &'static str {
+        "an ELF core file (7f 45 4c 46 \"\\x7fELF\", type ET_CORE)"
+    }
+
+    fn sniff(&self, data: &[u8]) -> crate::reader::Sniff {
+        use crate::reader::Sniff;
+        if !data.starts_with(b"\x7fELF") {
+            return Sniff::Other;
+        }
+        // e_type, little-endian, at offset 16; ET_CORE = 4.
+        match data.get(16..18) {
+            Some([4, 0]) => Sniff::Dump,
+            Some([2, 0]) => Sniff::NotADump("executable"),
+            Some([3, 0]) => Sniff::NotADump("shared object or PIE executable"),
+            Some([1, 0]) => Sniff::NotADump("relocatable object"),
+            _ => Sniff::NotADump("file of unknown type"),
+        }
+    }
+
+    fn read(&self, path: &Path, data: Backing) -> Result<Dump, DumpError> {
+        read(path, data)
+    }
+}
+
 pub(crate) fn read(path: &Path, data: Backing) -> Result<Dump, DumpError> {
     let bytes: &[u8] = &data;
     let size = bytes.len() as u64;

@@ -9,6 +9,7 @@ mod elf_core;
 pub mod memory;
 mod minidump;
 pub mod prefetch;
+mod reader;
 pub mod regions;
 mod resident;
 pub mod slice;

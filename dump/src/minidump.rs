@@ -40,6 +40,27 @@ struct MapsLine {
     path: Option<PathBuf>,
 }
 
+/// Minidumps: files that start with `MDMP`.
+pub(crate) struct MinidumpReader;
+
+impl crate::reader::DumpReader for MinidumpReader {
+    fn name(&self) -> &'static str {
+        "a minidump (4d 44 4d 50 \"MDMP\")"
+    }
+
+    fn sniff(&self, data: &[u8]) -> crate::reader::Sniff {
+        if data.starts_with(b"MDMP") {
+            crate::reader::Sniff::Dump
+        } else {
+            crate::reader::Sniff::Other
+        }
+    }
+
+    fn read(&self, path: &Path, data: Backing) -> Result<Dump, DumpError> {
+        read(path, data)
+    }
+}
+
 pub(crate) fn read(path: &Path, data: Backing) -> Result<Dump, DumpError> {
     let mut warnings = Vec::new();
     let parsed = {
