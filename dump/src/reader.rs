@@ -1,6 +1,6 @@
 //! The dump formats layoutdump reads, each one a `DumpReader`: recognised by its first
-//! bytes, read into a `Dump`. A new format is one file implementing it and one line in
-//! `READERS`.
+//! bytes, read into a `Dump`. A new format is one file implementing it, its line in
+//! `READERS` and its `DumpFormat` variant (what the report calls it).
 
 use std::path::Path;
 
