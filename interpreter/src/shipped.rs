@@ -5,41 +5,8 @@ use std::path::{Path, PathBuf};
 
 use layoutdump_lang::{Loader, SourceFile};
 
-/// (name, text) of every shipped layout.
-pub const SHIPPED: &[(&str, &str)] = &[
-    ("std", include_str!("../../layouts/std.layout")),
-    ("tokio", include_str!("../../layouts/tokio.layout")),
-    ("futures", include_str!("../../layouts/futures.layout")),
-    ("tracing", include_str!("../../layouts/tracing.layout")),
-    ("hyper", include_str!("../../layouts/hyper.layout")),
-    ("tower", include_str!("../../layouts/tower.layout")),
-    ("tonic", include_str!("../../layouts/tonic.layout")),
-    ("actix", include_str!("../../layouts/actix.layout")),
-    (
-        "async_executor",
-        include_str!("../../layouts/async_executor.layout"),
-    ),
-    // async-std before smol: both find an async-std program's executor, and auto-detection
-    // keeps the first report of a runtime (async-std's has task ids and names).
-    ("async-std", include_str!("../../layouts/async-std.layout")),
-    ("smol", include_str!("../../layouts/smol.layout")),
-    (
-        "futures-executor",
-        include_str!("../../layouts/futures-executor.layout"),
-    ),
-];
-
-/// Layouts that describe combinators or std types, used by others, not run on their own.
-const LIBRARIES: &[&str] = &[
-    "std",
-    "futures",
-    "tracing",
-    "hyper",
-    "tower",
-    "tonic",
-    "actix",
-    "async_executor",
-];
+use layoutdump_layouts::LIBRARIES;
+pub use layoutdump_layouts::SHIPPED;
 
 /// Layouts a user can run by name (std is a prelude, not a runtime).
 pub fn runnable() -> impl Iterator<Item = &'static str> {

@@ -20,26 +20,7 @@ impl Loader for Files {
 }
 
 fn shipped() -> Files {
-    Files(vec![
-        ("std", include_str!("../../layouts/std.layout")),
-        ("tokio", include_str!("../../layouts/tokio.layout")),
-        ("futures", include_str!("../../layouts/futures.layout")),
-        ("tracing", include_str!("../../layouts/tracing.layout")),
-        ("hyper", include_str!("../../layouts/hyper.layout")),
-        ("tower", include_str!("../../layouts/tower.layout")),
-        ("tonic", include_str!("../../layouts/tonic.layout")),
-        ("actix", include_str!("../../layouts/actix.layout")),
-        (
-            "async_executor",
-            include_str!("../../layouts/async_executor.layout"),
-        ),
-        ("smol", include_str!("../../layouts/smol.layout")),
-        ("async-std", include_str!("../../layouts/async-std.layout")),
-        (
-            "futures-executor",
-            include_str!("../../layouts/futures-executor.layout"),
-        ),
-    ])
+    Files(layoutdump_layouts::SHIPPED.to_vec())
 }
 
 #[test]
