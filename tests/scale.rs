@@ -87,7 +87,7 @@ fn group_ten_thousand_tasks_into_their_four_states() {
 fn tasks_read_while_writing_give_the_same_report() {
     use layoutdump_interpreter::analyze::{Options, analyze};
     let d = fixture_dumps("tokio-many", Profile::Dev);
-    let program = layoutdump_interpreter::shipped::compile_layout("tokio").unwrap();
+    let program = layoutdump_interpreter::layout_loader::compile_layout("tokio").unwrap();
     let write = |defer_tasks: bool| {
         let opts = Options {
             defer_tasks,
@@ -191,7 +191,7 @@ fn a_failing_writer_stops_the_reading() {
         }
     }
     let d = fixture_dumps("tokio-many", Profile::Dev);
-    let program = layoutdump_interpreter::shipped::compile_layout("tokio").unwrap();
+    let program = layoutdump_interpreter::layout_loader::compile_layout("tokio").unwrap();
     let opts = Options {
         defer_tasks: true,
         ..Options::default()

@@ -364,7 +364,7 @@ fn full_features_release_minidump() {
 fn compact_json_of_every_task_is_serde_json() {
     use layoutdump_interpreter::analyze::{Options, analyze};
     use layoutdump_interpreter::report::json_task::write_task;
-    let program = layoutdump_interpreter::shipped::compile_layout("tokio").unwrap();
+    let program = layoutdump_interpreter::layout_loader::compile_layout("tokio").unwrap();
     let (mut tasks, mut branches) = (0, 0);
     for profile in [Profile::Dev, Profile::Release] {
         for name in ["tokio-tasks", "tokio-full"] {

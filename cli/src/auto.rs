@@ -6,8 +6,8 @@ use std::path::Path;
 
 use anyhow::Result;
 use layoutdump_interpreter::analyze::{Options, Outcome, analyze};
+use layoutdump_interpreter::layout_loader::{compile_layout, runnable};
 use layoutdump_interpreter::report::Report;
-use layoutdump_interpreter::shipped::{compile_layout, runnable};
 
 pub fn analyze_layout(layout: &str, dump: &Path, opts: &Options) -> Result<(Report, Outcome)> {
     if layout != "auto" {

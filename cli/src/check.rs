@@ -8,8 +8,8 @@ use anyhow::Result;
 use clap::Parser;
 use layoutdump_interpreter::check::check_against;
 use layoutdump_interpreter::dwarf::{DebugInfo, IndexCache};
+use layoutdump_interpreter::layout_loader::compile_layout;
 use layoutdump_interpreter::memory::BinaryImage;
-use layoutdump_interpreter::shipped::compile_layout;
 
 #[derive(Parser, Debug)]
 pub struct CheckArgs {

@@ -11,8 +11,8 @@ use anyhow::{Context, Result, bail};
 use clap::Parser;
 use layoutdump_capture::{CaptureFormat, CaptureOptions, capture};
 use layoutdump_interpreter::analyze::{Options, analyze};
+use layoutdump_interpreter::layout_loader::compile_layout;
 use layoutdump_interpreter::report::{TextOptions, render_text};
-use layoutdump_interpreter::shipped::compile_layout;
 
 #[derive(Parser, Debug)]
 pub struct DemoArgs {

@@ -15,9 +15,9 @@ use clap::{Parser, Subcommand, ValueEnum};
 use layoutdump_interpreter::analyze::{Options, Outcome};
 use layoutdump_interpreter::dwarf::IndexCache;
 use layoutdump_interpreter::eval::Limits;
-use layoutdump_interpreter::report::triage::{self, TaskFilter};
+use layoutdump_interpreter::layout_loader::compile_layout;
+use layoutdump_interpreter::report::task_views::{self, TaskFilter};
 use layoutdump_interpreter::report::{Report, TextOptions, write_text};
-use layoutdump_interpreter::shipped::compile_layout;
 
 /// Async task backtraces for any Rust executor, from crash dumps and DWARF.
 ///
@@ -290,7 +290,7 @@ fn run(mut args: RunArgs) -> Result<ExitCode> {
     if args.dump.is_none() && args.pid.is_none() {
         let is_layout = args.layout.ends_with(".layout")
             || args.layout == "auto"
-            || layoutdump_interpreter::shipped::runnable().any(|n| n == args.layout);
+            || layoutdump_interpreter::layout_loader::runnable().any(|n| n == args.layout);
         if is_layout {
             anyhow::bail!(
                 "give a dump file, or --pid PID (e.g. `layoutdump run {} crash.core`)",
@@ -332,7 +332,7 @@ fn run(mut args: RunArgs) -> Result<ExitCode> {
     };
     filter.apply(&mut report);
     if let Some(GraphFormat::Dot) = args.graph {
-        write_out(&triage::to_dot(&report), args.output.as_deref())?;
+        write_out(&task_views::to_dot(&report), args.output.as_deref())?;
         return Ok(exit_code(outcome));
     }
     if args.group {
@@ -508,10 +508,10 @@ fn capture(args: CaptureArgs) -> Result<ExitCode> {
 }
 
 fn triage_command(args: TriageArgs) -> Result<ExitCode> {
-    use layoutdump_interpreter::fleet;
+    use layoutdump_interpreter::triage;
     use std::io::IsTerminal;
     let program = compile_layout(&args.layout).map_err(anyhow::Error::msg)?;
-    let dumps = fleet::expand(&args.dumps).context("cannot list the dumps")?;
+    let dumps = triage::expand(&args.dumps).context("cannot list the dumps")?;
     if dumps.is_empty() {
         anyhow::bail!("no dump files in {:?}", args.dumps);
     }
@@ -530,7 +530,7 @@ fn triage_command(args: TriageArgs) -> Result<ExitCode> {
             eprint!("\r[{done}/{total}] dumps analyzed");
         }
     };
-    let groups = fleet::triage(&program, &dumps, &opts, &progress);
+    let groups = triage::triage(&program, &dumps, &opts, &progress);
     if tty && started.elapsed().as_secs_f32() > 1.0 {
         eprintln!();
     }
@@ -576,7 +576,7 @@ fn types_command(args: TypesArgs) -> Result<ExitCode> {
         std::io::IsTerminal::is_terminal(&std::io::stderr()),
     )?;
     let (text, total) =
-        layoutdump_interpreter::ptype::describe_types(&dbg, &args.pattern, args.max);
+        layoutdump_interpreter::type_layout::describe_types(&dbg, &args.pattern, args.max);
     let mut out = text;
     if total == 0 {
         out.push_str(&format!("no type name contains {:?}\n", args.pattern));

@@ -333,7 +333,7 @@ pub fn analyze_dump(
     }
     report.runtimes = findings.runtimes;
     if report.runtimes.iter().any(|r| r.pending.is_some()) {
-        let reader = Arc::new(crate::deferred::TaskReader {
+        let reader = Arc::new(crate::task_stream::TaskReader {
             program: Arc::new(program.clone()),
             dbg: dbg.clone(),
             dump: dump.clone(),
@@ -371,7 +371,7 @@ pub fn analyze_dump(
     let cycles = if report.runtimes.iter().any(|r| r.pending.is_some()) {
         Vec::new()
     } else {
-        use crate::report::triage::{WaitFacts, await_line, deadlock_warnings};
+        use crate::report::task_views::{WaitFacts, await_line, deadlock_warnings};
         let at = |id: u64| report.task_by_id(id).and_then(|t| await_line(&t));
         deadlock_warnings(&WaitFacts::of(&report), at)
     };

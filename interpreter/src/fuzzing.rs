@@ -47,7 +47,7 @@ pub fn dwarf_load(path: &Path) {
         return;
     };
     // Every named type, decoded (bounded: the fuzzer wants many inputs, not one deep one).
-    let _ = crate::ptype::describe_types(&dbg, "", 64);
+    let _ = crate::type_layout::describe_types(&dbg, "", 64);
     for addr in (0..64u64).map(|i| 0x1000 + i * 0x10) {
         let _ = dbg.location_at(LinkAddr(addr));
         let _ = dbg.frames_at(LinkAddr(addr));
@@ -88,7 +88,7 @@ impl MutatedDumps {
         dump: &Path,
         binary: Option<std::path::PathBuf>,
     ) -> Result<MutatedDumps, String> {
-        let program = crate::shipped::compile_layout(layout)?;
+        let program = crate::layout_loader::compile_layout(layout)?;
         let base = std::fs::read(dump).map_err(|e| format!("{}: {e}", dump.display()))?;
         let opts = crate::analyze::Options {
             binary,

@@ -5,22 +5,22 @@ pub mod analyze;
 pub mod backtrace;
 pub mod check;
 pub mod crash;
-pub mod deferred;
 pub mod descent;
+pub mod task_stream;
 /// The binary's DWARF, from its own crate (the layer below this one).
 pub use layoutdump_dwarf as dwarf;
 pub mod eval;
-pub mod fleet;
 pub mod frame_scan;
 pub mod fuzzing;
+pub mod triage;
 /// The memory sources, from their own crate (the layer below this one).
 pub use layoutdump_dump as memory;
 pub use layoutdump_dwarf::progress;
-pub mod ptype;
+pub mod layout_loader;
 pub mod report;
 pub mod run;
 pub mod scan;
-pub mod shipped;
+pub mod type_layout;
 use layoutdump_dwarf::sync;
 pub use layoutdump_dwarf::unwind;
-pub mod usage;
+pub mod explain;

@@ -9,13 +9,13 @@ use std::sync::Arc;
 
 use layoutdump_lang::program::{RootKind, Rule, RuleKind};
 
-use crate::deferred::{Listed, Listing, Pending, PendingTask, drop_on_every_thread};
 use crate::dwarf::{DebugInfo, FrameRegs, LinkAddr, VarLocation};
 use crate::eval::{EvalError, Evaluator, Limits, Members, Value};
 use crate::memory::Memory;
 use crate::report::{
     BlockOnReport, FieldValue, Fields, FutureRef, Hex, Map, RuntimeReport, TaskReport,
 };
+use crate::task_stream::{Listed, Listing, Pending, PendingTask, drop_on_every_thread};
 use crate::unwind::Frame;
 
 /// A thread as a root needs it.
@@ -46,7 +46,7 @@ pub struct Findings {
     /// The root members evaluated on each thread (`current_task`, …).
     pub thread_fields: BTreeMap<u32, Fields>,
     pub warnings: Vec<String>,
-    pub usage: crate::usage::Usage,
+    pub usage: crate::explain::Usage,
     /// (runtime, task) addresses already reported: one hash lookup per task instead of a
     /// search of the runtime's list, which made 100k tasks take 40 s. A runtime whose
     /// tasks are pending is not in it (its duplicates go after sorting): a scan candidate
@@ -93,7 +93,7 @@ pub fn run(
     let mut frame_notes = Vec::new();
     for (root_index, root) in program.roots.iter().enumerate() {
         let here = program.location(root.span);
-        let record = |f: &mut dyn FnMut(&mut crate::usage::RootUse)| {
+        let record = |f: &mut dyn FnMut(&mut crate::explain::RootUse)| {
             if let Some(u) = ev.usage.borrow_mut().roots.get_mut(root_index) {
                 f(u)
             }
@@ -1270,8 +1270,8 @@ mod sort_tests {
     #[test]
     fn listed_tasks_are_ordered_and_each_kept_once() {
         use super::sort_listed;
-        use crate::deferred::{Listed, PendingTask};
         use crate::eval::Value;
+        use crate::task_stream::{Listed, PendingTask};
         let pending = |id: Option<u64>, address: u64| {
             Some(PendingTask {
                 id,

@@ -46,7 +46,7 @@ fn debug_info() -> &'static DebugInfo {
 struct NoUse;
 impl Loader for NoUse {
     fn load(&self, name: &str) -> Result<SourceFile, String> {
-        layoutdump_interpreter::shipped::LayoutLoader { dir: None }.load(name)
+        layoutdump_interpreter::layout_loader::LayoutLoader { dir: None }.load(name)
     }
 }
 

@@ -70,7 +70,7 @@ pub struct Evaluator<'a> {
     /// Problems that did not stop evaluation (a list cut short), in order.
     pub warnings: RefCell<Vec<String>>,
     /// What each root and rule found, for `check --explain`.
-    pub usage: RefCell<crate::usage::Usage>,
+    pub usage: RefCell<crate::explain::Usage>,
     /// The rhai engine, made at the first hook call.
     hooks: std::cell::OnceCell<hook::HookEngine>,
     cache: cache::Caches,
@@ -110,7 +110,7 @@ impl<'a> Seed<'a> {
 /// What a worker's evaluator gathered for the run (see `Evaluator::drain`).
 pub struct Spent {
     pub(crate) warnings: Vec<String>,
-    usage: crate::usage::Usage,
+    usage: crate::explain::Usage,
     pub(crate) steps: u64,
     pub(crate) printed: Vec<String>,
 }
@@ -177,7 +177,7 @@ impl<'a> Evaluator<'a> {
             depth: Cell::new(0),
             warnings: RefCell::new(Vec::new()),
             hooks: std::cell::OnceCell::new(),
-            usage: RefCell::new(crate::usage::Usage::new(program)),
+            usage: RefCell::new(crate::explain::Usage::new(program)),
             cache: cache::Caches::default(),
             absorbed_printed: RefCell::new(Vec::new()),
             recorder: RefCell::new(Default::default()),
@@ -331,7 +331,7 @@ impl<'a> Evaluator<'a> {
             warnings: std::mem::take(&mut *self.warnings.borrow_mut()),
             usage: std::mem::replace(
                 &mut *self.usage.borrow_mut(),
-                crate::usage::Usage::new(self.program),
+                crate::explain::Usage::new(self.program),
             ),
             steps: self.steps.replace(0),
             printed: self

@@ -14,7 +14,7 @@ use serde::ser::SerializeSeq;
 
 use super::serialize::Sink;
 use super::{Report, RuntimeReport, TaskReport, json_task};
-use crate::deferred::Pending;
+use crate::task_stream::Pending;
 
 /// Tasks already read, rendered per window (each worker takes a share of a window).
 pub(crate) const WINDOW: usize = 8192;
@@ -200,7 +200,7 @@ mod tests {
     /// listed (id and address), after the tasks already read.
     #[test]
     fn pending_tasks_without_a_reader_are_listed_in_every_format() {
-        use crate::deferred::Pending;
+        use crate::task_stream::Pending;
         let mut r = report(1);
         r.runtimes[0].pending = Some(Pending::unread(7, 0x70));
         let mut json = Vec::new();

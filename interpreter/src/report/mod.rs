@@ -5,8 +5,8 @@ mod json;
 pub mod json_task;
 mod map;
 mod serialize;
+pub mod task_views;
 mod text;
-pub mod triage;
 mod yaml;
 
 use std::sync::Arc;
@@ -88,7 +88,7 @@ pub struct Report {
     /// future that an optimized build keeps only in a register.
     pub notes: Vec<String>,
     /// What each root and rule of the layout found (`check --explain`); not in the output.
-    pub usage: Option<crate::usage::Usage>,
+    pub usage: Option<crate::explain::Usage>,
     /// How long each phase took (`--timings`); not in the output.
     pub timings: crate::progress::Timings,
 }
@@ -129,9 +129,9 @@ pub struct RuntimeReport {
     /// The tasks read (all of them, unless `pending` is set).
     pub tasks: Vec<TaskReport>,
     /// Tasks listed but read only as the report is written (JSON output), after `tasks`.
-    pub pending: Option<crate::deferred::Pending>,
+    pub pending: Option<crate::task_stream::Pending>,
     /// With `--group`: the tasks grouped by identical async stacks, most common first.
-    pub groups: Option<Vec<triage::TaskGroup>>,
+    pub groups: Option<Vec<task_views::TaskGroup>>,
     /// Other members of the layout's runtime rule, by name.
     pub fields: Fields,
     /// Members that could not be read, with the reason.
@@ -569,7 +569,7 @@ impl Report {
         for rt in &mut self.runtimes {
             match rt.pending.as_mut() {
                 Some(p) if p.reader.is_some() => {
-                    let grouper = Arc::new(std::sync::Mutex::new(triage::Grouper::default()));
+                    let grouper = Arc::new(std::sync::Mutex::new(task_views::Grouper::default()));
                     p.grouper = Some(grouper.clone());
                     if read_now && let Some(reader) = p.reader.clone() {
                         let _: Result<(), std::convert::Infallible> =
@@ -579,7 +579,7 @@ impl Report {
                         rt.groups = Some(crate::sync::lock(&grouper).groups());
                     }
                 }
-                _ => rt.groups = Some(triage::group_tasks(&rt.tasks)),
+                _ => rt.groups = Some(task_views::group_tasks(&rt.tasks)),
             }
         }
     }
@@ -605,8 +605,8 @@ impl Report {
             facts.add(t);
         }
         // The tasks of a cycle are read again for their await lines: cycles are few.
-        let at = |id: u64| self.task_by_id(id).and_then(|t| triage::await_line(&t));
-        warnings.extend(triage::deadlock_warnings(&facts, at));
+        let at = |id: u64| self.task_by_id(id).and_then(|t| task_views::await_line(&t));
+        warnings.extend(task_views::deadlock_warnings(&facts, at));
         let mut notes = self.notes.clone();
         notes.extend(late.notes);
         (warnings, notes)
@@ -633,8 +633,8 @@ impl Report {
 
     /// What reading the pending tasks found (warnings, unavailable facts, which task
     /// waits for which); empty until they are written.
-    pub fn late_findings(&self) -> crate::deferred::LateFindings {
-        let mut all = crate::deferred::LateFindings::default();
+    pub fn late_findings(&self) -> crate::task_stream::LateFindings {
+        let mut all = crate::task_stream::LateFindings::default();
         let mut seen = Vec::new();
         for p in self.runtimes.iter().filter_map(|r| r.pending.as_ref()) {
             let Some(reader) = &p.reader else { continue };

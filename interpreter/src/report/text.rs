@@ -406,7 +406,7 @@ fn frames(s: &mut String, indent: &str, backtrace: &[AwaitFrame], opts: TextOpti
 }
 
 /// One group: how many tasks, which ids (the first few), and their shared stack.
-fn group(s: &mut String, g: &super::triage::TaskGroup) {
+fn group(s: &mut String, g: &super::task_views::TaskGroup) {
     let ids: Vec<String> = g.task_ids.iter().take(12).map(|i| i.to_string()).collect();
     let more = if g.task_ids.len() > 12 {
         format!(", … ({} more)", g.task_ids.len() - 12)

@@ -149,7 +149,7 @@ struct Chunk {
     error: Option<io::Error>,
 }
 
-impl crate::deferred::Rendered for Chunk {
+impl crate::task_stream::Rendered for Chunk {
     fn clear(&mut self) {
         self.yaml.clear();
         self.error = None;
@@ -176,7 +176,7 @@ mod tests {
         AwaitFrame, BlockedOn, Branch, DumpInfo, FieldValue, Fields, FrameHead, FutureRef, Hex,
         LayoutInfo, Report, RuntimeReport, SourceRef, TaskReport,
     };
-    use crate::deferred::Pending;
+    use crate::task_stream::Pending;
 
     /// Strings libyaml quotes, folds into blocks or escapes, at every depth they occur.
     const AWKWARD: [&str; 12] = [

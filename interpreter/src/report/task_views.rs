@@ -1,4 +1,4 @@
-//! Triage at scale: filtering tasks (`--state`, `--task`, `--match`), grouping tasks whose
+//! Views of a report's tasks: filtering them (`--state`, `--task`, `--match`), grouping tasks whose
 //! async stacks are the same (`--group`), and the wait-for graph (`--graph dot`) with its
 //! cycles, which are possible deadlocks.
 

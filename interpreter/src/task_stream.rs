@@ -16,8 +16,8 @@ use layoutdump_lang::Program;
 use crate::dwarf::{DebugInfo, DieId};
 use crate::eval::{EvalError, Evaluator, Limits, Spent, Value};
 use crate::memory::Dump;
-use crate::report::triage::WaitFacts;
-use crate::report::triage::{GroupKey, Grouper, group_key};
+use crate::report::task_views::WaitFacts;
+use crate::report::task_views::{GroupKey, Grouper, group_key};
 use crate::report::{Hex, TaskReport};
 use crate::sync::lock;
 

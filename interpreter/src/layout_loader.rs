@@ -1,5 +1,5 @@
-//! The layouts shipped in layouts/, embedded in the binary so that `layoutdump run tokio`
-//! works anywhere; and the loader that resolves `use NAME` to them or to files.
+//! A layout argument resolved: a shipped layout's name (the table is `layoutdump-layouts`,
+//! embedded in the binary) or a file; and the loader that resolves `use NAME` the same way.
 
 use std::path::{Path, PathBuf};
 
