@@ -1,5 +1,5 @@
-//! Each crate's README maps every one of its source files: a file added without a line
-//! there fails, naming the crate and the file.
+//! Each crate's README maps every one of its source files, and each file's header says its
+//! job in at most three lines (a crate's `lib.rs`, its documentation, excepted).
 
 mod common;
 
@@ -43,4 +43,22 @@ fn every_crate_readme_names_every_source_file() {
         missing.is_empty(),
         "not named in their crate's README.md: {missing:?}"
     );
+}
+
+#[test]
+fn every_file_header_is_at_most_three_lines() {
+    let mut long = Vec::new();
+    for name in MAPPED.iter().chain(&["lang", "cli"]) {
+        let root = common::root().join(name);
+        let mut files = Vec::new();
+        sources(&root, &root.join("src"), &mut files);
+        for f in files.iter().filter(|f| !f.ends_with("lib.rs")) {
+            let text = std::fs::read_to_string(root.join(f)).expect("a source file");
+            let header = text.lines().take_while(|l| l.starts_with("//!")).count();
+            if header > 3 {
+                long.push(format!("{name}/{f}: {header} lines"));
+            }
+        }
+    }
+    assert!(long.is_empty(), "file headers over three lines: {long:?}");
 }

@@ -1,12 +1,6 @@
 //! Code address → the functions there (inlined calls expanded) with their file:line, from
-//! the name index and the one unit that holds the code. addr2line, used before, answers
-//! the same but first parses every unit of the binary (0.25–0.4 s for a 230 MiB-DWARF
-//! service, the longest phase of a run whose index comes from the cache); this reads the
-//! function's own DIE subtree and its unit's line program, each once. Names, paths and
-//! lines are made as addr2line makes them (linkage name demangled without its hash, else
-//! the name; path = compilation dir, then directory, then file, an absolute part
-//! replacing what came before): on every thread of every fixture dump both gave the same
-//! frames wherever addr2line found any.
+//! the name index and the one unit that holds the code: its DIE subtree and line program,
+//! each read once. Names, paths and lines are made as addr2line makes them.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -1,12 +1,6 @@
-//! The name index: every named type, function and global variable by qualified Rust path
-//! (`tokio::runtime::task::core::Header`), and every function's code ranges. Built once per
-//! binary, one compilation unit per rayon job, then merged — or read back from the on-disk
-//! cache (`index_cache.rs`), which stores exactly these arrays.
-//!
-//! All names live in one arena string; entries are fixed-size records pointing into it.
-//! A large service binary has millions of named DIEs: one allocation per name (as a map
-//! of `Arc<str>` had) cost more than reading the DWARF, and freeing them a third of a
-//! second at exit. Records are also what the cache writes and reads without parsing.
+//! The name index: every named type, function and global by qualified Rust path, and every
+//! function's code ranges; built in parallel per unit, or read back from `index_cache.rs`.
+//! All names live in one arena string, entries are fixed-size records pointing into it.
 
 use std::sync::Arc;
 

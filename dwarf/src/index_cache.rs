@@ -1,17 +1,6 @@
-//! The on-disk cache of name indexes, so that a second run on the same binary skips the
-//! walk over its DWARF (0.8 s for a service binary with 182 MiB of it; tens of ms to
-//! read back).
-//!
-//! One file per binary, named by its build id (or, without one, by a hash of its path,
-//! size and modification time), under `$LAYOUTDUMP_CACHE_DIR`, else
-//! `$XDG_CACHE_HOME/layoutdump`, else `~/.cache/layoutdump`. A file holds the index's
-//! arrays as they are in memory, little-endian, after a header with their lengths, the
-//! size of the `.debug_info` it was built from and a checksum of the rest.
-//!
-//! Safe against concurrent runs: a file is written under a temporary name and renamed
-//! into place, so a reader sees a whole file or none. Safe against corrupt files: one
-//! whose magic, lengths, checksum or ordering is wrong is ignored and rebuilt, and a
-//! span that would not lie inside the names reads as empty, never out of bounds.
+//! The on-disk cache of name indexes, one file per binary (by build id) under
+//! `$LAYOUTDUMP_CACHE_DIR`, `$XDG_CACHE_HOME/layoutdump` or `~/.cache/layoutdump`:
+//! written under a temporary name and renamed; a corrupt file is ignored and rebuilt.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -1,7 +1,5 @@
-//! Where a long analysis is, for a person watching a terminal: phase timings (the
-//! `--timings` flag, which the benchmark reads) and a progress line while a large task
-//! list is read. Progress goes to stderr only when asked for (the CLI asks when stderr is
-//! a terminal) and only once a phase has taken a second, so small runs stay quiet.
+//! Where a long analysis is, for a person at a terminal: phase timings (`--timings`) and a
+//! progress line on stderr, only when asked for and only once a phase has taken a second.
 
 use std::io::Write;
 use std::sync::Mutex;

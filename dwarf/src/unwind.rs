@@ -1,7 +1,6 @@
-//! Stack unwinding of a dump's threads (x86_64): framehop over each module's `.eh_frame`
-//! (CFI), with its frame-pointer fallback. Gives, per frame, the code address and the
-//! registers known there (pc, sp, bp) plus the frame's CFA, which is what DWARF location
-//! expressions of locals need. Modules are the files the dump maps, read memory-mapped.
+//! Stack unwinding of a dump's threads (x86_64): framehop over each module's `.eh_frame`,
+//! with its frame-pointer fallback; per frame the code address, the registers known there
+//! and the CFA, which DWARF locations of locals need.
 
 use std::sync::Arc;
 

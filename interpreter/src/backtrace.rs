@@ -1,8 +1,6 @@
-//! Async backtraces: from a task's root future down to the future it is waiting on.
-//! Runtime-independent: async fns and blocks are decoded from DWARF alone (coroutine
-//! state -> the `SuspendN` variant's await line -> its `__awaitee`); every other future is
-//! seen through the layout's `future` rules and views; the innermost one is matched
-//! against `leaf` rules to say what the task is blocked on.
+//! Async backtraces, from a task's root future down to what it waits on: async fns from
+//! DWARF alone (state → await line → awaitee), other futures through `future` rules or
+//! generic descent, the innermost matched against `leaf` rules.
 
 use std::sync::Arc;
 

@@ -1,16 +1,14 @@
-//! A future that an optimized build keeps no location for (`Runtime::block_on`'s `f`,
-//! optimized out in release), found in its frame's stack: every aligned slot is tried as
-//! a value of the future's type and kept only if its coroutine states hold together.
-//!
-//! A pinned future never moves once polled, so the live one is suspended; the stale
-//! copies a move leaves behind were made before the first poll and are `Unresumed`.
-//! Random stack bytes pass one state check often (a tag byte of 3 or 4), two in a row
-//! rarely: a candidate must be suspended and so must every async fn it awaits, down to
-//! the first future that is not one.
+//! A future an optimized build keeps no location for (`block_on`'s `f`), found in its
+//! frame's stack: every aligned slot is tried as the future and kept only if its states
+//! and the values they hold hold together.
 
 use crate::backtrace::is_coroutine;
 use crate::dwarf::{DebugInfo, DieId, Type, TypeKind};
 use crate::memory::Memory;
+
+// A pinned future never moves once polled, so the live one is suspended; the copies a
+// move leaves behind were made before the first poll and are `Unresumed`. Stack bytes
+// pass one state check often (a tag byte of 3 or 4), two in a row rarely.
 
 /// Stack scanned at most (a frame's size; `block_on`'s is a few KiB).
 const MAX_FRAME: u64 = 1 << 20;

@@ -1,6 +1,5 @@
-//! What each fuzz target does with one input, here rather than in `fuzz/` so that the
-//! regression tests (`interpreter/tests/fuzz_regressions.rs`) replay every committed
-//! finding through exactly the code the fuzzer ran. Each function must return for any
+//! What each fuzz target does with one input, here so that the regression tests replay
+//! every committed finding through the code the fuzzer ran. Each must return for any
 //! input: no panic, no hang, no allocation sized by the input without a cap.
 
 use std::path::Path;

@@ -1,10 +1,6 @@
-//! The memory-scan root: finds objects by their vtable when nothing names the executor
-//! (a smol `Executor` held in an optimized-out local of `main`). Every aligned word of
-//! the dump's writable memory that points into the main executable is a candidate
-//! vtable; it is kept when the table's slot `N` points at a function whose path starts
-//! with the layout's prefix (async-task's `RawTask<…>::run`). Each distinct table is
-//! judged once. What the scan yields is a guess: run.rs accepts a runtime found this way
-//! only if that runtime's own task list contains the object that led to it.
+//! The memory-scan root: objects found by their vtable when nothing names the executor
+//! (every aligned word of writable memory that points at a table whose slot N is the
+//! layout's function). A guess: run.rs keeps it only if the runtime's list holds the object.
 
 use std::sync::Mutex;
 

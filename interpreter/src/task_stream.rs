@@ -1,11 +1,6 @@
-//! Tasks read while the report is written. A million task reports held at once took
-//! 2.5 GB; written out they are needed only a few at a time. So unless a filter or the
-//! graph needs every task first, a run lists each runtime's tasks by id and address
-//! (enough to order them, count them and name the crashing thread's task), and the
-//! writer (JSON, text, YAML) has them read, written and dropped as it goes
-//! (`TaskReader::stream`). What reading them finds beyond the reports (their warnings,
-//! whether any fact was unavailable, which task waits for which) is kept here and written
-//! with the report's warnings, after the runtimes.
+//! Tasks read while the report is written: a run lists each runtime's tasks by id and
+//! address, and the writer has them read, written and dropped as it goes, in order; what
+//! reading them finds (warnings, unavailable facts, waits) is written after the runtimes.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -1,7 +1,6 @@
-//! rhai hooks: the part of a layout written in rhai, for a value no declarative rule can
-//! decode (a name packed into a byte array, a checksum-coded state). This file owns the
-//! sandbox every hook runs in — the same engine for `check` and `run` — and compiling a
-//! hook's body, with rhai's errors moved to the hook's line in the layout.
+//! rhai hooks, for a value no declarative rule can decode: the sandbox every hook runs in
+//! (one engine for `check` and `run`), and compiling a hook's body with rhai's errors
+//! moved to the hook's line in the layout.
 
 use crate::source::Span;
 

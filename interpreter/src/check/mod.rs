@@ -1,7 +1,6 @@
-//! Checking a compiled layout against a binary's debug info without a dump: every root
-//! variable exists, every runtime/task rule matches some type, every concrete cast names
-//! an existing type, and every field path resolves on the types (`typing.rs`). Problems
-//! point at the layout's line and column.
+//! Checking a compiled layout against a binary's debug info without a dump: roots exist,
+//! rules match types, casts name types, field paths resolve (`typing.rs`); problems point
+//! at the layout's line and column.
 
 mod typing;
 

@@ -1,8 +1,6 @@
-//! Type-level evaluation for `check --binary`: runs a rule's expressions on types instead
-//! of memory, so that a field that does not exist is reported at its line and column
-//! without a dump. Follows the evaluator's lookup order (eval/mod.rs); where a type can
-//! only be known from memory (a vtable, an enum's active variant) it picks any candidate
-//! and where none can be picked the value becomes unknown and is not checked further.
+//! Type-level evaluation for `check --binary`: a rule's expressions run on types instead of
+//! memory, in the evaluator's lookup order, so a missing field is reported at its line
+//! without a dump; what only memory can tell (a vtable, a variant) becomes unknown.
 
 use std::cell::Cell;
 

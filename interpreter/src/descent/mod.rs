@@ -1,13 +1,5 @@
 //! Generic descent: the futures and resources a hand-written future holds, from DWARF
-//! alone. A type's routes to them are worked out once (fields, enum variants, references,
-//! boxes, `dyn Future`), then followed in each task's memory; no rule is needed.
-//!
-//! What a route ends at is anything with meaning of its own: an async fn or block, a type
-//! that implements `Future`/`Stream` (a `poll` in the debug info names it), a trait object
-//! of either, or a type a `future`/`leaf` rule describes (a socket's `PollEvented`). Plain
-//! structs on the way (hyper's `Server` inside its `Dispatcher`) are stepped through
-//! without a frame. Raw pointers, `Arc`s and unions are never followed: what they point
-//! at is shared or not owned, and would show other tasks' futures as this one's.
+//! alone, along routes worked out once per type (`search.rs`) and followed in memory.
 
 use std::rc::Rc;
 
@@ -26,6 +18,12 @@ const MAX_DYN_NESTING: usize = 8;
 /// Routes followed for one future, over every nesting: a hostile vtable chain could
 /// otherwise fan out at each trait object.
 const MAX_FOLLOWED: usize = 256;
+
+// A route ends at anything with meaning of its own: an async fn or block, a type with a
+// `Future::poll`/`Stream::poll_next` in the debug info, a trait object of either, or a
+// type a `future`/`leaf` rule describes (a socket's `PollEvented`); plain structs on the
+// way are stepped through. Raw pointers, `Arc`s and unions are never followed: what they
+// point at is shared or not owned, and would show other tasks' futures as this one's.
 
 /// One step from a place to the next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,9 +1,8 @@
 //! Working out a type's routes: a breadth-first search of its fields, variants and owning
-//! pointers for the nearest values with meaning, within a budget of levels and types.
-//!
-//! Breadth first, so that the budget goes to what is near: a tower `retry` future's
-//! in-flight request is 5 levels down, behind a client's configuration whose boxed
-//! services run 10 levels deep; depth first spent the whole budget in the configuration.
+//! pointers for the nearest values with meaning, within a budget of levels and places.
+
+// Breadth first, so that the budget goes to what is near: a tower `retry` future's request
+// is 5 levels down, behind a client's configuration whose boxed services run 10 deep.
 
 use std::collections::VecDeque;
 

@@ -1,18 +1,5 @@
-//! Arithmetic over members, evaluated without the tree walk. tokio's `Sleep` leaf computes
-//! `left_ms` from five members of two locals and a chain (`(deadline.tv_sec -
-//! start.tv_sec) * 1000 + …`): evaluated node by node, each member's route and each
-//! number's reading were looked up again, and that one member was a sixth of a
-//! million-task run.
-//!
-//! So after an expression of numbers (`+ - * / % << >>`, comparisons, `-x`, `!x`,
-//! literals, members of the rule's bindings, `addr(binding)`) has been evaluated the long way once, it
-//! is compiled into a postfix program whose operands keep their routes (`plan`) and how
-//! their number is read. Running it checks what it depended on — each binding holds a
-//! value of the type it held, each route still holds, each number can be read — and
-//! counts the steps the long way counts. Anything else (another type, a null pointer, a
-//! division by zero, the step limit, a route being recorded) and the expression is
-//! evaluated the long way, which says why: results, errors and steps are the same either
-//! way.
+//! Arithmetic over members, compiled: an expression of numbers evaluated once the long way
+//! becomes a postfix program whose operands keep their routes, run on every later task.
 
 use layoutdump_lang::program::{BinOp, Builtin, Expr, ExprId, UnOp};
 
@@ -49,6 +36,11 @@ pub enum Op {
 }
 
 /// A compiled expression and the steps its long way counts (the top node's included).
+/// Compiled from `+ - * / % << >>`, comparisons, `-x`, `!x`, literals, members of the
+/// rule's bindings and `addr(binding)`. Running it checks what it depended on (each
+/// binding's type, each route, each number's reading) and counts the steps the long way
+/// counts; anything else (another type, a null pointer, a division by zero, the step
+/// limit) falls back to the long way. Results, errors and steps are the same either way.
 #[derive(Debug)]
 pub struct Program {
     ops: Vec<Op>,

@@ -1,12 +1,6 @@
-//! Per-evaluator caches of facts that depend only on a type, a code address or a rule,
-//! never on the task being read: decoded types, a function's generic parameters, the
-//! type a `cast` names, which rules' patterns match a type. With them a run does the
-//! DWARF and string work once per distinct type, not once per task — on 100,000 tokio
-//! tasks the per-task lookups (a DIE walk for every `from fn` cast, a mutex and SipHash
-//! for every type) were half of the run.
-//!
-//! Each evaluator owns its caches (no locks): parallel workers each warm their own, and
-//! the distinct types of a run are few.
+//! Per-evaluator caches of what depends only on a type, a code address or a rule, never on
+//! the task read (decoded types, generic parameters, cast targets, matching rules): DWARF
+//! and string work once per distinct type. Each evaluator owns its own: no locks.
 
 use std::cell::RefCell;
 use std::rc::Rc;

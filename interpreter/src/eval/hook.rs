@@ -1,7 +1,6 @@
-//! Calling a layout's rhai hooks. Arguments are copied out of the dump before the script
-//! runs: a hook sees a snapshot of the value it decodes (its fields, typed, and its own
-//! bytes), never the dump itself, so a hook can neither wander through memory nor run
-//! longer than its operation limit. What it prints is kept for the report's notes.
+//! Calling a layout's rhai hooks on a snapshot of the value (its typed fields and bytes),
+//! never the dump itself: a hook can neither wander through memory nor run longer than
+//! its operation limit. What it prints is kept for the report's notes.
 
 use std::sync::{Arc, Mutex};
 

@@ -1,16 +1,6 @@
-//! Recorded access paths. Reading `s.driver.0.driver.time` on a task goes through
-//! pointers, `Arc` and `Option` views and enum variants, and the evaluator works each hop
-//! out from the types every time: at 100,000 tasks that generic work was most of the run,
-//! though every task of one future type takes the same route. So the first time a site
-//! (a `.field` expression, or a view member) is evaluated on a type, the route is recorded
-//! as a few plain steps — add an offset, load a pointer, check an enum tag — and later
+//! Recorded access paths: the first time a site (a `.field`, a view member) is evaluated on
+//! a type, its route is recorded as plain steps (offset, load, tag check), and later
 //! evaluations on that type replay them.
-//!
-//! A plan is only made from a route that is a chain of those steps: anything else on the
-//! way (arithmetic, a cast, a call, a hook, a `for`) spoils the recording and the site is
-//! evaluated the long way every time. Replaying checks what the route depended on: a null
-//! pointer, an unreadable byte or an enum in another variant stops the replay, and the
-//! site is evaluated the long way, so errors read exactly as they did without plans.
 
 use crate::dwarf::DieId;
 use crate::memory::Bytes;
@@ -37,6 +27,10 @@ pub enum Op {
     },
 }
 
+// Only a chain of those steps is recorded: anything else on the way (arithmetic, a cast,
+// a call, a hook, a `for`) spoils the recording and the site always takes the long way.
+// A replay that meets a null pointer, an unreadable byte or another variant stops, and
+// the long way says why: errors read exactly as they do without plans.
 /// A recorded route; the result's type is the last step's.
 pub type Plan = Box<[Op]>;
 

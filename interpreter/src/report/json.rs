@@ -1,10 +1,6 @@
-//! Writing a report as JSON. Indented for a person at a terminal, through serde; compact
-//! otherwise, by hand around the tasks (nearly all of a large report), each rendered by
-//! `json_task` on the worker thread that read it (`TaskReader::stream` for pending tasks;
-//! windows of tasks already read in parallel), then written in order, so the output is
-//! the same as a sequential one and only a bounded part of it is held at a time. A
-//! million tasks make about a gigabyte of JSON; through serde, sequentially, that was a
-//! third of the run.
+//! A report as JSON: indented through serde for a terminal; compact otherwise, by hand
+//! around the tasks, each rendered on the worker that read it and written in order, so the
+//! output is the same as a sequential one and only a bounded part is held at a time.
 
 use std::io::{self, Write};
 

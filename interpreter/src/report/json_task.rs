@@ -1,9 +1,6 @@
 //! A task as compact JSON, written by hand: byte for byte what serde_json writes for a
-//! `TaskReport`, at a fraction of its cost. A million tasks make a gigabyte of JSON, and
-//! through serde a fifth of a task's cost was rendering it, half of that escaping: every
-//! key of every task, byte by byte. Here keys are literals and a string is checked eight
-//! bytes at a time; only a string that needs escaping is escaped byte by byte.
-//! `tests/json_task.rs` holds this to serde_json's output on every fixture's tasks.
+//! `TaskReport` (`tests/json_task.rs` holds it to that on every fixture), keys as literals
+//! and strings checked eight bytes at a time.
 
 use std::cell::RefCell;
 use std::sync::Arc;

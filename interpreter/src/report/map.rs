@@ -1,11 +1,6 @@
-//! A small map from names to values, kept sorted by name, serialized as a JSON/YAML map:
-//! what a report holds per task and per await (a task's `refs`, an await's locals, what
-//! could not be read). These maps have a handful of entries, and there are millions of
-//! them in a large dump: a `BTreeMap` allocates a node of ~1 KB for even one entry, which
-//! made 100,000 tasks take 760 MB; a sorted `Vec` takes what its entries take. Keys are
-//! `SmolStr`s: names of up to 23 bytes (`refs`, `deadline_secs`, a local's name) are held
-//! inline and copied, not counted; an `SmolStr` key took a lock-prefixed add to clone
-//! and a subtract to drop, a dozen times per task.
+//! A small map from names to values, kept sorted by name in a `Vec` and serialized as a
+//! map: what a report holds per task and per await. Millions of them, each of a handful of
+//! entries; keys are `SmolStr`s, names up to 23 bytes held inline.
 
 use smol_str::SmolStr;
 

@@ -1,9 +1,6 @@
-//! The report's own `Serialize`: as derived, field for field, except that a runtime's
-//! pending tasks are read as they are written (`deferred`), and what reading them found
-//! — warnings, hook output, tasks waiting for each other in a cycle — is written with the
-//! report's warnings and notes, which come after the runtimes. The fields are listed once,
-//! for any `Sink`: serde's serializers (YAML, indented JSON) and the compact JSON writer
-//! (`json.rs`), which writes tasks without serde.
+//! The report's own `Serialize`, field for field, for any `Sink` (serde's serializers and
+//! the compact JSON writer), except that pending tasks are read as they are written and
+//! what reading them found is written with the warnings and notes after the runtimes.
 
 use serde::ser::{Serialize, SerializeStruct, Serializer};
 

@@ -1,14 +1,6 @@
-//! The report as YAML, field by field, with the tasks rendered on every thread: each
-//! task through yaml_serde on a reader's worker (or, for tasks read already, on rayon's
-//! threads), indented where it goes in the report, and the writer only writes them out.
-//! yaml_serde takes about 60 µs a task, and all of it on the writing thread made a
-//! million tasks take 45 s.
-//!
-//! The text is the one yaml_serde writes for the whole report: libyaml indents a nested
-//! block by the same two spaces per level whatever the level (its width is unlimited, so
-//! nothing is folded by column), so a value written on its own and then indented reads
-//! as it does in place. `tests/scale.rs` holds the streamed report to the report written
-//! at once, and every fixture's YAML was compared with the whole-report serializer's.
+//! The report as YAML, field by field, each task rendered through yaml_serde on the thread
+//! that read it and indented where it goes; the writer only writes them out, in order.
+//! The text is the one yaml_serde writes for the whole report (`tests/scale.rs` holds it).
 
 use std::io::{self, Write};
 
