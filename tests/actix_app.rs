@@ -8,37 +8,8 @@
 
 mod common;
 
+use common::report::Report;
 use common::{Profile, fixture_dumps, run_layoutdump};
-use serde_json::Value;
-
-/// The frames of a backtrace and its branches, in order.
-fn frames(backtrace: &Value) -> Vec<&Value> {
-    let mut out = Vec::new();
-    for f in backtrace.as_array().map(Vec::as_slice).unwrap_or_default() {
-        out.push(f);
-        for b in f["branches"]
-            .as_array()
-            .map(Vec::as_slice)
-            .unwrap_or_default()
-        {
-            out.extend(frames(&b["backtrace"]));
-        }
-    }
-    out
-}
-
-/// Every leaf of a task: its `blocked_on`, or each branch's.
-fn leaves<'a>(backtrace: &'a Value, blocked_on: &'a Value) -> Vec<&'a Value> {
-    for f in backtrace.as_array().map(Vec::as_slice).unwrap_or_default() {
-        if let Some(branches) = f["branches"].as_array() {
-            return branches
-                .iter()
-                .flat_map(|b| leaves(&b["backtrace"], &b["blocked_on"]))
-                .collect();
-        }
-    }
-    vec![blocked_on]
-}
 
 #[test]
 fn actix_workers_and_handlers_match_ground_truth() {
@@ -47,90 +18,95 @@ fn actix_workers_and_handlers_match_ground_truth() {
         for dump in [&d.core, &d.minidump] {
             let what = format!("{}", dump.display());
             let out = run_layoutdump(&["run", dump.to_str().unwrap(), "--format", "json"]);
-            let r: Value = serde_json::from_slice(&out.stdout).unwrap();
-            assert_eq!(r["warnings"], serde_json::json!([]), "{what}");
+            let r: Report = serde_json::from_slice(&out.stdout).unwrap();
+            assert_eq!(r.warnings, Vec::<String>::new(), "{what}");
             assert_eq!(out.status.code(), Some(0), "{what}");
-            let rts = r["runtimes"].as_array().unwrap();
 
             // The System's thread (main) and each worker's: one current_thread runtime
             // with no tasks of its own, and the LocalSet it drives, listed under it.
-            let pid = &d.truth["pid"];
-            let mut threads: Vec<&Value> = vec![pid];
-            threads.extend(d.truth["workers"].as_array().unwrap());
+            let pid = d.truth["pid"].as_u64().unwrap() as u32;
+            let mut threads = vec![pid];
+            threads.extend(
+                d.truth["workers"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|t| t.as_u64().unwrap() as u32),
+            );
             assert_eq!(threads.len(), 3, "{what}: the System and 2 workers");
             for tid in &threads {
                 let on = |kind: &str| {
-                    rts.iter()
-                        .find(|rt| {
-                            rt["kind"] == kind && rt["threads"].as_array().unwrap().contains(tid)
-                        })
+                    r.runtimes
+                        .iter()
+                        .find(|rt| rt.kind == kind && rt.threads.contains(tid))
                         .unwrap_or_else(|| panic!("{what}: no {kind} runtime on thread {tid}"))
                 };
                 let (ct, ls) = (on("current_thread"), on("local_set"));
                 assert_eq!(
-                    ls["fields"]["inside_runtime"],
-                    format!("current_thread @ {}", ct["address"].as_str().unwrap()),
+                    ls.fields["inside_runtime"],
+                    format!("current_thread @ {}", ct.address),
                     "{what}: thread {tid}"
                 );
             }
-            let tasks: Vec<(&Value, &Value)> = rts
-                .iter()
-                .flat_map(|rt| rt["tasks"].as_array().unwrap().iter().map(move |t| (rt, t)))
-                .collect();
-            let by_id = |id: &Value| {
-                *tasks
-                    .iter()
-                    .find(|(_, t)| t["id"] == *id)
+            let task = |id: u64| {
+                r.task(id)
                     .unwrap_or_else(|| panic!("{what}: task {id} not listed"))
             };
 
             // Each handler in a local task of the LocalSet of the thread it ran on, at its
             // await line, on its leaf.
             for h in d.truth["handlers"].as_array().unwrap() {
-                let (rt, task) = by_id(&h["task"]);
-                assert_eq!(rt["kind"], "local_set", "{what}: {h}");
+                let (rt, t) = task(h["task"].as_u64().unwrap());
+                assert_eq!(rt.kind, "local_set", "{what}: {h}");
                 assert_eq!(
-                    rt["threads"],
-                    serde_json::json!([h["thread"]]),
+                    rt.threads,
+                    [h["thread"].as_u64().unwrap() as u32],
                     "{what}: {h}"
                 );
-                let all = frames(&task["backtrace"]);
-                let at = all
-                    .iter()
-                    .position(|f| f["function"] == h["fn"] && f["location"]["line"] == h["line"])
+                let (func, line) = (h["fn"].as_str().unwrap(), h["line"].as_u64().unwrap());
+                let (frames, _) = t
+                    .chains()
+                    .into_iter()
+                    .find(|(frames, _)| frames.iter().any(|f| f.is_at(func, line)))
                     .unwrap_or_else(|| panic!("{what}: handler {h} not shown"));
+                let at = frames.iter().position(|f| f.is_at(func, line)).unwrap();
                 assert!(
-                    all[..at].iter().any(|f| f["via"] == "generic"),
+                    frames[..at]
+                        .iter()
+                        .any(|f| f.via.as_deref() == Some("generic")),
                     "{what}: {h} reached with no generic step"
                 );
-                let kinds: Vec<&Value> = leaves(&task["backtrace"], &task["blocked_on"])
-                    .into_iter()
-                    .map(|l| &l["kind"])
-                    .collect();
-                assert!(kinds.contains(&&h["leaf"]), "{what}: {h}: {kinds:?}");
+                let leaf = h["leaf"].as_str().unwrap();
+                assert!(
+                    t.leaf_kinds().contains(&leaf),
+                    "{what}: {h}: {:?}",
+                    t.leaf_kinds()
+                );
             }
 
             // The lock handlers wait for the task holding the lock, in the System's set.
-            let holder = &d.truth["lock_holder"];
-            let (holder_rt, _) = by_id(&holder["task"]);
-            assert_eq!(holder_rt["threads"], serde_json::json!([pid]), "{what}");
+            let holder = d.truth["lock_holder"]["task"].as_u64().unwrap();
+            assert_eq!(task(holder).0.threads, [pid], "{what}");
             let dot = run_layoutdump(&["run", dump.to_str().unwrap(), "--graph", "dot"]);
             let dot = String::from_utf8_lossy(&dot.stdout);
             for h in d.truth["handlers"].as_array().unwrap() {
                 if h["route"] == "/lock" {
-                    let edge = format!("t{} -> t{};", h["task"], holder["task"]);
+                    let edge = format!("t{} -> t{holder};", h["task"]);
                     assert!(dot.contains(&edge), "{what}: no {edge} in\n{dot}");
                 }
             }
 
             // Nothing unknown: actix's own futures (server, workers, arbiters, signals)
             // end in leaves that say what they wait on.
-            let unknown: Vec<&Value> = tasks
-                .iter()
-                .flat_map(|(_, t)| leaves(&t["backtrace"], &t["blocked_on"]))
-                .filter(|l| l["kind"] == "unknown")
+            let unknown: Vec<u64> = r
+                .tasks()
+                .filter(|(_, t)| t.leaf_kinds().contains(&"unknown"))
+                .filter_map(|(_, t)| t.id)
                 .collect();
-            assert!(unknown.is_empty(), "{what}: unknown leaves {unknown:?}");
+            assert!(
+                unknown.is_empty(),
+                "{what}: tasks with unknown leaves {unknown:?}"
+            );
         }
     }
 }

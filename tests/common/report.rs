@@ -1,0 +1,160 @@
+//! The JSON report as typed structs, as docs/output-schema.md describes it: what the
+//! end-to-end tests read instead of walking untyped JSON. Unknown keys are ignored, so a
+//! field added to the report does not break a test that does not read it.
+
+#![allow(dead_code)]
+
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+#[derive(Debug, Deserialize)]
+pub struct Report {
+    pub runtimes: Vec<Runtime>,
+    #[serde(default)]
+    pub block_on: Vec<BlockOn>,
+    #[serde(default)]
+    pub threads: Vec<Thread>,
+    #[serde(default)]
+    pub warnings: Vec<String>,
+    #[serde(default)]
+    pub notes: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Runtime {
+    pub kind: String,
+    pub address: String,
+    pub workers: Option<u64>,
+    #[serde(default)]
+    pub threads: Vec<u32>,
+    #[serde(default)]
+    pub tasks: Vec<Task>,
+    #[serde(default)]
+    pub fields: Map<String, Value>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Task {
+    pub id: Option<u64>,
+    pub address: String,
+    pub state: Option<String>,
+    #[serde(default)]
+    pub backtrace: Vec<Frame>,
+    pub blocked_on: Option<BlockedOn>,
+    #[serde(default)]
+    pub holds: Vec<Held>,
+    #[serde(default)]
+    pub unavailable: Map<String, Value>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Frame {
+    #[serde(default)]
+    pub function: String,
+    #[serde(default)]
+    pub future: String,
+    pub location: Option<Location>,
+    pub via: Option<String>,
+    #[serde(default)]
+    pub locals: Map<String, Value>,
+    #[serde(default)]
+    pub branches: Vec<Branch>,
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Branch {
+    #[serde(default)]
+    pub backtrace: Vec<Frame>,
+    pub blocked_on: Option<BlockedOn>,
+}
+
+#[derive(Debug, Deserialize, PartialEq)]
+pub struct Location {
+    pub file: String,
+    pub line: u64,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct BlockedOn {
+    pub kind: String,
+    #[serde(default)]
+    pub fields: Map<String, Value>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Held {
+    pub kind: String,
+    pub resource: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct BlockOn {
+    pub thread: u32,
+    #[serde(default)]
+    pub backtrace: Vec<Frame>,
+    pub blocked_on: Option<BlockedOn>,
+    pub found_by: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Thread {
+    pub tid: u32,
+    #[serde(default)]
+    pub fields: Map<String, Value>,
+}
+
+impl Report {
+    /// Every task of every runtime, with its runtime.
+    pub fn tasks(&self) -> impl Iterator<Item = (&Runtime, &Task)> {
+        self.runtimes
+            .iter()
+            .flat_map(|rt| rt.tasks.iter().map(move |t| (rt, t)))
+    }
+
+    /// The task with this id, with its runtime.
+    pub fn task(&self, id: u64) -> Option<(&Runtime, &Task)> {
+        self.tasks().find(|(_, t)| t.id == Some(id))
+    }
+}
+
+impl Frame {
+    /// Whether this frame is `function` awaiting at `line`.
+    pub fn is_at(&self, function: &str, line: u64) -> bool {
+        self.function == function && self.location.as_ref().is_some_and(|l| l.line == line)
+    }
+}
+
+/// Every chain of a backtrace from its root to a leaf, through each branch: the frames on
+/// the way and what the chain ends blocked on.
+pub fn chains<'a>(
+    frames: &'a [Frame],
+    blocked_on: Option<&'a BlockedOn>,
+) -> Vec<(Vec<&'a Frame>, Option<&'a BlockedOn>)> {
+    for (i, f) in frames.iter().enumerate() {
+        if !f.branches.is_empty() {
+            let head: Vec<&Frame> = frames[..=i].iter().collect();
+            return f
+                .branches
+                .iter()
+                .flat_map(|b| chains(&b.backtrace, b.blocked_on.as_ref()))
+                .map(|(tail, leaf)| (head.iter().copied().chain(tail).collect(), leaf))
+                .collect();
+        }
+    }
+    vec![(frames.iter().collect(), blocked_on)]
+}
+
+impl Task {
+    pub fn chains(&self) -> Vec<(Vec<&Frame>, Option<&BlockedOn>)> {
+        chains(&self.backtrace, self.blocked_on.as_ref())
+    }
+
+    /// The kind of every leaf the task's chains end at.
+    pub fn leaf_kinds(&self) -> Vec<&str> {
+        self.chains()
+            .into_iter()
+            .filter_map(|(_, l)| l.map(|l| l.kind.as_str()))
+            .collect()
+    }
+}
