@@ -6,11 +6,11 @@
 
 mod common;
 
-use common::{Profile, fixture_dumps, own_await_lines, run_layoutdump};
-use serde_json::Value;
+use common::report::{Report, Task};
+use common::{Profile, fixture_dumps, run_layoutdump};
 
-fn await_lines(t: &Value) -> Vec<u64> {
-    own_await_lines(t, "tokio-local/")
+fn await_lines(t: &Task) -> Vec<u64> {
+    t.own_await_lines("tokio-local/")
 }
 
 #[test]
@@ -26,26 +26,26 @@ fn local_set_tasks_match_ground_truth() {
                 args.extend([dump.to_str().unwrap(), "--format", "json"]);
                 let out = run_layoutdump(&args);
                 let what = format!("{} with {layout:?}", dump.display());
-                let r: Value = serde_json::from_slice(&out.stdout).unwrap();
-                assert_eq!(r["warnings"], serde_json::json!([]), "{what}");
+                let r: Report = serde_json::from_slice(&out.stdout).unwrap();
+                assert_eq!(r.warnings, Vec::<String>::new(), "{what}");
                 assert_eq!(out.status.code(), Some(0), "{what}");
-                let rts = r["runtimes"].as_array().unwrap();
-                let mut kinds: Vec<&str> =
-                    rts.iter().map(|r| r["kind"].as_str().unwrap()).collect();
+                let mut kinds: Vec<&str> = r.runtimes.iter().map(|r| r.kind.as_str()).collect();
                 kinds.sort();
                 assert_eq!(kinds, ["local_set", "multi_thread"], "{what}");
-                let by_kind = |k: &str| rts.iter().find(|r| r["kind"] == k).unwrap();
+                let by_kind = |k: &str| r.runtimes.iter().find(|r| r.kind == k).unwrap();
+                let numbers = |key: &str| -> Vec<u64> {
+                    let v = &d.truth[key];
+                    v.as_array()
+                        .unwrap_or_else(|| panic!("{key}: {v}"))
+                        .iter()
+                        .map(|n| n.as_u64().or_else(|| n["id"].as_u64()).unwrap())
+                        .collect()
+                };
 
                 let mt = by_kind("multi_thread");
-                let ids: Vec<&Value> = mt["tasks"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|t| &t["id"])
-                    .collect();
-                let want: Vec<&Value> = d.truth["workers"].as_array().unwrap().iter().collect();
-                assert_eq!(ids, want, "{what}");
-                for t in mt["tasks"].as_array().unwrap() {
+                let ids: Vec<u64> = mt.tasks.iter().filter_map(|t| t.id).collect();
+                assert_eq!(ids, numbers("workers"), "{what}");
+                for t in &mt.tasks {
                     assert_eq!(
                         await_lines(t),
                         [d.truth["worker_line"].as_u64().unwrap()],
@@ -54,36 +54,34 @@ fn local_set_tasks_match_ground_truth() {
                 }
 
                 let ls = by_kind("local_set");
-                assert!(ls["fields"].get("found_by").is_some(), "{what}");
+                assert!(ls.fields.contains_key("found_by"), "{what}");
                 // Found by a scan, it is still listed under the thread that drives it
                 // (main, whose tid is the pid), inside the runtime that thread runs.
-                assert_eq!(ls["threads"], serde_json::json!([d.truth["pid"]]), "{what}");
+                let pid = d.truth["pid"].as_u64().unwrap() as u32;
+                assert_eq!(ls.threads, [pid], "{what}");
                 assert_eq!(
-                    ls["fields"]["inside_runtime"],
-                    format!("multi_thread @ {}", mt["address"].as_str().unwrap()),
+                    ls.fields["inside_runtime"],
+                    format!("multi_thread @ {}", mt.address),
                     "{what}"
                 );
                 assert!(
-                    r["threads"]
-                        .as_array()
-                        .unwrap()
+                    r.threads
                         .iter()
-                        .all(|t| t["fields"].get("owner_thread").is_none()),
+                        .all(|t| !t.fields.contains_key("owner_thread")),
                     "{what}: the join key is not reported"
                 );
-                let tasks = ls["tasks"].as_array().unwrap();
                 let truth = d.truth["local"].as_array().unwrap();
-                let ids: Vec<&Value> = tasks.iter().map(|t| &t["id"]).collect();
-                let want: Vec<&Value> = truth.iter().map(|t| &t["id"]).collect();
-                assert_eq!(ids, want, "{what}");
-                for (got, want) in tasks.iter().zip(truth) {
+                let ids: Vec<u64> = ls.tasks.iter().filter_map(|t| t.id).collect();
+                assert_eq!(ids, numbers("local"), "{what}");
+                for (got, want) in ls.tasks.iter().zip(truth) {
                     let id = &want["id"];
                     assert_eq!(
                         await_lines(got),
                         [want["line"].as_u64().unwrap()],
                         "{what} task {id}"
                     );
-                    let kind = got["blocked_on"]["kind"].as_str().unwrap_or("");
+                    let leaf = got.blocked_on.as_ref();
+                    let kind = leaf.map_or("", |l| l.kind.as_str());
                     match want["leaf"].as_str().unwrap() {
                         "sleep" => assert_eq!(kind, "sleep", "{what} task {id}"),
                         "channel" => {
@@ -92,7 +90,8 @@ fn local_set_tasks_match_ground_truth() {
                         _ => {
                             assert_eq!(kind, "join", "{what} task {id}");
                             assert_eq!(
-                                got["blocked_on"]["fields"]["task"], want["task"],
+                                leaf.map(|l| &l.fields["task"]),
+                                Some(&want["task"]),
                                 "{what} task {id}"
                             );
                         }

@@ -150,6 +150,17 @@ impl Task {
         chains(&self.backtrace, self.blocked_on.as_ref())
     }
 
+    /// The await lines of the task's frames in the fixture's own source (files under
+    /// `prefix`, e.g. `tokio-local/`), root first.
+    pub fn own_await_lines(&self, prefix: &str) -> Vec<u64> {
+        self.backtrace
+            .iter()
+            .filter_map(|f| f.location.as_ref())
+            .filter(|l| l.file.starts_with(prefix))
+            .map(|l| l.line)
+            .collect()
+    }
+
     /// The kind of every leaf the task's chains end at.
     pub fn leaf_kinds(&self) -> Vec<&str> {
         self.chains()
