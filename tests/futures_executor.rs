@@ -8,8 +8,8 @@
 
 mod common;
 
-use common::{Profile, fixture_dumps, numbers, own_await_lines, own_frames, run_layoutdump};
-use serde_json::Value;
+use common::report::Report;
+use common::{Profile, fixture_dumps, numbers, run_layoutdump};
 
 #[test]
 fn local_pool_tasks_match_ground_truth() {
@@ -18,66 +18,57 @@ fn local_pool_tasks_match_ground_truth() {
         for dump in [&d.core, &d.minidump] {
             let out = run_layoutdump(&["run", dump.to_str().unwrap(), "--format", "json"]);
             let what = dump.display();
-            let r: Value = serde_json::from_slice(&out.stdout).unwrap();
-            assert_eq!(r["warnings"], serde_json::json!([]), "{what}");
+            let r: Report = serde_json::from_slice(&out.stdout).unwrap();
+            assert_eq!(r.warnings, Vec::<String>::new(), "{what}");
             // A partial report without warnings has something unavailable: name it.
-            let gaps: Vec<String> = r["runtimes"]
-                .as_array()
-                .unwrap()
+            let gaps: Vec<String> = r
+                .runtimes
                 .iter()
                 .map(|rt| {
-                    let tasks: Vec<&Value> = rt["tasks"]
-                        .as_array()
-                        .unwrap()
+                    let tasks: Vec<_> = rt
+                        .tasks
                         .iter()
-                        .map(|t| &t["unavailable"])
-                        .filter(|u| u.as_object().is_some_and(|u| !u.is_empty()))
+                        .map(|t| &t.unavailable)
+                        .filter(|u| !u.is_empty())
                         .collect();
                     format!(
-                        "{} at {} ({} tasks): {}; tasks: {tasks:?}",
-                        rt["kind"],
-                        rt["address"],
-                        rt["tasks"].as_array().unwrap().len(),
-                        rt["unavailable"]
+                        "{} at {} ({} tasks): {:?}; tasks: {tasks:?}",
+                        rt.kind,
+                        rt.address,
+                        rt.tasks.len(),
+                        rt.unavailable
                     )
                 })
                 .collect();
             assert_eq!(out.status.code(), Some(0), "{what}: {gaps:#?}");
-            assert_eq!(r["layout"]["name"], "auto: futures-executor 0.3", "{what}");
-            let rts = r["runtimes"].as_array().unwrap();
-            let mut kinds: Vec<&str> = rts.iter().map(|r| r["kind"].as_str().unwrap()).collect();
+            assert_eq!(r.layout.name, "auto: futures-executor 0.3", "{what}");
+            let mut kinds: Vec<&str> = r.runtimes.iter().map(|r| r.kind.as_str()).collect();
             kinds.sort();
             assert_eq!(kinds, ["local_pool", "thread_pool"], "{what}");
-            let tp = rts.iter().find(|r| r["kind"] == "thread_pool").unwrap();
-            assert_eq!(tp["workers"], 2, "{what}");
-            let pooled = tp["tasks"].as_array().unwrap();
+            let tp = r.runtimes.iter().find(|r| r.kind == "thread_pool").unwrap();
+            assert_eq!(tp.workers, Some(2), "{what}");
             assert_eq!(
-                pooled.len() as u64,
+                tp.tasks.len() as u64,
                 d.truth["pooled"].as_u64().unwrap(),
                 "{what}"
             );
-            for t in pooled {
-                let lines = own_await_lines(t, "futures-pool/");
+            for t in &tp.tasks {
+                let lines = t.own_await_lines("futures-pool/");
                 assert_eq!(lines, [d.truth["pooled_line"].as_u64().unwrap()], "{what}");
-                assert_eq!(t["blocked_on"]["kind"], "channel receive", "{what}");
+                assert_eq!(t.leaf_kind(), "channel receive", "{what}");
             }
-            let rts: Vec<&Value> = rts.iter().filter(|r| r["kind"] == "local_pool").collect();
+            let lp = r.runtimes.iter().find(|r| r.kind == "local_pool").unwrap();
             let truth = d.truth["tasks"].as_array().unwrap();
-            assert_eq!(
-                rts[0]["task_count"].as_u64(),
-                Some(truth.len() as u64),
-                "{what}"
-            );
-            let mut got: Vec<(String, Vec<u64>, String)> = rts[0]["tasks"]
-                .as_array()
-                .unwrap()
+            assert_eq!(lp.task_count, Some(truth.len() as u64), "{what}");
+            let mut got: Vec<(String, Vec<u64>, String)> = lp
+                .tasks
                 .iter()
                 .map(|t| {
-                    let own = own_frames(t, "futures-pool/");
+                    let own = t.own_frames("futures-pool/");
                     (
-                        own[0].0.clone(),
+                        own[0].0.to_string(),
                         own.iter().map(|(_, l)| *l).collect(),
-                        t["blocked_on"]["kind"].as_str().unwrap_or("").to_string(),
+                        t.leaf_kind().to_string(),
                     )
                 })
                 .collect();

@@ -9,6 +9,7 @@ use serde_json::{Map, Value};
 
 #[derive(Debug, Deserialize)]
 pub struct Report {
+    pub layout: LayoutName,
     pub runtimes: Vec<Runtime>,
     #[serde(default)]
     pub block_on: Vec<BlockOn>,
@@ -21,16 +22,24 @@ pub struct Report {
 }
 
 #[derive(Debug, Deserialize)]
+pub struct LayoutName {
+    pub name: String,
+}
+
+#[derive(Debug, Deserialize)]
 pub struct Runtime {
     pub kind: String,
     pub address: String,
     pub workers: Option<u64>,
+    pub task_count: Option<u64>,
     #[serde(default)]
     pub threads: Vec<u32>,
     #[serde(default)]
     pub tasks: Vec<Task>,
     #[serde(default)]
     pub fields: Map<String, Value>,
+    #[serde(default)]
+    pub unavailable: Map<String, Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -150,15 +159,28 @@ impl Task {
         chains(&self.backtrace, self.blocked_on.as_ref())
     }
 
-    /// The await lines of the task's frames in the fixture's own source (files under
-    /// `prefix`, e.g. `tokio-local/`), root first.
-    pub fn own_await_lines(&self, prefix: &str) -> Vec<u64> {
+    /// The task's frames in the fixture's own source (files under `prefix`, e.g.
+    /// `tokio-local/`), root first: `(function, await line)` each.
+    pub fn own_frames(&self, prefix: &str) -> Vec<(&str, u64)> {
         self.backtrace
             .iter()
-            .filter_map(|f| f.location.as_ref())
-            .filter(|l| l.file.starts_with(prefix))
-            .map(|l| l.line)
+            .filter_map(|f| Some((f.function.as_str(), f.location.as_ref()?)))
+            .filter(|(_, l)| l.file.starts_with(prefix))
+            .map(|(function, l)| (function, l.line))
             .collect()
+    }
+
+    /// The await lines of `own_frames`.
+    pub fn own_await_lines(&self, prefix: &str) -> Vec<u64> {
+        self.own_frames(prefix)
+            .into_iter()
+            .map(|(_, l)| l)
+            .collect()
+    }
+
+    /// What the task is blocked on, or "" when nothing is said.
+    pub fn leaf_kind(&self) -> &str {
+        self.blocked_on.as_ref().map_or("", |l| l.kind.as_str())
     }
 
     /// The kind of every leaf the task's chains end at.
