@@ -1,0 +1,355 @@
+//! Running a layout: evaluates its roots on every thread, matches the values they yield
+//! to runtime rules, walks each runtime's tasks through the task rules, and assembles the
+//! report. Runtimes are deduplicated by address, tasks by address within a runtime.
+
+use std::collections::BTreeMap;
+
+use rustc_hash::FxHashSet;
+
+use layoutdump_lang::program::{RootKind, RuleKind};
+
+use crate::dwarf::DebugInfo;
+use crate::eval::{Evaluator, Limits, Value};
+use crate::memory::Memory;
+use crate::report::{BlockOnReport, Fields, Hex, RuntimeReport};
+use crate::unwind::Frame;
+
+/// A thread as a root needs it.
+#[derive(Debug, Clone)]
+pub struct ThreadContext {
+    pub tid: u32,
+    /// Thread pointer (x86_64 `fs_base`).
+    pub fs_base: Option<u64>,
+    /// Its stack, innermost first.
+    pub frames: Vec<Frame>,
+    /// std's panic machinery is on its stack (`std::panicking::…` frames).
+    pub panicking: bool,
+}
+
+/// What a run found, before it is joined with dump and binary facts into a `Report`.
+#[derive(Debug, Default)]
+pub struct Findings {
+    pub runtimes: Vec<RuntimeReport>,
+    /// What could not be read but does not make the report partial (a block_on future
+    /// kept only in a register).
+    pub notes: Vec<String>,
+    pub block_on: Vec<BlockOnReport>,
+    /// Futures a frame root found by scanning the frame's stack, as DWARF had no location
+    /// for them: their addresses and how they were found.
+    scanned_futures: Vec<(u64, String)>,
+    /// Runtime address per thread id, for the threads section.
+    pub thread_runtime: BTreeMap<u32, Hex>,
+    /// The root members evaluated on each thread (`current_task`, …).
+    pub thread_fields: BTreeMap<u32, Fields>,
+    pub warnings: Vec<String>,
+    pub usage: crate::explain::Usage,
+    /// (runtime, task) addresses already reported: one hash lookup per task instead of a
+    /// search of the runtime's list, which made 100k tasks take 40 s. A runtime whose
+    /// tasks are pending is not in it (its duplicates go after sorting): a scan candidate
+    /// among its tasks is skipped through the root's `listed` set first.
+    listed_tasks: FxHashSet<(u64, u64)>,
+    pub timings: crate::progress::Timings,
+    progress: bool,
+    defer_tasks: bool,
+}
+
+/// How a run goes: its bounds, whether it draws progress on stderr, and whether it
+/// leaves each runtime's tasks to be read as the report is written (`deferred`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Settings {
+    pub limits: Limits,
+    pub progress: bool,
+    pub defer_tasks: bool,
+}
+
+/// Runs `program` against the process image `mem` (main executable loaded at `bias`).
+pub fn run(
+    program: &layoutdump_lang::Program,
+    dbg: &DebugInfo,
+    mem: &dyn Memory,
+    bias: u64,
+    threads: &[ThreadContext],
+    scan: &crate::scan::ScanSpace,
+    settings: Settings,
+) -> Findings {
+    let limits = settings.limits;
+    let ev = Evaluator::new(program, dbg, mem, bias, limits);
+    let mut out = Findings {
+        progress: settings.progress,
+        defer_tasks: settings.defer_tasks,
+        ..Default::default()
+    };
+    let started = std::time::Instant::now();
+    if program.roots.is_empty() {
+        out.warnings.push(format!(
+            "layout `{}` declares no root: nothing to start from",
+            program.name
+        ));
+    }
+    let mut frame_notes = Vec::new();
+    for (root_index, root) in program.roots.iter().enumerate() {
+        let here = program.location(root.span);
+        let record = |f: &mut dyn FnMut(&mut crate::explain::RootUse)| {
+            if let Some(u) = ev.usage.borrow_mut().roots.get_mut(root_index) {
+                f(u)
+            }
+        };
+        let subjects: Vec<(Option<u32>, Value)> = match &root.kind {
+            RootKind::Tls(path) => match tls_variable(dbg, path) {
+                Err(msg) => {
+                    record(&mut |u| u.error = Some(msg.to_string()));
+                    out.warnings.push(format!("root at {here}: {msg}"));
+                    continue;
+                }
+                Ok((offset, ty)) => {
+                    let Some(tls) = dbg.tls_template() else {
+                        out.warnings
+                            .push(format!("root at {here}: the binary has no PT_TLS segment"));
+                        continue;
+                    };
+                    let block = tls.memsz.div_ceil(tls.align).saturating_mul(tls.align);
+                    let mut subjects = Vec::new();
+                    let mut no_tp = 0;
+                    for t in threads {
+                        // x86_64 variant II: the executable's TLS block ends at the thread pointer.
+                        match t.fs_base {
+                            Some(tp) if tp != 0 => {
+                                let addr = tp.wrapping_sub(block).wrapping_add(offset);
+                                subjects.push((Some(t.tid), Value::Place { addr, ty }));
+                            }
+                            _ => no_tp += 1,
+                        }
+                    }
+                    if no_tp > 0 {
+                        out.warnings.push(format!(
+                            "root at {here}: {no_tp} of {} threads have no thread pointer (fs_base) in the dump; their thread-locals cannot be read",
+                            threads.len()
+                        ));
+                    }
+                    subjects
+                }
+            },
+            RootKind::Static(path) => match static_variable(dbg, path) {
+                Ok((link, ty)) => vec![(
+                    None,
+                    Value::Place {
+                        addr: link.wrapping_add(bias),
+                        ty,
+                    },
+                )],
+                Err(msg) => {
+                    record(&mut |u| u.error = Some(msg.to_string()));
+                    out.warnings.push(format!("root at {here}: {msg}"));
+                    continue;
+                }
+            },
+            RootKind::Scan {
+                object,
+                field,
+                slot,
+                function,
+                param,
+            } => {
+                let (ty, offset) = match crate::scan::object_field(dbg, object, field) {
+                    Ok(t) => t,
+                    // A program that does not use that type (a LocalPool without the
+                    // ThreadPool) has nothing to scan for: said by `check --explain`, not
+                    // a warning.
+                    Err(msg) => {
+                        record(&mut |u| u.error = Some(msg.clone()));
+                        continue;
+                    }
+                };
+                let wanted = crate::scan::Wanted {
+                    slot: *slot,
+                    prefix: function,
+                    param: param.as_ref().map(|(n, t)| (n.as_str(), t.as_str())),
+                };
+                let (found, cut) = out.timings.time("scan memory (scan roots)", || {
+                    crate::scan::vtable_refs(dbg, mem, bias, scan, &wanted, limits.items)
+                });
+                if let Some(c) = cut {
+                    out.warnings.push(format!("root at {here}: {c}"));
+                }
+                found
+                    .into_iter()
+                    .map(|a| {
+                        let addr = a.wrapping_sub(offset);
+                        (None, Value::Place { addr, ty })
+                    })
+                    .collect()
+            }
+            RootKind::Frame { function, local } => {
+                let (found, misses, scanned) =
+                    frame_locals(dbg, mem, bias, threads, function, local);
+                out.scanned_futures.extend(scanned);
+                // A local optimized out in some frame is said in the notes (what DWARF could
+                // not tell us is never silent); it becomes a warning only if no runtime was
+                // found at all.
+                frame_notes.extend(misses.into_iter().map(|m| format!("root at {here}: {m}")));
+                found
+            }
+        };
+        record(&mut |u| u.subjects = subjects.len() as u64);
+        let is_scan = matches!(root.kind, RootKind::Scan { .. });
+        // A scan's candidates that led nowhere: one note, not one warning each.
+        let mut scan_misses = 0u64;
+        // Tasks already reported: a scan candidate among them needs no evaluation (its
+        // runtime is known), which keeps a scan linear in the number of tasks. Made only
+        // when the scan found something (tokio's LocalSet scan mostly finds nothing, and
+        // a million listed tasks took 0.1 s to collect).
+        let mut listed: FxHashSet<u64> = if is_scan && !subjects.is_empty() {
+            out.runtimes
+                .iter()
+                .flat_map(|r| r.task_addresses())
+                .collect()
+        } else {
+            Default::default()
+        };
+        for (tid, subject) in subjects {
+            let candidate = match subject {
+                Value::Place { addr, .. } if is_scan => Some(addr),
+                _ => None,
+            };
+            if candidate.is_some_and(|c| listed.contains(&c)) {
+                record(&mut |u| u.values += 1);
+                continue;
+            }
+            // What evaluating a rejected candidate complained about (a list through freed
+            // memory) is about that guess, not about the program: dropped with it.
+            let ev_warnings = ev.warnings.borrow().len();
+            let value = match ev.eval_with_subject(root.value, root.frame_size, subject.clone()) {
+                Ok(v) => {
+                    record(&mut |u| u.values += 1);
+                    v
+                }
+                // "No runtime on this thread" is the common case, not a problem.
+                Err(e) if e.is_absent() => {
+                    record(&mut |u| u.absent += 1);
+                    continue;
+                }
+                Err(e) => {
+                    record(&mut |u| {
+                        u.error.get_or_insert_with(|| e.to_string());
+                    });
+                    if is_scan {
+                        scan_misses += 1;
+                        ev.warnings.borrow_mut().truncate(ev_warnings);
+                        continue;
+                    }
+                    let on = tid.map_or(String::new(), |t| format!(" on thread {t}"));
+                    out.warnings.push(format!("root at {here}{on}: {e}"));
+                    continue;
+                }
+            };
+            // Facts about this thread (the task it is running): values only, an absent
+            // one (no current task) is simply left out.
+            if let Some(tid) = tid {
+                for (name, r) in ev.eval_members(&root.members, root.frame_size, subject.clone()) {
+                    if let Ok(v) = r {
+                        out.thread_fields
+                            .entry(tid)
+                            .or_default()
+                            .insert(name, field_value(&ev, &v));
+                    }
+                }
+            }
+            match root.yields {
+                RuleKind::Runtime if is_scan => {
+                    let Some(candidate) = candidate else { continue };
+                    if add_scanned_runtime(&ev, value, candidate, &mut out) {
+                        listed.extend(out.runtimes.iter().flat_map(|r| r.task_addresses()));
+                    } else {
+                        scan_misses += 1;
+                        ev.warnings.borrow_mut().truncate(ev_warnings);
+                    }
+                }
+                RuleKind::Runtime => add_runtime(&ev, value, tid, &mut out),
+                RuleKind::Future => add_block_on(&ev, value, tid, &mut out),
+                RuleKind::Task if is_scan => {
+                    let Some(candidate) = candidate else { continue };
+                    if add_scanned_task(&ev, root, subject, value, &mut out) {
+                        listed.insert(candidate);
+                    } else {
+                        scan_misses += 1;
+                        ev.warnings.borrow_mut().truncate(ev_warnings);
+                    }
+                }
+                RuleKind::Task | RuleKind::Leaf | RuleKind::Holds => out.warnings.push(format!(
+                    "root at {here}: only a scan root may yield tasks directly"
+                )),
+            }
+        }
+        if scan_misses > 0 {
+            frame_notes.push(format!(
+                "root at {here}: {scan_misses} of the objects the memory scan found were not task headers of a listed executor (copies of vtable pointers, freed tasks); they are left out"
+            ));
+        }
+    }
+    join_owner_threads(&mut out);
+    for r in &mut out.runtimes {
+        // A scan added tasks to a runtime whose list is pending: all are read now, so
+        // that they are written in one order.
+        if !r.tasks.is_empty()
+            && let Some(p) = r.pending.take()
+        {
+            r.tasks.extend(
+                p.tasks
+                    .iter()
+                    .filter_map(|t| listed_task_report(&ev, t).ok())
+                    .map(|mut t| {
+                        t.shrink();
+                        t
+                    }),
+            );
+        }
+        sort_tasks(&mut r.tasks);
+        r.threads.sort_unstable();
+    }
+    out.runtimes.sort_by(|a, b| {
+        let first = |r: &RuntimeReport| {
+            (r.tasks.first().map(|t| t.id))
+                .or_else(|| r.pending.as_ref()?.tasks.first().map(|t| t.id))
+                .flatten()
+        };
+        (a.kind.as_str(), first(a), a.address).cmp(&(b.kind.as_str(), first(b), b.address))
+    });
+    for b in &mut out.block_on {
+        b.runtime = b.thread.and_then(|t| out.thread_runtime.get(&t).copied());
+    }
+    out.block_on.sort_by_key(|b| (b.thread, b.future.address));
+    out.warnings.extend(ev.warnings.borrow().iter().cloned());
+    out.usage = ev.usage.borrow().clone();
+    if out.runtimes.is_empty() {
+        out.warnings.extend(frame_notes.iter().cloned());
+    }
+    out.notes = frame_notes;
+    out.notes.extend(
+        ev.hook_output()
+            .into_iter()
+            .map(|line| format!("hook printed: {line}")),
+    );
+    let reading = out.timings.0.iter().map(|(_, d)| *d).sum();
+    out.timings.0.insert(
+        0,
+        (
+            "roots, runtimes (the rest)",
+            started.elapsed().saturating_sub(reading),
+        ),
+    );
+    out
+}
+
+mod findings;
+mod order;
+mod roots;
+mod tasks;
+mod values;
+
+use findings::{
+    add_block_on, add_runtime, add_scanned_runtime, add_scanned_task, join_owner_threads,
+};
+use order::sort_tasks;
+use roots::{frame_locals, static_variable, tls_variable};
+pub(crate) use tasks::{listed_task_report, prefetch_item};
+pub(crate) use values::field_value;

@@ -1,0 +1,182 @@
+//! The order tasks are reported in: by id, then address, sorted in parallel for large lists.
+
+use crate::report::{Hex, TaskReport};
+use crate::task_stream::{Listing, PendingTask};
+
+/// Tasks by id (those without one last), then address.
+pub(super) fn sort_tasks(tasks: &mut [TaskReport]) {
+    sort_by_id(tasks, |t| (t.id, t.address));
+}
+
+/// The tasks listed (None: not a task), by id (those without one last), then address:
+/// the order `sort_tasks` gives read tasks. The keys are sorted (on every thread, merging
+/// the runs they hold: tokio lists each shard's tasks newest first, so a million tasks are
+/// eight descending runs) and the listing is read in their order (`Listing`). A task
+/// listed twice (a corrupt list) has one id, so its copies are neighbours: kept once,
+/// rather than by a million-entry hash set (0.4 s). Sorting the tasks themselves (112
+/// bytes each) took a buffer as large as them; gathering them in order into a second
+/// vector took 60 to 100 ms at a million tasks.
+pub(super) fn sort_listed(listed: Vec<Option<PendingTask>>) -> Listing {
+    use rayon::prelude::*;
+    // Sixteen bytes a key (id, index): the keys with the address and the missing id's
+    // flag were forty, and sorting them took twice as long. A task without an id is keyed
+    // as the largest id, then put after those that have it; equal ids (a corrupt dump)
+    // are ordered by address.
+    let mut order: Vec<(u64, usize)> = listed
+        .par_iter()
+        .enumerate()
+        .filter_map(|(i, t)| Some((t.as_ref()?.id.unwrap_or(u64::MAX), i)))
+        .collect();
+    // Merge sort, which takes the runs it finds (tokio lists each shard newest first):
+    // pdqsort took 45M more instructions at 116,666 tasks. The keys are distinct.
+    order.par_sort();
+    // Only tasks with one id can be one task listed twice: the listing itself (112 MB
+    // at random) is looked at only for those.
+    let task = |i: usize| listed[i].as_ref().map(|t| (t.id.is_none(), t.address));
+    let mut kept = Vec::with_capacity(order.len());
+    for run in order.chunk_by_mut(|a, b| a.0 == b.0) {
+        if let [(_, i)] = run {
+            kept.push(*i);
+            continue;
+        }
+        run.sort_unstable_by_key(|&(_, i)| (task(i), i));
+        let mut run: Vec<usize> = run.iter().map(|&(_, i)| i).collect();
+        run.dedup_by_key(|&mut i| task(i).map(|(_, address)| address));
+        kept.extend(run);
+    }
+    Listing::new(listed, kept)
+}
+
+/// Each item's (no id, id, address, index), sorted.
+pub(super) fn sort_keys<T: Sync>(
+    items: &[T],
+    key: impl Fn(&T) -> (Option<u64>, Hex) + Sync,
+) -> Vec<(bool, Option<u64>, Hex, usize)> {
+    use rayon::prelude::*;
+    let mut order: Vec<(bool, Option<u64>, Hex, usize)> = items
+        .par_iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let (id, address) = key(t);
+            (id.is_none(), id, address, i)
+        })
+        .collect();
+    order.par_sort();
+    order
+}
+
+/// `items` by their tasks' ids (those without one last), then addresses. The keys are
+/// sorted, and each item is then moved once to its place: sorting the reports themselves
+/// moved each (240 bytes) some twenty times, which at a million tasks was seconds of
+/// memmove.
+pub(super) fn sort_by_id<T: Send + Sync>(
+    items: &mut [T],
+    key: impl Fn(&T) -> (Option<u64>, Hex) + Sync,
+) {
+    let order = sort_keys(items, key);
+    // order[k].3 is the index of the item that belongs at k; follow each cycle of that
+    // permutation with swaps.
+    let mut done = vec![false; items.len()];
+    for start in 0..items.len() {
+        if done[start] {
+            continue;
+        }
+        let mut at = start;
+        loop {
+            done[at] = true;
+            let from = order[at].3;
+            if done[from] {
+                break;
+            }
+            items.swap(at, from);
+            at = from;
+        }
+    }
+}
+
+#[cfg(test)]
+mod sort_tests {
+    use super::sort_tasks;
+    use crate::report::{Hex, TaskReport};
+
+    fn task(id: Option<u64>, address: u64) -> TaskReport {
+        TaskReport::new(id, Hex(address))
+    }
+
+    #[test]
+    fn tasks_are_ordered_by_id_then_address_with_unnumbered_last() {
+        // A scrambled order with a long cycle, fixed points and ties on id.
+        let ids = [7, 3, 9, 1, 3, 8, 2, 6, 5, 4];
+        let mut tasks: Vec<TaskReport> = ids
+            .iter()
+            .enumerate()
+            .map(|(i, &id)| task(Some(id), 100 - i as u64))
+            .collect();
+        tasks.push(task(None, 5));
+        tasks.insert(4, task(None, 1));
+        sort_tasks(&mut tasks);
+        let got: Vec<(Option<u64>, u64)> = tasks.iter().map(|t| (t.id, t.address.0)).collect();
+        let mut want = got.clone();
+        want.sort_by_key(|&(id, a)| (id.is_none(), id, a));
+        assert_eq!(got, want);
+        assert_eq!(got[0], (Some(1), 97));
+        assert_eq!(got[2], (Some(3), 96), "equal ids by address");
+        assert_eq!(got[10], (None, 1));
+        assert_eq!(got.len(), 12);
+    }
+
+    /// A listing as a corrupt dump can give: failures (None), tasks without an id, equal
+    /// ids, and tasks listed more than once (a list that runs into another, or a shard
+    /// walked twice), interleaved with the rest.
+    #[test]
+    fn listed_tasks_are_ordered_and_each_kept_once() {
+        use super::sort_listed;
+        use crate::eval::Value;
+        use crate::task_stream::{Listed, PendingTask};
+        let pending = |id: Option<u64>, address: u64| {
+            Some(PendingTask {
+                id,
+                address: Hex(address),
+                item: Value::Addr(address),
+                listed: Listed::default(),
+            })
+        };
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move |n: u64| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state % n
+        };
+        for round in 0..50 {
+            let mut listed = Vec::new();
+            for _ in 0..(round * 7 + 3) {
+                let address = 0x1000 + next(40) * 0x80;
+                // An address's id is its own (a task listed twice has one id), but
+                // addresses share ids as corrupt memory may make them, and the largest id
+                // is keyed as a missing one is.
+                let id = match address % 0x380 {
+                    0 => None,
+                    0x100 => Some(u64::MAX),
+                    _ => Some(address / 0x100),
+                };
+                listed.push(match next(10) {
+                    0 => None,
+                    _ => pending(id, address),
+                });
+            }
+            let mut want: Vec<(Option<u64>, u64)> = listed
+                .iter()
+                .flatten()
+                .map(|t| (t.id, t.address.0))
+                .collect();
+            want.sort_by_key(|&(id, a)| (id.is_none(), id, a));
+            want.dedup();
+            let got: Vec<(Option<u64>, u64)> = sort_listed(listed)
+                .iter()
+                .map(|t| (t.id, t.address.0))
+                .collect();
+            assert_eq!(got, want, "round {round}");
+        }
+    }
+}

@@ -1,0 +1,282 @@
+//! Reading a runtime's tasks: listed in parallel chunks, each read through the task rule
+//! into a report, or keyed for reading later.
+
+use std::sync::Arc;
+
+use layoutdump_lang::program::RuleKind;
+
+use super::Findings;
+use super::findings::match_rule;
+use super::values::{display_string, field_value};
+use crate::eval::{EvalError, Evaluator, Members, Value};
+use crate::report::{FutureRef, Hex, TaskReport};
+use crate::task_stream::{Listed, PendingTask};
+
+/// Tasks read per piece of work handed to a worker thread: large enough that making the
+/// worker's evaluator (and warming its caches) is noise, small enough to balance.
+pub(super) const TASK_CHUNK: usize = 2048;
+
+/// `read` of each item, in order, in chunks. A runtime's list is walked in order (it is
+/// linked), but its tasks are then read in parallel: each worker has its own evaluator,
+/// whose warnings, rule hits and steps are added back in chunk order, so the result does
+/// not depend on the number of threads. The caller drains the chunks one by one, so the
+/// results are never held twice.
+pub(crate) fn per_item<T: Send>(
+    ev: &Evaluator<'_>,
+    items: &[Value],
+    progress: &crate::progress::Progress,
+    read: impl Fn(&Evaluator<'_>, Value) -> T + Sync,
+) -> Vec<Vec<T>> {
+    use rayon::prelude::*;
+    if items.len() <= TASK_CHUNK {
+        return vec![items.iter().map(|i| read(ev, i.clone())).collect()];
+    }
+    let seed = ev.seed();
+    let chunks: Vec<_> = items
+        .par_chunks(TASK_CHUNK)
+        .map_init(
+            || seed.evaluator(),
+            |worker, chunk| {
+                let results: Vec<_> = chunk
+                    .iter()
+                    .enumerate()
+                    .map(|(at, i)| {
+                        prefetch_item(worker, chunk.get(at + 4));
+                        read(worker, i.clone())
+                    })
+                    .collect();
+                progress.add(chunk.len() as u64);
+                (results, worker.drain())
+            },
+        )
+        .collect();
+    chunks
+        .into_iter()
+        .map(|(results, spent)| {
+            ev.absorb(spent);
+            results
+        })
+        .collect()
+}
+
+/// Bytes of a task asked into the cache ahead of reading it: its header and what
+/// follows (tokio's future, trailer; async-task's future), where a task's reads mostly are.
+pub(super) const PREFETCHED: usize = 512;
+
+/// Starts loading the memory of `item`, read a few tasks from now (see `Memory::prefetch`).
+pub(crate) fn prefetch_item(ev: &Evaluator<'_>, item: Option<&Value>) {
+    if let Some(Value::Place { addr, .. }) = item {
+        ev.prefetch(*addr, PREFETCHED);
+    }
+}
+
+/// `task_key` of each item, in parallel as `per_item` reads them, each written into its
+/// own slot of one vector (None where it failed), and the errors in item order. Listing a
+/// million tasks held every chunk's results and then the list made of them; now only
+/// the list.
+pub(super) fn listed_in_place(
+    ev: &Evaluator<'_>,
+    items: &[Value],
+    progress: &crate::progress::Progress,
+) -> (Vec<Option<PendingTask>>, Vec<EvalError>) {
+    use rayon::prelude::*;
+    // Made on every thread: its first touch of 112 MB (at a million tasks) is page faults.
+    let mut keys: Vec<Option<PendingTask>> = Vec::new();
+    (0..items.len())
+        .into_par_iter()
+        .map(|_| None)
+        .collect_into_vec(&mut keys);
+    let list = |worker: &Evaluator<'_>, slots: &mut [Option<PendingTask>], chunk: &[Value]| {
+        let mut errors = Vec::new();
+        for (at, (slot, item)) in slots.iter_mut().zip(chunk).enumerate() {
+            prefetch_item(worker, chunk.get(at + 4));
+            match task_key(worker, item.clone()) {
+                Ok(t) => *slot = Some(t),
+                Err(e) => errors.push(e),
+            }
+        }
+        errors
+    };
+    if items.len() <= TASK_CHUNK {
+        let errors = list(ev, &mut keys, items);
+        return (keys, errors);
+    }
+    let seed = ev.seed();
+    let chunks: Vec<_> = keys
+        .par_chunks_mut(TASK_CHUNK)
+        .zip(items.par_chunks(TASK_CHUNK))
+        .map_init(
+            || seed.evaluator(),
+            |worker, (slots, chunk)| {
+                let errors = list(worker, slots, chunk);
+                progress.add(chunk.len() as u64);
+                (errors, worker.drain())
+            },
+        )
+        .collect();
+    let mut errors = Vec::new();
+    for (e, spent) in chunks {
+        ev.absorb(spent);
+        errors.extend(e);
+    }
+    (keys, errors)
+}
+
+/// `per_item` over a runtime's task list: a progress line saying `what` is done, and the
+/// time taken added to `phase`.
+pub(super) fn over_tasks<T: Send>(
+    ev: &Evaluator<'_>,
+    items: Vec<Value>,
+    out: &mut Findings,
+    (what, phase): (&'static str, &'static str),
+    read: impl Fn(&Evaluator<'_>, Value) -> T + Sync,
+) -> Vec<Vec<T>> {
+    let progress = crate::progress::Progress::new(what, items.len() as u64, out.progress);
+    out.timings
+        .time(phase, || per_item(ev, &items, &progress, read))
+}
+
+/// What a deferred runtime needs of a task before it is read: its id (for the order) and
+/// address. The task rule's members up to `id` are evaluated, nothing else; their values
+/// are kept for reading the task (`Listed`) where only `let`s come before `id`.
+pub(super) fn task_key(ev: &Evaluator<'_>, item: Value) -> Result<PendingTask, EvalError> {
+    let (rule, addr, subject) = match_rule(ev, RuleKind::Task, item.clone())?;
+    let (mut id, mut listed) = (None, Listed::default());
+    if let Some(last) = rule
+        .members
+        .iter()
+        .position(|m| m.name == "id" && !m.is_let)
+    {
+        let prefix = &rule.members[..=last];
+        let before = ev.steps_used();
+        let values = ev.eval_member_values(prefix, rule.frame_size, subject);
+        let read_id = ev.steps_used();
+        id = values
+            .last()
+            .and_then(|r| r.as_ref().ok())
+            .and_then(|v| ev.to_int(v).ok())
+            .and_then(|id| u64::try_from(id).ok());
+        if id.is_some() && prefix[..last].iter().all(|m| m.is_let) {
+            let steps = read_id.saturating_sub(before);
+            listed = Listed::keep(&values, steps, ev.steps_used().saturating_sub(read_id));
+        }
+    }
+    Ok(PendingTask {
+        id,
+        address: Hex(addr),
+        item,
+        listed,
+    })
+}
+
+pub(crate) fn task_report(ev: &Evaluator<'_>, item: Value) -> Result<TaskReport, EvalError> {
+    read_task_report(ev, item, None)
+}
+
+/// A listed task's report: its members up to `id` as listing it evaluated them (with the
+/// steps they took then), the rest evaluated now. The same report as `task_report`.
+pub(crate) fn listed_task_report(
+    ev: &Evaluator<'_>,
+    task: &PendingTask,
+) -> Result<TaskReport, EvalError> {
+    read_task_report(ev, task.item.clone(), task.id.map(|id| (id, &task.listed)))
+}
+
+pub(super) fn read_task_report(
+    ev: &Evaluator<'_>,
+    item: Value,
+    listed: Option<(u64, &Listed)>,
+) -> Result<TaskReport, EvalError> {
+    let (rule, addr, subject) = match_rule(ev, RuleKind::Task, item)?;
+    let mut t = TaskReport::new(None, Hex(addr));
+    let mut members = Members::new();
+    let known = listed.is_some_and(|(id, listed)| {
+        let (values, steps, id_steps) = listed.values();
+        if values.is_empty()
+            || !ev.eval_members_after(
+                &rule.members,
+                rule.frame_size,
+                subject.clone(),
+                (&values, steps),
+                &mut members,
+            )
+        {
+            return false;
+        }
+        // `id` is the first member reported: read where its result would be.
+        match ev.charge_steps(id_steps) {
+            Ok(()) => t.id = Some(id),
+            Err(_) => {
+                t.unavailable.insert("id", "not a number".into());
+            }
+        }
+        true
+    });
+    if !known {
+        ev.eval_members_into(&rule.members, rule.frame_size, subject, &mut members);
+    }
+    for (name, result) in members.drain(..) {
+        let value = match result {
+            Ok(v) => v,
+            // A None (an unnamed task's name) is an absent fact, not missing data.
+            Err(e) if e.is_absent() && !matches!(name, "id" | "state" | "future") => {
+                continue;
+            }
+            Err(e) => {
+                t.unavailable.insert(name, e.to_string());
+                continue;
+            }
+        };
+        match name {
+            "id" => match ev.to_int(&value).map(u64::try_from) {
+                Ok(Ok(id)) => t.id = Some(id),
+                _ => {
+                    t.unavailable.insert(name, "not a number".into());
+                }
+            },
+            "state" => {
+                t.state = Some(match &value {
+                    // The layout's label, shared by every task in that state.
+                    Value::Str(s) => s.clone(),
+                    _ => display_string(ev, &value).into(),
+                })
+            }
+            "flags" => {
+                t.flags = ev
+                    .items(value)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|v| match v {
+                        Value::Str(s) => s,
+                        v => display_string(ev, &v).into(),
+                    })
+                    .collect();
+            }
+            "future" => match value {
+                Value::Place { addr, ty } => {
+                    let chain = crate::backtrace::await_chain(ev, value.clone());
+                    t.backtrace = chain.frames;
+                    t.blocked_on = chain.blocked_on;
+                    for (what, why) in chain.missing {
+                        t.unavailable.insert(what, why);
+                    }
+                    t.holds = chain.holds;
+                    t.future = Some(FutureRef {
+                        ty: ev
+                            .ty(ty)
+                            .map(|t| t.name.clone())
+                            .unwrap_or_else(|_| Arc::from("")),
+                        address: Hex(addr),
+                    })
+                }
+                _ => {
+                    t.unavailable.insert(name, "not a value in memory".into());
+                }
+            },
+            _ => {
+                t.fields.insert(ev.name(name), field_value(ev, &value));
+            }
+        }
+    }
+    Ok(t)
+}
