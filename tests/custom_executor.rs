@@ -6,7 +6,8 @@
 
 mod common;
 
-use common::{Dumps, Profile, fixture_dumps, root, run_layoutdump};
+use common::report::Report;
+use common::{Dumps, Profile, fixture_dumps, numbers, root, run_layoutdump};
 use serde_json::Value;
 
 fn layout() -> String {
@@ -29,45 +30,38 @@ fn report(dump: &std::path::Path) -> (Value, Option<i32>) {
 }
 
 fn check_against_truth(d: &Dumps, dump: &std::path::Path) {
-    let (r, code) = report(dump);
+    let (json, code) = report(dump);
+    let r: Report = serde_json::from_value(json).unwrap();
     let what = dump.display();
-    assert_eq!(r["warnings"], serde_json::json!([]), "{what}");
+    assert_eq!(r.warnings, Vec::<String>::new(), "{what}");
     assert_eq!(code, Some(0), "{what}");
-    let runtimes = r["runtimes"].as_array().unwrap();
-    assert_eq!(runtimes.len(), 1, "{what}");
-    let rt = &runtimes[0];
-    assert_eq!(rt["kind"], "inhouse");
-    let tasks = rt["tasks"].as_array().unwrap();
+    assert_eq!(r.runtimes.len(), 1, "{what}");
+    let rt = &r.runtimes[0];
+    assert_eq!(rt.kind, "inhouse");
     let truth = d.truth["tasks"].as_array().unwrap();
-    let ids = |v: &[Value]| {
-        v.iter()
-            .map(|t| t["id"].as_u64().unwrap())
-            .collect::<Vec<_>>()
-    };
     // The finished task's slot is None: not listed, and no warning about it.
-    assert_eq!(ids(tasks), ids(truth), "{what}");
+    let ids: Vec<u64> = rt.tasks.iter().filter_map(|t| t.id).collect();
+    let want_ids: Vec<u64> = truth.iter().map(|t| t["id"].as_u64().unwrap()).collect();
+    assert_eq!(ids, want_ids, "{what}");
     for want in truth {
         let id = want["id"].as_u64().unwrap();
-        let got = tasks.iter().find(|t| t["id"] == id).unwrap();
-        assert_eq!(got["fields"]["name"], want["name"], "{what} task {id}");
+        let got = rt.tasks.iter().find(|t| t.id == Some(id)).unwrap();
+        assert_eq!(got.fields["name"], want["name"], "{what} task {id}");
         let pp = &d.truth["polls_and_priority"][id.to_string()];
-        assert_eq!(got["fields"]["polls"], pp[0], "{what} task {id}");
-        assert_eq!(got["fields"]["priority"], pp[1], "{what} task {id}");
-        assert_eq!(got["state"], "idle", "{what} task {id}");
-        let lines: Vec<&Value> = got["backtrace"]
-            .as_array()
-            .unwrap()
+        assert_eq!(got.fields["polls"], pp[0], "{what} task {id}");
+        assert_eq!(got.fields["priority"], pp[1], "{what} task {id}");
+        assert_eq!(got.state.as_deref(), Some("idle"), "{what} task {id}");
+        let lines: Vec<u64> = got
+            .backtrace
             .iter()
-            .filter(|f| !f["location"].is_null())
-            .map(|f| &f["location"]["line"])
+            .filter_map(|f| f.location.as_ref().map(|l| l.line))
             .collect();
-        let want_lines: Vec<&Value> = want["await_lines"].as_array().unwrap().iter().collect();
-        assert_eq!(lines, want_lines, "{what} task {id}");
-        let leaf = &got["blocked_on"];
-        assert_eq!(leaf["kind"], want["leaf"], "{what} task {id}");
+        assert_eq!(lines, numbers(&want["await_lines"]), "{what} task {id}");
+        let leaf = got.blocked_on.as_ref().expect("a leaf");
+        assert_eq!(leaf.kind, want["leaf"], "{what} task {id}");
         match want["leaf"].as_str().unwrap() {
-            "sleep" => assert_eq!(leaf["fields"]["deadline_ms"], want["deadline_ms"]),
-            "join" => assert_eq!(leaf["fields"]["task"], want["task"]),
+            "sleep" => assert_eq!(leaf.fields["deadline_ms"], want["deadline_ms"]),
+            "join" => assert_eq!(leaf.fields["task"], want["task"]),
             other => panic!("unknown leaf {other}"),
         }
     }

@@ -51,6 +51,8 @@ pub struct Task {
     pub backtrace: Vec<Frame>,
     pub blocked_on: Option<BlockedOn>,
     #[serde(default)]
+    pub fields: Map<String, Value>,
+    #[serde(default)]
     pub holds: Vec<Held>,
     #[serde(default)]
     pub unavailable: Map<String, Value>,
