@@ -1,0 +1,105 @@
+//! The layout language's builtins (`addr`, `variant`, `len`, `bits`, casts, …) evaluated.
+
+use super::*;
+
+impl<'a> Evaluator<'a> {
+    pub(super) fn builtin(
+        &self,
+        func: Builtin,
+        args: &[ExprId],
+        frame: &mut Frame,
+    ) -> Result<Value, EvalError> {
+        let arg = |i: usize, frame: &mut Frame| -> Result<Value, EvalError> {
+            let id = args
+                .get(i)
+                .ok_or_else(|| EvalError::Other("missing argument".into()))?;
+            self.eval(*id, frame)
+        };
+        match func {
+            Builtin::Addr => match arg(0, frame)? {
+                Value::Place { addr, .. } => Ok(Value::Addr(addr)),
+                Value::Int(a) => Ok(Value::Addr(a as u64)),
+                Value::Addr(a) => Ok(Value::Addr(a)),
+                _ => Err(EvalError::Other("addr() needs a value in memory".into())),
+            },
+            Builtin::Variant => {
+                let v = arg(0, frame)?;
+                let Value::Place { addr, ty } = v else {
+                    return Err(EvalError::Other("variant() needs an enum in memory".into()));
+                };
+                // A C-like enum (actix's `SignalKind`): the enumerator its value names.
+                if let TypeKind::CEnum { enumerators } = &self.ty(ty)?.kind {
+                    let value = self.to_int(&v)?;
+                    return enumerators
+                        .iter()
+                        .find(|(_, n)| *n == value)
+                        .map(|(name, _)| Value::Str(name.to_string().into()))
+                        .ok_or_else(|| {
+                            EvalError::Other(format!("{value} names no enumerator of this enum"))
+                        });
+                }
+                let (name, _) = self.active_variant(addr, ty)?;
+                Ok(Value::Str(name.into()))
+            }
+            Builtin::TypeName => match arg(0, frame)? {
+                Value::Place { ty, .. } => Ok(Value::Str(self.ty(ty)?.name.clone().into())),
+                _ => Err(EvalError::Other(
+                    "type_name() needs a value in memory".into(),
+                )),
+            },
+            Builtin::Len => {
+                let v = arg(0, frame)?;
+                if let Value::Place { ty, .. } = &v
+                    && let Some((view, m)) = self.view_member(*ty, "len")
+                {
+                    let len = self.eval_view_member(view, m, v)?;
+                    return Ok(Value::Int(self.to_int(&len)?));
+                }
+                Ok(Value::Int(self.items(v)?.len() as i128))
+            }
+            Builtin::IsNull => {
+                let v = arg(0, frame)?;
+                Ok(Value::Int(i128::from(self.list_node(v)?.is_none())))
+            }
+            Builtin::Slice => {
+                let first = arg(0, frame)?;
+                let len = arg(1, frame)?;
+                let len = self.to_int(&len)?;
+                self.slice(first, len)
+            }
+            Builtin::List => self.list(args, frame),
+            Builtin::DynTarget => {
+                let data = arg(0, frame)?;
+                let vtable = arg(1, frame)?;
+                let data = self.to_int(&data)? as u64;
+                let vtable = self.to_int(&vtable)? as u64;
+                if data == 0 {
+                    return Err(EvalError::Other("null trait object".into()));
+                }
+                let ty = self.vtable_target(vtable)?;
+                Ok(Value::Place { addr: data, ty })
+            }
+            Builtin::Str => {
+                let at = arg(0, frame)?;
+                let len = arg(1, frame)?;
+                let len = u64::try_from(self.to_int(&len)?)
+                    .map_err(|_| EvalError::Other("negative string length".into()))?;
+                let addr = match &at {
+                    Value::Place { addr, ty } => match self.ty(*ty)?.kind {
+                        TypeKind::Pointer { .. } => self.u64_le(*addr)?,
+                        _ => *addr,
+                    },
+                    other => self.to_int(other)? as u64,
+                };
+                // Strings are shown, not processed: the first 256 bytes say enough.
+                let shown = len.min(MAX_STR);
+                let bytes = self.mem.read_vec(addr, shown, MAX_STR)?;
+                let mut text = String::from_utf8_lossy(&bytes).into_owned();
+                if len > shown {
+                    text.push('…');
+                }
+                Ok(Value::Str(text.into()))
+            }
+        }
+    }
+}
