@@ -178,7 +178,7 @@ pub fn analyze_dump(
         usage: None,
         timings: Default::default(),
     };
-    let mut timings = crate::progress::Timings::default();
+    let mut timings = crate::report::Timings::default();
     // Native stacks need only the mapped files' unwind info, not DWARF: they are shown
     // even when the binary's debug info is missing.
     let (mut walker, walk_warnings) = StackWalker::new(&dump);
@@ -284,6 +284,18 @@ pub fn analyze_dump(
         report.timings = timings;
         return (report, Outcome::Partial);
     }
+    // What reads each runtime's tasks as the report is written, when they are left for it.
+    let defer_to = opts.defer_tasks.then(|| {
+        Arc::new(crate::task_stream::TaskReader {
+            program: Arc::new(program.clone()),
+            dbg: dbg.clone(),
+            dump: dump.clone(),
+            bias: image.load_bias,
+            limits: opts.limits,
+            progress: opts.progress,
+            found: Default::default(),
+        })
+    });
     let (symbolizing, findings) = rayon::join(
         || symbolize_all(&mut report.threads),
         || {
@@ -297,7 +309,7 @@ pub fn analyze_dump(
                 crate::run::Settings {
                     limits: opts.limits,
                     progress: opts.progress,
-                    defer_tasks: opts.defer_tasks,
+                    defer_to,
                 },
             )
         },
@@ -332,24 +344,6 @@ pub fn analyze_dump(
             .unwrap_or_default();
     }
     report.runtimes = findings.runtimes;
-    if report.runtimes.iter().any(|r| r.pending.is_some()) {
-        let reader = Arc::new(crate::task_stream::TaskReader {
-            program: Arc::new(program.clone()),
-            dbg: dbg.clone(),
-            dump: dump.clone(),
-            bias: image.load_bias,
-            limits: opts.limits,
-            progress: opts.progress,
-            found: Default::default(),
-        });
-        for p in report
-            .runtimes
-            .iter_mut()
-            .filter_map(|r| r.pending.as_mut())
-        {
-            p.reader = Some(reader.clone());
-        }
-    }
     report.block_on = findings.block_on;
     report.notes = findings.notes;
     report.usage = Some(findings.usage);

@@ -17,10 +17,11 @@ pub mod triage;
 pub use layoutdump_dump as memory;
 pub use layoutdump_dwarf::progress;
 pub mod layout_loader;
-pub mod report;
+/// The report's data and writers, from their own crate (the engine fills it).
+pub use layoutdump_report as report;
+pub use layoutdump_report::explain;
 pub mod run;
 pub mod scan;
 pub mod type_layout;
 use layoutdump_dwarf::sync;
 pub use layoutdump_dwarf::unwind;
-pub mod explain;

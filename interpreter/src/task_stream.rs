@@ -1,6 +1,6 @@
 //! Tasks read while the report is written: a run lists each runtime's tasks by id and
-//! address, and the writer has them read, written and dropped as it goes, in order; what
-//! reading them finds (warnings, unavailable facts, waits) is written after the runtimes.
+//! address, and the writer has them read (`PendingTasks`), written and dropped as it goes,
+//! in order; what reading finds (warnings, unavailable facts, waits) is written at the end.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -11,6 +11,7 @@ use layoutdump_lang::Program;
 use crate::dwarf::{DebugInfo, DieId};
 use crate::eval::{EvalError, Evaluator, Limits, Spent, Value};
 use crate::memory::Dump;
+use crate::report::pending::{Chunks, LateFindings, PendingTasks, Reading, Rendered};
 use crate::report::task_views::WaitFacts;
 use crate::report::task_views::{GroupKey, Grouper, group_key};
 use crate::report::{Hex, TaskReport};
@@ -161,40 +162,40 @@ pub(crate) fn drop_on_every_thread<T: Send>(items: Vec<T>) {
     items.into_par_iter().for_each(drop);
 }
 
-/// A runtime's tasks to be read as the report is written, in report order.
-#[derive(Clone)]
-pub struct Pending {
-    /// Shared, not copied: a million tasks are 112 MB.
-    pub tasks: Arc<Listing>,
+/// A runtime's listed tasks with what reads them: the report's pending tasks.
+pub struct ListedTasks {
+    pub tasks: Listing,
     /// Where the runtime rule is, for warnings about its tasks.
     pub rule: String,
-    /// Set by the analysis once the run is over (it owns what reading needs).
-    pub reader: Option<Arc<TaskReader>>,
-    /// With `--group`: the groups of the tasks read so far (see `Report::group_tasks`).
-    pub grouper: Option<Arc<Mutex<Grouper>>>,
+    pub reader: Arc<TaskReader>,
 }
 
-#[cfg(test)]
-impl Pending {
-    /// One task (`id` at `address`) listed with no reader: a report built by hand.
-    pub(crate) fn unread(id: u64, address: u64) -> Pending {
-        Pending {
-            tasks: Arc::new(Listing::in_order(vec![PendingTask {
-                id: Some(id),
-                address: Hex(address),
-                item: Value::Int(0),
-                listed: Listed::default(),
-            }])),
-            rule: "test".into(),
-            reader: None,
-            grouper: None,
-        }
+impl PendingTasks for ListedTasks {
+    fn len(&self) -> usize {
+        self.tasks.len()
     }
-}
 
-impl std::fmt::Debug for Pending {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Pending({} tasks)", self.tasks.len())
+    fn listed(&self, index: usize) -> Option<(Option<u64>, Hex)> {
+        let t = self.tasks.at(*self.tasks.order.get(index)?)?;
+        Some((t.id, t.address))
+    }
+
+    fn read_now(&self, index: usize) -> Option<TaskReport> {
+        let t = self.tasks.at(*self.tasks.order.get(index)?)?;
+        self.reader.read_one(t)
+    }
+
+    fn read_all(
+        &self,
+        grouper: Option<&Mutex<Grouper>>,
+        chunks: &dyn Chunks,
+        sink: &mut dyn FnMut(&dyn Rendered) -> bool,
+    ) {
+        self.reader.stream(self, grouper, chunks, sink)
+    }
+
+    fn reading(&self) -> Option<Arc<dyn Reading>> {
+        Some(self.reader.clone())
     }
 }
 
@@ -227,15 +228,6 @@ pub(crate) struct Found {
 /// Warnings reading tasks added, past which they are only counted.
 const MAX_WARNINGS: usize = 1000;
 
-/// What reading the tasks found, for the end of the report.
-#[derive(Debug, Default)]
-pub struct LateFindings {
-    pub warnings: Vec<String>,
-    pub notes: Vec<String>,
-    pub partial: bool,
-    pub waits: WaitFacts,
-}
-
 /// Tasks a worker reads at a time in `stream`: small enough that the writer is never far
 /// behind the readers, large enough that handing them over costs nothing.
 const CHUNK: usize = 256;
@@ -248,61 +240,13 @@ const AHEAD: usize = 16;
 /// takes microseconds to read, a cache line some hundred nanoseconds to arrive.
 const AHEAD_OF_READ: usize = 2;
 
-/// What a worker renders a chunk of tasks into (each task added to it in order), handed
-/// to the writer whole and then back to the worker to be cleared and filled again: the
-/// compact JSON writer writes a chunk's bytes at once from the worker's buffer, rather
-/// than copying a million tasks' kilobyte into its own.
-pub trait Rendered: Default + Send {
-    fn clear(&mut self);
-    /// Room held (for the next chunk made from nothing: a third of a megabyte of JSON
-    /// grown by doubling is copied twice over).
-    fn room(&self) -> usize {
-        0
-    }
-    fn reserve(&mut self, _room: usize) {}
-}
-
-impl Rendered for Vec<u8> {
-    fn clear(&mut self) {
-        Vec::clear(self)
-    }
-    fn room(&self) -> usize {
-        self.capacity()
-    }
-    fn reserve(&mut self, room: usize) {
-        Vec::reserve(self, room)
-    }
-}
-
-impl Rendered for String {
-    fn clear(&mut self) {
-        String::clear(self)
-    }
-    fn room(&self) -> usize {
-        self.capacity()
-    }
-    fn reserve(&mut self, room: usize) {
-        String::reserve(self, room)
-    }
-}
-
-impl Rendered for Vec<TaskReport> {
-    fn clear(&mut self) {
-        Vec::clear(self)
-    }
-}
-
-impl Rendered for () {
-    fn clear(&mut self) {}
-}
-
 /// What one task read adds to the findings: a fact unavailable (or the task unread), the
 /// task it waits for, its group.
 type Read = (bool, WaitFacts, Option<(GroupKey, Option<u64>)>);
 
 /// A chunk as a worker hands it to the writer: its index, the worker's, its tasks
 /// rendered, what each adds, and what the worker spent.
-type Chunk<C> = (usize, usize, C, Vec<Read>, Spent);
+type Chunk = (usize, usize, Box<dyn Rendered>, Vec<Read>, Spent);
 
 /// Where the workers of a `stream` are: the chunks written, and the run's steps after
 /// each (a chunk's step budget is what was left `ahead` chunks before it).
@@ -330,13 +274,14 @@ impl TaskReader {
     /// (85% of the run's futex calls, up to 45,000 context switches at a million tasks).
     /// A chunk that comes back is cleared and rendered into again, rather than a JSON
     /// task's kilobyte being allocated and freed a million times.
-    pub fn stream<C: Rendered, E>(
+    fn stream(
         &self,
-        pending: &Pending,
-        render: impl Fn(TaskReport, &mut C) + Sync,
-        mut sink: impl FnMut(&C) -> Result<(), E>,
-    ) -> Result<(), E> {
-        let listing = &*pending.tasks;
+        pending: &ListedTasks,
+        grouper: Option<&Mutex<Grouper>>,
+        render: &dyn Chunks,
+        sink: &mut dyn FnMut(&dyn Rendered) -> bool,
+    ) {
+        let listing = &pending.tasks;
         let chunks: Vec<&[usize]> = listing.order.chunks(CHUNK).collect();
         let workers = rayon::current_num_threads().clamp(1, chunks.len().clamp(1, AHEAD));
         let ahead = AHEAD;
@@ -348,7 +293,7 @@ impl TaskReader {
         });
         let moved = Condvar::new();
         let next = AtomicUsize::new(0);
-        let grouping = pending.grouper.is_some();
+        let grouping = grouper.is_some();
         let memory = self.dump.memory();
         // Stops every worker: on a write error, and when a thread unwinds (a panic must
         // end the run, not leave the others waiting for a chunk that will not come).
@@ -356,86 +301,94 @@ impl TaskReader {
             lock(&progressed).stopped = true;
             moved.notify_all();
         };
-        let worker = |who: usize, sent: mpsc::Sender<Chunk<C>>, written: mpsc::Receiver<C>| {
-            let _on_panic = OnPanic(&stop);
-            let ev = Evaluator::new(&self.program, &self.dbg, memory, self.bias, self.limits);
-            ev.one_of_many();
-            let mut spare: Option<C> = None;
-            // The most a chunk has taken: where the writer has not given one back yet.
-            let mut room = 0;
-            loop {
-                // This worker's chunks the writer is done with: rendered into again (one
-                // kept), the rest dropped here.
-                while let Ok(done) = written.try_recv() {
-                    spare = Some(done);
-                }
-                let at = next.fetch_add(1, Ordering::Relaxed);
-                let Some(chunk) = chunks.get(at) else { break };
-                // Wait for the writer to be `ahead` chunks behind at most; then the steps
-                // the run had left before the chunk `ahead` back are known.
-                let steps_before = {
-                    let mut p = lock(&progressed);
-                    while !p.stopped && p.written + ahead <= at {
-                        p = moved.wait(p).unwrap_or_else(|e| e.into_inner());
+        let worker =
+            |who: usize, sent: mpsc::Sender<Chunk>, written: mpsc::Receiver<Box<dyn Rendered>>| {
+                let _on_panic = OnPanic(&stop);
+                let ev = Evaluator::new(&self.program, &self.dbg, memory, self.bias, self.limits);
+                ev.one_of_many();
+                let mut spare: Option<Box<dyn Rendered>> = None;
+                // The most a chunk has taken: where the writer has not given one back yet.
+                let mut room = 0;
+                loop {
+                    // This worker's chunks the writer is done with: rendered into again (one
+                    // kept), the rest dropped here.
+                    while let Ok(done) = written.try_recv() {
+                        spare = Some(done);
                     }
-                    if p.stopped {
+                    let at = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(chunk) = chunks.get(at) else { break };
+                    // Wait for the writer to be `ahead` chunks behind at most; then the steps
+                    // the run had left before the chunk `ahead` back are known.
+                    let steps_before = {
+                        let mut p = lock(&progressed);
+                        while !p.stopped && p.written + ahead <= at {
+                            p = moved.wait(p).unwrap_or_else(|e| e.into_inner());
+                        }
+                        if p.stopped {
+                            break;
+                        }
+                        match at.checked_sub(ahead) {
+                            Some(back) => p.steps_after[back],
+                            None => start_steps,
+                        }
+                    };
+                    ev.set_step_limit(self.limits.steps.saturating_sub(steps_before));
+                    let mut rendered = spare.take().unwrap_or_else(|| {
+                        let mut fresh = render.make();
+                        fresh.reserve(room);
+                        fresh
+                    });
+                    rendered.clear();
+                    let reads = chunk
+                        .iter()
+                        .enumerate()
+                        .filter_map(|(i, &index)| {
+                            // The listed task itself further ahead than its memory: the
+                            // memory is found through it.
+                            if let Some(&later) = chunk.get(i + 2 * AHEAD_OF_READ) {
+                                crate::memory::prefetch_value(&listing.listed[later]);
+                            }
+                            crate::run::prefetch_item(
+                                &ev,
+                                (chunk.get(i + AHEAD_OF_READ))
+                                    .and_then(|&j| listing.at(j))
+                                    .map(|t| &t.item),
+                            );
+                            let t = listing.at(index)?;
+                            Some(read_task(
+                                &ev,
+                                t,
+                                &pending.rule,
+                                grouping,
+                                render,
+                                &mut *rendered,
+                            ))
+                        })
+                        .collect();
+                    room = room.max(rendered.room());
+                    if sent.send((at, who, rendered, reads, ev.drain())).is_err() {
                         break;
                     }
-                    match at.checked_sub(ahead) {
-                        Some(back) => p.steps_after[back],
-                        None => start_steps,
-                    }
-                };
-                ev.set_step_limit(self.limits.steps.saturating_sub(steps_before));
-                let mut rendered = spare.take().unwrap_or_else(|| {
-                    let mut fresh = C::default();
-                    fresh.reserve(room);
-                    fresh
-                });
-                rendered.clear();
-                let reads = chunk
-                    .iter()
-                    .enumerate()
-                    .filter_map(|(i, &index)| {
-                        // The listed task itself further ahead than its memory: the
-                        // memory is found through it.
-                        if let Some(&later) = chunk.get(i + 2 * AHEAD_OF_READ) {
-                            crate::memory::prefetch_value(&listing.listed[later]);
-                        }
-                        crate::run::prefetch_item(
-                            &ev,
-                            (chunk.get(i + AHEAD_OF_READ))
-                                .and_then(|&j| listing.at(j))
-                                .map(|t| &t.item),
-                        );
-                        let t = listing.at(index)?;
-                        Some(read_task(&ev, t, pending, grouping, &render, &mut rendered))
-                    })
-                    .collect();
-                room = room.max(rendered.room());
-                if sent.send((at, who, rendered, reads, ev.drain())).is_err() {
-                    break;
                 }
-            }
-        };
-        let (sent, received) = mpsc::channel::<Chunk<C>>();
+            };
+        let (sent, received) = mpsc::channel::<Chunk>();
         let total = pending.tasks.len() as u64;
         std::thread::scope(|scope| {
             let mut back = Vec::with_capacity(workers);
             for who in 0..workers {
                 let sent = sent.clone();
-                let (written, to_drop) = mpsc::channel::<C>();
+                let (written, to_drop) = mpsc::channel::<Box<dyn Rendered>>();
                 back.push(written);
                 scope.spawn(move || worker(who, sent, to_drop));
             }
             drop(sent);
             let _on_panic = OnPanic(&stop);
-            let mut early: BTreeMap<usize, (usize, C, Vec<Read>, Spent)> = BTreeMap::new();
+            let mut early: BTreeMap<usize, Chunk> = BTreeMap::new();
             let mut at = 0;
-            for (index, who, rendered, reads, spent) in received.iter() {
-                early.insert(index, (who, rendered, reads, spent));
-                while let Some((who, rendered, reads, spent)) = early.remove(&at) {
-                    self.settle(pending, reads, spent, chunks[at].len(), total);
+            for chunk in received.iter() {
+                early.insert(chunk.0, chunk);
+                while let Some((_, who, rendered, reads, spent)) = early.remove(&at) {
+                    self.settle(grouper, reads, spent, chunks[at].len(), total);
                     let steps = self.lock().steps;
                     {
                         let mut p = lock(&progressed);
@@ -443,27 +396,33 @@ impl TaskReader {
                         p.steps_after.push(steps);
                     }
                     moved.notify_all();
-                    if let Err(e) = sink(&rendered) {
+                    if !sink(&*rendered) {
                         stop();
                         // The progress line is cleared, as at the end of the list.
                         let mut found = self.lock();
                         found.progress = None;
                         found.read = 0;
-                        return Err(e);
+                        return;
                     }
                     // A worker that has stopped has no more use for it: dropped here.
                     let _ = back[who].send(rendered);
                     at += 1;
                 }
             }
-            Ok(())
         })
     }
 
     /// Adds what a chunk's `tasks` tasks added to what was found, in task order.
-    fn settle(&self, pending: &Pending, reads: Vec<Read>, spent: Spent, tasks: usize, total: u64) {
+    fn settle(
+        &self,
+        grouper: Option<&Mutex<Grouper>>,
+        reads: Vec<Read>,
+        spent: Spent,
+        tasks: usize,
+        total: u64,
+    ) {
         let mut found = self.lock();
-        let mut grouper = pending.grouper.as_ref().map(|g| lock(g));
+        let mut grouper = grouper.map(lock);
         for (partial, waits, group) in reads {
             found.partial |= partial;
             found.waits.extend(waits);
@@ -511,8 +470,14 @@ impl TaskReader {
         crate::run::listed_task_report(&ev, task).ok()
     }
 
+    fn lock(&self) -> std::sync::MutexGuard<'_, Found> {
+        lock(&self.found)
+    }
+}
+
+impl Reading for TaskReader {
     /// What reading the tasks has found; the report's end is written from it.
-    pub fn late_findings(&self) -> LateFindings {
+    fn late_findings(&self) -> LateFindings {
         let f = self.lock();
         LateFindings {
             warnings: f.warnings.clone(),
@@ -520,10 +485,6 @@ impl TaskReader {
             partial: f.partial,
             waits: f.waits.clone(),
         }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Found> {
-        lock(&self.found)
     }
 }
 
@@ -541,13 +502,13 @@ impl Drop for OnPanic<'_> {
 /// Reads one task and renders it into `out`, with what it adds to the findings. A task
 /// that matched a task rule when listed can still not be read (the run's step limit): it
 /// stays listed, saying why it is empty.
-fn read_task<C>(
+fn read_task(
     ev: &Evaluator<'_>,
     task: &PendingTask,
-    pending: &Pending,
+    rule: &str,
     grouping: bool,
-    render: &impl Fn(TaskReport, &mut C),
-    out: &mut C,
+    render: &dyn Chunks,
+    out: &mut dyn Rendered,
 ) -> Read {
     let (report, partial) = match crate::run::listed_task_report(ev, task) {
         Ok(report) => {
@@ -557,13 +518,13 @@ fn read_task<C>(
         Err(e) => {
             let mut r = TaskReport::new(task.id, task.address);
             r.unavailable
-                .insert("task", format!("in runtime at {}: {e}", pending.rule));
+                .insert("task", format!("in runtime at {rule}: {e}"));
             (r, true)
         }
     };
     let mut waits = WaitFacts::default();
     waits.add(&report);
     let group = grouping.then(|| (group_key(&report), report.id));
-    render(report, out);
+    render.render(report, out);
     (partial, waits, group)
 }

@@ -10,8 +10,9 @@ use super::order::sort_listed;
 use super::tasks::{listed_in_place, over_tasks, task_report};
 use super::values::{display_string, field_value};
 use crate::eval::{EvalError, Evaluator, Value};
+use crate::report::Pending;
 use crate::report::{BlockOnReport, FieldValue, Fields, FutureRef, Hex, Map, RuntimeReport};
-use crate::task_stream::{Pending, drop_on_every_thread};
+use crate::task_stream::{ListedTasks, drop_on_every_thread};
 
 /// Follows pointers and view `deref`s from `v` until a rule of `kind` matches its type.
 pub(super) fn match_rule<'p>(
@@ -277,7 +278,7 @@ pub(super) fn add_runtime(ev: &Evaluator<'_>, value: Value, tid: Option<u32>, ou
                 report.task_count = ev.to_int(&value).ok().and_then(|n| u64::try_from(n).ok())
             }
             "tasks" => match ev.items(value) {
-                Ok(items) if out.defer_tasks => {
+                Ok(items) if let Some(reader) = out.defer_to.clone() => {
                     let progress = crate::progress::Progress::new(
                         "listing tasks",
                         items.len() as u64,
@@ -296,12 +297,13 @@ pub(super) fn add_runtime(ev: &Evaluator<'_>, value: Value, tid: Option<u32>, ou
                     let pending = out
                         .timings
                         .time("order listed tasks by id", || sort_listed(keys));
-                    report.pending = Some(Pending {
-                        tasks: Arc::new(pending),
+                    let listed = Arc::new(ListedTasks {
+                        tasks: pending,
                         rule: here.clone(),
-                        reader: None,
-                        grouper: None,
+                        reader,
                     });
+                    out.pending.push(listed.clone());
+                    report.pending = Some(Pending::new(listed));
                 }
                 Ok(items) => {
                     report.tasks.reserve_exact(items.len());

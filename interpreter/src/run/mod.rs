@@ -3,6 +3,7 @@
 //! report. Runtimes are deduplicated by address, tasks by address within a runtime.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use rustc_hash::FxHashSet;
 
@@ -12,6 +13,7 @@ use crate::dwarf::DebugInfo;
 use crate::eval::{Evaluator, Limits, Value};
 use crate::memory::Memory;
 use crate::report::{BlockOnReport, Fields, Hex, RuntimeReport};
+use crate::task_stream::{ListedTasks, TaskReader};
 use crate::unwind::Frame;
 
 /// A thread as a root needs it.
@@ -27,7 +29,7 @@ pub struct ThreadContext {
 }
 
 /// What a run found, before it is joined with dump and binary facts into a `Report`.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Findings {
     pub runtimes: Vec<RuntimeReport>,
     /// What could not be read but does not make the report partial (a block_on future
@@ -48,18 +50,21 @@ pub struct Findings {
     /// tasks are pending is not in it (its duplicates go after sorting): a scan candidate
     /// among its tasks is skipped through the root's `listed` set first.
     listed_tasks: FxHashSet<(u64, u64)>,
-    pub timings: crate::progress::Timings,
+    pub timings: crate::report::Timings,
     progress: bool,
-    defer_tasks: bool,
+    /// What reads the tasks of a runtime left pending (`Settings::defer_to`), and the
+    /// lists left to it.
+    defer_to: Option<Arc<TaskReader>>,
+    pending: Vec<Arc<ListedTasks>>,
 }
 
 /// How a run goes: its bounds, whether it draws progress on stderr, and whether it
-/// leaves each runtime's tasks to be read as the report is written (`deferred`).
-#[derive(Debug, Clone, Copy, Default)]
+/// leaves each runtime's tasks to be read as the report is written, by `defer_to`.
+#[derive(Clone, Default)]
 pub struct Settings {
     pub limits: Limits,
     pub progress: bool,
-    pub defer_tasks: bool,
+    pub defer_to: Option<Arc<TaskReader>>,
 }
 
 /// Runs `program` against the process image `mem` (main executable loaded at `bias`).
@@ -76,7 +81,7 @@ pub fn run(
     let ev = Evaluator::new(program, dbg, mem, bias, limits);
     let mut out = Findings {
         progress: settings.progress,
-        defer_tasks: settings.defer_tasks,
+        defer_to: settings.defer_to,
         ..Default::default()
     };
     let started = std::time::Instant::now();
@@ -292,9 +297,12 @@ pub fn run(
         // that they are written in one order.
         if !r.tasks.is_empty()
             && let Some(p) = r.pending.take()
+            && let Some(listed) = (out.pending.iter())
+                .find(|l| std::ptr::addr_eq(Arc::as_ptr(l), Arc::as_ptr(&p.tasks)))
         {
             r.tasks.extend(
-                p.tasks
+                listed
+                    .tasks
                     .iter()
                     .filter_map(|t| listed_task_report(&ev, t).ok())
                     .map(|mut t| {
@@ -309,7 +317,7 @@ pub fn run(
     out.runtimes.sort_by(|a, b| {
         let first = |r: &RuntimeReport| {
             (r.tasks.first().map(|t| t.id))
-                .or_else(|| r.pending.as_ref()?.tasks.first().map(|t| t.id))
+                .or_else(|| r.pending.as_ref()?.listed().next().map(|(id, _)| id))
                 .flatten()
         };
         (a.kind.as_str(), first(a), a.address).cmp(&(b.kind.as_str(), first(b), b.address))

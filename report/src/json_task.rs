@@ -305,7 +305,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::report::{Branch, SourceRef};
+    use crate::{Branch, SourceRef};
 
     /// Written twice: the second time its frames' heads come from this thread's cache.
     fn same_as_serde(t: &TaskReport) {

@@ -10,7 +10,7 @@ use serde::ser::SerializeSeq;
 
 use super::serialize::Sink;
 use super::{Report, RuntimeReport, TaskReport, json_task};
-use crate::task_stream::Pending;
+use crate::Pending;
 
 /// Tasks already read, rendered per window (each worker takes a share of a window).
 pub(crate) const WINDOW: usize = 8192;
@@ -84,25 +84,18 @@ impl<W: Write> Sink for Compact<'_, W> {
             }
         }
         if let Some(p) = &runtime.pending {
-            match &p.reader {
-                // A chunk of tasks at a time, each after a comma: the list's first is
-                // written without it.
-                Some(reader) => reader.stream(
-                    p,
-                    |t, json: &mut Vec<u8>| {
-                        json.push(b',');
-                        json_task::write_task(json, &t);
-                    },
-                    |json: &Vec<u8>| match std::mem::take(&mut first) {
-                        true => w.write_all(json.get(1..).unwrap_or_default()),
-                        false => w.write_all(json),
-                    },
-                )?,
-                // Not attached to a dump (a report built by hand): listed, not read.
-                None => p.tasks.iter().try_for_each(|t| {
-                    put(w, &mut first, &render(&TaskReport::new(t.id, t.address)))
-                })?,
-            }
+            // A chunk of tasks at a time, each after a comma: the list's first is written
+            // without it.
+            p.stream(
+                |t, json: &mut Vec<u8>| {
+                    json.push(b',');
+                    json_task::write_task(json, &t);
+                },
+                |json: &Vec<u8>| match std::mem::take(&mut first) {
+                    true => w.write_all(json.get(1..).unwrap_or_default()),
+                    false => w.write_all(json),
+                },
+            )?;
         }
         w.write_all(b"]")
     }
@@ -135,25 +128,17 @@ pub fn serialize_tasks<S: serde::Serializer>(
         seq.serialize_element(task)?;
     }
     if let Some(p) = pending {
-        match &p.reader {
-            Some(reader) => reader.stream(
-                p,
-                |t, chunk: &mut Vec<TaskReport>| chunk.push(t),
-                |chunk| chunk.iter().try_for_each(|t| seq.serialize_element(t)),
-            )?,
-            None => {
-                for t in p.tasks.iter() {
-                    seq.serialize_element(&TaskReport::new(t.id, t.address))?;
-                }
-            }
-        }
+        p.stream(
+            |t, chunk: &mut Vec<TaskReport>| chunk.push(t),
+            |chunk| chunk.iter().try_for_each(|t| seq.serialize_element(t)),
+        )?;
     }
     seq.end()
 }
 
 #[cfg(test)]
 mod tests {
-    use crate::report::{Hex, Report, RuntimeReport, TaskReport};
+    use crate::{Hex, Report, RuntimeReport, TaskReport};
 
     fn report(tasks: usize) -> Report {
         let task = |i: usize| TaskReport {
@@ -161,8 +146,8 @@ mod tests {
             ..TaskReport::new(Some(i as u64), Hex(0x1000 + i as u64))
         };
         let mut r = Report {
-            schema_version: crate::report::SCHEMA_VERSION,
-            layout: crate::report::LayoutInfo {
+            schema_version: crate::SCHEMA_VERSION,
+            layout: crate::LayoutInfo {
                 name: "test".into(),
                 version: "1".into(),
             },
@@ -196,7 +181,7 @@ mod tests {
     /// listed (id and address), after the tasks already read.
     #[test]
     fn pending_tasks_without_a_reader_are_listed_in_every_format() {
-        use crate::task_stream::Pending;
+        use crate::Pending;
         let mut r = report(1);
         r.runtimes[0].pending = Some(Pending::unread(7, 0x70));
         let mut json = Vec::new();
@@ -209,7 +194,7 @@ mod tests {
             .map(|t| t["id"].as_u64())
             .collect();
         assert_eq!(ids, [Some(0), Some(7)]);
-        let text = crate::report::render_text(&r, Default::default());
+        let text = crate::render_text(&r, Default::default());
         assert!(
             text.contains("task 0 [idle]") && text.contains("task 7 [?]"),
             "{text}"

@@ -101,21 +101,8 @@ pub fn write_text(
                     w.write_all(s.as_bytes())?;
                     s.clear();
                     let text = |t: TaskReport, s: &mut String| task(s, &t, opts, &polling);
-                    match &p.reader {
-                        Some(reader) => {
-                            reader.stream(p, text, |t: &String| w.write_all(t.as_bytes()))?;
-                            streamed = true;
-                        }
-                        // Not attached to a dump (a report built by hand): listed, not
-                        // read, as JSON shows them.
-                        None => {
-                            for t in p.tasks.iter() {
-                                let mut s = String::new();
-                                text(TaskReport::new(t.id, t.address), &mut s);
-                                w.write_all(s.as_bytes())?;
-                            }
-                        }
-                    }
+                    p.stream(text, |t: &String| w.write_all(t.as_bytes()))?;
+                    streamed |= p.tasks.reading().is_some();
                 }
             }
         }

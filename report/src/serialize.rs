@@ -53,7 +53,7 @@ impl RuntimeReport {
             k.field("groups", groups)?;
         } else if let Some(g) = self.pending.as_ref().and_then(|p| p.grouper.as_ref()) {
             // The tasks were grouped as they were read and written, just above.
-            let groups = crate::sync::lock(g).groups();
+            let groups = crate::lock(g).groups();
             k.field("groups", &groups)?;
         }
         k.field("fields", &self.fields)?;

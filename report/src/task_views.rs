@@ -568,7 +568,7 @@ mod cycle_tests {
 
 #[cfg(test)]
 mod own_code_tests {
-    use crate::report::SourceRef;
+    use crate::SourceRef;
 
     #[test]
     fn dependencies_are_told_by_their_versioned_folder() {

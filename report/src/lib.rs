@@ -1,12 +1,15 @@
 //! The report: what a run found, as plain data with a documented, versioned schema
-//! (docs/output-schema.md). Rendering to text, JSON and YAML lives here, not in the CLI.
+//! (docs/output-schema.md), and its writers (text, JSON, YAML, DOT). Never reads a dump.
 
+pub mod explain;
 mod json;
 pub mod json_task;
 mod map;
+pub mod pending;
 mod serialize;
 pub mod task_views;
 mod text;
+mod timings;
 mod yaml;
 
 use std::sync::Arc;
@@ -15,7 +18,9 @@ use serde::Serialize;
 use smol_str::SmolStr;
 
 pub use map::Map;
+pub use pending::{LateFindings, Pending};
 pub use text::{TextOptions, render_text, write_text};
+pub use timings::Timings;
 
 /// Named values of a task, a frame or a leaf.
 pub type Fields = Map<FieldValue>;
@@ -30,14 +35,14 @@ pub struct Hex(pub u64);
 impl Hex {
     /// `0x` and lowercase digits without leading zeros, written at the end of `buf`
     /// (on the stack: a report has several addresses per task, millions in all).
-    pub(crate) fn digits(self, buf: &mut [u8; 18]) -> &str {
+    pub fn digits(self, buf: &mut [u8; 18]) -> &str {
         // Only ASCII digits and `0x` are written.
         std::str::from_utf8(self.ascii_digits(buf)).unwrap_or("0x?")
     }
 
     /// The bytes of `digits`, for a writer of bytes: checking that they are UTF-8 cost
     /// more than writing them (a tenth of the JSON writer's time).
-    pub(crate) fn ascii_digits(self, buf: &mut [u8; 18]) -> &[u8] {
+    pub fn ascii_digits(self, buf: &mut [u8; 18]) -> &[u8] {
         // All sixteen digits at once, eight to a word; then the leading zeros skipped.
         // A task writes half a dozen addresses: digit by digit they were 2% of a run.
         buf[2..10].copy_from_slice(&hex_word((self.0 >> 32) as u32));
@@ -88,9 +93,9 @@ pub struct Report {
     /// future that an optimized build keeps only in a register.
     pub notes: Vec<String>,
     /// What each root and rule of the layout found (`check --explain`); not in the output.
-    pub usage: Option<crate::explain::Usage>,
+    pub usage: Option<explain::Usage>,
     /// How long each phase took (`--timings`); not in the output.
-    pub timings: crate::progress::Timings,
+    pub timings: Timings,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -129,7 +134,7 @@ pub struct RuntimeReport {
     /// The tasks read (all of them, unless `pending` is set).
     pub tasks: Vec<TaskReport>,
     /// Tasks listed but read only as the report is written (JSON output), after `tasks`.
-    pub pending: Option<crate::task_stream::Pending>,
+    pub pending: Option<Pending>,
     /// With `--group`: the tasks grouped by identical async stacks, most common first.
     pub groups: Option<Vec<task_views::TaskGroup>>,
     /// Other members of the layout's runtime rule, by name.
@@ -225,6 +230,7 @@ pub struct AwaitFrame {
 
 impl AwaitFrame {
     /// A frame of `head` at `address`, holding nothing, with no note and no branches.
+    #[inline]
     pub fn new(head: Arc<FrameHead>, address: Hex) -> AwaitFrame {
         AwaitFrame {
             head,
@@ -448,7 +454,7 @@ impl RuntimeReport {
         self.tasks.iter().map(|t| t.address.0).chain(
             self.pending
                 .iter()
-                .flat_map(|p| p.tasks.iter().map(|t| t.address.0)),
+                .flat_map(|p| p.listed().map(|(_, address)| address.0)),
         )
     }
 
@@ -457,7 +463,7 @@ impl RuntimeReport {
         self.tasks.iter().filter_map(|t| t.id).chain(
             self.pending
                 .iter()
-                .flat_map(|p| p.tasks.iter().filter_map(|t| t.id)),
+                .flat_map(|p| p.listed().filter_map(|(id, _)| id)),
         )
     }
 }
@@ -531,6 +537,7 @@ impl TaskReport {
     }
 
     /// The task at `address`, with nothing read about it yet.
+    #[inline]
     pub fn new(id: Option<u64>, address: Hex) -> TaskReport {
         TaskReport {
             id,
@@ -568,15 +575,15 @@ impl Report {
     pub fn group_tasks(&mut self, read_now: bool) {
         for rt in &mut self.runtimes {
             match rt.pending.as_mut() {
-                Some(p) if p.reader.is_some() => {
+                Some(p) if p.tasks.reading().is_some() => {
                     let grouper = Arc::new(std::sync::Mutex::new(task_views::Grouper::default()));
                     p.grouper = Some(grouper.clone());
-                    if read_now && let Some(reader) = p.reader.clone() {
+                    if read_now {
                         let _: Result<(), std::convert::Infallible> =
-                            reader.stream(p, |_, _: &mut ()| (), |_| Ok(()));
+                            p.stream(|_, _: &mut ()| (), |_| Ok(()));
                         // A runtime with pending tasks has no read ones (`run` reads all
                         // of a runtime's tasks when a scan adds one to it).
-                        rt.groups = Some(crate::sync::lock(&grouper).groups());
+                        rt.groups = Some(lock(&grouper).groups());
                     }
                 }
                 _ => rt.groups = Some(task_views::group_tasks(&rt.tasks)),
@@ -596,7 +603,7 @@ impl Report {
     }
 
     /// The warnings and notes with what reading the pending tasks found added.
-    pub(crate) fn late_warnings_and_notes(&self) -> (Vec<String>, Vec<String>) {
+    fn late_warnings_and_notes(&self) -> (Vec<String>, Vec<String>) {
         let late = self.late_findings();
         let mut warnings = self.warnings.clone();
         warnings.extend(late.warnings);
@@ -620,12 +627,14 @@ impl Report {
                 return Some(std::borrow::Cow::Borrowed(t));
             }
             if let Some(p) = &r.pending
-                && let Some(t) = p.tasks.iter().find(|t| t.id == Some(id))
+                && let Some(index) = (0..p.tasks.len())
+                    .find(|&i| p.tasks.listed(i).is_some_and(|(t, _)| t == Some(id)))
             {
-                let read = p.reader.as_ref().and_then(|reader| reader.read_one(t));
-                return Some(std::borrow::Cow::Owned(
-                    read.unwrap_or_else(|| TaskReport::new(t.id, t.address)),
-                ));
+                let read = p.tasks.read_now(index).or_else(|| {
+                    let (id, address) = p.tasks.listed(index)?;
+                    Some(TaskReport::new(id, address))
+                });
+                return read.map(std::borrow::Cow::Owned);
             }
         }
         None
@@ -633,13 +642,15 @@ impl Report {
 
     /// What reading the pending tasks found (warnings, unavailable facts, which task
     /// waits for which); empty until they are written.
-    pub fn late_findings(&self) -> crate::task_stream::LateFindings {
-        let mut all = crate::task_stream::LateFindings::default();
-        let mut seen = Vec::new();
+    pub fn late_findings(&self) -> LateFindings {
+        let mut all = LateFindings::default();
+        let mut seen: Vec<Arc<dyn pending::Reading>> = Vec::new();
         for p in self.runtimes.iter().filter_map(|r| r.pending.as_ref()) {
-            let Some(reader) = &p.reader else { continue };
+            let Some(reader) = p.tasks.reading() else {
+                continue;
+            };
             // One reader serves every runtime of a dump: asked once.
-            if seen.iter().any(|s| Arc::ptr_eq(s, reader)) {
+            if seen.iter().any(|s| Arc::ptr_eq(s, &reader)) {
                 continue;
             }
             seen.push(reader.clone());
@@ -653,9 +664,15 @@ impl Report {
     }
 }
 
+/// `m`'s guard, poisoned or not: the groups behind these locks stay valid when a holder
+/// panics, and that panic must end the run with its own message, not a second one here.
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 #[cfg(test)]
 mod hex_tests {
-    use crate::report::Hex;
+    use crate::Hex;
 
     #[test]
     fn addresses_serialize_as_lowercase_hex() {

@@ -89,34 +89,25 @@ impl Sink for Yaml<'_> {
                 .try_for_each(|t| self.w.write_all(t.as_bytes()))?;
         }
         let Some(p) = pending else { return Ok(()) };
-        match &p.reader {
-            // A task that cannot be rendered (it cannot: a report is strings and numbers)
-            // is written as the error, which the writer then returns.
-            Some(reader) => reader.stream(
-                p,
-                |t, chunk: &mut Chunk| {
-                    if chunk.error.is_none()
-                        && let Err(e) = task(&t, &mut chunk.yaml)
-                    {
-                        chunk.error = Some(e);
-                    }
-                },
-                |chunk: &Chunk| {
-                    // The tasks before one that failed, then the error, as one by one.
-                    self.w.write_all(chunk.yaml.as_bytes())?;
-                    match &chunk.error {
-                        None => Ok(()),
-                        Some(e) => Err(io::Error::other(e.to_string())),
-                    }
-                },
-            ),
-            // Not attached to a dump (a report built by hand): listed, not read.
-            None => p.tasks.iter().try_for_each(|t| {
-                let mut out = String::new();
-                task(&TaskReport::new(t.id, t.address), &mut out)?;
-                self.w.write_all(out.as_bytes())
-            }),
-        }
+        // A task that cannot be rendered (it cannot: a report is strings and numbers) is
+        // written as the error, which the writer then returns.
+        p.stream(
+            |t, chunk: &mut Chunk| {
+                if chunk.error.is_none()
+                    && let Err(e) = task(&t, &mut chunk.yaml)
+                {
+                    chunk.error = Some(e);
+                }
+            },
+            |chunk: &Chunk| {
+                // The tasks before one that failed, then the error, as one by one.
+                self.w.write_all(chunk.yaml.as_bytes())?;
+                match &chunk.error {
+                    None => Ok(()),
+                    Some(e) => Err(io::Error::other(e.to_string())),
+                }
+            },
+        )
     }
 }
 
@@ -141,7 +132,7 @@ struct Chunk {
     error: Option<io::Error>,
 }
 
-impl crate::task_stream::Rendered for Chunk {
+impl crate::pending::Rendered for Chunk {
     fn clear(&mut self) {
         self.yaml.clear();
         self.error = None;
@@ -168,7 +159,7 @@ mod tests {
         AwaitFrame, BlockedOn, Branch, DumpInfo, FieldValue, Fields, FrameHead, FutureRef, Hex,
         LayoutInfo, Report, RuntimeReport, SourceRef, TaskReport,
     };
-    use crate::task_stream::Pending;
+    use crate::Pending;
 
     /// Strings libyaml quotes, folds into blocks or escapes, at every depth they occur.
     const AWKWARD: [&str; 12] = [
@@ -220,7 +211,7 @@ mod tests {
                     file: Some("src/main.rs".into()),
                     line: 42,
                 }),
-                via: Some(crate::report::Via::Rule),
+                via: Some(crate::Via::Rule),
                 own: false,
             }),
             address: Hex(0x7f00_0000_1000),
