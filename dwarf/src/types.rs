@@ -97,6 +97,12 @@ pub struct Variant {
 }
 
 impl Type {
+    /// An async fn, block or closure future: a struct whose variant part is chosen by the
+    /// artificial `__state` member.
+    pub fn is_coroutine(&self) -> bool {
+        matches!(&self.kind, TypeKind::Struct { variants: Some(vp), .. } if vp.discr.as_ref().is_some_and(|d| &*d.name == "__state"))
+    }
+
     /// A copy whose names are allocations of its own. Reports clone these names for every
     /// task (an await frame's future type, an enum's active variant): from a copy shared
     /// by two worker threads, each clone and drop moved the reference count's cache line

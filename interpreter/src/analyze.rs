@@ -285,17 +285,18 @@ pub fn analyze_dump(
         return (report, Outcome::Partial);
     }
     // What reads each runtime's tasks as the report is written, when they are left for it.
-    let defer_to = opts.defer_tasks.then(|| {
-        Arc::new(crate::task_stream::TaskReader {
-            program: Arc::new(program.clone()),
-            dbg: dbg.clone(),
-            dump: dump.clone(),
-            bias: image.load_bias,
-            limits: opts.limits,
-            progress: opts.progress,
-            found: Default::default(),
-        })
+    let reader = opts.defer_tasks.then(|| {
+        Arc::new(crate::task_stream::TaskReader::new(
+            dbg.clone(),
+            dump.clone(),
+            image.load_bias,
+            opts.limits,
+            opts.progress,
+        ))
     });
+    let defer_to = reader
+        .clone()
+        .map(|r| -> Arc<dyn crate::run::listing::ReadListed> { r });
     let (symbolizing, findings) = rayon::join(
         || symbolize_all(&mut report.threads),
         || {
@@ -344,6 +345,9 @@ pub fn analyze_dump(
             .unwrap_or_default();
     }
     report.runtimes = findings.runtimes;
+    if let Some(r) = &reader {
+        r.start(program);
+    }
     report.block_on = findings.block_on;
     report.notes = findings.notes;
     report.usage = Some(findings.usage);

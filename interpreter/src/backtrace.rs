@@ -109,7 +109,7 @@ fn chain(
         });
         if let Some((i, rule)) = leaf.map(|i| (i, &ev.program.rules[i])) {
             ev.usage.borrow_mut().hit(i);
-            let frame = if is_coroutine(&t) {
+            let frame = if t.is_coroutine() {
                 coroutine_frame(ev, addr, &t, gathered)
                     .map(|(f, _)| f)
                     .unwrap_or_else(|e| unreadable_frame(ev, &t, addr, e, gathered))
@@ -120,7 +120,7 @@ fn chain(
             blocked_on = Some(leaf_report(ev, rule, v, &t, addr, gathered));
             break;
         }
-        if is_coroutine(&t) {
+        if t.is_coroutine() {
             match coroutine_frame(ev, addr, &t, gathered) {
                 Ok((frame, awaitee)) => {
                     frames.push(frame);
@@ -387,7 +387,7 @@ fn member_details<'m>(
         match (name, r) {
             ("kind", _) => {}
             (_, Ok(value)) => {
-                details.insert(ev.name(name), crate::run::field_value(ev, &value));
+                details.insert(ev.name(name), crate::eval::field_value(ev, &value));
             }
             (_, Err(e)) => {
                 gathered.miss(
@@ -409,12 +409,6 @@ fn is_tuple(ev: &Evaluator<'_>, v: &Value) -> bool {
     ev.ty(*ty).is_ok_and(|t| t.name.starts_with('('))
 }
 
-/// An async fn, block or closure future: a struct whose variant part is chosen by the
-/// artificial `__state` member.
-pub fn is_coroutine(t: &Type) -> bool {
-    matches!(&t.kind, TypeKind::Struct { variants: Some(vp), .. } if vp.discr.as_ref().is_some_and(|d| &*d.name == "__state"))
-}
-
 /// The frame of one coroutine and, if it is suspended, the future it awaits.
 fn coroutine_frame(
     ev: &Evaluator<'_>,
@@ -426,7 +420,7 @@ fn coroutine_frame(
         variants: Some(vp), ..
     } = &t.kind
     else {
-        unreachable!("checked by is_coroutine")
+        unreachable!("checked by Type::is_coroutine")
     };
     let (index, data) = ev.active_variant_index(addr, t.id)?;
     // Names, state, source line and where the saved values are depend only on the type
@@ -631,7 +625,7 @@ fn leaf_report(
         match (name, r) {
             ("kind", Ok(Value::Str(s))) => out.kind = s,
             (_, Ok(value)) => {
-                let value = crate::run::field_value(ev, &value);
+                let value = crate::eval::field_value(ev, &value);
                 out.fields.insert(ev.name(name), value);
             }
             (_, Err(e)) => {
@@ -662,7 +656,7 @@ fn step_through(ev: &Evaluator<'_>, v: Value) -> Option<Value> {
         let has_rule = [RuleKind::Future, RuleKind::Leaf]
             .into_iter()
             .any(|k| ev.rules_for(k, ty).is_ok_and(|r| !r.is_empty()));
-        if is_coroutine(&t) || has_rule || !matches!(t.kind, TypeKind::Pointer { .. }) {
+        if t.is_coroutine() || has_rule || !matches!(t.kind, TypeKind::Pointer { .. }) {
             return Some(next);
         }
         v = next;
@@ -723,7 +717,7 @@ fn note_frame(note: String) -> AwaitFrame {
 /// A saved local: its number where it stands for one, else its type (and length where a
 /// view gives one).
 fn local_value(ev: &Evaluator<'_>, v: &Value) -> FieldValue {
-    crate::run::field_value(ev, v)
+    crate::eval::field_value(ev, v)
 }
 
 fn is_drop_flag(name: &str) -> bool {

@@ -2,7 +2,6 @@
 //! frame's stack: every aligned slot is tried as the future and kept only if its states
 //! and the values they hold hold together.
 
-use crate::backtrace::is_coroutine;
 use crate::dwarf::{DebugInfo, DieId, Type, TypeKind};
 use crate::memory::Memory;
 
@@ -61,7 +60,7 @@ pub fn find_future(
 ) -> Result<Found, String> {
     let ty = pointee(dbg, declared)?;
     let t = dbg.ty(ty).map_err(|e| e.to_string())?;
-    if !is_coroutine(&t) {
+    if !t.is_coroutine() {
         return Err(format!(
             "`{}` is not an async fn or block: a copy on the stack cannot be told from the live one",
             t.name
@@ -223,7 +222,7 @@ fn suspended_depth(
     let Some(next) = awaitee.ty.and_then(|a| dbg.ty(a).ok()) else {
         return depth;
     };
-    if !is_coroutine(&next) {
+    if !next.is_coroutine() {
         return depth;
     }
     let next_addr = addr

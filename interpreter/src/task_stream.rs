@@ -4,211 +4,31 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, mpsc};
+use std::sync::{Arc, Condvar, Mutex, OnceLock, mpsc};
 
 use layoutdump_lang::Program;
 
-use crate::dwarf::{DebugInfo, DieId};
-use crate::eval::{EvalError, Evaluator, Limits, Spent, Value};
+use crate::dwarf::DebugInfo;
+use crate::eval::{Evaluator, Limits, Spent};
 use crate::memory::Dump;
-use crate::report::pending::{Chunks, LateFindings, PendingTasks, Reading, Rendered};
+use crate::report::TaskReport;
+use crate::report::pending::{Chunks, LateFindings, Reading, Rendered};
 use crate::report::task_views::WaitFacts;
 use crate::report::task_views::{GroupKey, Grouper, group_key};
-use crate::report::{Hex, TaskReport};
+use crate::run::listing::{ListedTasks, PendingTask, ReadListed};
 use crate::sync::lock;
 
-/// A listed task not read yet: its id (for the order), address and the value a task rule
-/// matched.
-#[derive(Debug, Clone)]
-pub struct PendingTask {
-    pub id: Option<u64>,
-    pub address: Hex,
-    pub item: Value,
-    /// The task rule's members up to `id` as listing the task evaluated them.
-    pub listed: Listed,
-}
-
-// A million listed tasks are held at once: their size is the run's memory budget, and an
-// `Option` of one must be as large for the listing to become the list in place
-// (`run::listed_in_place`).
-const _: () = assert!(std::mem::size_of::<PendingTask>() <= 112);
-const _: () =
-    assert!(std::mem::size_of::<Option<PendingTask>>() == std::mem::size_of::<PendingTask>());
-
-/// Values of a task rule's first members (its `let`s before `id`, and `id`), kept from
-/// listing the task so that reading it does not evaluate them again: a tokio task's
-/// `Cell` cast and id were a tenth of its cost. Only places are kept (an address and a
-/// type, not a whole `Value`): a million tasks keep 48 MB.
-#[derive(Debug, Clone, Copy)]
-pub struct Listed {
-    /// How many members are kept (0: none; the task is read the long way).
-    members: u8,
-    /// The steps evaluating them took, and then reading the id as a number.
-    steps: u32,
-    id_steps: u32,
-    places: [(u64, DieId); LISTED],
-}
-
-impl Default for Listed {
-    fn default() -> Self {
-        Listed {
-            members: 0,
-            steps: 0,
-            id_steps: 0,
-            places: [(0, DieId(0)); LISTED],
-        }
-    }
-}
-
-/// Members a `Listed` keeps at most: tokio's `let cell` and `id`.
-const LISTED: usize = 2;
-
-impl Listed {
-    /// What to keep of `values` (each member's result, in order, the last being `id`),
-    /// evaluated in `steps`, the id's number read in `id_steps`: nothing unless each is a
-    /// place, there are few enough, and the steps fit.
-    pub(crate) fn keep(values: &[Result<Value, EvalError>], steps: u64, id_steps: u64) -> Listed {
-        let mut kept = Listed::default();
-        if values.len() > LISTED {
-            return kept;
-        }
-        let (Ok(steps), Ok(id_steps)) = (u32::try_from(steps), u32::try_from(id_steps)) else {
-            return kept;
-        };
-        for (slot, v) in kept.places.iter_mut().zip(values) {
-            let Ok(Value::Place { addr, ty }) = v else {
-                return Listed::default();
-            };
-            *slot = (*addr, *ty);
-        }
-        kept.members = values.len() as u8;
-        kept.steps = steps;
-        kept.id_steps = id_steps;
-        kept
-    }
-
-    /// The kept values (none where nothing is kept), the steps they took, and the steps
-    /// reading the id took.
-    pub(crate) fn values(&self) -> (smallvec::SmallVec<[Value; LISTED]>, u64, u64) {
-        let values = self.places[..usize::from(self.members).min(LISTED)]
-            .iter()
-            .map(|&(addr, ty)| Value::Place { addr, ty })
-            .collect();
-        (values, u64::from(self.steps), u64::from(self.id_steps))
-    }
-}
-
-/// A runtime's listed tasks, in report order: the listing as it was made (None where an
-/// item was not a task) and the order of the tasks kept. Gathering a million tasks (112
-/// bytes each) into a second, sorted vector took 60 to 100 ms of page faults and copies
-/// and held both at once; reading them through the order is a random access per task,
-/// asked for ahead (`TaskReader::stream`).
-#[derive(Default)]
-pub struct Listing {
-    listed: Vec<Option<PendingTask>>,
-    order: Vec<usize>,
-}
-
-impl Listing {
-    /// `listed` read in `order` (indexes of entries that are `Some`).
-    pub(crate) fn new(listed: Vec<Option<PendingTask>>, order: Vec<usize>) -> Listing {
-        debug_assert!(
-            order
-                .iter()
-                .all(|&i| listed.get(i).is_some_and(Option::is_some))
-        );
-        Listing { listed, order }
-    }
-
-    /// Tasks already in report order.
-    pub fn in_order(tasks: Vec<PendingTask>) -> Listing {
-        let order = (0..tasks.len()).collect();
-        Listing::new(tasks.into_iter().map(Some).collect(), order)
-    }
-
-    pub fn len(&self) -> usize {
-        self.order.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.order.is_empty()
-    }
-
-    /// The tasks in report order.
-    pub fn iter(&self) -> impl Iterator<Item = &PendingTask> {
-        self.order.iter().filter_map(|&i| self.at(i))
-    }
-
-    pub fn first(&self) -> Option<&PendingTask> {
-        self.iter().next()
-    }
-
-    /// The task at `index` of the listing (an entry of `order`).
-    fn at(&self, index: usize) -> Option<&PendingTask> {
-        self.listed.get(index)?.as_ref()
-    }
-}
-
-impl Drop for Listing {
-    fn drop(&mut self) {
-        drop_on_every_thread(std::mem::take(&mut self.listed));
-    }
-}
-
-/// Drops `items` on every thread: a million of them, each looked at to see what it owns,
-/// are 30 to 110 MB read on one core otherwise.
-pub(crate) fn drop_on_every_thread<T: Send>(items: Vec<T>) {
-    use rayon::prelude::*;
-    items.into_par_iter().for_each(drop);
-}
-
-/// A runtime's listed tasks with what reads them: the report's pending tasks.
-pub struct ListedTasks {
-    pub tasks: Listing,
-    /// Where the runtime rule is, for warnings about its tasks.
-    pub rule: String,
-    pub reader: Arc<TaskReader>,
-}
-
-impl PendingTasks for ListedTasks {
-    fn len(&self) -> usize {
-        self.tasks.len()
-    }
-
-    fn listed(&self, index: usize) -> Option<(Option<u64>, Hex)> {
-        let t = self.tasks.at(*self.tasks.order.get(index)?)?;
-        Some((t.id, t.address))
-    }
-
-    fn read_now(&self, index: usize) -> Option<TaskReport> {
-        let t = self.tasks.at(*self.tasks.order.get(index)?)?;
-        self.reader.read_one(t)
-    }
-
-    fn read_all(
-        &self,
-        grouper: Option<&Mutex<Grouper>>,
-        chunks: &dyn Chunks,
-        sink: &mut dyn FnMut(&dyn Rendered) -> bool,
-    ) {
-        self.reader.stream(self, grouper, chunks, sink)
-    }
-
-    fn reading(&self) -> Option<Arc<dyn Reading>> {
-        Some(self.reader.clone())
-    }
-}
-
-/// What a dump's tasks are read with, and what reading them has found so far.
+/// What a dump's tasks are read with, and what reading them has found so far. Made
+/// before the run (which lists tasks for it); reads once `start` gives it its program.
 pub struct TaskReader {
-    pub(crate) program: Arc<Program>,
-    pub(crate) dbg: Arc<DebugInfo>,
-    pub(crate) dump: Arc<Dump>,
-    pub(crate) bias: u64,
-    pub(crate) limits: Limits,
+    program: OnceLock<Arc<Program>>,
+    dbg: Arc<DebugInfo>,
+    dump: Arc<Dump>,
+    bias: u64,
+    limits: Limits,
     /// Draw a progress line on stderr while tasks are read.
-    pub(crate) progress: bool,
-    pub(crate) found: Mutex<Found>,
+    progress: bool,
+    found: Mutex<Found>,
 }
 
 /// What reading tasks found besides their reports.
@@ -257,6 +77,45 @@ struct Progressed {
 }
 
 impl TaskReader {
+    pub fn new(
+        dbg: Arc<DebugInfo>,
+        dump: Arc<Dump>,
+        bias: u64,
+        limits: Limits,
+        progress: bool,
+    ) -> TaskReader {
+        TaskReader {
+            program: OnceLock::new(),
+            dbg,
+            dump,
+            bias,
+            limits,
+            progress,
+            found: Default::default(),
+        }
+    }
+
+    /// Reading may start: the run is over, and this is the reader's copy of `program`.
+    /// The copy is made here, after the run, not with the reader: made before the run,
+    /// among what the run then allocates, it made every task read slower
+    /// (docs/benchmarks.md, "Why the code is shaped as it is").
+    pub fn start(&self, program: &Program) {
+        let _ = self.program.set(Arc::new(program.clone()));
+    }
+
+    /// The program, once `start` gave it; a warning if reading is asked for before.
+    fn program(&self) -> Option<&Program> {
+        let program = self.program.get();
+        if program.is_none() {
+            let mut found = self.lock();
+            found.partial = true;
+            found
+                .warnings
+                .push("tasks were asked for before the run ended: none is read".into());
+        }
+        program.map(|p| &**p)
+    }
+
     /// Reads every task of `pending`, in order, renders each (`render`) into the chunk
     /// its worker is filling, and hands each chunk, in order, to `sink`; what reading adds
     /// to the report's warnings is kept for `late_findings`.
@@ -281,6 +140,9 @@ impl TaskReader {
         render: &dyn Chunks,
         sink: &mut dyn FnMut(&dyn Rendered) -> bool,
     ) {
+        let Some(program) = self.program() else {
+            return;
+        };
         let listing = &pending.tasks;
         let chunks: Vec<&[usize]> = listing.order.chunks(CHUNK).collect();
         let workers = rayon::current_num_threads().clamp(1, chunks.len().clamp(1, AHEAD));
@@ -304,7 +166,7 @@ impl TaskReader {
         let worker =
             |who: usize, sent: mpsc::Sender<Chunk>, written: mpsc::Receiver<Box<dyn Rendered>>| {
                 let _on_panic = OnPanic(&stop);
-                let ev = Evaluator::new(&self.program, &self.dbg, memory, self.bias, self.limits);
+                let ev = Evaluator::new(program, &self.dbg, memory, self.bias, self.limits);
                 ev.one_of_many();
                 let mut spare: Option<Box<dyn Rendered>> = None;
                 // The most a chunk has taken: where the writer has not given one back yet.
@@ -348,8 +210,7 @@ impl TaskReader {
                             if let Some(&later) = chunk.get(i + 2 * AHEAD_OF_READ) {
                                 crate::memory::prefetch_value(&listing.listed[later]);
                             }
-                            crate::run::prefetch_item(
-                                &ev,
+                            ev.prefetch_item(
                                 (chunk.get(i + AHEAD_OF_READ))
                                     .and_then(|&j| listing.at(j))
                                     .map(|t| &t.item),
@@ -457,21 +318,33 @@ impl TaskReader {
         }
     }
 
+    fn lock(&self) -> std::sync::MutexGuard<'_, Found> {
+        lock(&self.found)
+    }
+}
+
+impl ReadListed for TaskReader {
+    fn read_all(
+        &self,
+        list: &ListedTasks,
+        grouper: Option<&Mutex<Grouper>>,
+        chunks: &dyn Chunks,
+        sink: &mut dyn FnMut(&dyn Rendered) -> bool,
+    ) {
+        self.stream(list, grouper, chunks, sink)
+    }
+
     /// One task, read without adding to what the written report will say (the crashing
     /// thread's task, for the crash signature, before the tasks are written).
-    pub fn read_one(&self, task: &PendingTask) -> Option<TaskReport> {
+    fn read_one(&self, task: &PendingTask) -> Option<TaskReport> {
         let ev = Evaluator::new(
-            &self.program,
+            self.program()?,
             &self.dbg,
             self.dump.memory(),
             self.bias,
             self.limits,
         );
         crate::run::listed_task_report(&ev, task).ok()
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Found> {
-        lock(&self.found)
     }
 }
 

@@ -5,8 +5,8 @@ use std::rc::Rc;
 
 use layoutdump_lang::program::RuleKind;
 
-use crate::backtrace::is_coroutine;
 use crate::dwarf::{DieId, Type, TypeKind};
+pub use crate::eval::route::{Hop, Route};
 use crate::eval::{EvalError, Evaluator, Value};
 use crate::memory::Bytes;
 
@@ -25,31 +25,6 @@ const MAX_FOLLOWED: usize = 256;
 // way are stepped through. Raw pointers, `Arc`s and unions are never followed: what they
 // point at is shared or not owned, and would show other tasks' futures as this one's.
 
-/// One step from a place to the next.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Hop {
-    /// The field at this offset.
-    Field(u64),
-    /// Into the enum's variant at this index, only if it is the active one.
-    Variant { ty: DieId, index: usize },
-    /// Through a reference or a `Box` (a null one ends the route: nothing held).
-    Deref,
-    /// Through a `dyn Future`/`dyn Stream` fat pointer: data and vtable at these offsets;
-    /// the vtable names the concrete type.
-    Dyn { data: u64, vtable: u64 },
-}
-
-/// A way from a future to one thing it may hold.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Route {
-    pub hops: Box<[Hop]>,
-    /// The type at the end (for a `Dyn` hop, the one its vtable names).
-    pub target: DieId,
-    /// Set when the end is a value a `holds` rule describes (a oneshot `Sender` a
-    /// connection keeps to answer a request): the rule's index. Not a step of the chain.
-    pub holds: Option<usize>,
-}
-
 /// The routes from a value of type `ty` to the futures and resources it holds: worked
 /// out once per type and evaluator.
 pub fn routes(ev: &Evaluator<'_>, ty: DieId) -> Rc<[Route]> {
@@ -63,7 +38,7 @@ pub fn routes(ev: &Evaluator<'_>, ty: DieId) -> Rc<[Route]> {
 
 /// Whether a value of this type is a step of its own in a backtrace.
 pub fn has_meaning(ev: &Evaluator<'_>, t: &Type) -> bool {
-    is_coroutine(t)
+    t.is_coroutine()
         || [RuleKind::Future, RuleKind::Leaf]
             .into_iter()
             .any(|k| ev.rules_for(k, t.id).is_ok_and(|r| !r.is_empty()))

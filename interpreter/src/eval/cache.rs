@@ -52,7 +52,7 @@ pub struct Caches {
     /// `usize::MAX` for a future that is not a coroutine).
     pub frames: RefCell<FxHashMap<(DieId, usize), Rc<FrameFacts>>>,
     /// Where a future's generic descent looks (`descent::routes`), by the future's type.
-    pub routes: RefCell<FxHashMap<DieId, Rc<[crate::descent::Route]>>>,
+    pub routes: RefCell<FxHashMap<DieId, Rc<[super::route::Route]>>>,
     /// Index of the struct field of that name, if the type has one.
     pub fields: RefCell<FxHashMap<(DieId, NameKey), Option<usize>>>,
     /// The view and member index of a view member of that name, if the type's view has one.

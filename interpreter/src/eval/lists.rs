@@ -164,7 +164,7 @@ impl<'a> Evaluator<'a> {
                 Ok(next) => {
                     // The next node's reads (tokio: its header, then its trailer a few
                     // hundred bytes on) asked for at once, not one after the other.
-                    crate::run::prefetch_item(self, next.as_ref());
+                    self.prefetch_item(next.as_ref());
                     next
                 }
                 Err(e) => {

@@ -6,10 +6,18 @@ mod arith;
 mod builtins;
 mod cache;
 mod expr;
+mod field_value;
 mod hook;
 mod lists;
 mod places;
 mod plan;
+pub mod route;
+
+pub(crate) use field_value::{display_string, field_value};
+
+/// Bytes of a task asked into the cache ahead of reading it: its header and what
+/// follows (tokio's future, trailer; async-task's future), where a task's reads mostly are.
+const PREFETCHED: usize = 512;
 mod value;
 mod views;
 
@@ -202,6 +210,13 @@ impl<'a> Evaluator<'a> {
     /// Asks for the `len` bytes at `addr` ahead of reading them (`Memory::prefetch`).
     pub(crate) fn prefetch(&self, addr: u64, len: usize) {
         self.windows.prefetch(self.mem, addr, len);
+    }
+
+    /// Starts loading the memory of `item`, a task read a few tasks from now.
+    pub(crate) fn prefetch_item(&self, item: Option<&Value>) {
+        if let Some(Value::Place { addr, .. }) = item {
+            self.prefetch(*addr, PREFETCHED);
+        }
     }
 
     /// Evaluates `site` on `v` by replaying the route recorded for v's type, or the long
@@ -423,11 +438,11 @@ impl<'a> Evaluator<'a> {
     }
 
     /// A type's generic-descent routes, if worked out (`descent::routes`).
-    pub(crate) fn cached_routes(&self, ty: DieId) -> Option<std::rc::Rc<[crate::descent::Route]>> {
+    pub(crate) fn cached_routes(&self, ty: DieId) -> Option<std::rc::Rc<[route::Route]>> {
         self.cache.routes.borrow().get(&ty).cloned()
     }
 
-    pub(crate) fn cache_routes(&self, ty: DieId, routes: std::rc::Rc<[crate::descent::Route]>) {
+    pub(crate) fn cache_routes(&self, ty: DieId, routes: std::rc::Rc<[route::Route]>) {
         self.cache.routes.borrow_mut().insert(ty, routes);
     }
 

@@ -6,13 +6,13 @@ use std::sync::Arc;
 use layoutdump_lang::program::{Rule, RuleKind};
 
 use super::Findings;
+use super::listing::{ListedTasks, drop_on_every_thread};
 use super::order::sort_listed;
 use super::tasks::{listed_in_place, over_tasks, task_report};
-use super::values::{display_string, field_value};
 use crate::eval::{EvalError, Evaluator, Value};
+use crate::eval::{display_string, field_value};
 use crate::report::Pending;
 use crate::report::{BlockOnReport, FieldValue, Fields, FutureRef, Hex, Map, RuntimeReport};
-use crate::task_stream::{ListedTasks, drop_on_every_thread};
 
 /// Follows pointers and view `deref`s from `v` until a rule of `kind` matches its type.
 pub(super) fn match_rule<'p>(
@@ -66,7 +66,7 @@ pub(super) fn add_block_on(ev: &Evaluator<'_>, value: Value, tid: Option<u32>, o
     for _ in 0..8 {
         let Value::Place { ty, .. } = v else { return };
         let Ok(t) = ev.ty(ty) else { return };
-        if crate::backtrace::is_coroutine(&t)
+        if t.is_coroutine()
             || !matches!(t.kind, crate::dwarf::TypeKind::Pointer { .. })
                 && !t.name.starts_with("core::pin::Pin<")
         {

@@ -10,11 +10,11 @@ use rustc_hash::FxHashSet;
 use layoutdump_lang::program::{RootKind, RuleKind};
 
 use crate::dwarf::DebugInfo;
-use crate::eval::{Evaluator, Limits, Value};
+use crate::eval::{Evaluator, Limits, Value, field_value};
 use crate::memory::Memory;
 use crate::report::{BlockOnReport, Fields, Hex, RuntimeReport};
-use crate::task_stream::{ListedTasks, TaskReader};
 use crate::unwind::Frame;
+use listing::{ListedTasks, ReadListed};
 
 /// A thread as a root needs it.
 #[derive(Debug, Clone)]
@@ -54,7 +54,7 @@ pub struct Findings {
     progress: bool,
     /// What reads the tasks of a runtime left pending (`Settings::defer_to`), and the
     /// lists left to it.
-    defer_to: Option<Arc<TaskReader>>,
+    defer_to: Option<Arc<dyn ReadListed>>,
     pending: Vec<Arc<ListedTasks>>,
 }
 
@@ -64,7 +64,7 @@ pub struct Findings {
 pub struct Settings {
     pub limits: Limits,
     pub progress: bool,
-    pub defer_to: Option<Arc<TaskReader>>,
+    pub defer_to: Option<Arc<dyn ReadListed>>,
 }
 
 /// Runs `program` against the process image `mem` (main executable loaded at `bias`).
@@ -349,15 +349,14 @@ pub fn run(
 }
 
 mod findings;
+pub mod listing;
 mod order;
 mod roots;
 mod tasks;
-mod values;
 
 use findings::{
     add_block_on, add_runtime, add_scanned_runtime, add_scanned_task, join_owner_threads,
 };
 use order::sort_tasks;
 use roots::{frame_locals, static_variable, tls_variable};
-pub(crate) use tasks::{listed_task_report, prefetch_item};
-pub(crate) use values::field_value;
+pub(crate) use tasks::listed_task_report;

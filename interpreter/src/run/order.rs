@@ -1,7 +1,7 @@
 //! The order tasks are reported in: by id, then address, sorted in parallel for large lists.
 
+use super::listing::{Listing, PendingTask};
 use crate::report::{Hex, TaskReport};
-use crate::task_stream::{Listing, PendingTask};
 
 /// Tasks by id (those without one last), then address.
 pub(super) fn sort_tasks(tasks: &mut [TaskReport]) {
@@ -132,7 +132,7 @@ mod sort_tests {
     fn listed_tasks_are_ordered_and_each_kept_once() {
         use super::sort_listed;
         use crate::eval::Value;
-        use crate::task_stream::{Listed, PendingTask};
+        use crate::run::listing::{Listed, PendingTask};
         let pending = |id: Option<u64>, address: u64| {
             Some(PendingTask {
                 id,

@@ -7,10 +7,10 @@ use layoutdump_lang::program::RuleKind;
 
 use super::Findings;
 use super::findings::match_rule;
-use super::values::{display_string, field_value};
+use super::listing::{Listed, PendingTask};
 use crate::eval::{EvalError, Evaluator, Members, Value};
+use crate::eval::{display_string, field_value};
 use crate::report::{FutureRef, Hex, TaskReport};
-use crate::task_stream::{Listed, PendingTask};
 
 /// Tasks read per piece of work handed to a worker thread: large enough that making the
 /// worker's evaluator (and warming its caches) is noise, small enough to balance.
@@ -41,7 +41,7 @@ pub(crate) fn per_item<T: Send>(
                     .iter()
                     .enumerate()
                     .map(|(at, i)| {
-                        prefetch_item(worker, chunk.get(at + 4));
+                        worker.prefetch_item(chunk.get(at + 4));
                         read(worker, i.clone())
                     })
                     .collect();
@@ -57,17 +57,6 @@ pub(crate) fn per_item<T: Send>(
             results
         })
         .collect()
-}
-
-/// Bytes of a task asked into the cache ahead of reading it: its header and what
-/// follows (tokio's future, trailer; async-task's future), where a task's reads mostly are.
-pub(super) const PREFETCHED: usize = 512;
-
-/// Starts loading the memory of `item`, read a few tasks from now (see `Memory::prefetch`).
-pub(crate) fn prefetch_item(ev: &Evaluator<'_>, item: Option<&Value>) {
-    if let Some(Value::Place { addr, .. }) = item {
-        ev.prefetch(*addr, PREFETCHED);
-    }
 }
 
 /// `task_key` of each item, in parallel as `per_item` reads them, each written into its
@@ -89,7 +78,7 @@ pub(super) fn listed_in_place(
     let list = |worker: &Evaluator<'_>, slots: &mut [Option<PendingTask>], chunk: &[Value]| {
         let mut errors = Vec::new();
         for (at, (slot, item)) in slots.iter_mut().zip(chunk).enumerate() {
-            prefetch_item(worker, chunk.get(at + 4));
+            worker.prefetch_item(chunk.get(at + 4));
             match task_key(worker, item.clone()) {
                 Ok(t) => *slot = Some(t),
                 Err(e) => errors.push(e),

@@ -1,10 +1,10 @@
 //! A member's value as a report shows it: numbers, addresses, strings, collections
 //! (their length and first items), objects.
 
-use crate::eval::{Evaluator, Value};
+use super::{Evaluator, Value};
 use crate::report::{FieldValue, Hex};
 
-pub(super) fn display_string(ev: &Evaluator<'_>, v: &Value) -> String {
+pub(crate) fn display_string(ev: &Evaluator<'_>, v: &Value) -> String {
     match field_value(ev, v) {
         FieldValue::Str(s) => s,
         FieldValue::Int(i) => i.to_string(),
@@ -12,11 +12,11 @@ pub(super) fn display_string(ev: &Evaluator<'_>, v: &Value) -> String {
     }
 }
 
+/// Items of a collection shown in a report.
+const FIRST_ITEMS: usize = 8;
+
 /// A member's value for the report: numbers where the value stands for one, strings,
 /// lists, and otherwise the object's type and address.
-/// Items of a collection shown in a report.
-pub(super) const FIRST_ITEMS: usize = 8;
-
 pub(crate) fn field_value(ev: &Evaluator<'_>, v: &Value) -> FieldValue {
     field_value_depth(ev, v, 0)
 }
