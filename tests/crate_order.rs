@@ -12,13 +12,10 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("dump", &[]),
     ("dwarf", &["dump"]),
     ("report", &["lang"]),
-    (
-        "interpreter",
-        &["lang", "layouts", "dump", "dwarf", "report"],
-    ),
+    ("engine", &["lang", "layouts", "dump", "dwarf", "report"]),
     ("capture", &[]),
     ("oncrash", &[]),
-    ("cli", &["lang", "interpreter", "capture"]),
+    ("cli", &["lang", "engine", "capture"]),
     (".", &["cli"]),
 ];
 

@@ -6,7 +6,7 @@ mod common;
 use std::path::Path;
 
 /// The crates whose READMEs are complete maps, and the folders they map.
-const MAPPED: &[&str] = &["dump", "dwarf", "report", "interpreter"];
+const MAPPED: &[&str] = &["dump", "dwarf", "report", "engine"];
 
 /// Every `.rs` file under `dir`, as a path relative to the crate.
 fn sources(crate_root: &Path, dir: &Path, out: &mut Vec<String>) {

@@ -85,9 +85,9 @@ fn group_ten_thousand_tasks_into_their_four_states() {
 /// outcome.
 #[test]
 fn tasks_read_while_writing_give_the_same_report() {
-    use layoutdump_interpreter::analyze::{Options, analyze};
+    use layoutdump_engine::analyze::{Options, analyze};
     let d = fixture_dumps("tokio-many", Profile::Dev);
-    let program = layoutdump_interpreter::layout_loader::compile_layout("tokio").unwrap();
+    let program = layoutdump_engine::layout_loader::compile_layout("tokio").unwrap();
     let write = |defer_tasks: bool| {
         let opts = Options {
             defer_tasks,
@@ -103,7 +103,7 @@ fn tasks_read_while_writing_give_the_same_report() {
         let mut json = Vec::new();
         report.write_json(&mut json, false).unwrap();
         // Text and YAML read the pending tasks again, as a run writes one format.
-        let text = layoutdump_interpreter::report::render_text(&report, Default::default());
+        let text = layoutdump_engine::report::render_text(&report, Default::default());
         json.extend(text.as_bytes());
         report.write_yaml(&mut json).unwrap();
         let late = report.late_findings();
@@ -173,7 +173,7 @@ fn a_step_limit_cuts_the_same_tasks_on_any_number_of_threads() {
 /// back from `write_json` at once, with no thread left waiting.
 #[test]
 fn a_failing_writer_stops_the_reading() {
-    use layoutdump_interpreter::analyze::{Options, analyze};
+    use layoutdump_engine::analyze::{Options, analyze};
     struct FailsAfter(usize);
     impl std::io::Write for FailsAfter {
         fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
@@ -191,7 +191,7 @@ fn a_failing_writer_stops_the_reading() {
         }
     }
     let d = fixture_dumps("tokio-many", Profile::Dev);
-    let program = layoutdump_interpreter::layout_loader::compile_layout("tokio").unwrap();
+    let program = layoutdump_engine::layout_loader::compile_layout("tokio").unwrap();
     let opts = Options {
         defer_tasks: true,
         ..Options::default()

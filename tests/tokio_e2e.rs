@@ -362,9 +362,9 @@ fn full_features_release_minidump() {
 /// it must be byte for byte serde_json's JSON of the same task.
 #[test]
 fn compact_json_of_every_task_is_serde_json() {
-    use layoutdump_interpreter::analyze::{Options, analyze};
-    use layoutdump_interpreter::report::json_task::write_task;
-    let program = layoutdump_interpreter::layout_loader::compile_layout("tokio").unwrap();
+    use layoutdump_engine::analyze::{Options, analyze};
+    use layoutdump_engine::report::json_task::write_task;
+    let program = layoutdump_engine::layout_loader::compile_layout("tokio").unwrap();
     let (mut tasks, mut branches) = (0, 0);
     for profile in [Profile::Dev, Profile::Release] {
         for name in ["tokio-tasks", "tokio-full"] {

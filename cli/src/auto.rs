@@ -5,9 +5,9 @@
 use std::path::Path;
 
 use anyhow::Result;
-use layoutdump_interpreter::analyze::{Options, Outcome, analyze};
-use layoutdump_interpreter::layout_loader::{compile_layout, runnable};
-use layoutdump_interpreter::report::Report;
+use layoutdump_engine::analyze::{Options, Outcome, analyze};
+use layoutdump_engine::layout_loader::{compile_layout, runnable};
+use layoutdump_engine::report::Report;
 
 pub fn analyze_layout(layout: &str, dump: &Path, opts: &Options) -> Result<(Report, Outcome)> {
     if layout != "auto" {

@@ -6,10 +6,10 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::Parser;
-use layoutdump_interpreter::check::check_against;
-use layoutdump_interpreter::dwarf::{DebugInfo, IndexCache};
-use layoutdump_interpreter::layout_loader::compile_layout;
-use layoutdump_interpreter::memory::BinaryImage;
+use layoutdump_engine::check::check_against;
+use layoutdump_engine::dwarf::{DebugInfo, IndexCache};
+use layoutdump_engine::layout_loader::compile_layout;
+use layoutdump_engine::memory::BinaryImage;
 
 #[derive(Parser, Debug)]
 pub struct CheckArgs {
@@ -70,7 +70,7 @@ fn explain(
     args: &CheckArgs,
     dump: &std::path::Path,
 ) -> Result<ExitCode> {
-    use layoutdump_interpreter::analyze::{Options, analyze};
+    use layoutdump_engine::analyze::{Options, analyze};
     let opts = Options {
         binary: args.binary.clone(),
         debug_dirs: args.debug_dirs.clone(),

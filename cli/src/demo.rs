@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use clap::Parser;
 use layoutdump_capture::{CaptureFormat, CaptureOptions, capture};
-use layoutdump_interpreter::analyze::{Options, analyze};
-use layoutdump_interpreter::layout_loader::compile_layout;
-use layoutdump_interpreter::report::{TextOptions, render_text};
+use layoutdump_engine::analyze::{Options, analyze};
+use layoutdump_engine::layout_loader::compile_layout;
+use layoutdump_engine::report::{TextOptions, render_text};
 
 #[derive(Parser, Debug)]
 pub struct DemoArgs {

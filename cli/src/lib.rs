@@ -1,5 +1,5 @@
 //! The `layoutdump` command: parses flags into settings and calls the libraries. Thin on
-//! purpose: analysis lives in the interpreter, rendering in its report module.
+//! purpose: analysis lives in the engine, rendering in the report crate.
 
 mod auto;
 mod check;
@@ -12,12 +12,12 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
-use layoutdump_interpreter::analyze::{Options, Outcome};
-use layoutdump_interpreter::dwarf::IndexCache;
-use layoutdump_interpreter::eval::Limits;
-use layoutdump_interpreter::layout_loader::compile_layout;
-use layoutdump_interpreter::report::task_views::{self, TaskFilter};
-use layoutdump_interpreter::report::{Report, TextOptions, write_text};
+use layoutdump_engine::analyze::{Options, Outcome};
+use layoutdump_engine::dwarf::IndexCache;
+use layoutdump_engine::eval::Limits;
+use layoutdump_engine::layout_loader::compile_layout;
+use layoutdump_engine::report::task_views::{self, TaskFilter};
+use layoutdump_engine::report::{Report, TextOptions, write_text};
 
 /// Async task backtraces for any Rust executor, from crash dumps and DWARF.
 ///
@@ -290,7 +290,7 @@ fn run(mut args: RunArgs) -> Result<ExitCode> {
     if args.dump.is_none() && args.pid.is_none() {
         let is_layout = args.layout.ends_with(".layout")
             || args.layout == "auto"
-            || layoutdump_interpreter::layout_loader::runnable().any(|n| n == args.layout);
+            || layoutdump_engine::layout_loader::runnable().any(|n| n == args.layout);
         if is_layout {
             anyhow::bail!(
                 "give a dump file, or --pid PID (e.g. `layoutdump run {} crash.core`)",
@@ -508,7 +508,7 @@ fn capture(args: CaptureArgs) -> Result<ExitCode> {
 }
 
 fn triage_command(args: TriageArgs) -> Result<ExitCode> {
-    use layoutdump_interpreter::triage;
+    use layoutdump_engine::triage;
     use std::io::IsTerminal;
     let program = compile_layout(&args.layout).map_err(anyhow::Error::msg)?;
     let dumps = triage::expand(&args.dumps).context("cannot list the dumps")?;
@@ -569,14 +569,14 @@ fn triage_command(args: TriageArgs) -> Result<ExitCode> {
 }
 
 fn types_command(args: TypesArgs) -> Result<ExitCode> {
-    let image = layoutdump_interpreter::memory::BinaryImage::open_static(&args.binary, &[])?;
-    let dbg = layoutdump_interpreter::dwarf::DebugInfo::load_with(
+    let image = layoutdump_engine::memory::BinaryImage::open_static(&args.binary, &[])?;
+    let dbg = layoutdump_engine::dwarf::DebugInfo::load_with(
         &image.debug_path,
         IndexCache::from_env().as_ref(),
         std::io::IsTerminal::is_terminal(&std::io::stderr()),
     )?;
     let (text, total) =
-        layoutdump_interpreter::type_layout::describe_types(&dbg, &args.pattern, args.max);
+        layoutdump_engine::type_layout::describe_types(&dbg, &args.pattern, args.max);
     let mut out = text;
     if total == 0 {
         out.push_str(&format!("no type name contains {:?}\n", args.pattern));

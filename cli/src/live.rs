@@ -4,8 +4,8 @@
 
 use anyhow::{Context, Result};
 use layoutdump_capture::{CaptureFormat, CaptureOptions, capture};
-use layoutdump_interpreter::analyze::{Options, Outcome};
-use layoutdump_interpreter::report::Report;
+use layoutdump_engine::analyze::{Options, Outcome};
+use layoutdump_engine::report::Report;
 
 /// Removes the snapshot however the analysis ends.
 struct Snapshot(std::path::PathBuf);

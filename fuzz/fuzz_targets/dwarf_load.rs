@@ -1,7 +1,7 @@
 //! Fuzz target: any bytes as the program's binary. Binaries are not always ours (a user's
 //! `--binary` may be damaged or hostile): never panic, never allocate by a claimed size.
 //! `DebugInfo::load` maps a path, so each input goes through one scratch file; the work per
-//! input is `layoutdump_interpreter::fuzzing::dwarf_load`.
+//! input is `layoutdump_engine::fuzzing::dwarf_load`.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -15,6 +15,6 @@ fn scratch() -> &'static PathBuf {
 
 fuzz_target!(|data: &[u8]| {
     if std::fs::write(scratch(), data).is_ok() {
-        layoutdump_interpreter::fuzzing::dwarf_load(scratch());
+        layoutdump_engine::fuzzing::dwarf_load(scratch());
     }
 });

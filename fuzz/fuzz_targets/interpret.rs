@@ -3,10 +3,10 @@
 //! Each input must give a report, never a panic or a hang. The dump and layout come from
 //! the environment (defaults: the tokio fixture's dev core, captured by `cargo test
 //! --test tokio_e2e`); see docs/fuzzing.md. The work per input is
-//! `layoutdump_interpreter::fuzzing::MutatedDumps::run`.
+//! `layoutdump_engine::fuzzing::MutatedDumps::run`.
 #![no_main]
 
-use layoutdump_interpreter::fuzzing::MutatedDumps;
+use layoutdump_engine::fuzzing::MutatedDumps;
 use libfuzzer_sys::fuzz_target;
 use std::sync::OnceLock;
 

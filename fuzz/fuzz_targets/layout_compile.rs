@@ -3,7 +3,7 @@
 //! resolves to the shipped layouts only, so the fuzzer never reads the disk.
 #![no_main]
 
-use layoutdump_interpreter::layout_loader::LayoutLoader;
+use layoutdump_engine::layout_loader::LayoutLoader;
 use layoutdump_lang::{Loader, SourceFile, compile};
 use libfuzzer_sys::fuzz_target;
 

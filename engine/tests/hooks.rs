@@ -7,9 +7,9 @@ use std::sync::OnceLock;
 use std::sync::atomic::AtomicU64;
 use std::time::{Duration, Instant};
 
-use layoutdump_interpreter::dwarf::DebugInfo;
-use layoutdump_interpreter::eval::{EvalError, Evaluator, Limits, Value};
-use layoutdump_interpreter::memory::SliceMemory;
+use layoutdump_engine::dwarf::DebugInfo;
+use layoutdump_engine::eval::{EvalError, Evaluator, Limits, Value};
+use layoutdump_engine::memory::SliceMemory;
 use layoutdump_lang::{Loader, Program, SourceFile};
 
 pub struct Slot {
@@ -29,7 +29,7 @@ fn debug_info() -> &'static DebugInfo {
 struct Shipped;
 impl Loader for Shipped {
     fn load(&self, name: &str) -> Result<SourceFile, String> {
-        layoutdump_interpreter::layout_loader::LayoutLoader { dir: None }.load(name)
+        layoutdump_engine::layout_loader::LayoutLoader { dir: None }.load(name)
     }
 }
 

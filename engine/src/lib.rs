@@ -1,5 +1,5 @@
 //! layoutdump's engine: Rust value decoding, execution of compiled layouts against a dump,
-//! and report rendering, over the memory and DWARF crates below it.
+//! async backtraces, over the memory and DWARF crates; it fills `layoutdump-report`.
 
 pub mod analyze;
 pub mod backtrace;

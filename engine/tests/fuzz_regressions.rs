@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use layoutdump_interpreter::fuzzing;
+use layoutdump_engine::fuzzing;
 
 fn regressions(target: &str) -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -4,9 +4,9 @@
 
 use std::sync::OnceLock;
 
-use layoutdump_interpreter::dwarf::DebugInfo;
-use layoutdump_interpreter::eval::{EvalError, Evaluator, Limits, Value};
-use layoutdump_interpreter::memory::SliceMemory;
+use layoutdump_engine::dwarf::DebugInfo;
+use layoutdump_engine::eval::{EvalError, Evaluator, Limits, Value};
+use layoutdump_engine::memory::SliceMemory;
 use layoutdump_lang::{Loader, Program, SourceFile};
 
 #[repr(C)]
@@ -46,7 +46,7 @@ fn debug_info() -> &'static DebugInfo {
 struct NoUse;
 impl Loader for NoUse {
     fn load(&self, name: &str) -> Result<SourceFile, String> {
-        layoutdump_interpreter::layout_loader::LayoutLoader { dir: None }.load(name)
+        layoutdump_engine::layout_loader::LayoutLoader { dir: None }.load(name)
     }
 }
 
@@ -417,7 +417,7 @@ fn coroutine_variants_carry_the_await_line_and_file() {
         .type_named("eval_synthetic::parked_here::{async_fn_env#0}")
         .expect("async fn env in DWARF");
     let ty = dbg.ty(id).unwrap();
-    let layoutdump_interpreter::dwarf::TypeKind::Struct {
+    let layoutdump_engine::dwarf::TypeKind::Struct {
         variants: Some(vp), ..
     } = &ty.kind
     else {
@@ -439,10 +439,7 @@ fn coroutine_variants_carry_the_await_line_and_file() {
         .decl_file(id, suspend0.field.decl_file.unwrap())
         .unwrap()
         .unwrap();
-    assert!(
-        file.ends_with("interpreter/tests/eval_synthetic.rs"),
-        "{file}"
-    );
+    assert!(file.ends_with("engine/tests/eval_synthetic.rs"), "{file}");
 }
 
 /// A list with a tail into a cycle (0 → 1 → … → 6 → 3): cut where the first node comes
@@ -561,7 +558,7 @@ fn members_after_known_ones_read_and_count_as_all_of_them() {
         };
         let steps = lister.steps_used();
         let reader = fresh(Limits::default().steps);
-        let mut rest = layoutdump_interpreter::eval::Members::new();
+        let mut rest = layoutdump_engine::eval::Members::new();
         assert!(reader.eval_members_after(
             &rule.members,
             rule.frame_size,
