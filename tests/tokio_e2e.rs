@@ -390,32 +390,7 @@ fn compact_json_of_every_task_is_serde_json() {
 
 #[test]
 fn text_report_dev_core() {
-    let d = tokio_dumps(Profile::Dev);
-    let out = run_layoutdump(&["run", "tokio", d.core.to_str().unwrap()]);
-    assert!(
-        out.stderr.is_empty(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    // Where each thread is parked natively depends on timing: the threads section is
-    // checked by `main_thread_stack_reaches_main`, not by the snapshot.
-    let full = String::from_utf8_lossy(&out.stdout).to_string();
-    let text = match (full.find("\nthreads:\n"), full.find("\nwarnings:\n")) {
-        (Some(a), Some(b)) => format!(
-            "{}\n[threads section left out: timing-dependent]\n{}",
-            &full[..a],
-            &full[b..]
-        ),
-        _ => full,
-    };
-    let text = redact(&text, d);
-    let text = text.replace(
-        &d.core
-            .display()
-            .to_string()
-            .replace(&common::root().display().to_string(), "[ROOT]"),
-        "[DUMP]",
-    );
+    let text = common::text_snapshot(tokio_dumps(Profile::Dev), "tokio");
     insta::assert_snapshot!(text);
 }
 

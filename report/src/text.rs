@@ -70,12 +70,13 @@ pub fn write_text(
         let workers = rt.workers.map_or(String::new(), |w| {
             format!(", {w} worker{}", if w == 1 { "" } else { "s" })
         });
+        let tasks = rt.task_count_listed();
         let _ = writeln!(
             s,
-            "\nruntime {} @ {:#x}{workers}, {} tasks",
+            "\nruntime {} @ {:#x}{workers}, {tasks} task{}",
             rt.kind,
             rt.address.0,
-            rt.task_count_listed()
+            if tasks == 1 { "" } else { "s" }
         );
         if !rt.threads.is_empty() {
             let tids: Vec<String> = rt.threads.iter().map(|t| t.to_string()).collect();

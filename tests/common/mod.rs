@@ -247,6 +247,92 @@ pub fn run_layoutdump(args: &[&str]) -> Output {
 
 /// Replaces what changes from run to run (addresses, pids, thread ids, paths, build ids)
 /// so that a snapshot shows only what must stay the same.
+/// `layoutdump run LAYOUT` on the fixture's debug core, as text, for a snapshot: without
+/// the threads section (where each thread is parked natively depends on timing; stacks
+/// are checked by their own tests), the dump's path and every address redacted. A run
+/// that writes anything on stderr fails.
+pub fn text_snapshot(d: &Dumps, layout: &str) -> String {
+    let out = run_layoutdump(&["run", layout, d.core.to_str().unwrap()]);
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let full = String::from_utf8_lossy(&out.stdout).to_string();
+    let text = match (full.find("\nthreads:\n"), full.find("\nwarnings:\n")) {
+        (Some(a), Some(b)) => format!(
+            "{}\n[threads section left out: timing-dependent]\n{}",
+            &full[..a],
+            &full[b..]
+        ),
+        (Some(a), None) => format!(
+            "{}\n[threads section left out: timing-dependent]\n",
+            &full[..a]
+        ),
+        _ => full,
+    };
+    let text = redact(&text, d);
+    text.replace(
+        &d.core
+            .display()
+            .to_string()
+            .replace(&root().display().to_string(), "[ROOT]"),
+        "[DUMP]",
+    )
+}
+
+/// A snapshot's text with what a multi-threaded fixture does not fix made stable: task
+/// ids (handed out in the order threads happened to spawn) become `[ID]`, as do HTTP/2
+/// stream ids (which concurrent call went first) and thread counts (tokio's blocking
+/// pool may or may not have a thread); the tasks of each runtime, then the runtimes,
+/// are sorted by what they show.
+pub fn unordered_tasks(text: &str) -> String {
+    let mut text = text.to_string();
+    for (pattern, with) in [
+        (r"\btask \d+", "task [ID]"),
+        (r"\bstream \d+", "stream [ID]"),
+        (r"\b\d+ threads\)", "[N] threads)"),
+        (r"\[\d+ TIDS\]", "[N TIDS]"),
+    ] {
+        let re = regex::Regex::new(pattern).unwrap();
+        text = re.replace_all(&text, with).into_owned();
+    }
+    // The runtimes end where the block_on futures or the threads begin.
+    let end = ["\nblock_on futures", "\n[threads section"]
+        .iter()
+        .filter_map(|at| text.find(at))
+        .min();
+    let (start, end) = match (text.find("\nruntime "), end) {
+        (Some(a), Some(b)) if a < b => (a + 1, b),
+        _ => return text,
+    };
+    // A runtime's header, then its tasks, each a block that starts at `  task `.
+    let mut runtimes: Vec<String> = text[start..end]
+        .split_inclusive('\n')
+        .fold(Vec::<Vec<String>>::new(), |mut runtimes, line| {
+            if line.starts_with("runtime ") {
+                runtimes.push(vec![String::new()]);
+            }
+            if let Some(blocks) = runtimes.last_mut() {
+                if line.starts_with("  task ") {
+                    blocks.push(String::new());
+                }
+                if let Some(block) = blocks.last_mut() {
+                    block.push_str(line);
+                }
+            }
+            runtimes
+        })
+        .into_iter()
+        .map(|mut blocks| {
+            blocks[1..].sort();
+            blocks.concat()
+        })
+        .collect();
+    runtimes.sort();
+    format!("{}{}{}", &text[..start], runtimes.concat(), &text[end..])
+}
+
 pub fn redact(text: &str, dumps: &Dumps) -> String {
     let mut s = text.replace(&root().display().to_string(), "[ROOT]");
     if let Some(pid) = dumps.truth.get("pid").and_then(Value::as_u64) {
