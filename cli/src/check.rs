@@ -27,6 +27,11 @@ pub struct CheckArgs {
     /// rule matched. For "why is my task list empty?".
     #[arg(long, value_name = "DUMP")]
     explain: Option<PathBuf>,
+    /// Print what the compiler made of the layout (with the layouts it uses): every root,
+    /// rule, view and function, each name resolved to the slot, function or builtin it
+    /// means, and which values are kept for a later member.
+    #[arg(long)]
+    compiled: bool,
 }
 
 pub fn check(args: CheckArgs) -> Result<ExitCode> {
@@ -37,6 +42,12 @@ pub fn check(args: CheckArgs) -> Result<ExitCode> {
             return Ok(ExitCode::from(1));
         }
     };
+    if args.compiled {
+        // A closed pipe (`| head`) ends the output, not the program with a panic.
+        use std::io::Write as _;
+        let _ = std::io::stdout().write_all(program.listing().as_bytes());
+        return Ok(ExitCode::SUCCESS);
+    }
     if let Some(dump) = &args.explain {
         return explain(&program, &args, dump);
     }

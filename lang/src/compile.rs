@@ -119,14 +119,7 @@ pub fn compile(main: SourceFile, loader: &dyn Loader) -> Result<Program, Diagnos
                 resolver.resolve(g, &mut s);
                 scope.max = scope.max.max(s.max);
             }
-            resolver.named.clear();
-            for m in &mut rule.members {
-                resolver.resolve(m.value, &mut scope);
-                m.slot = scope.bind(&m.name);
-            }
-            for m in &mut rule.members {
-                m.read = resolver.named.contains(&m.slot);
-            }
+            resolver.members(&mut rule.members, &mut scope);
             rule.frame_size = scope.size();
             resolver.program.rules.push(rule);
         }
@@ -147,10 +140,7 @@ pub fn compile(main: SourceFile, loader: &dyn Loader) -> Result<Program, Diagnos
             }
             let mut scope = Scope::new(vec![subject]);
             resolver.resolve(root.value, &mut scope);
-            for m in &mut root.members {
-                resolver.resolve(m.value, &mut scope);
-                m.slot = scope.bind(&m.name);
-            }
+            resolver.members(&mut root.members, &mut scope);
             root.frame_size = scope.size();
             resolver.program.roots.push(root);
         }
@@ -276,6 +266,22 @@ struct Resolver<'a> {
 }
 
 impl Resolver<'_> {
+    /// Resolves a rule's or root's members in order, binding each to the next slot. A
+    /// member is `read` if a later one names its slot; not its own value, where a lambda
+    /// (`list(h, n => …)`) may use that slot before the member is bound to it.
+    fn members(&mut self, members: &mut [Member], scope: &mut Scope) {
+        let mut named = Vec::with_capacity(members.len());
+        for m in members.iter_mut() {
+            self.named.clear();
+            self.resolve(m.value, scope);
+            m.slot = scope.bind(&m.name);
+            named.push(std::mem::take(&mut self.named));
+        }
+        for (i, m) in members.iter_mut().enumerate() {
+            m.read = named[i + 1..].iter().any(|n| n.contains(&m.slot));
+        }
+    }
+
     fn resolve(&mut self, id: ExprId, scope: &mut Scope) {
         let span = self.program.span(id);
         let expr = self.program.exprs[id.0 as usize].clone();

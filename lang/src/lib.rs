@@ -4,6 +4,7 @@
 pub mod compile;
 pub mod diagnostic;
 pub mod hook;
+mod listing;
 mod parser;
 pub mod program;
 pub mod source;

@@ -592,24 +592,9 @@ impl Lower<'_> {
     }
 }
 
+/// The grammar admits only the operators `BinOp` spells.
 fn bin_op(s: &str) -> BinOp {
-    match s {
-        "|" => BinOp::Or,
-        "&" => BinOp::And,
-        "==" => BinOp::Eq,
-        "!=" => BinOp::Ne,
-        "<" => BinOp::Lt,
-        "<=" => BinOp::Le,
-        ">" => BinOp::Gt,
-        ">=" => BinOp::Ge,
-        "<<" => BinOp::Shl,
-        ">>" => BinOp::Shr,
-        "+" => BinOp::Add,
-        "-" => BinOp::Sub,
-        "*" => BinOp::Mul,
-        "/" => BinOp::Div,
-        _ => BinOp::Rem,
-    }
+    BinOp::from_symbol(s).unwrap_or(BinOp::Rem)
 }
 
 /// Decimal or `0x` hex; None when it does not fit in 64 bits (reported by the compiler).

@@ -37,6 +37,52 @@ pub enum BinOp {
     Rem,
 }
 
+impl BinOp {
+    const ALL: [BinOp; 15] = [
+        BinOp::Or,
+        BinOp::And,
+        BinOp::Eq,
+        BinOp::Ne,
+        BinOp::Lt,
+        BinOp::Le,
+        BinOp::Gt,
+        BinOp::Ge,
+        BinOp::Shl,
+        BinOp::Shr,
+        BinOp::Add,
+        BinOp::Sub,
+        BinOp::Mul,
+        BinOp::Div,
+        BinOp::Rem,
+    ];
+
+    /// The operator as a layout writes it.
+    pub fn symbol(self) -> &'static str {
+        match self {
+            BinOp::Or => "|",
+            BinOp::And => "&",
+            BinOp::Eq => "==",
+            BinOp::Ne => "!=",
+            BinOp::Lt => "<",
+            BinOp::Le => "<=",
+            BinOp::Gt => ">",
+            BinOp::Ge => ">=",
+            BinOp::Shl => "<<",
+            BinOp::Shr => ">>",
+            BinOp::Add => "+",
+            BinOp::Sub => "-",
+            BinOp::Mul => "*",
+            BinOp::Div => "/",
+            BinOp::Rem => "%",
+        }
+    }
+
+    /// The operator written `symbol`.
+    pub fn from_symbol(symbol: &str) -> Option<BinOp> {
+        BinOp::ALL.into_iter().find(|op| op.symbol() == symbol)
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum UnOp {
     Neg,
@@ -71,19 +117,30 @@ pub enum Builtin {
 }
 
 impl Builtin {
+    /// Every builtin, with its name and how many arguments it takes.
+    const ALL: [(Builtin, &'static str, usize); 9] = [
+        (Builtin::Addr, "addr", 1),
+        (Builtin::Variant, "variant", 1),
+        (Builtin::List, "list", 2),
+        (Builtin::Slice, "slice", 2),
+        (Builtin::Len, "len", 1),
+        (Builtin::TypeName, "type_name", 1),
+        (Builtin::IsNull, "is_null", 1),
+        (Builtin::Str, "str", 2),
+        (Builtin::DynTarget, "dyn_target", 2),
+    ];
+
     pub fn by_name(name: &str) -> Option<(Builtin, usize)> {
-        Some(match name {
-            "addr" => (Builtin::Addr, 1),
-            "variant" => (Builtin::Variant, 1),
-            "list" => (Builtin::List, 2),
-            "slice" => (Builtin::Slice, 2),
-            "len" => (Builtin::Len, 1),
-            "type_name" => (Builtin::TypeName, 1),
-            "is_null" => (Builtin::IsNull, 1),
-            "str" => (Builtin::Str, 2),
-            "dyn_target" => (Builtin::DynTarget, 2),
-            _ => return None,
-        })
+        let (b, _, arity) = Builtin::ALL.into_iter().find(|(_, n, _)| *n == name)?;
+        Some((b, arity))
+    }
+
+    /// The name a layout calls it by.
+    pub fn name(self) -> &'static str {
+        Builtin::ALL
+            .into_iter()
+            .find(|(b, _, _)| *b == self)
+            .map_or("?", |(_, n, _)| n)
     }
 }
 

@@ -31,6 +31,19 @@ fn every_shipped_layout_compiles() {
     }
 }
 
+/// What the compiler makes of each runnable shipped layout (with the libraries it uses),
+/// as `Program::listing` shows it: every name resolved to a slot, function or builtin.
+#[test]
+fn compiled_shipped_layouts() {
+    for name in ["tokio", "smol", "async-std", "futures-executor"] {
+        let main = shipped().load(name).unwrap();
+        let p = compile(main, &shipped()).unwrap_or_else(|d| panic!("{name}: {d}"));
+        let listing = p.listing();
+        assert!(!listing.contains("<unresolved"), "{name}: {listing}");
+        insta::assert_snapshot!(format!("compiled-{name}"), listing);
+    }
+}
+
 #[test]
 fn tokio_and_std_compile() {
     let main = shipped().load("tokio").unwrap();
