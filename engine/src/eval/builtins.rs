@@ -1,6 +1,10 @@
 //! The layout language's builtins (`addr`, `variant`, `len`, `bits`, casts, …) evaluated.
 
-use super::*;
+use layoutdump_lang::program::{Builtin, ExprId};
+
+use super::{EvalError, Evaluator, Frame, MAX_STR, Value};
+use crate::dwarf::TypeKind;
+use crate::memory::Bytes;
 
 impl<'a> Evaluator<'a> {
     pub(super) fn builtin(

@@ -1,7 +1,12 @@
 //! Evaluating one expression of a rule: names, members, chains of fields, operators,
 //! calls, `for`, conditions; counted against the step limit.
 
-use super::*;
+use std::sync::Arc;
+
+use layoutdump_lang::program::{Expr, ExprId, ParamSource, Slot, UnOp};
+
+use super::{EvalError, Evaluator, Frame, Value, arith, cache, local, new_frame, plan, set};
+use crate::dwarf::DieId;
 
 impl<'a> Evaluator<'a> {
     pub(super) fn eval(&self, id: ExprId, frame: &mut Frame) -> Result<Value, EvalError> {

@@ -1,7 +1,13 @@
 //! Collections read from memory: intrusive lists, slices and views with `items`, and the
 //! `for` walks over them (in parallel for large lists).
 
-use super::*;
+use layoutdump_lang::program::{Builtin, Expr, ExprId, Slot};
+
+use super::{
+    EvalError, Evaluator, Frame, MAX_HOPS, Spent, Value, cache, first_repeat, place, plan, set,
+};
+use crate::dwarf::TypeKind;
+use crate::memory::Bytes;
 
 impl<'a> Evaluator<'a> {
     /// Whether a `for` over `items` runs its body on several threads: when each item's

@@ -24,9 +24,9 @@ mod views;
 use std::cell::{Cell, RefCell};
 use std::sync::Arc;
 
-use layoutdump_lang::program::{BinOp, Builtin, Expr, ExprId, ParamSource, Program, Slot, UnOp};
+use layoutdump_lang::program::{ExprId, Program, Slot};
 
-use crate::dwarf::{BaseKind, DebugInfo, DieId, LinkAddr, Type, TypeKind};
+use crate::dwarf::{DebugInfo, DieId, LinkAddr, Type, TypeKind};
 use crate::memory::{Bytes, Memory, MemoryError};
 pub use cache::FrameFacts;
 pub use value::{EvalError, Value};

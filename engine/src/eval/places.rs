@@ -1,7 +1,13 @@
 //! Reading values in memory: fields (through views and auto-deref), pointers, enum
 //! variants, numbers.
 
-use super::*;
+use std::sync::Arc;
+
+use layoutdump_lang::program::BinOp;
+
+use super::{EvalError, Evaluator, MAX_HOPS, Value, arith, cache, place, plan};
+use crate::dwarf::{BaseKind, DieId, Type, TypeKind};
+use crate::memory::Bytes;
 
 impl<'a> Evaluator<'a> {
     /// One hop towards what a value stands for: through a pointer, or a view's `deref`.

@@ -1,6 +1,7 @@
 //! Views: a type's `deref`, `items` and other members, as a layout declares them.
 
-use super::*;
+use super::{EvalError, Evaluator, Value, cache, place, plan};
+use crate::dwarf::{DieId, Type};
 
 impl<'a> Evaluator<'a> {
     /// The first view (in layout order) whose pattern matches the type, cached per type.
