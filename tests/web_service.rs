@@ -8,38 +8,9 @@
 
 mod common;
 
+use common::report::{BlockedOn, Frame, Report, Task};
 use common::{Profile, fixture_dumps, run_layoutdump};
 use serde_json::Value;
-
-/// Every chain of a backtrace from its root to a leaf, through each branch: the frames
-/// on the way and what the chain ends blocked on.
-fn chains<'a>(backtrace: &'a Value, blocked_on: &'a Value) -> Vec<(Vec<&'a Value>, &'a Value)> {
-    let frames = backtrace.as_array().map(Vec::as_slice).unwrap_or_default();
-    for (i, f) in frames.iter().enumerate() {
-        if let Some(branches) = f["branches"].as_array() {
-            let head: Vec<&Value> = frames[..=i].iter().collect();
-            return branches
-                .iter()
-                .flat_map(|b| chains(&b["backtrace"], &b["blocked_on"]))
-                .map(|(tail, leaf)| (head.iter().copied().chain(tail).collect(), leaf))
-                .collect();
-        }
-    }
-    vec![(frames.iter().collect(), blocked_on)]
-}
-
-fn task_chains(task: &Value) -> Vec<(Vec<&Value>, &Value)> {
-    chains(&task["backtrace"], &task["blocked_on"])
-}
-
-fn all_tasks(report: &Value) -> Vec<&Value> {
-    report["runtimes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|r| r["tasks"].as_array().unwrap())
-        .collect()
-}
 
 /// What the fixture calls a handler's wait, in tokio.layout's words. reqwest's pending
 /// response waits on hyper's dispatch callback, a oneshot.
@@ -50,6 +21,25 @@ fn leaf_kind(truth: &str) -> &str {
     }
 }
 
+/// Whether `frame` is `function` (as the fixture reports it) awaiting at `line`.
+fn is_at(frame: &Frame, function: &Value, line: &Value) -> bool {
+    frame.function == function.as_str().unwrap_or_default()
+        && frame.location.as_ref().map(|l| l.line) == line.as_u64()
+}
+
+/// A leaf of `kind` whose member `field` is `value` (as the fixture reports it).
+fn leaf_is(leaf: Option<&BlockedOn>, kind: &str, field: &str, value: &Value) -> bool {
+    leaf.is_some_and(|l| l.kind == kind && l.fields.get(field) == Some(value))
+}
+
+fn kind(leaf: Option<&BlockedOn>) -> &str {
+    leaf.map_or("", |l| l.kind.as_str())
+}
+
+fn holds(task: &Task, kind: &str) -> bool {
+    task.holds.iter().any(|h| h.kind == kind)
+}
+
 #[test]
 fn handlers_and_sockets_match_ground_truth() {
     for profile in [Profile::Dev, Profile::Release] {
@@ -57,7 +47,7 @@ fn handlers_and_sockets_match_ground_truth() {
         for dump in [&d.core, &d.minidump] {
             let what = format!("{}", dump.display());
             let out = run_layoutdump(&["run", dump.to_str().unwrap(), "--format", "json"]);
-            let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+            let r: Report = serde_json::from_slice(&out.stdout).unwrap();
             // The only warning: the fixture's lock-order deadlock, naming both tasks and
             // both await lines (a finding, not missing data: exit 0).
             let dl = d.truth["deadlock"].as_array().unwrap();
@@ -73,62 +63,65 @@ fn handlers_and_sockets_match_ground_truth() {
                 at(&dl[1]),
                 dl[0]["task"]
             );
-            assert_eq!(r["warnings"], serde_json::json!([cycle]), "{what}");
+            assert_eq!(r.warnings, [cycle], "{what}");
             assert_eq!(out.status.code(), Some(0), "{what}");
-            let tasks = all_tasks(&r);
+            let tasks: Vec<&Task> = r.tasks().map(|(_, t)| t).collect();
             assert_eq!(
                 tasks.len() as u64,
                 d.truth["runtime"]["alive"].as_u64().unwrap(),
                 "{what}"
             );
             let by_id = |id: &Value| {
-                tasks
-                    .iter()
-                    .find(|t| t["id"] == *id)
-                    .unwrap_or_else(|| panic!("{what}: task {id} not listed"))
+                let (_, t) = r
+                    .task(id.as_u64().unwrap())
+                    .unwrap_or_else(|| panic!("{what}: task {id} not listed"));
+                t
             };
 
             // Each handler, inside its connection task, at its await line, with its leaf;
             // found through hyper's, axum's and tower's futures by generic descent.
             for h in d.truth["handlers"].as_array().unwrap() {
                 let task = by_id(&h["task"]);
-                let at =
-                    |f: &&Value| f["function"] == h["fn"] && f["location"]["line"] == h["line"];
-                let hit = task_chains(task)
+                let here = |f: &&Frame| is_at(f, &h["fn"], &h["line"]);
+                let (frames, leaf) = task
+                    .chains()
                     .into_iter()
-                    .find(|(frames, _)| frames.iter().any(at))
+                    .find(|(frames, _)| frames.iter().any(here))
                     .unwrap_or_else(|| panic!("{what}: handler {h} not shown"));
-                let (frames, leaf) = hit;
                 assert_eq!(
-                    leaf["kind"],
+                    kind(leaf),
                     leaf_kind(h["leaf"].as_str().unwrap()),
                     "{what}: handler {h}"
                 );
-                let handler = frames.iter().position(at).unwrap();
-                assert_eq!(frames[handler]["via"], "async_fn", "{what}: handler {h}");
+                let handler = frames.iter().position(here).unwrap();
+                assert_eq!(
+                    frames[handler].via.as_deref(),
+                    Some("async_fn"),
+                    "{what}: handler {h}"
+                );
                 assert!(
-                    frames[..handler].iter().any(|f| f["via"] == "generic"),
+                    frames[..handler]
+                        .iter()
+                        .any(|f| f.via.as_deref() == Some("generic")),
                     "{what}: handler {h} reached with no generic step"
                 );
             }
 
             // Each client task at its own await line.
             for c in d.truth["clients"].as_array().unwrap() {
-                let task = by_id(&c["task"]);
-                let shown = task_chains(task).iter().any(|(frames, _)| {
-                    frames
-                        .iter()
-                        .any(|f| f["function"] == c["fn"] && f["location"]["line"] == c["line"])
-                });
+                let shown = by_id(&c["task"])
+                    .chains()
+                    .iter()
+                    .any(|(frames, _)| frames.iter().any(|f| is_at(f, &c["fn"], &c["line"])));
                 assert!(shown, "{what}: client {c} not shown");
             }
             // The HTTP/2 request's response is awaited in hyper's client connection task, on
             // its h2 stream (hyper.layout): a stream the client opened has an odd id.
             let h2_waits: Vec<u64> = tasks
                 .iter()
-                .flat_map(|t| task_chains(t))
-                .filter(|(_, leaf)| leaf["kind"] == "h2 response")
-                .filter_map(|(_, leaf)| leaf["fields"]["stream"].as_u64())
+                .flat_map(|t| t.chains())
+                .filter_map(|(_, leaf)| leaf.filter(|l| l.kind == "h2 response"))
+                .filter_map(|l| l.fields.get("stream")?.as_u64())
                 .collect();
             // tonic's calls waiting for their response wait on theirs the same way.
             let grpc_responses = d.truth["grpc"]["clients"]
@@ -153,52 +146,57 @@ fn handlers_and_sockets_match_ground_truth() {
                 } else {
                     "read"
                 };
-                let readers: Vec<&Value> = tasks
+                let on_fd = |leaf: Option<&BlockedOn>| leaf_is(leaf, io, "fd", &conn["fd"]);
+                let readers: Vec<Option<u64>> = tasks
                     .iter()
-                    .filter(|t| {
-                        task_chains(t).iter().any(|(_, leaf)| {
-                            leaf["kind"] == io && leaf["fields"]["fd"] == conn["fd"]
-                        })
-                    })
-                    .map(|t| &t["id"])
+                    .filter(|t| t.chains().iter().any(|(_, leaf)| on_fd(*leaf)))
+                    .map(|t| t.id)
                     .collect();
                 assert_eq!(readers.len(), 1, "{what}: connection {conn}: {readers:?}");
                 if let Some(id) = conn.get("task") {
-                    assert_eq!(readers[0], id, "{what}: connection {conn}");
+                    assert_eq!(readers[0], id.as_u64(), "{what}: connection {conn}");
                 }
                 // What hyper's HTTP/1 dispatcher says of it (hyper.layout): a request in
                 // flight has its head read; a half-sent one has its bytes buffered.
                 let dispatcher = tasks
                     .iter()
-                    .flat_map(|t| task_chains(t))
-                    .filter(|(_, leaf)| leaf["kind"] == io && leaf["fields"]["fd"] == conn["fd"])
+                    .flat_map(|t| t.chains())
+                    .filter(|(_, leaf)| on_fd(*leaf))
                     .flat_map(|(frames, _)| frames)
                     .find(|f| {
-                        f["future"]
-                            .as_str()
-                            .unwrap()
+                        f.future
                             .starts_with("hyper::proto::h1::dispatch::Dispatcher<")
                     });
+                let local = |f: &Frame, name: &str| f.locals.get(name).cloned();
                 let half_sent = d.truth["raw_clients"][1]["sent"].as_str().unwrap().len();
                 match conn["state"].as_str().unwrap() {
                     "in_flight" => {
                         let f = dispatcher.unwrap_or_else(|| panic!("{what}: {conn}"));
-                        assert_eq!(f["locals"]["reading"], "KeepAlive", "{what}: {conn}");
-                        assert_eq!(f["via"], "rule", "{what}: {conn}");
+                        assert_eq!(
+                            local(f, "reading"),
+                            Some("KeepAlive".into()),
+                            "{what}: {conn}"
+                        );
+                        assert_eq!(f.via.as_deref(), Some("rule"), "{what}: {conn}");
                     }
                     "writing" => {
                         let f = dispatcher.unwrap_or_else(|| panic!("{what}: {conn}"));
-                        assert_eq!(f["locals"]["writing"], "Body", "{what}: {conn}");
+                        assert_eq!(local(f, "writing"), Some("Body".into()), "{what}: {conn}");
                         // Its other branch: the body, a file that waits on nothing.
-                        let file_idle = tasks.iter().flat_map(|t| task_chains(t)).any(|(_, l)| {
-                            l["kind"] == "file (idle)" && l["fields"]["fd"] == conn["file_fd"]
-                        });
+                        let file_idle = tasks
+                            .iter()
+                            .flat_map(|t| t.chains())
+                            .any(|(_, l)| leaf_is(l, "file (idle)", "fd", &conn["file_fd"]));
                         assert!(file_idle, "{what}: {conn}: no idle file");
                     }
                     "reading" => {
                         let f = dispatcher.unwrap_or_else(|| panic!("{what}: {conn}"));
-                        assert_eq!(f["locals"]["reading"], "Init", "{what}: {conn}");
-                        assert_eq!(f["locals"]["request_bytes"], half_sent, "{what}: {conn}");
+                        assert_eq!(local(f, "reading"), Some("Init".into()), "{what}: {conn}");
+                        assert_eq!(
+                            local(f, "request_bytes"),
+                            Some(half_sent.into()),
+                            "{what}: {conn}"
+                        );
                     }
                     _ => {}
                 }
@@ -207,32 +205,26 @@ fn handlers_and_sockets_match_ground_truth() {
             // The future main gives to block_on, at its await line: in release DWARF has
             // no location for it, and it is found in block_on's stack frame.
             let want = &d.truth["block_on"];
-            let block_on = r["block_on"]
-                .as_array()
-                .unwrap()
+            let block_on = r
+                .block_on
                 .iter()
                 .find(|b| {
-                    b["backtrace"].as_array().unwrap().iter().any(|f| {
-                        f["function"] == want["fn"] && f["location"]["line"] == want["line"]
-                    })
+                    b.backtrace
+                        .iter()
+                        .any(|f| is_at(f, &want["fn"], &want["line"]))
                 })
-                .unwrap_or_else(|| panic!("{what}: block_on {want} not shown: {}", r["block_on"]));
+                .unwrap_or_else(|| panic!("{what}: block_on {want} not shown: {:?}", r.block_on));
             if profile == Profile::Release {
-                let how = block_on["found_by"].as_str().unwrap_or_default();
+                let how = block_on.found_by.as_deref().unwrap_or_default();
                 assert!(how.contains("stack frame"), "{what}: found by {how:?}");
             }
 
             // Who holds each lock: the holder task and both deadlocked tasks, by the guards
             // they keep across an await; each /lock handler's task waits for the holder.
-            let holds_lock = |id: &Value| {
-                by_id(id)["holds"]
-                    .as_array()
-                    .is_some_and(|h| h.iter().any(|h| h["kind"] == "lock"))
-            };
             let holder = &d.truth["lock_holder"]["task"];
-            assert!(holds_lock(holder), "{what}: task {holder}");
+            assert!(holds(by_id(holder), "lock"), "{what}: task {holder}");
             for t in dl {
-                assert!(holds_lock(&t["task"]), "{what}: {t}");
+                assert!(holds(by_id(&t["task"]), "lock"), "{what}: {t}");
             }
             let dot = run_layoutdump(&["run", dump.to_str().unwrap(), "--graph", "dot"]);
             let dot = String::from_utf8_lossy(&dot.stdout);
@@ -256,11 +248,8 @@ fn handlers_and_sockets_match_ground_truth() {
                     .find_map(|l| l.trim().strip_prefix(&from))
                     .and_then(|rest| rest.trim_end_matches(';').parse::<u64>().ok())
                     .unwrap_or_else(|| panic!("{what}: client {c} waits for no task:\n{dot}"));
-                let holder = by_id(&Value::from(to));
                 assert!(
-                    holder["holds"]
-                        .as_array()
-                        .is_some_and(|h| h.iter().any(|h| h["kind"] == "oneshot sender")),
+                    holds(by_id(&Value::from(to)), "oneshot sender"),
                     "{what}: client {c} → task {to}"
                 );
             }
@@ -300,22 +289,14 @@ fn handlers_and_sockets_match_ground_truth() {
                 );
             }
 
-            grpc_matches_ground_truth(&what, &d.truth["grpc"], &tasks, &dot);
+            grpc_matches_ground_truth(&what, &d.truth["grpc"], &r, &dot);
 
             // Unknown leaves: at most 5% of all (the target).
-            let leaves: Vec<&Value> = tasks
-                .iter()
-                .flat_map(|t| task_chains(t).into_iter().map(|(_, l)| l))
-                .collect();
-            let unknown: Vec<&Value> = leaves
-                .iter()
-                .copied()
-                .filter(|l| l["kind"] == "unknown")
-                .collect();
+            let leaves: Vec<&str> = tasks.iter().flat_map(|t| t.leaf_kinds()).collect();
+            let unknown = leaves.iter().filter(|k| **k == "unknown").count();
             assert!(
-                unknown.len() * 20 <= leaves.len(),
-                "{what}: {} of {} leaves unknown: {unknown:?}",
-                unknown.len(),
+                unknown * 20 <= leaves.len(),
+                "{what}: {unknown} of {} leaves unknown",
                 leaves.len()
             );
         }
@@ -325,8 +306,8 @@ fn handlers_and_sockets_match_ground_truth() {
 /// Whether `frame` is the gRPC handler or client function the fixture names: a free fn by
 /// its path, an `#[async_trait]` method by the async block inside it (in an impl the
 /// program cannot name).
-fn is_grpc_fn(frame: &Value, want: &Value) -> bool {
-    let function = frame["function"].as_str().unwrap_or_default();
+fn is_grpc_fn(frame: &Frame, want: &Value) -> bool {
+    let function = frame.function.as_str();
     let name = want["fn"].as_str().unwrap();
     let named = if want["async_trait"] == true {
         function.starts_with("web_service::grpc::{impl#")
@@ -334,21 +315,21 @@ fn is_grpc_fn(frame: &Value, want: &Value) -> bool {
     } else {
         function == name
     };
-    named && frame["location"]["line"] == want["line"]
+    named && frame.location.as_ref().map(|l| l.line) == want["line"].as_u64()
 }
 
 /// The tonic server and clients: each handler in its h2 stream's task at its await line,
 /// the streaming ones on their h2 stream; each client at its call; the call queued behind
 /// a concurrency limit waits for the buffer worker, which waits for the call in flight.
-fn grpc_matches_ground_truth(what: &str, truth: &Value, tasks: &[&Value], dot: &str) {
+fn grpc_matches_ground_truth(what: &str, truth: &Value, r: &Report, dot: &str) {
     let by_id = |id: &Value| {
-        *tasks
-            .iter()
-            .find(|t| t["id"] == *id)
-            .unwrap_or_else(|| panic!("{what}: gRPC task {id} not listed"))
+        let (_, t) = r
+            .task(id.as_u64().unwrap())
+            .unwrap_or_else(|| panic!("{what}: gRPC task {id} not listed"));
+        t
     };
     for h in truth["handlers"].as_array().unwrap() {
-        let chains = task_chains(by_id(&h["task"]));
+        let chains = by_id(&h["task"]).chains();
         let leaf = if h["line"].is_null() {
             // A server-streaming handler has returned; its stream task sends the stream.
             assert_eq!(chains.len(), 1, "{what}: {h}");
@@ -359,12 +340,16 @@ fn grpc_matches_ground_truth(what: &str, truth: &Value, tasks: &[&Value], dot: &
                 .find(|(frames, _)| frames.iter().any(|f| is_grpc_fn(f, h)))
                 .unwrap_or_else(|| panic!("{what}: gRPC handler {h} not shown"));
             let at = frames.iter().position(|f| is_grpc_fn(f, h)).unwrap();
-            assert_eq!(frames[at]["via"], "async_fn", "{what}: {h}");
-            leaf
+            assert_eq!(frames[at].via.as_deref(), Some("async_fn"), "{what}: {h}");
+            *leaf
         };
-        assert_eq!(leaf["kind"], h["leaf"], "{what}: gRPC handler {h}");
+        assert_eq!(
+            kind(leaf),
+            h["leaf"].as_str().unwrap(),
+            "{what}: gRPC handler {h}"
+        );
     }
-    let edges_from = |task: &Value| -> Vec<u64> {
+    let edges_from = |task: u64| -> Vec<u64> {
         let from = format!("t{task} -> t");
         dot.lines()
             .filter_map(|l| l.trim().strip_prefix(&from))
@@ -372,7 +357,7 @@ fn grpc_matches_ground_truth(what: &str, truth: &Value, tasks: &[&Value], dot: &
             .collect()
     };
     for c in truth["clients"].as_array().unwrap() {
-        let chains = task_chains(by_id(&c["task"]));
+        let chains = by_id(&c["task"]).chains();
         let (_, leaf) = chains
             .iter()
             .find(|(frames, _)| frames.iter().any(|f| is_grpc_fn(f, c)))
@@ -381,42 +366,43 @@ fn grpc_matches_ground_truth(what: &str, truth: &Value, tasks: &[&Value], dot: &
             "response" | "queued" => "oneshot receive",
             other => other,
         };
-        assert_eq!(leaf["kind"], want, "{what}: gRPC client {c}");
+        assert_eq!(kind(*leaf), want, "{what}: gRPC client {c}");
         if c["leaf"] != "queued" {
             continue;
         }
         // Queued: the worker keeps the reply sender, and waits for the semaphore permit
         // the call in flight holds.
-        let workers = edges_from(&c["task"]);
+        let workers = edges_from(c["task"].as_u64().unwrap());
         assert_eq!(workers.len(), 1, "{what}: {c} waits for {workers:?}\n{dot}");
         let worker = by_id(&Value::from(workers[0]));
-        let frames = worker["backtrace"].as_array().unwrap();
+        let first = &worker.backtrace[0];
         assert!(
-            frames[0]["future"]
-                .as_str()
-                .unwrap()
-                .starts_with("tower::buffer::worker::Worker<"),
-            "{what}: {c} waits for task {}",
-            worker["id"]
+            first.future.starts_with("tower::buffer::worker::Worker<"),
+            "{what}: {c} waits for task {:?}",
+            worker.id
         );
-        assert_eq!(frames[0]["locals"]["waiting_for"], "service", "{what}");
-        assert_eq!(worker["blocked_on"]["kind"], "semaphore", "{what}");
         assert_eq!(
-            edges_from(&worker["id"]),
+            first.locals.get("waiting_for"),
+            Some(&Value::from("service")),
+            "{what}"
+        );
+        assert_eq!(worker.leaf_kind(), "semaphore", "{what}");
+        assert_eq!(
+            edges_from(worker.id.unwrap()),
             [c["waits_behind"].as_u64().unwrap()],
             "{what}: the worker waits for the call in flight\n{dot}"
         );
     }
     // The server's task, at its await, accepting on its listener.
     let server = &truth["server"];
-    let accepts = task_chains(by_id(&server["task"]))
+    let accepts = by_id(&server["task"])
+        .chains()
         .into_iter()
         .any(|(frames, leaf)| {
             frames
                 .iter()
-                .any(|f| f["function"] == server["fn"] && f["location"]["line"] == server["line"])
-                && leaf["kind"] == "read"
-                && leaf["fields"]["fd"] == server["fd"]
+                .any(|f| is_at(f, &server["fn"], &server["line"]))
+                && leaf_is(leaf, "read", "fd", &server["fd"])
         });
     assert!(accepts, "{what}: gRPC server {server}");
 }
