@@ -5,8 +5,8 @@ mod common;
 
 use std::collections::BTreeMap;
 
+use common::report::Report;
 use common::{Profile, fixture_dumps, run_layoutdump};
-use serde_json::Value;
 
 type Awaits = Vec<(String, u64)>;
 
@@ -26,28 +26,19 @@ fn group_ten_thousand_tasks_into_their_four_states() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let rt = &report["runtimes"][0];
-    assert_eq!(
-        rt["tasks"].as_array().unwrap().len() as u64,
-        d.truth["alive"].as_u64().unwrap()
-    );
+    let report: Report = serde_json::from_slice(&out.stdout).unwrap();
+    let rt = &report.runtimes[0];
+    assert_eq!(rt.tasks.len() as u64, d.truth["alive"].as_u64().unwrap());
 
     let mut found: BTreeMap<Awaits, u64> = BTreeMap::new();
-    for g in rt["groups"].as_array().unwrap() {
-        let own: Awaits = g["frames"]
-            .as_array()
-            .unwrap()
+    for g in &rt.groups {
+        let own: Awaits = g
+            .frames
             .iter()
-            .filter(|f| f["function"].as_str().unwrap().starts_with("tokio_many::"))
-            .map(|f| {
-                (
-                    f["function"].as_str().unwrap().to_string(),
-                    f["location"]["line"].as_u64().unwrap(),
-                )
-            })
+            .filter(|f| f.function.starts_with("tokio_many::"))
+            .map(|f| (f.function.clone(), f.location.as_ref().unwrap().line))
             .collect();
-        *found.entry(own).or_default() += g["count"].as_u64().unwrap();
+        *found.entry(own).or_default() += g.count;
     }
     let want: BTreeMap<Awaits, u64> = d.truth["groups"]
         .as_array()
@@ -64,18 +55,9 @@ fn group_ten_thousand_tasks_into_their_four_states() {
         })
         .collect();
     assert_eq!(found, want);
-    assert_eq!(
-        rt["groups"].as_array().unwrap().len(),
-        want.len(),
-        "one group per await state"
-    );
+    assert_eq!(rt.groups.len(), want.len(), "one group per await state");
     // Most common first.
-    let counts: Vec<u64> = rt["groups"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|g| g["count"].as_u64().unwrap())
-        .collect();
+    let counts: Vec<u64> = rt.groups.iter().map(|g| g.count).collect();
     assert!(counts.windows(2).all(|w| w[0] >= w[1]), "{counts:?}");
 }
 
@@ -121,9 +103,9 @@ fn tasks_read_while_writing_give_the_same_report() {
         "the streamed JSON, text or YAML differs from that of the report read at once"
     );
     let json_end = streamed.iter().position(|&b| b == b'\n').unwrap();
-    let report: Value = serde_json::from_slice(&streamed[..json_end]).unwrap();
+    let report: Report = serde_json::from_slice(&streamed[..json_end]).unwrap();
     assert_eq!(
-        report["runtimes"][0]["tasks"].as_array().unwrap().len() as u64,
+        report.runtimes[0].tasks.len() as u64,
         d.truth["alive"].as_u64().unwrap()
     );
 }
@@ -152,11 +134,10 @@ fn a_step_limit_cuts_the_same_tasks_on_any_number_of_threads() {
         assert!(one == run("2"), "{mode:?}: 1 and 2 threads differ");
         assert!(one == run("3"), "{mode:?}: 1 and 3 threads differ");
         if mode == ["--format", "json"] {
-            let report: Value = serde_json::from_slice(&one).unwrap();
-            let tasks = report["runtimes"][0]["tasks"].as_array().unwrap();
+            let report: Report = serde_json::from_slice(&one).unwrap();
+            let tasks = &report.runtimes[0].tasks;
             let cut = tasks.iter().filter(|t| {
-                let unavailable = t["unavailable"].as_object().unwrap();
-                unavailable.values().any(|why| {
+                t.unavailable.values().any(|why| {
                     why.as_str()
                         .unwrap()
                         .contains("steps limit of 300000 reached")

@@ -36,10 +36,25 @@ pub struct Runtime {
     pub threads: Vec<u32>,
     #[serde(default)]
     pub tasks: Vec<Task>,
+    /// With `--group`.
+    #[serde(default)]
+    pub groups: Vec<Group>,
     #[serde(default)]
     pub fields: Map<String, Value>,
     #[serde(default)]
     pub unavailable: Map<String, Value>,
+}
+
+/// Tasks with the same async stack (`--group`).
+#[derive(Debug, Deserialize)]
+pub struct Group {
+    pub count: u64,
+    #[serde(default)]
+    pub task_ids: Vec<u64>,
+    pub state: Option<String>,
+    #[serde(default)]
+    pub frames: Vec<Frame>,
+    pub blocked_on: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
