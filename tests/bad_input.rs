@@ -6,8 +6,8 @@ mod common;
 use std::path::PathBuf;
 use std::process::Command;
 
+use common::report::Report;
 use common::{Profile, run_layoutdump, tokio_dumps};
-use serde_json::Value;
 
 fn scratch(name: &str) -> PathBuf {
     let dir = common::root().join("target/test-scratch");
@@ -16,7 +16,7 @@ fn scratch(name: &str) -> PathBuf {
 }
 
 /// Runs `layoutdump run tokio …` and returns (exit code, stderr, parsed JSON report if any).
-fn run_json(args: &[&str]) -> (Option<i32>, String, Option<Value>) {
+fn run_json(args: &[&str]) -> (Option<i32>, String, Option<Report>) {
     let mut all = vec!["run", "tokio"];
     all.extend_from_slice(args);
     all.extend_from_slice(&["--format", "json"]);
@@ -33,14 +33,8 @@ fn run_json(args: &[&str]) -> (Option<i32>, String, Option<Value>) {
     )
 }
 
-fn warnings(report: &Value) -> String {
-    report["warnings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|w| w.as_str().unwrap_or(""))
-        .collect::<Vec<_>>()
-        .join("\n")
+fn warnings(report: &Report) -> String {
+    report.warnings.join("\n")
 }
 
 #[test]
@@ -52,12 +46,8 @@ fn minidump_without_heap_explains_and_shows_threads() {
     let w = warnings(&report);
     assert!(w.contains("thread stacks only, no heap"), "{w}");
     assert!(w.contains("layoutdump capture"), "says what to do: {w}");
-    assert_eq!(report["runtimes"], Value::Array(vec![]));
-    assert_eq!(
-        report["threads"].as_array().unwrap().len(),
-        6,
-        "the threads are still shown"
-    );
+    assert!(report.runtimes.is_empty());
+    assert_eq!(report.threads.len(), 6, "the threads are still shown");
 }
 
 #[test]
@@ -82,7 +72,7 @@ fn binary_without_debug_info() {
         let w = warnings(&report);
         assert!(w.contains("no DWARF debug info"), "{w}");
         assert!(w.contains("debug = 2"), "says what to do: {w}");
-        assert_eq!(report["threads"].as_array().unwrap().len(), 6);
+        assert_eq!(report.threads.len(), 6);
     }
 }
 
@@ -100,9 +90,8 @@ fn wrong_binary_is_refused_unless_forced() {
         assert_eq!(code, Some(3));
         let w = warnings(&report);
         assert!(w.contains("build id") && w.contains("--force"), "{w}");
-        assert_eq!(
-            report["runtimes"],
-            Value::Array(vec![]),
+        assert!(
+            report.runtimes.is_empty(),
             "no tasks from a mismatched binary"
         );
 
@@ -239,18 +228,17 @@ fn binary_with_line_tables_only() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(!stderr.contains("panicked"), "{stderr}");
         assert_eq!(out.status.code(), Some(3), "partial: {stderr}");
-        let report: Value = serde_json::from_slice(&out.stdout).expect("a report");
+        let report: Report = serde_json::from_slice(&out.stdout).expect("a report");
         let w = warnings(&report);
         assert!(w.contains("line tables only"), "{w}");
         assert!(w.contains("debug = 2"), "says what to do: {w}");
-        assert_eq!(report["runtimes"], Value::Array(vec![]));
+        assert!(report.runtimes.is_empty());
         // The line tables are still used: the main thread's stack has file:line.
-        let main_rs = report["threads"].as_array().unwrap().iter().any(|t| {
-            t["frames"].as_array().unwrap().iter().any(|f| {
-                f["location"]["file"]
-                    .as_str()
-                    .is_some_and(|file| file.ends_with("inhouse/src/main.rs"))
-            })
+        let main_rs = report.threads.iter().flat_map(|t| &t.frames).any(|f| {
+            f.location
+                .as_ref()
+                .and_then(|l| l.file.as_deref())
+                .is_some_and(|file| file.ends_with("inhouse/src/main.rs"))
         });
         assert!(main_rs, "threads symbolized from the line tables");
     }

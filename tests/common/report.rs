@@ -128,6 +128,23 @@ pub struct Thread {
     pub tid: u32,
     #[serde(default)]
     pub fields: Map<String, Value>,
+    #[serde(default)]
+    pub frames: Vec<NativeFrame>,
+}
+
+/// A frame of a thread's native stack.
+#[derive(Debug, Deserialize)]
+pub struct NativeFrame {
+    pub function: Option<String>,
+    pub location: Option<NativeLocation>,
+    pub module: Option<String>,
+}
+
+/// A native frame's place: the line tables may know the line but not the file.
+#[derive(Debug, Deserialize)]
+pub struct NativeLocation {
+    pub file: Option<String>,
+    pub line: u64,
 }
 
 impl Report {
