@@ -7,6 +7,7 @@ mod common;
 use std::collections::BTreeSet;
 use std::path::Path;
 
+use common::report::{Report, Task};
 use common::{Dumps, Profile, fixture_dumps, redact, run_layoutdump, tokio_dumps};
 use serde_json::Value;
 
@@ -15,12 +16,12 @@ fn assert_matches_ground_truth(dumps: &Dumps, dump: &Path) {
     let out = run_layoutdump(&["run", "tokio", dump.to_str().unwrap(), "--format", "json"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.is_empty(), "stderr not empty: {stderr}");
-    let report: Value = serde_json::from_slice(&out.stdout).expect("JSON report");
+    let report: Report = serde_json::from_slice(&out.stdout).expect("JSON report");
     assert_eq!(
         out.status.code(),
         Some(0),
-        "exit code (0 = complete); warnings: {}",
-        report["warnings"]
+        "exit code (0 = complete); warnings: {:?}",
+        report.warnings
     );
     // The only warnings: the deadlocks the fixture built (two tasks, each joining the
     // other), one per runtime, as the fixture reported them.
@@ -57,16 +58,13 @@ fn assert_matches_ground_truth(dumps: &Dumps, dump: &Path) {
         }
     }
     expected.sort();
-    let mut warnings: Vec<String> = report["warnings"]
-        .as_array()
-        .unwrap()
+    let mut warnings: Vec<String> = report
+        .warnings
         .iter()
         .map(|w| {
             // The fixture's files are `tokio-tasks/src/main.rs`, and for `tokio-full`
             // `tokio-full/../tokio-tasks/src/main.rs`: compared by file name.
-            w.as_str()
-                .unwrap()
-                .replace("tokio-full/../", "")
+            w.replace("tokio-full/../", "")
                 .replace("tokio-tasks/src/", "")
         })
         .collect();
@@ -78,27 +76,26 @@ fn assert_matches_ground_truth(dumps: &Dumps, dump: &Path) {
         "the fixture builds one deadlock per runtime"
     );
 
-    let found = report["runtimes"].as_array().unwrap();
-    assert_eq!(found.len(), truth.len(), "runtime count");
+    assert_eq!(report.runtimes.len(), truth.len(), "runtime count");
     for t in truth {
         let kind = match t["kind"].as_str().unwrap() {
             "MultiThread" => "multi_thread",
             "CurrentThread" => "current_thread",
             other => panic!("fixture reported unknown kind {other}"),
         };
-        let rt = found
+        let rt = report
+            .runtimes
             .iter()
-            .find(|r| r["kind"] == kind)
+            .find(|r| r.kind == kind)
             .unwrap_or_else(|| panic!("no {kind} runtime in report"));
-        assert_eq!(rt["workers"], t["workers"], "{kind}: workers");
+        assert_eq!(rt.workers, t["workers"].as_u64(), "{kind}: workers");
         assert_eq!(
-            rt["task_count"], t["alive"],
+            rt.task_count,
+            t["alive"].as_u64(),
             "{kind}: the runtime's own live-task count"
         );
-
-        let tasks = rt["tasks"].as_array().unwrap();
         assert_eq!(
-            tasks.len() as u64,
+            rt.tasks.len() as u64,
             t["alive"].as_u64().unwrap(),
             "{kind}: number of tasks"
         );
@@ -108,29 +105,29 @@ fn assert_matches_ground_truth(dumps: &Dumps, dump: &Path) {
             .iter()
             .map(|x| x["id"].as_u64().unwrap())
             .collect();
-        let got: BTreeSet<u64> = tasks.iter().map(|x| x["id"].as_u64().unwrap()).collect();
+        let got: BTreeSet<u64> = rt.tasks.iter().map(|x| x.id.unwrap()).collect();
         assert_eq!(got, want, "{kind}: task ids");
 
         for spawned in t["tasks"].as_array().unwrap() {
-            let task = tasks.iter().find(|x| x["id"] == spawned["id"]).unwrap();
+            let id = spawned["id"].as_u64().unwrap();
+            let task = rt.tasks.iter().find(|x| x.id == Some(id)).unwrap();
             // The root future's own type, or for a boxed `dyn Future` (whose type is
             // `Pin<Box<dyn …>>`) the concrete future behind it, which the backtrace
             // shows first.
-            let future = task["future"]["type"].as_str().unwrap_or("");
-            let first = task["backtrace"][0]["future"].as_str().unwrap_or("");
+            let future = task.future.as_ref().map_or("", |f| f.ty.as_str());
+            let first = task.backtrace.first().map_or("", |f| f.future.as_str());
             let root = spawned["root"].as_str().unwrap();
             assert!(
                 [future, first]
                     .iter()
                     .any(|f| f.starts_with(&format!("{root}::"))),
-                "{kind} task {}: future `{future}` / `{first}` is not from `{root}`",
-                spawned["id"]
+                "{kind} task {id}: future `{future}` / `{first}` is not from `{root}`"
             );
             // Every task of the fixture is parked at an await when it is captured.
             assert_eq!(
-                task["state"], "idle",
-                "{kind} task {}: state",
-                spawned["id"]
+                task.state.as_deref(),
+                Some("idle"),
+                "{kind} task {id}: state"
             );
             assert_backtrace(kind, task, spawned);
         }
@@ -141,9 +138,9 @@ fn assert_matches_ground_truth(dumps: &Dumps, dump: &Path) {
 /// be parked at the line the fixture reported for its runtime, on `pending()`. Dev builds
 /// keep both at a DWARF location; an optimized build has none for multi_thread's, found
 /// by a scan of `block_on`'s stack frame (`found_by` says so).
-fn assert_block_on(dumps: &Dumps, report: &Value) {
+fn assert_block_on(dumps: &Dumps, report: &Report) {
     let truth = dumps.truth["runtimes"].as_array().unwrap();
-    let found = report["block_on"].as_array().unwrap();
+    let found = &report.block_on;
     let optimized = dumps.exe.to_string_lossy().contains("/release/");
     assert_eq!(
         found.len(),
@@ -151,19 +148,17 @@ fn assert_block_on(dumps: &Dumps, report: &Value) {
         "one block_on future per runtime: {found:?}"
     );
     // multi_thread's `f` has no DWARF location in this fixture's release build.
-    let scanned = found.iter().filter(|b| b.get("found_by").is_some()).count();
+    let scanned = found.iter().filter(|b| b.found_by.is_some()).count();
     assert_eq!(scanned > 0, optimized, "{found:?}");
     for b in found {
-        if let Some(how) = b.get("found_by") {
-            assert!(how.as_str().unwrap().contains("stack frame"), "{b}");
+        if let Some(how) = &b.found_by {
+            assert!(how.contains("stack frame"), "{b:?}");
         }
-        let runtime = report["runtimes"]
-            .as_array()
-            .unwrap()
+        let kind = report
+            .runtimes
             .iter()
-            .find(|r| r["address"] == b["runtime"]);
-        let kind = runtime
-            .map(|r| r["kind"].as_str().unwrap())
+            .find(|r| Some(&r.address) == b.runtime.as_ref())
+            .map(|r| r.kind.as_str())
             .expect("block_on future of a known runtime");
         let want = truth
             .iter()
@@ -176,16 +171,17 @@ fn assert_block_on(dumps: &Dumps, report: &Value) {
                     == kind
             })
             .unwrap();
-        let first = &b["backtrace"][0];
-        assert!(
-            first["function"].as_str().unwrap().contains("::main::"),
-            "{first}"
-        );
+        let first = &b.backtrace[0];
+        assert!(first.function.contains("::main::"), "{first:?}");
         assert_eq!(
-            first["location"]["line"], want["block_on_await"],
+            first.location.as_ref().map(|l| l.line),
+            want["block_on_await"].as_u64(),
             "{kind} block_on future: await line"
         );
-        assert_eq!(b["blocked_on"]["kind"], "pending forever");
+        assert_eq!(
+            b.blocked_on.as_ref().map(|l| l.kind.as_str()),
+            Some("pending forever")
+        );
     }
 }
 
@@ -193,18 +189,18 @@ fn assert_block_on(dumps: &Dumps, report: &Value) {
 /// the chain of awaits the fixture reported (function and line of each `.await`), and
 /// the task must be blocked on what the fixture said, with the detail it gave (the
 /// listener's fd, the awaited task's id, the channel's capacity…).
-fn assert_backtrace(kind: &str, task: &Value, spawned: &Value) {
+fn assert_backtrace(kind: &str, task: &Task, spawned: &Value) {
+    let id = &spawned["id"];
     let root = spawned["root"].as_str().unwrap();
     let krate = format!("{}::", root.split("::").next().unwrap());
-    let own: Vec<(String, u64)> = task["backtrace"]
-        .as_array()
-        .unwrap()
+    let own: Vec<(String, u64)> = task
+        .backtrace
         .iter()
-        .filter(|f| f["function"].as_str().unwrap_or("").starts_with(&krate))
+        .filter(|f| f.function.starts_with(&krate))
         .map(|f| {
             (
-                f["function"].as_str().unwrap().to_string(),
-                f["location"]["line"].as_u64().unwrap_or(0),
+                f.function.clone(),
+                f.location.as_ref().map_or(0, |l| l.line),
             )
         })
         .collect();
@@ -218,26 +214,22 @@ fn assert_backtrace(kind: &str, task: &Value, spawned: &Value) {
         .map(|a| (a[0].as_str().unwrap().to_string(), a[1].as_u64().unwrap()))
         .collect();
     if in_macro.is_none() {
-        assert_eq!(own, want, "{kind} task {}: await chain", spawned["id"]);
+        assert_eq!(own, want, "{kind} task {id}: await chain");
     } else {
         let names = |v: &[(String, u64)]| v.iter().map(|(f, _)| f.clone()).collect::<Vec<_>>();
-        assert_eq!(
-            names(&own),
-            names(&want),
-            "{kind} task {}: await chain",
-            spawned["id"]
-        );
+        assert_eq!(names(&own), names(&want), "{kind} task {id}: await chain");
     }
-    for f in task["backtrace"].as_array().unwrap() {
-        if f["function"].as_str().unwrap_or("").starts_with(&krate) {
-            let file = f["location"]["file"].as_str().unwrap_or("");
-            let expected = in_macro.unwrap_or("tokio-tasks/src/main.rs");
-            assert!(
-                file.ends_with(expected),
-                "{kind} task {}: await file {file}",
-                spawned["id"]
-            );
-        }
+    for f in task
+        .backtrace
+        .iter()
+        .filter(|f| f.function.starts_with(&krate))
+    {
+        let file = f.location.as_ref().map_or("", |l| l.file.as_str());
+        let expected = in_macro.unwrap_or("tokio-tasks/src/main.rs");
+        assert!(
+            file.ends_with(expected),
+            "{kind} task {id}: await file {file}"
+        );
     }
     // join!/select!: one branch per future, each blocked on what the fixture said.
     let wanted_branches: Vec<&str> = spawned["branches"]
@@ -246,59 +238,47 @@ fn assert_backtrace(kind: &str, task: &Value, spawned: &Value) {
         .iter()
         .map(|b| b.as_str().unwrap())
         .collect();
-    let branches: Vec<&str> = task["backtrace"]
-        .as_array()
-        .unwrap()
+    let branches: Vec<&str> = task
+        .backtrace
         .iter()
-        .filter_map(|f| f["branches"].as_array())
-        .flatten()
-        .map(|b| b["blocked_on"]["kind"].as_str().unwrap_or("?"))
+        .flat_map(|f| &f.branches)
+        .map(|b| b.blocked_on.as_ref().map_or("?", |l| l.kind.as_str()))
         .collect();
-    assert_eq!(
-        branches, wanted_branches,
-        "{kind} task {}: branches",
-        spawned["id"]
-    );
+    assert_eq!(branches, wanted_branches, "{kind} task {id}: branches");
     if let Some(holds) = spawned["holds"].as_array() {
         let (function, name) = (holds[0].as_str().unwrap(), holds[1].as_str().unwrap());
-        let frame = task["backtrace"]
-            .as_array()
-            .unwrap()
+        let frame = task
+            .backtrace
             .iter()
-            .find(|f| f["function"] == function);
-        let frame =
-            frame.unwrap_or_else(|| panic!("{kind} task {}: no frame {function}", spawned["id"]));
+            .find(|f| f.function == function)
+            .unwrap_or_else(|| panic!("{kind} task {id}: no frame {function}"));
         assert_eq!(
-            frame["locals"][name], holds[2],
-            "{kind} task {}: {function} holds {name}",
-            spawned["id"]
+            frame.locals.get(name),
+            Some(&holds[2]),
+            "{kind} task {id}: {function} holds {name}"
         );
     }
-    let blocked = &task["blocked_on"];
+    let blocked = task.blocked_on.as_ref();
     assert_eq!(
-        blocked["kind"], spawned["leaf"],
-        "{kind} task {}: blocked on",
-        spawned["id"]
+        blocked.map(|l| l.kind.as_str()),
+        spawned["leaf"].as_str(),
+        "{kind} task {id}: blocked on"
     );
+    let field = |key: &str| blocked.and_then(|l| l.fields.get(key));
     if let Some(detail) = spawned["detail"].as_array()
         && detail[0] == "left_ms"
     {
         // Time left on a sleep: at most its duration, less what passed between the
         // timer's last turn and the spawn (well under a minute here).
-        let left = blocked["fields"]["left_ms"].as_i64().expect("left_ms");
+        let left = field("left_ms").and_then(Value::as_i64).expect("left_ms");
         let full = detail[1].as_i64().unwrap();
         assert!(
             left <= full && left > full - 60_000,
-            "{kind} task {}: left_ms {left} of {full}",
-            spawned["id"]
+            "{kind} task {id}: left_ms {left} of {full}"
         );
     } else if let Some(detail) = spawned["detail"].as_array() {
         let key = detail[0].as_str().unwrap();
-        assert_eq!(
-            blocked["fields"][key], detail[1],
-            "{kind} task {}: {key}",
-            spawned["id"]
-        );
+        assert_eq!(field(key), Some(&detail[1]), "{kind} task {id}: {key}");
     }
 }
 
@@ -458,23 +438,13 @@ fn frame_root_layout() -> std::path::PathBuf {
     path
 }
 
-fn runtimes_and_ids(report: &Value) -> Vec<(String, String, Vec<u64>)> {
-    report["runtimes"]
-        .as_array()
-        .unwrap()
+fn runtimes_and_ids(report: &Report) -> Vec<(String, String, Vec<u64>)> {
+    report
+        .runtimes
         .iter()
         .map(|r| {
-            let ids = r["tasks"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|t| t["id"].as_u64().unwrap())
-                .collect();
-            (
-                r["kind"].as_str().unwrap().to_string(),
-                r["address"].as_str().unwrap().to_string(),
-                ids,
-            )
+            let ids = r.tasks.iter().map(|t| t.id.unwrap()).collect();
+            (r.kind.clone(), r.address.clone(), ids)
         })
         .collect()
 }
@@ -498,8 +468,8 @@ fn frame_root_finds_the_same_runtimes_as_the_thread_local_root() {
             "{}",
             String::from_utf8_lossy(&by_frame.stdout)
         );
-        let a: Value = serde_json::from_slice(&by_tls.stdout).unwrap();
-        let b: Value = serde_json::from_slice(&by_frame.stdout).unwrap();
+        let a: Report = serde_json::from_slice(&by_tls.stdout).unwrap();
+        let b: Report = serde_json::from_slice(&by_frame.stdout).unwrap();
         assert_eq!(
             runtimes_and_ids(&a),
             runtimes_and_ids(&b),
@@ -522,10 +492,10 @@ fn frame_root_in_release_says_why_it_found_nothing() {
         "--format",
         "json",
     ]);
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
-    if report["runtimes"].as_array().unwrap().is_empty() {
+    let report: Report = serde_json::from_slice(&out.stdout).unwrap();
+    if report.runtimes.is_empty() {
         assert_eq!(out.status.code(), Some(3));
-        let warnings = report["warnings"].to_string();
+        let warnings = report.warnings.join("\n");
         assert!(warnings.contains("`self`"), "{warnings}");
     } else {
         // A compiler that keeps `self` in memory gives the full answer instead.
@@ -540,19 +510,17 @@ fn main_thread_stack_reaches_main() {
     for profile in [Profile::Dev, Profile::Release] {
         let d = tokio_dumps(profile);
         let out = run_layoutdump(&["run", "tokio", d.core.to_str().unwrap(), "--format", "json"]);
-        let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let report: Report = serde_json::from_slice(&out.stdout).unwrap();
         let pid = d.truth["pid"].as_u64().unwrap();
-        let main = report["threads"]
-            .as_array()
-            .unwrap()
+        let main = report
+            .threads
             .iter()
-            .find(|t| t["tid"] == pid)
+            .find(|t| u64::from(t.tid) == pid)
             .expect("main thread");
-        let functions: Vec<&str> = main["frames"]
-            .as_array()
-            .unwrap()
+        let functions: Vec<&str> = main
+            .frames
             .iter()
-            .filter_map(|f| f["function"].as_str())
+            .filter_map(|f| f.function.as_deref())
             .collect();
         let has = |name: &str| functions.iter().any(|f| f.starts_with(name));
         assert!(has("tokio_tasks::main"), "{profile:?}: {functions:?}");
@@ -560,18 +528,13 @@ fn main_thread_stack_reaches_main() {
             has("tokio::runtime::runtime::Runtime::block_on"),
             "{profile:?}: {functions:?}"
         );
-        let main_frame = main["frames"]
-            .as_array()
-            .unwrap()
+        let main_frame = main
+            .frames
             .iter()
-            .find(|f| f["function"] == "tokio_tasks::main")
+            .find(|f| f.function.as_deref() == Some("tokio_tasks::main"))
             .unwrap();
-        assert!(
-            main_frame["location"]["file"]
-                .as_str()
-                .unwrap()
-                .ends_with("tokio-tasks/src/main.rs")
-        );
+        let file = main_frame.location.as_ref().and_then(|l| l.file.as_deref());
+        assert!(file.unwrap().ends_with("tokio-tasks/src/main.rs"));
     }
 }
 
@@ -580,35 +543,25 @@ type TaskSummary = (String, u64, Vec<(String, u64)>, String);
 
 /// What a report says about tasks, without addresses or times: for comparing reports of
 /// the same process taken two ways.
-fn task_summary(report: &Value) -> Vec<TaskSummary> {
-    let mut out: Vec<_> = report["runtimes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|rt| {
-            rt["tasks"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(move |t| (rt["kind"].as_str().unwrap().to_string(), t))
-        })
-        .map(|(kind, t)| {
-            let frames = t["backtrace"]
-                .as_array()
-                .unwrap()
+fn task_summary(report: &Report) -> Vec<TaskSummary> {
+    let mut out: Vec<_> = report
+        .tasks()
+        .map(|(rt, t)| {
+            let frames = t
+                .backtrace
                 .iter()
                 .map(|f| {
                     (
-                        f["function"].as_str().unwrap_or("").to_string(),
-                        f["location"]["line"].as_u64().unwrap_or(0),
+                        f.function.clone(),
+                        f.location.as_ref().map_or(0, |l| l.line),
                     )
                 })
                 .collect();
             (
-                kind,
-                t["id"].as_u64().unwrap(),
+                rt.kind.clone(),
+                t.id.unwrap(),
                 frames,
-                t["blocked_on"]["kind"].as_str().unwrap_or("").to_string(),
+                t.leaf_kind().to_string(),
             )
         })
         .collect();
@@ -637,11 +590,11 @@ fn live_pid_gives_the_same_report_as_a_core() {
         String::from_utf8_lossy(&out.stderr)
     );
     let from_core = run_layoutdump(&["run", "tokio", core.to_str().unwrap(), "--format", "json"]);
-    let (a, b): (Value, Value) = (
+    let (a, b): (Report, Report) = (
         serde_json::from_slice(&live.stdout).unwrap(),
         serde_json::from_slice(&from_core.stdout).unwrap(),
     );
-    assert_eq!(a["dump"]["path"], format!("live process {pid}"));
+    assert_eq!(a.dump.as_ref().unwrap().path, format!("live process {pid}"));
     assert!(!task_summary(&a).is_empty());
     assert_eq!(task_summary(&a), task_summary(&b));
     // The process was only paused: it is still running (sleeping) afterwards.
@@ -661,14 +614,11 @@ fn auto_detection_finds_tokio() {
     let d = tokio_dumps(Profile::Dev);
     let auto = run_layoutdump(&["run", d.core.to_str().unwrap(), "--format", "json"]);
     let named = run_layoutdump(&["run", "tokio", d.core.to_str().unwrap(), "--format", "json"]);
-    let (a, b): (Value, Value) = (
+    let (a, b): (Report, Report) = (
         serde_json::from_slice(&auto.stdout).unwrap(),
         serde_json::from_slice(&named.stdout).unwrap(),
     );
-    assert_eq!(
-        a["layout"]["name"],
-        format!("auto: tokio {}", b["layout"]["version"].as_str().unwrap())
-    );
+    assert_eq!(a.layout.name, format!("auto: tokio {}", b.layout.version));
     assert_eq!(task_summary(&a), task_summary(&b));
     assert_eq!(auto.status.code(), named.status.code());
 }

@@ -10,6 +10,7 @@ use serde_json::{Map, Value};
 #[derive(Debug, Deserialize)]
 pub struct Report {
     pub layout: LayoutName,
+    pub dump: Option<DumpInfo>,
     pub runtimes: Vec<Runtime>,
     #[serde(default)]
     pub block_on: Vec<BlockOn>,
@@ -24,6 +25,14 @@ pub struct Report {
 #[derive(Debug, Deserialize)]
 pub struct LayoutName {
     pub name: String,
+    pub version: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct DumpInfo {
+    pub path: String,
+    pub format: String,
+    pub pid: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -62,6 +71,8 @@ pub struct Task {
     pub id: Option<u64>,
     pub address: String,
     pub state: Option<String>,
+    /// The task's root future.
+    pub future: Option<FutureRef>,
     #[serde(default)]
     pub backtrace: Vec<Frame>,
     pub blocked_on: Option<BlockedOn>,
@@ -115,8 +126,17 @@ pub struct Held {
 }
 
 #[derive(Debug, Deserialize)]
+pub struct FutureRef {
+    #[serde(rename = "type")]
+    pub ty: String,
+    pub address: String,
+}
+
+#[derive(Debug, Deserialize)]
 pub struct BlockOn {
     pub thread: u32,
+    /// The address of the runtime the thread runs.
+    pub runtime: Option<String>,
     #[serde(default)]
     pub backtrace: Vec<Frame>,
     pub blocked_on: Option<BlockedOn>,
