@@ -8,6 +8,7 @@ mod common;
 
 use std::path::PathBuf;
 
+use common::report::Report;
 use common::{Profile, build_fixture, run_layoutdump, start_with};
 use serde_json::Value;
 
@@ -32,7 +33,7 @@ fn crash(kind: &str, profile: Profile) -> Crash {
     }
 }
 
-fn report(c: &Crash) -> Value {
+fn report(c: &Crash) -> Report {
     let out = run_layoutdump(&["run", "tokio", c.core.to_str().unwrap(), "--format", "json"]);
     serde_json::from_slice(&out.stdout).expect("JSON report")
 }
@@ -43,30 +44,38 @@ fn panics_are_reported_with_message_location_thread_and_task() {
         for kind in ["parse", "budget"] {
             let c = crash(kind, profile);
             let r = report(&c);
-            let crash = &r["crash"];
+            let crash = r.crash.as_ref().unwrap();
             let what = format!("{kind} {profile:?}");
-            assert_eq!(crash["panic"]["message"], c.truth["message"], "{what}");
+            let panic = crash.panic.as_ref().unwrap();
             assert_eq!(
-                crash["panic"]["location"]["file"], c.truth["file"],
+                panic.message.as_deref(),
+                c.truth["message"].as_str(),
                 "{what}"
             );
+            let location = panic.location.as_ref().unwrap();
             assert_eq!(
-                crash["panic"]["location"]["line"], c.truth["line"],
+                Some(location.file.as_str()),
+                c.truth["file"].as_str(),
                 "{what}"
             );
+            assert_eq!(Some(location.line), c.truth["line"].as_u64(), "{what}");
             assert_eq!(
-                crash["task"], c.truth["task"],
+                crash.task,
+                c.truth["task"].as_u64(),
                 "{what}: the task that panicked"
             );
             // The crashing thread is the one running that task.
-            let thread = r["threads"]
-                .as_array()
-                .unwrap()
+            let thread = r
+                .threads
                 .iter()
-                .find(|t| t["tid"] == crash["thread"])
+                .find(|t| Some(t.tid) == crash.thread)
                 .unwrap();
-            assert_eq!(thread["fields"]["current_task"], c.truth["task"], "{what}");
-            assert_eq!(crash["signature"].as_str().unwrap().len(), 16);
+            assert_eq!(
+                thread.fields.get("current_task"),
+                Some(&c.truth["task"]),
+                "{what}"
+            );
+            assert_eq!(crash.signature.len(), 16);
             // In text, the task that was running is not "blocked on" its last await: the
             // report names the thread running it and where it last suspended.
             let out = run_layoutdump(&["run", "tokio", c.core.to_str().unwrap()]);
@@ -77,7 +86,7 @@ fn panics_are_reported_with_message_location_thread_and_task() {
                 .unwrap_or_else(|| panic!("{what}: {text}"));
             let body = &text[at..text[at..].find("\n\n").map_or(text.len(), |e| at + e)];
             assert!(
-                body.contains(&format!("running on thread {}", crash["thread"])),
+                body.contains(&format!("running on thread {}", crash.thread.unwrap())),
                 "{what}: {body}"
             );
             assert!(body.contains("last suspended at "), "{what}: {body}");
@@ -88,17 +97,10 @@ fn panics_are_reported_with_message_location_thread_and_task() {
 
 #[test]
 fn same_panic_same_signature_other_panic_other_signature() {
-    let parse = report(&crash("parse", Profile::Dev));
-    let again = report(&crash("parse-again", Profile::Dev));
-    let budget = report(&crash("budget", Profile::Dev));
-    assert_ne!(
-        parse["crash"]["task"], again["crash"]["task"],
-        "reached by a different task"
-    );
-    assert_eq!(
-        parse["crash"]["signature"], again["crash"]["signature"],
-        "{}\n{}",
-        parse["crash"], again["crash"]
-    );
-    assert_ne!(parse["crash"]["signature"], budget["crash"]["signature"]);
+    let parse = report(&crash("parse", Profile::Dev)).crash.unwrap();
+    let again = report(&crash("parse-again", Profile::Dev)).crash.unwrap();
+    let budget = report(&crash("budget", Profile::Dev)).crash.unwrap();
+    assert_ne!(parse.task, again.task, "reached by a different task");
+    assert_eq!(parse.signature, again.signature, "{parse:?}\n{again:?}");
+    assert_ne!(parse.signature, budget.signature);
 }

@@ -7,8 +7,8 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use common::report::Report;
 use common::{Profile, run_layoutdump, tokio_dumps};
-use serde_json::Value;
 
 fn objcopy(args: &[&str], input: &Path, output: &Path) {
     let status = Command::new("objcopy")
@@ -20,24 +20,13 @@ fn objcopy(args: &[&str], input: &Path, output: &Path) {
     assert!(status.success(), "objcopy {args:?} failed");
 }
 
-fn task_ids(report: &Value) -> Vec<u64> {
-    let mut ids: Vec<u64> = report["runtimes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|r| {
-            r["tasks"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|t| t["id"].as_u64().unwrap())
-        })
-        .collect();
+fn task_ids(report: &Report) -> Vec<u64> {
+    let mut ids: Vec<u64> = report.tasks().map(|(_, t)| t.id.unwrap()).collect();
     ids.sort_unstable();
     ids
 }
 
-fn report(args: &[&str]) -> Value {
+fn report(args: &[&str]) -> Report {
     let out = run_layoutdump(args);
     assert!(
         out.status.success(),
@@ -47,8 +36,8 @@ fn report(args: &[&str]) -> Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
-fn build_id_of(report: &Value) -> String {
-    report["binary"]["build_id"].as_str().unwrap().to_string()
+fn build_id_of(report: &Report) -> String {
+    report.binary.as_ref().unwrap().build_id.clone().unwrap()
 }
 
 #[test]

@@ -8,6 +8,7 @@ mod common;
 use std::os::unix::process::ExitStatusExt;
 use std::process::Command;
 
+use common::report::Report;
 use common::{Profile, build_fixture, run_layoutdump};
 use serde_json::Value;
 
@@ -15,7 +16,7 @@ struct Crashed {
     truth: Value,
     stdout: String,
     status: std::process::ExitStatus,
-    report: Value,
+    report: Report,
 }
 
 fn crash(kind: &str) -> Crashed {
@@ -54,10 +55,18 @@ fn crash(kind: &str) -> Crashed {
 #[test]
 fn panic_in_a_task() {
     let c = crash("parse");
-    let crash = &c.report["crash"];
-    assert_eq!(crash["panic"]["message"], c.truth["message"]);
-    assert_eq!(crash["panic"]["location"]["line"], c.truth["line"]);
-    assert_eq!(crash["task"], c.truth["task"], "the task that panicked");
+    let crash = c.report.crash.as_ref().unwrap();
+    let panic = crash.panic.as_ref().unwrap();
+    assert_eq!(panic.message.as_deref(), c.truth["message"].as_str());
+    assert_eq!(
+        panic.location.as_ref().map(|l| l.line),
+        c.truth["line"].as_u64()
+    );
+    assert_eq!(
+        crash.task,
+        c.truth["task"].as_u64(),
+        "the task that panicked"
+    );
 }
 
 #[test]
@@ -68,30 +77,24 @@ fn segfault_in_a_blocking_thread() {
         Some(11),
         "the process still dies of SIGSEGV"
     );
-    let tid: u64 = c
+    let tid: u32 = c
         .stdout
         .lines()
         .find_map(|l| l.strip_prefix("CRASHING_THREAD "))
         .unwrap()
         .parse()
         .unwrap();
-    let crash = &c.report["crash"];
-    assert_eq!(crash["signal"], 11);
-    assert_eq!(crash["fault_address"], "0x0");
-    assert_eq!(crash["thread"], tid);
+    let crash = c.report.crash.as_ref().unwrap();
+    assert_eq!(crash.signal, Some(11));
+    assert_eq!(crash.fault_address.as_deref(), Some("0x0"));
+    assert_eq!(crash.thread, Some(tid));
     // Unwinding goes through the signal frame to the code that faulted.
-    let thread = c.report["threads"]
-        .as_array()
-        .unwrap()
+    let thread = c.report.threads.iter().find(|t| t.tid == tid).unwrap();
+    let own: Vec<&str> = thread
+        .frames
         .iter()
-        .find(|t| t["tid"] == tid)
-        .unwrap();
-    let own: Vec<&str> = thread["frames"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|f| f["runtime"] == false)
-        .filter_map(|f| f["function"].as_str())
+        .filter(|f| !f.runtime)
+        .filter_map(|f| f.function.as_deref())
         .collect();
     assert!(
         own.iter().any(|f| f.starts_with("tokio_crash::oncrash")),
@@ -107,7 +110,7 @@ fn abort_in_a_task() {
         Some(6),
         "the process still dies of SIGABRT"
     );
-    let crash = &c.report["crash"];
-    assert_eq!(crash["signal"], 6);
-    assert_eq!(crash["task"], c.truth["task"]);
+    let crash = c.report.crash.as_ref().unwrap();
+    assert_eq!(crash.signal, Some(6));
+    assert_eq!(crash.task, c.truth["task"].as_u64());
 }

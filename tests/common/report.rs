@@ -11,6 +11,8 @@ use serde_json::{Map, Value};
 pub struct Report {
     pub layout: LayoutName,
     pub dump: Option<DumpInfo>,
+    pub binary: Option<BinaryInfo>,
+    pub crash: Option<Crash>,
     pub runtimes: Vec<Runtime>,
     #[serde(default)]
     pub block_on: Vec<BlockOn>,
@@ -26,6 +28,29 @@ pub struct Report {
 pub struct LayoutName {
     pub name: String,
     pub version: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct BinaryInfo {
+    pub path: String,
+    pub build_id: Option<String>,
+}
+
+/// Why the process was dumped.
+#[derive(Debug, Deserialize)]
+pub struct Crash {
+    pub signal: Option<u32>,
+    pub fault_address: Option<String>,
+    pub thread: Option<u32>,
+    pub panic: Option<Panic>,
+    pub task: Option<u64>,
+    pub signature: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Panic {
+    pub message: Option<String>,
+    pub location: Option<Location>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -158,6 +183,8 @@ pub struct NativeFrame {
     pub function: Option<String>,
     pub location: Option<NativeLocation>,
     pub module: Option<String>,
+    /// std's or a runtime's own code.
+    pub runtime: bool,
 }
 
 /// A native frame's place: the line tables may know the line but not the file.
