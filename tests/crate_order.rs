@@ -9,9 +9,10 @@ mod common;
 const ALLOWED: &[(&str, &[&str])] = &[
     ("lang", &[]),
     ("layouts", &[]),
+    ("ordered", &[]),
     ("dump", &[]),
     ("dwarf", &["dump"]),
-    ("report", &["lang"]),
+    ("report", &["lang", "ordered"]),
     ("engine", &["lang", "layouts", "dump", "dwarf", "report"]),
     ("capture", &[]),
     ("oncrash", &[]),

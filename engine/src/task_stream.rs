@@ -2,11 +2,10 @@
 //! address, and the writer has them read (`PendingTasks`), written and dropped as it goes,
 //! in order; what reading finds (warnings, unavailable facts, waits) is written at the end.
 
-use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, OnceLock, mpsc};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use layoutdump_lang::Program;
+use layoutdump_ordered as ordered;
 
 use crate::dwarf::DebugInfo;
 use crate::eval::{Evaluator, Limits, Spent};
@@ -64,16 +63,12 @@ const AHEAD_OF_READ: usize = 2;
 /// task it waits for, its group.
 type Read = (bool, WaitFacts, Option<(GroupKey, Option<u64>)>);
 
-/// A chunk as a worker hands it to the writer: its index, the worker's, its tasks
-/// rendered, what each adds, and what the worker spent.
-type Chunk = (usize, usize, Box<dyn Rendered>, Vec<Read>, Spent);
-
-/// Where the workers of a `stream` are: the chunks written, and the run's steps after
-/// each (a chunk's step budget is what was left `ahead` chunks before it).
-struct Progressed {
-    written: usize,
-    steps_after: Vec<u64>,
-    stopped: bool,
+/// A worker of `stream`: its evaluator (whose caches of types and routes last from the
+/// first task to the last), the chunk the writer gave back, and the most a chunk took.
+struct Worker<'a> {
+    ev: Evaluator<'a>,
+    spare: Option<Box<dyn Rendered>>,
+    room: usize,
 }
 
 impl TaskReader {
@@ -145,132 +140,95 @@ impl TaskReader {
         };
         let listing = &pending.tasks;
         let chunks: Vec<&[usize]> = listing.order.chunks(CHUNK).collect();
-        let workers = rayon::current_num_threads().clamp(1, chunks.len().clamp(1, AHEAD));
-        let ahead = AHEAD;
         let start_steps = self.lock().steps;
-        let progressed = Mutex::new(Progressed {
-            written: 0,
-            steps_after: Vec::with_capacity(chunks.len()),
-            stopped: false,
-        });
-        let moved = Condvar::new();
-        let next = AtomicUsize::new(0);
+        // The run's steps after each chunk settled: a chunk's budget is what was left
+        // `AHEAD` chunks before it, settled before it may start.
+        let steps_after = Mutex::new(Vec::with_capacity(chunks.len()));
         let grouping = grouper.is_some();
         let memory = self.dump.memory();
-        // Stops every worker: on a write error, and when a thread unwinds (a panic must
-        // end the run, not leave the others waiting for a chunk that will not come).
-        let stop = || {
-            lock(&progressed).stopped = true;
-            moved.notify_all();
-        };
-        let worker =
-            |who: usize, sent: mpsc::Sender<Chunk>, written: mpsc::Receiver<Box<dyn Rendered>>| {
-                let _on_panic = OnPanic(&stop);
-                let ev = Evaluator::new(program, &self.dbg, memory, self.bias, self.limits);
-                ev.one_of_many();
-                let mut spare: Option<Box<dyn Rendered>> = None;
-                // The most a chunk has taken: where the writer has not given one back yet.
-                let mut room = 0;
-                loop {
-                    // This worker's chunks the writer is done with: rendered into again (one
-                    // kept), the rest dropped here.
-                    while let Ok(done) = written.try_recv() {
-                        spare = Some(done);
-                    }
-                    let at = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(chunk) = chunks.get(at) else { break };
-                    // Wait for the writer to be `ahead` chunks behind at most; then the steps
-                    // the run had left before the chunk `ahead` back are known.
-                    let steps_before = {
-                        let mut p = lock(&progressed);
-                        while !p.stopped && p.written + ahead <= at {
-                            p = moved.wait(p).unwrap_or_else(|e| e.into_inner());
-                        }
-                        if p.stopped {
-                            break;
-                        }
-                        match at.checked_sub(ahead) {
-                            Some(back) => p.steps_after[back],
-                            None => start_steps,
-                        }
-                    };
-                    ev.set_step_limit(self.limits.steps.saturating_sub(steps_before));
-                    let mut rendered = spare.take().unwrap_or_else(|| {
-                        let mut fresh = render.make();
-                        fresh.reserve(room);
-                        fresh
-                    });
-                    rendered.clear();
-                    let reads = chunk
-                        .iter()
-                        .enumerate()
-                        .filter_map(|(i, &index)| {
-                            // The listed task itself further ahead than its memory: the
-                            // memory is found through it.
-                            if let Some(&later) = chunk.get(i + 2 * AHEAD_OF_READ) {
-                                crate::memory::prefetch_value(&listing.listed[later]);
-                            }
-                            ev.prefetch_item(
-                                (chunk.get(i + AHEAD_OF_READ))
-                                    .and_then(|&j| listing.at(j))
-                                    .map(|t| &t.item),
-                            );
-                            let t = listing.at(index)?;
-                            Some(read_task(
-                                &ev,
-                                t,
-                                &pending.rule,
-                                grouping,
-                                render,
-                                &mut *rendered,
-                            ))
-                        })
-                        .collect();
-                    room = room.max(rendered.room());
-                    if sent.send((at, who, rendered, reads, ev.drain())).is_err() {
-                        break;
-                    }
-                }
-            };
-        let (sent, received) = mpsc::channel::<Chunk>();
         let total = pending.tasks.len() as u64;
-        std::thread::scope(|scope| {
-            let mut back = Vec::with_capacity(workers);
-            for who in 0..workers {
-                let sent = sent.clone();
-                let (written, to_drop) = mpsc::channel::<Box<dyn Rendered>>();
-                back.push(written);
-                scope.spawn(move || worker(who, sent, to_drop));
-            }
-            drop(sent);
-            let _on_panic = OnPanic(&stop);
-            let mut early: BTreeMap<usize, Chunk> = BTreeMap::new();
-            let mut at = 0;
-            for chunk in received.iter() {
-                early.insert(chunk.0, chunk);
-                while let Some((_, who, rendered, reads, spent)) = early.remove(&at) {
-                    self.settle(grouper, reads, spent, chunks[at].len(), total);
-                    let steps = self.lock().steps;
-                    {
-                        let mut p = lock(&progressed);
-                        p.written += 1;
-                        p.steps_after.push(steps);
-                    }
-                    moved.notify_all();
-                    if !sink(&*rendered) {
-                        stop();
-                        // The progress line is cleared, as at the end of the list.
-                        let mut found = self.lock();
-                        found.progress = None;
-                        found.read = 0;
-                        return;
-                    }
-                    // A worker that has stopped has no more use for it: dropped here.
-                    let _ = back[who].send(rendered);
-                    at += 1;
+        let plan = ordered::Plan {
+            chunks: chunks.len(),
+            workers: rayon::current_num_threads().min(AHEAD),
+            starts_after: ordered::window(AHEAD),
+        };
+        let _: Result<(), ()> = ordered::run(
+            plan,
+            |_| Worker {
+                ev: {
+                    let ev = Evaluator::new(program, &self.dbg, memory, self.bias, self.limits);
+                    ev.one_of_many();
+                    ev
+                },
+                spare: None,
+                room: 0,
+            },
+            |w, at| {
+                let steps_before = match at.checked_sub(AHEAD) {
+                    Some(back) => lock(&steps_after)[back],
+                    None => start_steps,
+                };
+                w.ev.set_step_limit(self.limits.steps.saturating_sub(steps_before));
+                let mut rendered = w.spare.take().unwrap_or_else(|| {
+                    let mut fresh = render.make();
+                    fresh.reserve(w.room);
+                    fresh
+                });
+                rendered.clear();
+                let chunk = chunks[at];
+                let reads = chunk
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, &index)| {
+                        // The listed task itself further ahead than its memory: the
+                        // memory is found through it.
+                        if let Some(&later) = chunk.get(i + 2 * AHEAD_OF_READ) {
+                            crate::memory::prefetch_value(&listing.listed[later]);
+                        }
+                        w.ev.prefetch_item(
+                            (chunk.get(i + AHEAD_OF_READ))
+                                .and_then(|&j| listing.at(j))
+                                .map(|t| &t.item),
+                        );
+                        let t = listing.at(index)?;
+                        Some(read_task(
+                            &w.ev,
+                            t,
+                            &pending.rule,
+                            grouping,
+                            render,
+                            &mut *rendered,
+                        ))
+                    })
+                    .collect();
+                w.room = w.room.max(rendered.room());
+                (rendered, reads, w.ev.drain())
+            },
+            // This worker's chunk the writer is done with: rendered into again (one kept,
+            // the one before dropped here, on the worker that made it).
+            |w, (rendered, _, _)| w.spare = Some(rendered),
+            |at, (_, reads, spent)| {
+                self.settle(
+                    grouper,
+                    std::mem::take(reads),
+                    std::mem::take(spent),
+                    chunks[at].len(),
+                    total,
+                );
+                let steps = self.lock().steps;
+                lock(&steps_after).push(steps);
+            },
+            |_, (rendered, _, _)| {
+                if sink(&**rendered) {
+                    return Ok(());
                 }
-            }
-        })
+                // The progress line is cleared, as at the end of the list.
+                let mut found = self.lock();
+                found.progress = None;
+                found.read = 0;
+                Err(())
+            },
+        );
     }
 
     /// Adds what a chunk's `tasks` tasks added to what was found, in task order.
@@ -357,17 +315,6 @@ impl Reading for TaskReader {
             notes: f.notes.clone(),
             partial: f.partial,
             waits: f.waits.clone(),
-        }
-    }
-}
-
-/// Calls its function if it is dropped while the thread unwinds.
-struct OnPanic<'a>(&'a dyn Fn());
-
-impl Drop for OnPanic<'_> {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            (self.0)();
         }
     }
 }

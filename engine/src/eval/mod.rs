@@ -121,6 +121,7 @@ impl<'a> Seed<'a> {
 }
 
 /// What a worker's evaluator gathered for the run (see `Evaluator::drain`).
+#[derive(Default)]
 pub struct Spent {
     pub(crate) warnings: Vec<String>,
     usage: crate::explain::Usage,
