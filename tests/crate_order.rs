@@ -13,7 +13,10 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("dump", &[]),
     ("dwarf", &["dump"]),
     ("report", &["lang", "ordered"]),
-    ("engine", &["lang", "layouts", "dump", "dwarf", "report"]),
+    (
+        "engine",
+        &["lang", "layouts", "ordered", "dump", "dwarf", "report"],
+    ),
     ("capture", &[]),
     ("oncrash", &[]),
     ("cli", &["lang", "engine", "capture"]),
