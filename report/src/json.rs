@@ -4,16 +4,13 @@
 
 use std::io::{self, Write};
 
-use rayon::prelude::*;
 use serde::Serialize;
 use serde::ser::SerializeSeq;
 
 use super::serialize::Sink;
 use super::{Report, RuntimeReport, TaskReport, json_task};
 use crate::Pending;
-
-/// Tasks already read, rendered per window (each worker takes a share of a window).
-pub(crate) const WINDOW: usize = 8192;
+use crate::chunks::render_in_order;
 
 impl Report {
     /// Writes the report as JSON to `w` as it is serialized (it is never held whole in
@@ -70,49 +67,38 @@ impl<W: Write> Sink for Compact<'_, W> {
         self.w.write_all(b"]")
     }
 
-    /// The tasks read (rendered in parallel, a window at a time), then the pending ones,
+    /// The tasks read (rendered on every thread, a chunk at a time), then the pending ones,
     /// read and rendered by the reader's workers while the ones before are written.
     fn tasks(&mut self, runtime: &RuntimeReport) -> io::Result<()> {
         self.key("tasks")?;
         self.w.write_all(b"[")?;
         let mut first = true;
         let w = &mut *self.w;
-        for window in runtime.tasks.chunks(WINDOW) {
-            let rendered: Vec<Vec<u8>> = window.par_iter().map(render).collect();
-            for json in &rendered {
-                put(w, &mut first, json)?;
-            }
-        }
+        // A chunk of tasks at a time, each after a comma: the list's first is written
+        // without it.
+        let mut write = |json: &Vec<u8>| match std::mem::take(&mut first) {
+            true => w.write_all(json.get(1..).unwrap_or_default()),
+            false => w.write_all(json),
+        };
+        render_in_order(
+            &runtime.tasks,
+            |t, json: &mut Vec<u8>| {
+                json.push(b',');
+                json_task::write_task(json, t);
+            },
+            &mut write,
+        )?;
         if let Some(p) = &runtime.pending {
-            // A chunk of tasks at a time, each after a comma: the list's first is written
-            // without it.
             p.stream(
                 |t, json: &mut Vec<u8>| {
                     json.push(b',');
                     json_task::write_task(json, &t);
                 },
-                |json: &Vec<u8>| match std::mem::take(&mut first) {
-                    true => w.write_all(json.get(1..).unwrap_or_default()),
-                    false => w.write_all(json),
-                },
+                &mut write,
             )?;
         }
         w.write_all(b"]")
     }
-}
-
-/// One task's JSON, after a comma unless it is the list's first.
-fn put(w: &mut impl Write, first: &mut bool, json: &[u8]) -> io::Result<()> {
-    if !std::mem::take(first) {
-        w.write_all(b",")?;
-    }
-    w.write_all(json)
-}
-
-fn render(task: &TaskReport) -> Vec<u8> {
-    let mut json = Vec::with_capacity(1024);
-    json_task::write_task(&mut json, task);
-    json
 }
 
 /// A runtime's tasks through serde (YAML, indented JSON), one by one: those read, then
@@ -204,8 +190,8 @@ mod tests {
 
     #[test]
     fn compact_parallel_output_is_the_pretty_output_without_whitespace() {
-        // More than one window, so the windows' order is checked too.
-        let r = report(super::WINDOW * 2 + 5);
+        // Many chunks, so their order is checked too.
+        let r = report(crate::chunks::CHUNK * 64 + 5);
         let mut compact = Vec::new();
         r.write_json(&mut compact, false).unwrap();
         let mut pretty = Vec::new();

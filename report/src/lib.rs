@@ -1,6 +1,7 @@
 //! The report: what a run found, as plain data with a documented, versioned schema
 //! (docs/output-schema.md), and its writers (text, JSON, YAML, DOT). Never reads a dump.
 
+mod chunks;
 pub mod explain;
 mod json;
 pub mod json_task;

@@ -4,13 +4,12 @@
 
 use std::io::{self, Write};
 
-use rayon::prelude::*;
 use serde::Serialize;
 use serde::ser::{SerializeMap, Serializer};
 
-use super::json::WINDOW;
 use super::serialize::Sink;
 use super::{Report, RuntimeReport, TaskReport};
+use crate::chunks::render_in_order;
 
 impl Report {
     /// Writes the report as YAML to `w`; pending tasks are read (on every thread) while
@@ -67,7 +66,7 @@ impl Sink for Yaml<'_> {
         Ok(())
     }
 
-    /// A runtime's tasks: those read (rendered a window at a time on every thread), then
+    /// A runtime's tasks: those read (rendered a chunk at a time on every thread), then
     /// the pending ones, read and rendered by the reader's workers. The runtime's fields
     /// are two spaces in: a task is `  - ` and its other lines four spaces in.
     fn tasks(&mut self, runtime: &RuntimeReport) -> io::Result<()> {
@@ -76,38 +75,26 @@ impl Sink for Yaml<'_> {
             return self.put("tasks: []\n");
         }
         self.put("tasks:\n")?;
-        for window in runtime.tasks.chunks(WINDOW) {
-            let rendered: Vec<String> = window
-                .par_iter()
-                .map(|t| {
-                    let mut out = String::new();
-                    task(t, &mut out).map(|()| out)
-                })
-                .collect::<io::Result<_>>()?;
-            rendered
-                .iter()
-                .try_for_each(|t| self.w.write_all(t.as_bytes()))?;
-        }
-        let Some(p) = pending else { return Ok(()) };
         // A task that cannot be rendered (it cannot: a report is strings and numbers) is
         // written as the error, which the writer then returns.
-        p.stream(
-            |t, chunk: &mut Chunk| {
-                if chunk.error.is_none()
-                    && let Err(e) = task(&t, &mut chunk.yaml)
-                {
-                    chunk.error = Some(e);
-                }
-            },
-            |chunk: &Chunk| {
-                // The tasks before one that failed, then the error, as one by one.
-                self.w.write_all(chunk.yaml.as_bytes())?;
-                match &chunk.error {
-                    None => Ok(()),
-                    Some(e) => Err(io::Error::other(e.to_string())),
-                }
-            },
-        )
+        let render = |t: &TaskReport, chunk: &mut Chunk| {
+            if chunk.error.is_none()
+                && let Err(e) = task(t, &mut chunk.yaml)
+            {
+                chunk.error = Some(e);
+            }
+        };
+        let mut write = |chunk: &Chunk| {
+            // The tasks before one that failed, then the error, as one by one.
+            self.w.write_all(chunk.yaml.as_bytes())?;
+            match &chunk.error {
+                None => Ok(()),
+                Some(e) => Err(io::Error::other(e.to_string())),
+            }
+        };
+        render_in_order(&runtime.tasks, render, &mut write)?;
+        let Some(p) = pending else { return Ok(()) };
+        p.stream(|t, chunk: &mut Chunk| render(&t, chunk), &mut write)
     }
 }
 

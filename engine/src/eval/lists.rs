@@ -8,6 +8,8 @@ use super::{
 };
 use crate::dwarf::TypeKind;
 use crate::memory::Bytes;
+use crate::sync::lock;
+use layoutdump_ordered as ordered;
 
 impl<'a> Evaluator<'a> {
     /// Whether a `for` over `items` runs its body on several threads: when each item's
@@ -40,48 +42,75 @@ impl<'a> Evaluator<'a> {
         body: ExprId,
         frame: &mut Frame,
     ) -> Result<Value, EvalError> {
-        use rayon::prelude::*;
         // Not by the thread count: each batch's budget is what the ones before left,
         // and a limit must cut the same lists on any number of threads.
         const BATCH: usize = 8;
         let base: &Frame = frame;
         let mut out = Vec::new();
-        for items in items.chunks(BATCH) {
-            let seed = self.seed();
-            // One list per piece of work: rayon otherwise hands a thread two lists at a
-            // time, and at a million tasks in eight lists one core waited 0.1 s for the
-            // other's second list.
-            let walked: Vec<(Result<Value, EvalError>, Spent)> = items
-                .par_iter()
-                .with_max_len(1)
-                .map(|item| {
-                    let w = seed.evaluator();
-                    let mut f = base.clone();
-                    set(&mut f, var.0, item.clone());
-                    let r = w.eval(body, &mut f);
-                    (r, w.drain())
-                })
-                .collect();
-            // Room for this batch's lists at once: a million tasks' places (37 MB) were
-            // copied again each time the joined list doubled.
-            let batch: usize = walked
-                .iter()
-                .map(|(r, _)| match r {
-                    Ok(Value::Seq(inner)) => inner.len(),
-                    _ => 1,
-                })
-                .sum();
-            out.reserve(batch.min(usize::try_from(self.limits.items).unwrap_or(usize::MAX)));
-            for (r, spent) in walked {
-                self.absorb(spent);
-                // Over the limit with this item's steps: stopped here, as in sequence.
-                self.charge(0)?;
-                if self.join_item(id, &mut out, r?) {
-                    return Ok(Value::Seq(out));
+        // Each batch's seed: the steps the run had left once the batch before was joined.
+        let seeds = std::sync::Mutex::new(vec![self.seed()]);
+        // The batch being joined (its walks, in item order), and how the walk ended early.
+        let mut batch: Vec<(Result<Value, EvalError>, Spent)> = Vec::with_capacity(BATCH);
+        let ended: std::cell::RefCell<Option<Result<(), EvalError>>> = Default::default();
+        let plan = ordered::Plan {
+            chunks: items.len(),
+            workers: rayon::current_num_threads().min(BATCH),
+            starts_after: ordered::batches(BATCH),
+        };
+        let _ = ordered::run(
+            plan,
+            |_| (),
+            |_, at| {
+                let w = lock(&seeds)[at / BATCH].evaluator();
+                let mut f = base.clone();
+                set(&mut f, var.0, items[at].clone());
+                let r = w.eval(body, &mut f);
+                (r, w.drain())
+            },
+            |_, _| {},
+            |at, walked| {
+                batch.push(std::mem::replace(
+                    walked,
+                    (Ok(Value::Int(0)), Spent::default()),
+                ));
+                if (at + 1) % BATCH != 0 && at + 1 != items.len() {
+                    return;
                 }
-            }
+                // Room for this batch's lists at once: a million tasks' places (37 MB) were
+                // copied again each time the joined list doubled.
+                let room: usize = batch
+                    .iter()
+                    .map(|(r, _)| match r {
+                        Ok(Value::Seq(inner)) => inner.len(),
+                        _ => 1,
+                    })
+                    .sum();
+                out.reserve(room.min(usize::try_from(self.limits.items).unwrap_or(usize::MAX)));
+                for (r, spent) in batch.drain(..) {
+                    self.absorb(spent);
+                    // Over the limit with this item's steps: stopped here, as in sequence.
+                    let joined = self
+                        .charge(0)
+                        .and(r)
+                        .map(|v| self.join_item(id, &mut out, v));
+                    match joined {
+                        Ok(false) => {}
+                        Ok(true) => return *ended.borrow_mut() = Some(Ok(())),
+                        Err(e) => return *ended.borrow_mut() = Some(Err(e)),
+                    }
+                }
+                lock(&seeds).push(self.seed());
+            },
+            // A walk that ended early ends the run: what comes after is not walked.
+            |_, _| match ended.borrow().is_some() {
+                true => Err(()),
+                false => Ok(()),
+            },
+        );
+        match ended.into_inner() {
+            Some(Err(e)) => Err(e),
+            _ => Ok(Value::Seq(out)),
         }
-        Ok(Value::Seq(out))
     }
 
     /// Adds what a `for`'s body gave for one item to `out` (a sequence is flattened);

@@ -1,7 +1,9 @@
 //! Reading a runtime's tasks: listed in parallel chunks, each read through the task rule
 //! into a report, or keyed for reading later.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+
+use layoutdump_ordered as ordered;
 
 use layoutdump_lang::program::RuleKind;
 
@@ -11,6 +13,7 @@ use super::listing::{Listed, PendingTask};
 use crate::eval::{EvalError, Evaluator, Members, Value};
 use crate::eval::{display_string, field_value};
 use crate::report::{FutureRef, Hex, TaskReport};
+use crate::sync::lock;
 
 /// Tasks read per piece of work handed to a worker thread: large enough that making the
 /// worker's evaluator (and warming its caches) is noise, small enough to balance.
@@ -27,36 +30,45 @@ pub(crate) fn per_item<T: Send>(
     progress: &crate::progress::Progress,
     read: impl Fn(&Evaluator<'_>, Value) -> T + Sync,
 ) -> Vec<Vec<T>> {
-    use rayon::prelude::*;
     if items.len() <= TASK_CHUNK {
         return vec![items.iter().map(|i| read(ev, i.clone())).collect()];
     }
     let seed = ev.seed();
-    let chunks: Vec<_> = items
-        .par_chunks(TASK_CHUNK)
-        .map_init(
-            || seed.evaluator(),
-            |worker, chunk| {
-                let results: Vec<_> = chunk
-                    .iter()
-                    .enumerate()
-                    .map(|(at, i)| {
-                        worker.prefetch_item(chunk.get(at + 4));
-                        read(worker, i.clone())
-                    })
-                    .collect();
-                progress.add(chunk.len() as u64);
-                (results, worker.drain())
-            },
-        )
-        .collect();
-    chunks
-        .into_iter()
-        .map(|(results, spent)| {
-            ev.absorb(spent);
-            results
-        })
-        .collect()
+    let chunks: Vec<&[Value]> = items.chunks(TASK_CHUNK).collect();
+    let mut out = Vec::with_capacity(chunks.len());
+    let _: Result<(), std::convert::Infallible> = ordered::run(
+        in_parallel(chunks.len()),
+        |_| seed.evaluator(),
+        |worker, at| {
+            let chunk = chunks[at];
+            let results: Vec<T> = chunk
+                .iter()
+                .enumerate()
+                .map(|(i, item)| {
+                    worker.prefetch_item(chunk.get(i + 4));
+                    read(worker, item.clone())
+                })
+                .collect();
+            progress.add(chunk.len() as u64);
+            (results, worker.drain())
+        },
+        |_, _| {},
+        |_, (_, spent)| ev.absorb(std::mem::take(spent)),
+        |_, (results, _)| {
+            out.push(std::mem::take(results));
+            Ok(())
+        },
+    );
+    out
+}
+
+/// Chunks that depend on nothing settled before them, on every thread.
+fn in_parallel(chunks: usize) -> ordered::Plan<fn(usize) -> Option<usize>> {
+    ordered::Plan {
+        chunks,
+        workers: rayon::current_num_threads(),
+        starts_after: ordered::unbounded,
+    }
 }
 
 /// `task_key` of each item, in parallel as `per_item` reads them, each written into its
@@ -91,23 +103,28 @@ pub(super) fn listed_in_place(
         return (keys, errors);
     }
     let seed = ev.seed();
-    let chunks: Vec<_> = keys
-        .par_chunks_mut(TASK_CHUNK)
-        .zip(items.par_chunks(TASK_CHUNK))
-        .map_init(
-            || seed.evaluator(),
-            |worker, (slots, chunk)| {
-                let errors = list(worker, slots, chunk);
-                progress.add(chunk.len() as u64);
-                (errors, worker.drain())
-            },
-        )
-        .collect();
+    let chunks: Vec<&[Value]> = items.chunks(TASK_CHUNK).collect();
+    // Each chunk's own slots, taken by the one worker that lists it.
+    let slots: Vec<Mutex<&mut [Option<PendingTask>]>> =
+        keys.chunks_mut(TASK_CHUNK).map(Mutex::new).collect();
     let mut errors = Vec::new();
-    for (e, spent) in chunks {
-        ev.absorb(spent);
-        errors.extend(e);
-    }
+    let _: Result<(), std::convert::Infallible> = ordered::run(
+        in_parallel(chunks.len()),
+        |_| seed.evaluator(),
+        |worker, at| {
+            let mut slots = lock(&slots[at]);
+            let errors = list(worker, &mut slots, chunks[at]);
+            progress.add(chunks[at].len() as u64);
+            (errors, worker.drain())
+        },
+        |_, _| {},
+        |_, (_, spent)| ev.absorb(std::mem::take(spent)),
+        |_, (e, _)| {
+            errors.append(e);
+            Ok(())
+        },
+    );
+    drop(slots);
     (keys, errors)
 }
 
