@@ -6,6 +6,9 @@ use std::collections::HashMap;
 use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::parser::{ParsedFile, parse_file};
 use crate::program::*;
+
+/// Resolution works on parsed expressions: `Expr::X` below is `ExprOf::X`.
+use crate::program::ExprOf as Expr;
 use crate::source::{FileId, SourceFile, Span};
 
 /// Finds the text of a layout named in `use NAME`.
@@ -21,6 +24,8 @@ const MAX_SLOTS: usize = 1024;
 /// Compiles `main` and everything it uses into one program.
 pub fn compile(main: SourceFile, loader: &dyn Loader) -> Result<Program, Diagnostics> {
     let mut program = Program::default();
+    // The parsed expressions, resolved in place, then turned into the program's.
+    let mut exprs: Vec<ParsedExpr> = Vec::new();
     let mut diags = Vec::new();
     let mut parsed: Vec<ParsedFile> = Vec::new();
     let mut pending = vec![(main, 0usize, None::<Span>)];
@@ -42,7 +47,7 @@ pub fn compile(main: SourceFile, loader: &dyn Loader) -> Result<Program, Diagnos
         let id = FileId(program.files.len() as u32);
         let text = file.text.clone();
         program.files.push(file);
-        match parse_file(&text, id, &mut program) {
+        match parse_file(&text, id, &mut exprs, &mut program.spans) {
             Ok(p) => {
                 for (name, span) in &p.uses {
                     match loader.load(name) {
@@ -65,6 +70,7 @@ pub fn compile(main: SourceFile, loader: &dyn Loader) -> Result<Program, Diagnos
 
     let mut resolver = Resolver {
         program: &mut program,
+        exprs: &mut exprs,
         diags: &mut diags,
         fns: HashMap::new(),
         hooks: HashMap::new(),
@@ -145,12 +151,23 @@ pub fn compile(main: SourceFile, loader: &dyn Loader) -> Result<Program, Diagnos
             resolver.program.roots.push(root);
         }
     }
-    if program.exprs.len() > u32::MAX as usize / 2 {
+    if exprs.len() > u32::MAX as usize / 2 {
         diags.push(Diagnostic::new(Span::default(), "layout too large"));
     }
     if diags.is_empty() {
-        Ok(program)
-    } else {
+        // Every name was resolved where it is used: the compiled arena has none left.
+        match exprs.into_iter().map(ParsedExpr::resolved).collect() {
+            Some(exprs) => {
+                program.exprs = exprs;
+                return Ok(program);
+            }
+            None => diags.push(Diagnostic::new(
+                Span::default(),
+                "an expression was left unresolved (a bug in layoutdump's compiler: please report this layout)",
+            )),
+        }
+    }
+    {
         Err(Diagnostics {
             files: program.files,
             list: diags,
@@ -258,6 +275,7 @@ impl Scope {
 
 struct Resolver<'a> {
     program: &'a mut Program,
+    exprs: &'a mut Vec<ParsedExpr>,
     diags: &'a mut Vec<Diagnostic>,
     fns: HashMap<String, FnId>,
     hooks: HashMap<String, HookId>,
@@ -284,7 +302,7 @@ impl Resolver<'_> {
 
     fn resolve(&mut self, id: ExprId, scope: &mut Scope) {
         let span = self.program.span(id);
-        let expr = self.program.exprs[id.0 as usize].clone();
+        let expr = self.exprs[id.0 as usize].clone();
         let replaced = match expr {
             Expr::Int(_)
             | Expr::Str(_)
@@ -294,7 +312,7 @@ impl Resolver<'_> {
             | Expr::CallHook { .. }
             | Expr::Lambda { .. }
             | Expr::For { .. } => None,
-            Expr::Name(name) => match scope.lookup(&name) {
+            Expr::Unresolved(Named::Name(name)) => match scope.lookup(&name) {
                 Some(slot) => {
                     self.named.push(slot);
                     Some(Expr::Local(slot))
@@ -328,11 +346,14 @@ impl Resolver<'_> {
                 self.resolve(value, scope);
                 None
             }
-            Expr::CallNamed { name, args } => {
+            Expr::Unresolved(Named::Call { name, args }) => {
                 if let Some((func, arity)) = Builtin::by_name(&name) {
                     self.check_arity(&name, arity, args.len(), span);
                     for (i, a) in args.iter().enumerate() {
-                        let is_lambda = matches!(self.program.expr(*a), Expr::LambdaNamed { .. });
+                        let is_lambda = matches!(
+                            self.exprs[a.0 as usize],
+                            Expr::Unresolved(Named::Lambda { .. })
+                        );
                         if is_lambda != (func == Builtin::List && i == 1) {
                             let msg = if is_lambda {
                                 "a `x => …` function is only allowed as the second argument of `list`"
@@ -365,19 +386,19 @@ impl Resolver<'_> {
                     None
                 }
             }
-            Expr::LambdaNamed { param, body } => {
+            Expr::Unresolved(Named::Lambda { param, body }) => {
                 let mut inner = scope.clone();
                 let slot = inner.bind(&param);
                 self.resolve(body, &mut inner);
                 scope.max = scope.max.max(inner.max);
                 Some(Expr::Lambda { param: slot, body })
             }
-            Expr::ForNamed {
+            Expr::Unresolved(Named::For {
                 var,
                 seq,
                 filter,
                 body,
-            } => {
+            }) => {
                 self.resolve(seq, scope);
                 let mut inner = scope.clone();
                 let slot = inner.bind(&var);
@@ -395,7 +416,7 @@ impl Resolver<'_> {
             }
         };
         if let Some(e) = replaced {
-            self.program.exprs[id.0 as usize] = e;
+            self.exprs[id.0 as usize] = e;
         }
     }
 

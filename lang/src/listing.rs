@@ -165,9 +165,6 @@ impl Program {
             Expr::Local(slot) => {
                 let _ = write!(out, "${}", slot.0);
             }
-            Expr::Name(name) => {
-                let _ = write!(out, "<unresolved {name}>");
-            }
             Expr::Field(e, name) => {
                 sub(out, *e);
                 let _ = write!(out, ".{name}");
@@ -232,16 +229,8 @@ impl Program {
                 let _ = write!(out, "hook#{}:{name}", hook.0);
                 args(out, a);
             }
-            Expr::CallNamed { name, args: a } => {
-                let _ = write!(out, "<unresolved {name}>");
-                args(out, a);
-            }
             Expr::Lambda { param, body } => {
                 let _ = write!(out, "${} => ", param.0);
-                sub(out, *body);
-            }
-            Expr::LambdaNamed { param, body } => {
-                let _ = write!(out, "<unresolved {param}> => ");
                 sub(out, *body);
             }
             Expr::For {
@@ -258,10 +247,6 @@ impl Program {
                 }
                 out.push_str(" => ");
                 sub(out, *body);
-            }
-            Expr::ForNamed { var, seq, .. } => {
-                let _ = write!(out, "for <unresolved {var}> in ");
-                sub(out, *seq);
             }
             Expr::Bits { value, arms } => {
                 out.push_str("bits(");
@@ -288,6 +273,7 @@ impl Program {
                 }
                 out.push('}');
             }
+            Expr::Unresolved(never) => match *never {},
         }
     }
 }

@@ -6,6 +6,9 @@ use pest::iterators::Pair;
 
 use crate::diagnostic::Diagnostic;
 use crate::program::*;
+
+/// The parser's expressions are parsed ones (`ParsedExpr`): `Expr::X` below is `ExprOf::X`.
+use crate::program::ExprOf as Expr;
 use crate::source::{FileId, Span};
 use crate::types::TypeExpr;
 
@@ -36,15 +39,16 @@ pub struct ParsedHook {
     pub body: Span,
 }
 
-/// Parses `text` (file `file`) into `program`'s expression arena. A syntax error stops
+/// Parses `text` (file `file`) into the expression arena `exprs`. A syntax error stops
 /// this file only: pest reports the first one, at its line and column.
 pub fn parse_file(
     text: &str,
     file: FileId,
-    program: &mut Program,
+    exprs: &mut Vec<ParsedExpr>,
+    spans: &mut Vec<Span>,
 ) -> Result<ParsedFile, Diagnostic> {
     let mut pairs = LayoutParser::parse(Rule::file, text).map_err(|e| syntax_error(e, file))?;
-    let mut lower = Lower { file, program };
+    let mut lower = Lower { file, exprs, spans };
     let mut out = ParsedFile::default();
     let Some(root) = pairs.next() else {
         return Ok(out);
@@ -345,7 +349,9 @@ fn type_expr(p: Pair<'_, Rule>) -> TypeExpr {
 
 struct Lower<'p> {
     file: FileId,
-    program: &'p mut Program,
+    /// The arena parsed expressions go to, and their spans.
+    exprs: &'p mut Vec<ParsedExpr>,
+    spans: &'p mut Vec<Span>,
 }
 
 impl Lower<'_> {
@@ -358,10 +364,10 @@ impl Lower<'_> {
         }
     }
 
-    fn push(&mut self, e: Expr, span: Span) -> ExprId {
-        self.program.exprs.push(e);
-        self.program.spans.push(span);
-        ExprId(self.program.exprs.len() as u32 - 1)
+    fn push(&mut self, e: ParsedExpr, span: Span) -> ExprId {
+        self.exprs.push(e);
+        self.spans.push(span);
+        ExprId(self.exprs.len() as u32 - 1)
     }
 
     /// `TYPE as NAME [when EXPR] { MEMBER* }`, shared by views and rules (the grammar
@@ -433,12 +439,12 @@ impl Lower<'_> {
                 }
                 let body = self.next_expr(&mut rest.into_iter(), span);
                 self.push(
-                    Expr::ForNamed {
+                    Expr::Unresolved(Named::For {
                         var,
                         seq,
                         filter,
                         body,
-                    },
+                    }),
                     span,
                 )
             }
@@ -449,7 +455,7 @@ impl Lower<'_> {
                     .map(|v| v.as_str().to_string())
                     .unwrap_or_default();
                 let body = self.next_expr(&mut it, span);
-                self.push(Expr::LambdaNamed { param, body }, span)
+                self.push(Expr::Unresolved(Named::Lambda { param, body }), span)
             }
             Rule::bin_or | Rule::bin_and | Rule::cmp | Rule::shift | Rule::sum | Rule::product => {
                 let mut it = p.into_inner();
@@ -542,7 +548,7 @@ impl Lower<'_> {
                     .map(|n| n.as_str().to_string())
                     .unwrap_or_default();
                 let args = it.map(|a| self.expr(a)).collect();
-                self.push(Expr::CallNamed { name, args }, span)
+                self.push(Expr::Unresolved(Named::Call { name, args }), span)
             }
             Rule::bits_expr => {
                 let mut it = p.into_inner();
@@ -575,7 +581,7 @@ impl Lower<'_> {
                 self.push(Expr::Int(n), span)
             }
             Rule::string => self.push(Expr::Str(unquote(p.as_str())), span),
-            Rule::ident => self.push(Expr::Name(p.as_str().to_string()), span),
+            Rule::ident => self.push(Expr::Unresolved(Named::Name(p.as_str().to_string())), span),
             _ => self.push(Expr::Int(0), span),
         }
     }

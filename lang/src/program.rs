@@ -153,15 +153,17 @@ pub enum ParamSource {
     TypeOf,
 }
 
+/// An expression of the layout language. `U` is what may still be unresolved: `Named`
+/// between parsing and compiling (a name, a call by name, a lambda or `for` whose variable
+/// has no slot yet), `Resolved` (a type with no values) in a compiled program, so that
+/// nothing unresolved can reach the evaluator.
 #[derive(Debug, Clone)]
-pub enum Expr {
+pub enum ExprOf<U> {
     Int(u64),
     Str(String),
     /// A binding of the enclosing frame: the rule's subject, a `let`, a parameter, a
     /// `for` or lambda variable.
     Local(Slot),
-    /// A name not yet resolved (only between parsing and compiling).
-    Name(String),
     /// `e.name` (or `e.0`, which means the tuple field `__0`).
     Field(ExprId, String),
     Index(ExprId, ExprId),
@@ -181,18 +183,14 @@ pub enum Expr {
         func: Builtin,
         args: Vec<ExprId>,
     },
-    /// A call of a layout `fn` (before compiling: `CallNamed`).
+    /// A call of a layout `fn`.
     CallFn {
         func: FnId,
         args: Vec<ExprId>,
     },
-    /// A call of a rhai `hook` (before compiling: `CallNamed`).
+    /// A call of a rhai `hook`.
     CallHook {
         hook: HookId,
-        args: Vec<ExprId>,
-    },
-    CallNamed {
-        name: String,
         args: Vec<ExprId>,
     },
     /// `x => body`, only as an argument of `list`.
@@ -200,21 +198,11 @@ pub enum Expr {
         param: Slot,
         body: ExprId,
     },
-    LambdaNamed {
-        param: String,
-        body: ExprId,
-    },
     /// `for x in seq [when cond] => body`: a sequence, flattened when `body` is one too.
     /// Items for which `cond` is 0 or cannot be evaluated are skipped (a slab's vacant
     /// entries).
     For {
         var: Slot,
-        seq: ExprId,
-        filter: Option<ExprId>,
-        body: ExprId,
-    },
-    ForNamed {
-        var: String,
         seq: ExprId,
         filter: Option<ExprId>,
         body: ExprId,
@@ -230,6 +218,82 @@ pub enum Expr {
         value: ExprId,
         flags: Vec<(String, u64)>,
     },
+    /// What the parser could not resolve by itself (see `Named`); never in a compiled
+    /// program.
+    Unresolved(U),
+}
+
+/// A compiled expression: every name resolved.
+pub type Expr = ExprOf<Resolved>;
+
+/// A parsed expression, before its names are resolved.
+pub type ParsedExpr = ExprOf<Named>;
+
+/// Nothing: a compiled program has no unresolved expression, and a `match` on one says
+/// so with `Expr::Unresolved(r) => match r {}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resolved {}
+
+/// What only resolution can turn into an expression.
+#[derive(Debug, Clone)]
+pub enum Named {
+    /// A name: a binding's slot once resolved.
+    Name(String),
+    /// A call by name: a builtin, a layout `fn` or a hook once resolved.
+    Call { name: String, args: Vec<ExprId> },
+    /// `x => body`, its variable not bound to a slot yet.
+    Lambda { param: String, body: ExprId },
+    /// `for x in seq [when cond] => body`, its variable not bound to a slot yet.
+    For {
+        var: String,
+        seq: ExprId,
+        filter: Option<ExprId>,
+        body: ExprId,
+    },
+}
+
+impl ParsedExpr {
+    /// The compiled expression, if nothing in it is left to resolve.
+    pub fn resolved(self) -> Option<Expr> {
+        Some(match self {
+            ExprOf::Int(n) => ExprOf::Int(n),
+            ExprOf::Str(s) => ExprOf::Str(s),
+            ExprOf::Local(s) => ExprOf::Local(s),
+            ExprOf::Field(e, name) => ExprOf::Field(e, name),
+            ExprOf::Index(a, b) => ExprOf::Index(a, b),
+            ExprOf::Unary(op, e) => ExprOf::Unary(op, e),
+            ExprOf::Binary(op, a, b) => ExprOf::Binary(op, a, b),
+            ExprOf::Cast {
+                value,
+                ty,
+                vars,
+                from,
+            } => ExprOf::Cast {
+                value,
+                ty,
+                vars,
+                from,
+            },
+            ExprOf::Call { func, args } => ExprOf::Call { func, args },
+            ExprOf::CallFn { func, args } => ExprOf::CallFn { func, args },
+            ExprOf::CallHook { hook, args } => ExprOf::CallHook { hook, args },
+            ExprOf::Lambda { param, body } => ExprOf::Lambda { param, body },
+            ExprOf::For {
+                var,
+                seq,
+                filter,
+                body,
+            } => ExprOf::For {
+                var,
+                seq,
+                filter,
+                body,
+            },
+            ExprOf::Bits { value, arms } => ExprOf::Bits { value, arms },
+            ExprOf::Flags { value, flags } => ExprOf::Flags { value, flags },
+            ExprOf::Unresolved(_) => return None,
+        })
+    }
 }
 
 /// `name = expr` in a rule or view; `let` members are bindings, not reported.

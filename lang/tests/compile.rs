@@ -1,7 +1,7 @@
 //! Compiling real layouts: the shipped ones compile, and errors are collected across all
 //! files of a program, each pointing at its own file, line and column.
 
-use layoutdump_lang::program::{Expr, RootKind, RuleKind};
+use layoutdump_lang::program::{RootKind, RuleKind};
 use layoutdump_lang::{Loader, SourceFile, compile};
 
 struct Files(Vec<(&'static str, &'static str)>);
@@ -39,7 +39,6 @@ fn compiled_shipped_layouts() {
         let main = shipped().load(name).unwrap();
         let p = compile(main, &shipped()).unwrap_or_else(|d| panic!("{name}: {d}"));
         let listing = p.listing();
-        assert!(!listing.contains("<unresolved"), "{name}: {listing}");
         insta::assert_snapshot!(format!("compiled-{name}"), listing);
     }
 }
@@ -89,12 +88,8 @@ fn tokio_and_std_compile() {
     let names: Vec<&str> = task.members.iter().map(|m| m.name.as_str()).collect();
     assert_eq!(names, ["cell", "id", "state", "flags", "refs", "future"]);
     assert!(task.members[0].is_let);
-    // No name is left unresolved after compiling.
-    assert!(
-        !p.exprs
-            .iter()
-            .any(|e| matches!(e, Expr::Name(_) | Expr::CallNamed { .. }))
-    );
+    // No name is left unresolved after compiling: `Expr` has no such variant (its
+    // `Unresolved` holds a type with no values), so there is nothing to look for.
 }
 
 #[test]

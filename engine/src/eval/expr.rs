@@ -192,12 +192,8 @@ impl<'a> Evaluator<'a> {
             Expr::Lambda { .. } => Err(EvalError::Other(
                 "a `x => …` function is only allowed in `list`".into(),
             )),
-            Expr::Name(n)
-            | Expr::CallNamed { name: n, .. }
-            | Expr::LambdaNamed { param: n, .. }
-            | Expr::ForNamed { var: n, .. } => Err(EvalError::Other(format!(
-                "unresolved name `{n}` (layout not compiled)"
-            ))),
+            // A compiled program has no unresolved expression.
+            Expr::Unresolved(never) => match *never {},
         }
     }
 
