@@ -310,7 +310,7 @@ fn subtract(taken: impl Iterator<Item = (u64, u64)>, start: u64, end: u64) -> Ve
 thread_local! {
     /// The indexes in `merged` of the two regions this thread read last, latest first: a
     /// task's reads fall in one heap region one after another, and checking them first
-    /// skips the binary search (a fifth of a read's cost on a million-task core). Two,
+    /// skips the binary search. Two,
     /// because a tokio `Sleep` alternates between its task's region and its runtime's
     /// driver. Only hints: each is checked against the region's bounds, so a hint from
     /// another memory is merely a miss.

@@ -198,8 +198,8 @@ impl<'a> Evaluator<'a> {
     }
 
     /// `a.b.c.d` as one site: the root `a` is evaluated, then the whole chain of members
-    /// is replayed from its type at once. Sleep's `s.deadline.std.0.t.tv_sec` took five
-    /// evaluations and five plan lookups per task; now it takes two and one. The long way
+    /// is replayed from its type at once (Sleep's `s.deadline.std.0.t.tv_sec`: two
+    /// evaluations and one plan lookup a task). The long way
     /// is the links one by one, each planned as before. Every link is counted before the
     /// root is evaluated, as evaluating them one inside the other did, so a chain that
     /// fails (or meets the step limit) counts what it counted before.

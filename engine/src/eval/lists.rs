@@ -76,8 +76,8 @@ impl<'a> Evaluator<'a> {
                 if (at + 1) % BATCH != 0 && at + 1 != items.len() {
                     return;
                 }
-                // Room for this batch's lists at once: a million tasks' places (37 MB) were
-                // copied again each time the joined list doubled.
+                // Room for this batch's lists at once, not grown by doubling (a million
+                // tasks' places are 37 MB).
                 let room: usize = batch
                     .iter()
                     .map(|(r, _)| match r {
@@ -151,8 +151,8 @@ impl<'a> Evaluator<'a> {
         let mut out = Vec::new();
         let here = self.program.location(self.program.span(*next));
         // A cycle (a corrupt dump) is noticed by Brent's method, with no set of the nodes
-        // seen (at a million tasks that set was a fifth of the walk): the node at the
-        // last power-of-two step is kept, and meeting it again means a cycle.
+        // seen: the node at the last power-of-two step is kept, and meeting it again
+        // means a cycle.
         let (mut kept, mut power, mut since) = (None, 1usize, 0usize);
         while let Some(n) = node {
             let Value::Place { addr, .. } = n else { break };
@@ -215,8 +215,8 @@ impl<'a> Evaluator<'a> {
     }
 
     /// A list link as a node: follows pointers and views (NonNull, Option) to the
-    /// pointee; None for null or `None`. The hops are a route per link type (see `plan`):
-    /// tokio's `Option<NonNull<Header>>` took four lookups and a view per task. A replay
+    /// pointee; None for null or `None`. The hops are a route per link type (see `plan`),
+    /// replayed for every link of that type. A replay
     /// fails where the link is null or `None` (its steps check that), and the long way
     /// then says which.
     pub(super) fn list_node(&self, v: Value) -> Result<Option<Value>, EvalError> {

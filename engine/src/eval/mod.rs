@@ -201,8 +201,8 @@ impl<'a> Evaluator<'a> {
     }
 
     /// Fills `buf` from `addr`, as `Memory::read` does, from the stretches of memory in
-    /// hand where they hold it: a read through the memory took ninety instructions, and
-    /// a task takes two dozen.
+    /// hand where they hold it, without the memory's lookup (a task takes two dozen
+    /// reads).
     #[inline]
     pub(crate) fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), MemoryError> {
         self.windows.read(self.mem, addr, buf)

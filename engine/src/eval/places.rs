@@ -290,8 +290,8 @@ impl<'a> Evaluator<'a> {
 
     /// The number a report shows for the value at `addr`, where its type is known to be
     /// shown as one (`cache::Number::shown`) and it can be read within the step limit:
-    /// what `to_int` gives, with the steps it counts, in one lookup rather than the
-    /// three a report's value took (a view's `show`, the type, the number). None: the
+    /// what `to_int` gives, with the steps it counts, in one lookup (not a view's `show`,
+    /// then the type, then the number). None: the
     /// long way, with nothing counted yet (a route that no longer holds, memory the
     /// dump lacks, the step limit, a route being recorded).
     pub(crate) fn shown_number(&self, addr: u64, ty: DieId) -> Option<i128> {

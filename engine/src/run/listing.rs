@@ -91,10 +91,9 @@ impl Listed {
 }
 
 /// A runtime's listed tasks, in report order: the listing as it was made (None where an
-/// item was not a task) and the order of the tasks kept. Gathering a million tasks (112
-/// bytes each) into a second, sorted vector took 60 to 100 ms of page faults and copies
-/// and held both at once; reading them through the order is a random access per task,
-/// asked for ahead (`TaskReader::stream`).
+/// item was not a task) and the order of the tasks kept: the tasks are read through the
+/// order, a random access per task asked for ahead (`TaskReader::stream`), never
+/// gathered into a second vector.
 #[derive(Default)]
 pub struct Listing {
     pub(crate) listed: Vec<Option<PendingTask>>,
@@ -147,8 +146,8 @@ impl Drop for Listing {
     }
 }
 
-/// Drops `items` on every thread: a million of them, each looked at to see what it owns,
-/// are 30 to 110 MB read on one core otherwise.
+/// Drops `items` on every thread: each is looked at to see what it owns, and a million
+/// of them are tens of megabytes to read.
 pub(crate) fn drop_on_every_thread<T: Send>(items: Vec<T>) {
     use rayon::prelude::*;
     items.into_par_iter().for_each(drop);

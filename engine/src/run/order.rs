@@ -11,24 +11,21 @@ pub(super) fn sort_tasks(tasks: &mut [TaskReport]) {
 /// The tasks listed (None: not a task), by id (those without one last), then address:
 /// the order `sort_tasks` gives read tasks. The keys are sorted (on every thread, merging
 /// the runs they hold: tokio lists each shard's tasks newest first, so a million tasks are
-/// eight descending runs) and the listing is read in their order (`Listing`). A task
-/// listed twice (a corrupt list) has one id, so its copies are neighbours: kept once,
-/// rather than by a million-entry hash set (0.4 s). Sorting the tasks themselves (112
-/// bytes each) took a buffer as large as them; gathering them in order into a second
-/// vector took 60 to 100 ms at a million tasks.
+/// eight descending runs) and the listing is read in their order (`Listing`): the tasks
+/// themselves are not moved. A task listed twice (a corrupt list) has one id, so its
+/// copies are neighbours: kept once, with no set of the tasks seen.
 pub(super) fn sort_listed(listed: Vec<Option<PendingTask>>) -> Listing {
     use rayon::prelude::*;
-    // Sixteen bytes a key (id, index): the keys with the address and the missing id's
-    // flag were forty, and sorting them took twice as long. A task without an id is keyed
-    // as the largest id, then put after those that have it; equal ids (a corrupt dump)
-    // are ordered by address.
+    // Sixteen bytes a key (id, index), the smallest that orders them. A task without an
+    // id is keyed as the largest id, then put after those that have it; equal ids (a
+    // corrupt dump) are ordered by address.
     let mut order: Vec<(u64, usize)> = listed
         .par_iter()
         .enumerate()
         .filter_map(|(i, t)| Some((t.as_ref()?.id.unwrap_or(u64::MAX), i)))
         .collect();
-    // Merge sort, which takes the runs it finds (tokio lists each shard newest first):
-    // pdqsort took 45M more instructions at 116,666 tasks. The keys are distinct.
+    // Merge sort, which takes the runs it finds (tokio lists each shard newest first).
+    // The keys are distinct.
     order.par_sort();
     // Only tasks with one id can be one task listed twice: the listing itself (112 MB
     // at random) is looked at only for those.
@@ -66,9 +63,7 @@ pub(super) fn sort_keys<T: Sync>(
 }
 
 /// `items` by their tasks' ids (those without one last), then addresses. The keys are
-/// sorted, and each item is then moved once to its place: sorting the reports themselves
-/// moved each (240 bytes) some twenty times, which at a million tasks was seconds of
-/// memmove.
+/// sorted, and each item is then moved once to its place (a report is 240 bytes).
 pub(super) fn sort_by_id<T: Send + Sync>(
     items: &mut [T],
     key: impl Fn(&T) -> (Option<u64>, Hex) + Sync,
