@@ -16,8 +16,8 @@ use layoutdump_engine::analyze::{Options, Outcome};
 use layoutdump_engine::dwarf::IndexCache;
 use layoutdump_engine::eval::Limits;
 use layoutdump_engine::layout_loader::compile_layout;
-use layoutdump_engine::report::task_views::{self, TaskFilter};
-use layoutdump_engine::report::{Report, TextOptions, write_text};
+use layoutdump_engine::report::task_views::TaskFilter;
+use layoutdump_engine::report::{Report, TextOptions, Writer, writer};
 
 /// Async task backtraces for any Rust executor, from crash dumps and DWARF.
 ///
@@ -332,7 +332,7 @@ fn run(mut args: RunArgs) -> Result<ExitCode> {
     };
     filter.apply(&mut report);
     if let Some(GraphFormat::Dot) = args.graph {
-        write_out(&task_views::to_dot(&report), args.output.as_deref())?;
+        emit(&report, &writer::Dot, args.output.as_deref())?;
         return Ok(exit_code(outcome));
     }
     if args.group {
@@ -344,16 +344,17 @@ fn run(mut args: RunArgs) -> Result<ExitCode> {
         }
     }
     let output_started = std::time::Instant::now();
-    emit(
-        &report,
-        args.format,
-        TextOptions {
-            locals: args.locals,
-            group: args.group,
-            all_frames: args.all_frames,
-        },
-        args.output.as_deref(),
-    )?;
+    let text = TextOptions {
+        locals: args.locals,
+        group: args.group,
+        all_frames: args.all_frames,
+    };
+    let writer: &dyn Writer = match args.format {
+        Format::Text => &writer::Text(text),
+        Format::Json => &writer::Json,
+        Format::Yaml => &writer::Yaml,
+    };
+    emit(&report, writer, args.output.as_deref())?;
     if args.timings {
         let mut t = report.timings.clone();
         t.add("output", output_started.elapsed());
@@ -378,18 +379,9 @@ pub(crate) fn exit_code(outcome: Outcome) -> ExitCode {
     }
 }
 
-fn emit(
-    report: &Report,
-    format: Format,
-    text: TextOptions,
-    output: Option<&std::path::Path>,
-) -> Result<()> {
-    write_streamed(output, |w, terminal| match format {
-        Format::Text => write_text(report, text, w),
-        // Indented for a person; compact (and written in parallel) for a program.
-        Format::Json => report.write_json(w, terminal),
-        Format::Yaml => report.write_yaml(w),
-    })
+/// Writes `report` with `writer` to its destination.
+fn emit(report: &Report, writer: &dyn Writer, output: Option<&std::path::Path>) -> Result<()> {
+    write_streamed(output, |w, terminal| writer.write(report, w, terminal))
 }
 
 /// Sends a report to its destination as it is made (it can be gigabytes: the tasks are

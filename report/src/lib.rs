@@ -11,6 +11,7 @@ mod serialize;
 pub mod task_views;
 mod text;
 mod timings;
+pub mod writer;
 mod yaml;
 
 use std::sync::Arc;
@@ -22,6 +23,7 @@ pub use map::Map;
 pub use pending::{LateFindings, Pending};
 pub use text::{TextOptions, render_text, write_text};
 pub use timings::Timings;
+pub use writer::Writer;
 
 /// Named values of a task, a frame or a leaf.
 pub type Fields = Map<FieldValue>;
