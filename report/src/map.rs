@@ -1,6 +1,6 @@
-//! A small map from names to values, kept sorted by name in a `Vec` and serialized as a
-//! map: what a report holds per task and per await. Millions of them, each of a handful of
-//! entries; keys are `SmolStr`s, names up to 23 bytes held inline.
+//! A small map from names to values, in the order they were set, in a `Vec`, serialized
+//! as a map: what a report holds per task and per await. Millions of them, each of a
+//! handful of entries; keys are `SmolStr`s, names up to 23 bytes held inline.
 
 use smol_str::SmolStr;
 
@@ -27,40 +27,45 @@ impl<V> Map<V> {
         Map(Vec::with_capacity(n))
     }
 
-    /// The map of `entries`, whose keys are distinct: sorted once, rather than each
-    /// inserted in place (an await frame's saved values, a million times).
+    /// The map of `entries`, whose keys are distinct, sorted by name (an await frame's
+    /// saved values: the compiler's field order means nothing to a reader).
     pub fn from_unique(mut entries: Vec<(SmolStr, V)>) -> Self {
         entries.sort_unstable_by(|(a, _), (b, _)| a.cmp(b));
         debug_assert!(entries.windows(2).all(|w| w[0].0 != w[1].0));
         Map(entries)
     }
 
-    /// Sets `key` to `value`; returns the value it replaces. A long key given as an `Arc`
-    /// or a `SmolStr` is kept without copying it: the locals of a million tasks are a few
-    /// names.
+    fn position(&self, key: &str) -> Option<usize> {
+        self.0.iter().position(|(k, _)| k == key)
+    }
+
+    /// Sets `key` to `value`, in its place if it is there, else last (a rule's members
+    /// in the order the layout declares them); returns the value it replaces. A long key
+    /// given as an `Arc` or a `SmolStr` is kept without copying it: the locals of a
+    /// million tasks are a few names.
     pub fn insert(&mut self, key: impl Into<SmolStr>, value: V) -> Option<V> {
         let key = key.into();
-        match self.0.binary_search_by(|(k, _)| (**k).cmp(&*key)) {
-            Ok(i) => Some(std::mem::replace(&mut self.0[i].1, value)),
-            Err(i) => {
+        match self.position(&key) {
+            Some(i) => Some(std::mem::replace(&mut self.0[i].1, value)),
+            None => {
                 // Exactly one more: a Vec would grow to 4, and most maps hold one or two.
                 if self.0.len() == self.0.capacity() {
                     self.0.reserve_exact(1);
                 }
-                self.0.insert(i, (key, value));
+                self.0.push((key, value));
                 None
             }
         }
     }
 
-    /// The value of `key`, set to `make()` first if it has none.
+    /// The value of `key`, set to `make()` first (last) if it has none.
     pub fn get_or_insert_with(&mut self, key: &str, make: impl FnOnce() -> V) -> &mut V {
-        let i = match self.0.binary_search_by(|(k, _)| (**k).cmp(key)) {
-            Ok(i) => i,
-            Err(i) => {
+        let i = match self.position(key) {
+            Some(i) => i,
+            None => {
                 self.0.reserve_exact(1);
-                self.0.insert(i, (SmolStr::new(key), make()));
-                i
+                self.0.push((SmolStr::new(key), make()));
+                self.0.len() - 1
             }
         };
         &mut self.0[i].1
@@ -68,15 +73,12 @@ impl<V> Map<V> {
 
     /// Takes `key` out of the map.
     pub fn remove(&mut self, key: &str) -> Option<V> {
-        let i = self.0.binary_search_by(|(k, _)| (**k).cmp(key)).ok()?;
+        let i = self.position(key)?;
         Some(self.0.remove(i).1)
     }
 
     pub fn get(&self, key: &str) -> Option<&V> {
-        self.0
-            .binary_search_by(|(k, _)| (**k).cmp(key))
-            .ok()
-            .map(|i| &self.0[i].1)
+        self.position(key).map(|i| &self.0[i].1)
     }
 
     pub fn contains_key(&self, key: &str) -> bool {
@@ -91,7 +93,7 @@ impl<V> Map<V> {
         self.0.len()
     }
 
-    /// Entries in name order.
+    /// Entries in the order they were set.
     pub fn iter(&self) -> impl Iterator<Item = (&SmolStr, &V)> {
         self.0.iter().map(|(k, v)| (k, v))
     }
@@ -141,19 +143,29 @@ mod tests {
     use super::Map;
 
     #[test]
-    fn keeps_entries_sorted_and_replaces_by_name() {
+    fn keeps_the_order_entries_were_set_and_replaces_by_name() {
         let mut m = Map::new();
         assert_eq!(m.insert("refs", 2), None);
         m.insert("id", 1);
         assert_eq!(m.insert("refs", 3), Some(2));
         *m.get_or_insert_with("count", || 0) += 5;
         let entries: Vec<_> = m.iter().map(|(k, v)| (&**k, *v)).collect();
-        assert_eq!(entries, [("count", 5), ("id", 1), ("refs", 3)]);
+        assert_eq!(entries, [("refs", 3), ("id", 1), ("count", 5)]);
         assert_eq!(m.get("id"), Some(&1));
         assert!(!m.contains_key("name"));
         assert_eq!(
             serde_json::to_string(&m).unwrap(),
-            r#"{"count":5,"id":1,"refs":3}"#
+            r#"{"refs":3,"id":1,"count":5}"#
         );
+        assert_eq!(m.remove("id"), Some(1));
+        let keys: Vec<_> = m.keys().map(|k| k.as_str()).collect();
+        assert_eq!(keys, ["refs", "count"]);
+    }
+
+    #[test]
+    fn saved_values_are_sorted_by_name() {
+        let m = Map::from_unique(vec![("b".into(), 1), ("a".into(), 2)]);
+        let keys: Vec<_> = m.keys().map(|k| k.as_str()).collect();
+        assert_eq!(keys, ["a", "b"]);
     }
 }

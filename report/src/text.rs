@@ -254,8 +254,13 @@ fn task(s: &mut String, t: &TaskReport, opts: TextOptions, polling: &[(u64, u32)
         .first()
         .map(|f| &*f.function)
         .or(t.future.as_ref().map(|f| &*f.ty));
+    // A `name` member (async-std's, a custom executor's) heads the task.
+    let name = match t.fields.get("name") {
+        Some(FieldValue::Str(n)) => format!(" {n:?}"),
+        _ => String::new(),
+    };
     let header = format!(
-        "task {id} [{state}]  {}",
+        "task {id}{name} [{state}]  {}",
         root.unwrap_or("<future unavailable>")
     );
     let thread = polling
@@ -295,8 +300,13 @@ fn task(s: &mut String, t: &TaskReport, opts: TextOptions, polling: &[(u64, u32)
             h.kind, h.resource.0, h.local, h.function
         );
     }
-    for (name, v) in &t.fields {
-        let _ = writeln!(s, "    {name}: {}", show(v));
+    if !t.flags.is_empty() {
+        let _ = writeln!(s, "    flags: {}", t.flags.join(" "));
+    }
+    for (field, v) in &t.fields {
+        if field != "name" || name.is_empty() {
+            let _ = writeln!(s, "    {field}: {}", show(v));
+        }
     }
     for (name, why) in &t.unavailable {
         let _ = writeln!(s, "    {name}: unavailable ({why})");
