@@ -212,6 +212,38 @@ fn unknown_layout_name() {
     );
 }
 
+/// A library layout run by name finds nothing, and the report says which layout to run:
+/// `futures` (the combinators) is not `futures-executor` (the executors).
+#[test]
+fn library_layout_by_name_points_at_the_runtime_layouts() {
+    let d = common::fixture_dumps("futures-pool", Profile::Dev);
+    let out = run_layoutdump(&[
+        "run",
+        "futures",
+        d.core.to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(3), "nothing found is partial");
+    let report: Report = serde_json::from_slice(&out.stdout).expect("a report");
+    assert!(report.runtimes.is_empty());
+    let w = warnings(&report);
+    assert!(w.contains("`futures-executor`"), "{w}");
+    assert!(w.contains("layoutdump run DUMP"), "{w}");
+}
+
+/// `run` with no dump and no process says what to give.
+#[test]
+fn run_without_a_dump_says_what_to_give() {
+    let out = run_layoutdump(&["run"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("give a dump file") && stderr.contains("--pid"),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn binary_with_line_tables_only() {
     // `debug = "line-tables-only"` (or `debug = 1`): functions and lines, no types.

@@ -6,13 +6,23 @@ use std::path::Path;
 
 use anyhow::Result;
 use layoutdump_engine::analyze::{Options, Outcome, analyze};
-use layoutdump_engine::layout_loader::{compile_layout, runnable};
+use layoutdump_engine::layout_loader::{compile_layout, is_library, runnable};
 use layoutdump_engine::report::Report;
 
 pub fn analyze_layout(layout: &str, dump: &Path, opts: &Options) -> Result<(Report, Outcome)> {
     if layout != "auto" {
         let program = compile_layout(layout).map_err(anyhow::Error::msg)?;
-        return Ok(analyze(&program, dump, opts)?);
+        let (mut report, outcome) = analyze(&program, dump, opts)?;
+        if report.runtimes.is_empty() && is_library(layout) {
+            let runnable: Vec<&str> = runnable().collect();
+            report.warnings.push(format!(
+                "`{layout}` describes futures that other layouts use and finds no runtime by itself: \
+                 run a runtime's layout ({}; futures' LocalPool and ThreadPool are `futures-executor`), \
+                 or give the dump alone (`layoutdump run DUMP`) to try them all",
+                runnable.join(", ")
+            ));
+        }
+        return Ok((report, outcome));
     }
     let mut found: Vec<(String, Report, Outcome)> = Vec::new();
     let mut first: Option<(Report, Outcome)> = None;

@@ -71,7 +71,9 @@ enum Command {
 struct RunArgs {
     /// A shipped layout by name (tokio), a path to a .layout file, or `auto` (every
     /// shipped layout that finds a runtime). With a single argument, that argument is the
-    /// dump and the layout is `auto`: `layoutdump run crash.core`.
+    /// dump and the layout is `auto`: `layoutdump run crash.core`; with `--pid` and no
+    /// argument, the layout is `auto` too.
+    #[arg(default_value = "auto")]
     layout: String,
     /// The dump: an ELF core (gcore, kernel, `layoutdump capture`) or a minidump.
     dump: Option<PathBuf>,
@@ -288,6 +290,9 @@ pub fn main() -> ExitCode {
 fn run(mut args: RunArgs) -> Result<ExitCode> {
     // `layoutdump run crash.core`: one argument that is a file, not a layout.
     if args.dump.is_none() && args.pid.is_none() {
+        if args.layout == "auto" {
+            anyhow::bail!("give a dump file (`layoutdump run crash.core`), or --pid PID");
+        }
         let is_layout = args.layout.ends_with(".layout")
             || args.layout == "auto"
             || layoutdump_engine::layout_loader::runnable().any(|n| n == args.layout);

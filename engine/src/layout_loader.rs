@@ -16,6 +16,12 @@ pub fn runnable() -> impl Iterator<Item = &'static str> {
         .filter(|n| !LIBRARIES.contains(n))
 }
 
+/// Whether `name` is a shipped layout that other layouts `use` (futures, hyper, …) rather
+/// than one that finds a runtime.
+pub fn is_library(name: &str) -> bool {
+    LIBRARIES.contains(&name)
+}
+
 /// Resolves a layout argument: a shipped name, or a path to a `.layout` file.
 pub fn load_layout(arg: &str) -> Result<SourceFile, String> {
     if let Some((name, text)) = SHIPPED.iter().find(|(n, _)| *n == arg) {

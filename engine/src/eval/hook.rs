@@ -257,7 +257,7 @@ fn int(i: i128) -> Result<Dynamic, EvalError> {
 
 fn hook_limit(what: &'static str, limit: u64) -> EvalError {
     EvalError::Other(format!(
-        "a hook's argument is too large: {what} over {limit} (see docs/language.md, \"Hooks\")"
+        "a hook's argument is too large: {what} over {limit} (see docs/language.md, \"Limits\")"
     ))
 }
 
