@@ -188,3 +188,34 @@ fn a_failing_writer_stops_the_reading() {
         );
     }
 }
+
+/// `--task` picks tasks by the ids listed, and reads the rest only as the report is
+/// written (not all first): the tasks shown are exactly those of the full report with
+/// these ids, and the warnings and exit status are the full report's.
+#[test]
+fn task_ids_are_picked_from_the_listing_and_shown_as_in_the_full_report() {
+    let d = fixture_dumps("tokio-many", Profile::Dev);
+    let core = d.core.to_str().unwrap();
+    let full = run_layoutdump(&["run", "tokio", core, "--format", "json"]);
+    let full_report: serde_json::Value = serde_json::from_slice(&full.stdout).unwrap();
+    let all = full_report["runtimes"][0]["tasks"].as_array().unwrap();
+    let picked: Vec<u64> = [1, all.len() / 2, all.len() - 1]
+        .iter()
+        .map(|&i| all[i]["id"].as_u64().unwrap())
+        .collect();
+    let mut args = vec!["run", "tokio", core, "--format", "json"];
+    let ids: Vec<String> = picked.iter().map(u64::to_string).collect();
+    for id in &ids {
+        args.extend(["--task", id.as_str()]);
+    }
+    let out = run_layoutdump(&args);
+    assert_eq!(out.status.code(), full.status.code());
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let shown = report["runtimes"][0]["tasks"].as_array().unwrap();
+    let want: Vec<&serde_json::Value> = all
+        .iter()
+        .filter(|t| picked.contains(&t["id"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(shown.iter().collect::<Vec<_>>(), want);
+    assert_eq!(report["warnings"], full_report["warnings"]);
+}

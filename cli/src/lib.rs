@@ -109,7 +109,8 @@ struct RunArgs {
     /// Only tasks in this state (idle, scheduled, running, done, cancelled); repeatable.
     #[arg(long = "state", value_name = "STATE")]
     states: Vec<String>,
-    /// Only the task with this id; repeatable.
+    /// Only the task with this id; repeatable. Picked from the ids listed: the other
+    /// tasks are read as the report is written, not held.
     #[arg(long = "task", value_name = "ID")]
     tasks: Vec<u64>,
     /// Only tasks with a frame whose function, future type or file:line matches this
@@ -315,6 +316,7 @@ fn run(mut args: RunArgs) -> Result<ExitCode> {
             .transpose()
             .context("--match is not a valid regular expression")?,
     };
+    let by_id_only = !filter.ids.is_empty() && filter.states.is_empty() && filter.pattern.is_none();
     let opts = Options {
         binary: args.binary.clone(),
         debug_dirs: args.debug_dirs.clone(),
@@ -326,16 +328,21 @@ fn run(mut args: RunArgs) -> Result<ExitCode> {
         // pipeline's stderr stays clean.
         progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
         // Every task is written as the tasks are read, and groups are made as tasks
-        // are read, so memory does not grow with the task count. Filters and the
-        // graph need all tasks first.
-        defer_tasks: filter.is_empty() && args.graph.is_none(),
+        // are read, so memory does not grow with the task count. `--task` picks tasks
+        // by the ids listed before they are read; the other filters and the graph need
+        // all tasks first.
+        defer_tasks: (filter.is_empty() || by_id_only) && args.graph.is_none(),
     };
     let (mut report, outcome) = match (&args.dump, args.pid) {
         (Some(dump), _) => auto::analyze_layout(&args.layout, dump, &opts)?,
         (None, Some(pid)) => live::analyze_live(&args.layout, pid, &opts)?,
         (None, None) => anyhow::bail!("give a dump file or --pid PID"),
     };
-    filter.apply(&mut report);
+    if by_id_only && args.graph.is_none() {
+        report.show_only_ids(&filter.ids);
+    } else {
+        filter.apply(&mut report);
+    }
     if let Some(GraphFormat::Dot) = args.graph {
         emit(&report, &writer::Dot, args.output.as_deref())?;
         return Ok(exit_code(outcome));

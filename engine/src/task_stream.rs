@@ -129,6 +129,7 @@ impl TaskReader {
     fn stream(
         &self,
         pending: &ListedTasks,
+        keep: &(dyn Fn(Option<u64>) -> bool + Sync),
         grouper: Option<&Mutex<Grouper>>,
         render: &dyn Chunks,
         sink: &mut dyn FnMut(&dyn Rendered) -> bool,
@@ -193,7 +194,7 @@ impl TaskReader {
                             &w.ev,
                             t,
                             &pending.rule,
-                            grouping,
+                            (keep, grouping),
                             render,
                             &mut *rendered,
                         ))
@@ -283,11 +284,12 @@ impl ReadListed for TaskReader {
     fn read_all(
         &self,
         list: &ListedTasks,
+        keep: &(dyn Fn(Option<u64>) -> bool + Sync),
         grouper: Option<&Mutex<Grouper>>,
         chunks: &dyn Chunks,
         sink: &mut dyn FnMut(&dyn Rendered) -> bool,
     ) {
-        self.stream(list, grouper, chunks, sink)
+        self.stream(list, keep, grouper, chunks, sink)
     }
 
     /// One task, read without adding to what the written report will say (the crashing
@@ -317,14 +319,15 @@ impl Reading for TaskReader {
     }
 }
 
-/// Reads one task and renders it into `out`, with what it adds to the findings. A task
-/// that matched a task rule when listed can still not be read (the run's step limit): it
-/// stays listed, saying why it is empty.
+/// Reads one task and, if it is kept (`shown`), renders it into `out` and groups it (if
+/// `grouping`), with what it adds to the findings (whether shown or not). A task that
+/// matched a task rule when listed can still not be read (the run's step limit): it stays
+/// listed, saying why it is empty.
 fn read_task(
     ev: &Evaluator<'_>,
     task: &PendingTask,
     rule: &str,
-    grouping: bool,
+    (shown, grouping): (&(dyn Fn(Option<u64>) -> bool + Sync), bool),
     render: &dyn Chunks,
     out: &mut dyn Rendered,
 ) -> Read {
@@ -342,7 +345,10 @@ fn read_task(
     };
     let mut waits = WaitFacts::default();
     waits.add(&report);
-    let group = grouping.then(|| (group_key(&report), report.id));
-    render.render(report, out);
+    let mut group = None;
+    if shown(report.id) {
+        group = grouping.then(|| (group_key(&report), report.id));
+        render.render(report, out);
+    }
     (partial, waits, group)
 }

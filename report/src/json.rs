@@ -76,9 +76,10 @@ impl<W: Write> Sink for Compact<'_, W> {
         let w = &mut *self.w;
         // A chunk of tasks at a time, each after a comma: the list's first is written
         // without it.
-        let mut write = |json: &Vec<u8>| match std::mem::take(&mut first) {
-            true => w.write_all(json.get(1..).unwrap_or_default()),
-            false => w.write_all(json),
+        // A chunk may hold no task (none of it shown, `--task`): it does not count as first.
+        let mut write = |json: &Vec<u8>| match json.is_empty() || !std::mem::take(&mut first) {
+            true => w.write_all(json),
+            false => w.write_all(json.get(1..).unwrap_or_default()),
         };
         render_in_order(
             &runtime.tasks,
@@ -108,7 +109,7 @@ pub fn serialize_tasks<S: serde::Serializer>(
     pending: Option<&Pending>,
     s: S,
 ) -> Result<S::Ok, S::Error> {
-    let total = tasks.len() + pending.map_or(0, |p| p.tasks.len());
+    let total = tasks.len() + pending.map_or(0, |p| p.listed().count());
     let mut seq = s.serialize_seq(Some(total))?;
     for task in tasks {
         seq.serialize_element(task)?;

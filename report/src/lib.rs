@@ -449,7 +449,7 @@ pub enum FieldValue {
 impl RuntimeReport {
     /// Tasks listed: read, and pending.
     pub fn task_count_listed(&self) -> usize {
-        self.tasks.len() + self.pending.as_ref().map_or(0, |p| p.tasks.len())
+        self.tasks.len() + self.pending.as_ref().map_or(0, |p| p.listed().count())
     }
 
     /// Addresses of the tasks listed, read or not.
@@ -590,6 +590,21 @@ impl Report {
                     }
                 }
                 _ => rt.groups = Some(task_views::group_tasks(&rt.tasks)),
+            }
+        }
+    }
+
+    /// Shows only the tasks with these ids (`--task`). Tasks already read that are not
+    /// among them are dropped now; pending ones are still all read as the report is
+    /// written (what reading them finds, warnings and waits, stays the report's), and only
+    /// these are written and grouped.
+    pub fn show_only_ids(&mut self, ids: &[u64]) {
+        let ids: Arc<[u64]> = ids.into();
+        for rt in &mut self.runtimes {
+            rt.tasks
+                .retain(|t| t.id.is_some_and(|id| ids.contains(&id)));
+            if let Some(p) = &mut rt.pending {
+                p.only_ids = Some(ids.clone());
             }
         }
     }

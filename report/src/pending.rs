@@ -25,11 +25,13 @@ pub trait PendingTasks: Send + Sync {
     /// thread's task, whose backtrace the crash signature needs before tasks are written).
     fn read_now(&self, index: usize) -> Option<TaskReport>;
 
-    /// Reads every task, in order. Each is rendered by `chunks` into the chunk its worker
-    /// fills, and each chunk is handed, in order, to `sink`, until `sink` returns false.
-    /// With a `grouper`, each task read is added to it, in order.
+    /// Reads every task, in order. Each that `keep` keeps (by id) is rendered by `chunks`
+    /// into the chunk its worker fills, and added to `grouper` if there is one; each chunk
+    /// is handed, in order, to `sink`, until `sink` returns false. The others are read all
+    /// the same: what reading them finds (warnings, waits) is the report's.
     fn read_all(
         &self,
+        keep: &(dyn Fn(Option<u64>) -> bool + Sync),
         grouper: Option<&Mutex<Grouper>>,
         chunks: &dyn Chunks,
         sink: &mut dyn FnMut(&dyn Rendered) -> bool,
@@ -115,6 +117,8 @@ pub struct Pending {
     pub tasks: Arc<dyn PendingTasks>,
     /// With `--group`: the groups of the tasks read so far (see `Report::group_tasks`).
     pub grouper: Option<Arc<Mutex<Grouper>>>,
+    /// With `--task`: the ids of the tasks to show (the others are read, not shown).
+    pub only_ids: Option<Arc<[u64]>>,
 }
 
 impl std::fmt::Debug for Pending {
@@ -128,12 +132,22 @@ impl Pending {
         Pending {
             tasks,
             grouper: None,
+            only_ids: None,
         }
     }
 
-    /// The listed tasks' ids and addresses, in report order.
+    /// Whether the task with `id` is shown (see `only_ids`).
+    pub fn keeps(&self, id: Option<u64>) -> bool {
+        self.only_ids
+            .as_ref()
+            .is_none_or(|ids| id.is_some_and(|id| ids.contains(&id)))
+    }
+
+    /// The ids and addresses of the listed tasks that are shown, in report order.
     pub fn listed(&self) -> impl Iterator<Item = (Option<u64>, Hex)> + '_ {
-        (0..self.tasks.len()).filter_map(|i| self.tasks.listed(i))
+        (0..self.tasks.len())
+            .filter_map(|i| self.tasks.listed(i))
+            .filter(|(id, _)| self.keeps(*id))
     }
 
     /// Reads every task in order, renders each (`render`) into a chunk of type `C`, and
@@ -145,8 +159,9 @@ impl Pending {
     ) -> Result<(), E> {
         let chunks = Typed(render, PhantomData);
         let mut failed = None;
+        let keep = |id: Option<u64>| self.keeps(id);
         self.tasks
-            .read_all(self.grouper.as_deref(), &chunks, &mut |chunk| {
+            .read_all(&keep, self.grouper.as_deref(), &chunks, &mut |chunk| {
                 // Every chunk is one `chunks` made: a `C`.
                 let Some(chunk) = (chunk as &dyn Any).downcast_ref::<C>() else {
                     return true;
@@ -197,11 +212,12 @@ impl PendingTasks for Unread {
 
     fn read_all(
         &self,
+        keep: &(dyn Fn(Option<u64>) -> bool + Sync),
         _grouper: Option<&Mutex<Grouper>>,
         chunks: &dyn Chunks,
         sink: &mut dyn FnMut(&dyn Rendered) -> bool,
     ) {
-        for &(id, address) in &self.0 {
+        for &(id, address) in self.0.iter().filter(|(id, _)| keep(*id)) {
             let mut chunk = chunks.make();
             chunks.render(TaskReport::new(id, address), &mut *chunk);
             if !sink(&*chunk) {

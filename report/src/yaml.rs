@@ -71,7 +71,12 @@ impl Sink for Yaml<'_> {
     /// are two spaces in: a task is `  - ` and its other lines four spaces in.
     fn tasks(&mut self, runtime: &RuntimeReport) -> io::Result<()> {
         let pending = runtime.pending.as_ref();
-        if runtime.tasks.is_empty() && pending.is_none_or(|p| p.tasks.is_empty()) {
+        if runtime.tasks.is_empty() && pending.is_none_or(|p| p.listed().next().is_none()) {
+            // None shown (`--task`), but all read: what reading finds is the report's.
+            if let Some(p) = pending {
+                let _: Result<(), std::convert::Infallible> =
+                    p.stream(|_, _: &mut ()| {}, |_| Ok(()));
+            }
             return self.put("tasks: []\n");
         }
         self.put("tasks:\n")?;

@@ -160,6 +160,7 @@ pub trait ReadListed: Reading {
     fn read_all(
         &self,
         list: &ListedTasks,
+        keep: &(dyn Fn(Option<u64>) -> bool + Sync),
         grouper: Option<&Mutex<Grouper>>,
         chunks: &dyn Chunks,
         sink: &mut dyn FnMut(&dyn Rendered) -> bool,
@@ -194,11 +195,12 @@ impl PendingTasks for ListedTasks {
 
     fn read_all(
         &self,
+        keep: &(dyn Fn(Option<u64>) -> bool + Sync),
         grouper: Option<&Mutex<Grouper>>,
         chunks: &dyn Chunks,
         sink: &mut dyn FnMut(&dyn Rendered) -> bool,
     ) {
-        self.reader.read_all(self, grouper, chunks, sink)
+        self.reader.read_all(self, keep, grouper, chunks, sink)
     }
 
     fn reading(&self) -> Option<Arc<dyn Reading>> {
