@@ -17,7 +17,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
         "engine",
         &["lang", "layouts", "ordered", "dump", "dwarf", "report"],
     ),
-    ("capture", &[]),
+    ("capture", &["dump"]),
     ("oncrash", &[]),
     ("cli", &["lang", "engine", "capture"]),
     (".", &["cli"]),

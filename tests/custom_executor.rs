@@ -60,9 +60,43 @@ fn check_against_truth(d: &Dumps, dump: &std::path::Path) {
         let leaf = got.blocked_on.as_ref().expect("a leaf");
         assert_eq!(leaf.kind, want["leaf"], "{what} task {id}");
         match want["leaf"].as_str().unwrap() {
-            "sleep" => assert_eq!(leaf.fields["deadline_ms"], want["deadline_ms"]),
+            "sleep" => {
+                assert_eq!(leaf.fields["deadline_ms"], want["deadline_ms"]);
+                check_time_left(&what.to_string(), &r, leaf.fields.get("left_ms"), want);
+            }
             "join" => assert_eq!(leaf.fields["task"], want["task"]),
             other => panic!("unknown leaf {other}"),
+        }
+    }
+}
+
+/// A sleep's time left, from its `Instant` deadline and the dump's `dump_time()`: given
+/// where `layoutdump capture` took the dump (an ELF core), at most the sleep's duration
+/// and within minutes of it; left out elsewhere (a minidump, gdb's core), with a note.
+fn check_time_left(what: &str, r: &Report, left: Option<&Value>, want: &Value) {
+    let captured_by_us = what.ends_with(".core");
+    match left {
+        Some(left) => {
+            assert!(captured_by_us, "{what}: left_ms without a capture time");
+            let left = left.as_i64().expect("a number");
+            // deadline_ms is the executor's virtual clock when the sleep began (a few ms
+            // in) plus its duration: the real time left is at most that.
+            let deadline = want["deadline_ms"].as_i64().unwrap();
+            assert!(
+                left <= deadline && left > deadline - 600_000,
+                "{what}: left_ms {left}, deadline_ms {deadline}"
+            );
+        }
+        None => {
+            assert!(
+                !captured_by_us,
+                "{what}: no left_ms though the dump has a capture time"
+            );
+            assert!(
+                r.notes.iter().any(|n| n.contains("dump_time()")),
+                "{what}: {:?}",
+                r.notes
+            );
         }
     }
 }

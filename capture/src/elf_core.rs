@@ -56,6 +56,9 @@ pub struct CoreProcess {
     /// handler: written as NT_SIGINFO and the crashing thread's pr_cursig, as the kernel
     /// does, with that thread first.
     pub crash: Option<crate::CrashSignal>,
+    /// When the process was stopped: `CLOCK_MONOTONIC` and `CLOCK_REALTIME` nanoseconds,
+    /// written as the `LAYOUTDUMP` note (a layout's `dump_time()`).
+    pub captured: Option<(u64, u64)>,
 }
 
 /// What ended up in the core.
@@ -286,6 +289,12 @@ fn build_notes(process: &CoreProcess) -> Vec<u8> {
     }
     push_note(&mut notes, "CORE", NT_AUXV, &process.auxv);
     push_note(&mut notes, "CORE", NT_FILE, &nt_file(&process.mappings));
+    if let Some((monotonic, realtime)) = process.captured {
+        let mut desc = monotonic.to_le_bytes().to_vec();
+        desc.extend_from_slice(&realtime.to_le_bytes());
+        let name = std::str::from_utf8(layoutdump_dump::CAPTURE_NOTE).unwrap_or("LAYOUTDUMP");
+        push_note(&mut notes, name, layoutdump_dump::NT_CAPTURE_TIME, &desc);
+    }
     notes
 }
 
@@ -460,6 +469,7 @@ mod tests {
             mappings: maps::parse(maps_text),
             include_readonly: false,
             crash: None,
+            captured: Some((5_000_000_000, 1_700_000_000_000_000_000)),
         }
     }
 
@@ -521,8 +531,24 @@ mod tests {
         }
         assert_eq!(
             kinds,
-            [NT_PRPSINFO, NT_PRSTATUS, NT_FPREGSET, NT_AUXV, NT_FILE]
+            [
+                NT_PRPSINFO,
+                NT_PRSTATUS,
+                NT_FPREGSET,
+                NT_AUXV,
+                NT_FILE,
+                layoutdump_dump::NT_CAPTURE_TIME
+            ]
         );
+
+        // The dump reader reads the capture time back.
+        let path = std::env::temp_dir().join(format!("capture-notes-{}.core", std::process::id()));
+        std::fs::write(&path, &out).unwrap();
+        let dump = layoutdump_dump::Dump::open(&path);
+        let _ = std::fs::remove_file(&path);
+        let captured = dump.unwrap().captured;
+        assert_eq!(captured.monotonic_ns, Some(5_000_000_000));
+        assert_eq!(captured.realtime_ns, Some(1_700_000_000_000_000_000));
     }
 
     #[test]

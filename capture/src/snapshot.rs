@@ -43,6 +43,28 @@ pub fn read_all_registers(
     Ok(all)
 }
 
+/// The monotonic and wall clocks now, in nanoseconds (the process is stopped: this is
+/// the time its memory shows).
+fn now() -> Option<(u64, u64)> {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec for the duration of the call.
+    if unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) } != 0 {
+        return None;
+    }
+    let monotonic = u64::try_from(ts.tv_sec)
+        .ok()?
+        .checked_mul(1_000_000_000)?
+        .checked_add(u64::try_from(ts.tv_nsec).ok()?)?;
+    let realtime = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?
+        .as_nanos();
+    Some((monotonic, u64::try_from(realtime).ok()?))
+}
+
 /// Everything an ELF core needs except memory contents.
 pub fn core_process(
     pid: i32,
@@ -74,5 +96,6 @@ pub fn core_process(
         mappings: read_mappings(pid)?,
         include_readonly,
         crash: None,
+        captured: now(),
     })
 }

@@ -40,6 +40,8 @@ pub struct Dump {
     pub threads: Vec<Thread>,
     pub modules: Vec<Module>,
     pub crash: Option<CrashInfo>,
+    /// When it was taken, where the dump records it.
+    pub captured: CaptureTime,
     /// Things a user should know about (missing files, truncation, unverifiable build ids).
     pub warnings: Vec<String>,
     pub(crate) memory: RegionMemory,
@@ -219,6 +221,17 @@ pub enum DumpError {
 }
 
 /// What a format reader hands to `Dump::assemble`.
+/// When a dump was taken: `layoutdump capture` records both clocks (an ELF note, see
+/// `elf_core::NT_CAPTURE_TIME`); a minidump records the wall clock in seconds; kernel
+/// cores and gcore record neither.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CaptureTime {
+    /// `CLOCK_MONOTONIC`, in nanoseconds: the clock `Instant`s and runtimes' timers use.
+    pub monotonic_ns: Option<u64>,
+    /// `CLOCK_REALTIME`, in nanoseconds since the Unix epoch.
+    pub realtime_ns: Option<u64>,
+}
+
 pub(crate) struct DumpParts {
     pub format: DumpFormat,
     pub path: PathBuf,
@@ -228,6 +241,7 @@ pub(crate) struct DumpParts {
     pub modules: Vec<Module>,
     pub main_module: Option<usize>,
     pub crash: Option<CrashInfo>,
+    pub captured: CaptureTime,
     pub warnings: Vec<String>,
     pub memory: RegionMemory,
     /// Stack ranges the format records (minidump thread stacks); regions holding a thread's
@@ -268,6 +282,7 @@ impl Dump {
             threads: parts.threads,
             modules: parts.modules,
             crash: parts.crash,
+            captured: parts.captured,
             warnings: parts.warnings,
             memory: parts.memory,
             main_module: parts.main_module,
@@ -284,6 +299,7 @@ impl Dump {
                 module.build_id_origin = BuildIdOrigin::Dump;
             }
         }
+        dump.memory.captured_at = dump.captured.monotonic_ns;
         dump.attach_module_files();
         dump.has_heap = compute_has_heap(&dump, &parts.stacks);
         dump

@@ -50,7 +50,15 @@ struct Notes {
     auxv: Vec<(u64, u64)>,
     files: Vec<(PathBuf, Mapping)>,
     crash: Option<CrashInfo>,
+    captured: crate::dump::CaptureTime,
 }
+
+/// The note `layoutdump capture` adds to a core: when it was taken, as two little-endian
+/// u64s, `CLOCK_MONOTONIC` then `CLOCK_REALTIME` nanoseconds, read while the process was
+/// stopped. Kernel cores and gcore do not write it.
+pub const CAPTURE_NOTE: &[u8] = b"LAYOUTDUMP";
+/// Not a small number: a tool that ignores the owner name will not take it for a CORE note.
+pub const NT_CAPTURE_TIME: u32 = 0x4c44_5431;
 
 /// ELF cores: `ET_CORE` files. Other ELF files are named for what they are.
 pub(crate) struct ElfCoreReader;
@@ -222,6 +230,7 @@ pub(crate) fn read(path: &Path, data: Backing) -> Result<Dump, DumpError> {
         modules,
         main_module,
         crash: notes.crash,
+        captured: notes.captured,
         warnings,
         memory,
         stacks: Vec::new(),
@@ -256,6 +265,14 @@ fn read_notes(
         if *count > MAX_NOTES {
             warnings.push(format!("more than {MAX_NOTES} notes; the rest are ignored"));
             break;
+        }
+        if note.name() == CAPTURE_NOTE && note.n_type(LE).0 == NT_CAPTURE_TIME {
+            let desc = note.desc();
+            notes.captured = crate::dump::CaptureTime {
+                monotonic_ns: u64_at(desc, 0),
+                realtime_ns: u64_at(desc, 8),
+            };
+            continue;
         }
         if note.name() != b"CORE" {
             continue;

@@ -20,8 +20,11 @@ mod tests;
 
 pub use binary::{BinaryError, BinaryImage, FileImageMemory, locate_binary};
 pub use dump::{
-    BuildIdOrigin, CrashInfo, Dump, DumpError, DumpFormat, Mapping, Module, Registers, Thread,
+    BuildIdOrigin, CaptureTime, CrashInfo, Dump, DumpError, DumpFormat, Mapping, Module, Registers,
+    Thread,
 };
+/// The note `layoutdump capture` writes into a core with the time it was taken.
+pub use elf_core::{CAPTURE_NOTE, NT_CAPTURE_TIME};
 pub use memory::{Bytes, Memory, MemoryError};
 pub use prefetch::prefetch_value;
 pub use regions::{Region, RegionSource};

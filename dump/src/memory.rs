@@ -38,6 +38,12 @@ pub trait Memory: Send + Sync {
         }
     }
 
+    /// When the process was captured, on its monotonic clock (`CLOCK_MONOTONIC`, in
+    /// nanoseconds), where the dump records it: what a layout's `dump_time()` gives.
+    fn captured_at(&self) -> Option<u64> {
+        None
+    }
+
     fn read_u8(&self, addr: u64) -> Result<u8, MemoryError> {
         let mut b = [0u8; 1];
         self.read(addr, &mut b)?;
@@ -81,6 +87,10 @@ impl<M: Memory + ?Sized> Memory for &M {
     fn window(&self, addr: u64) -> Option<(u64, &[u8])> {
         (**self).window(addr)
     }
+
+    fn captured_at(&self) -> Option<u64> {
+        (**self).captured_at()
+    }
 }
 
 impl<M: Memory + ?Sized> Memory for Box<M> {
@@ -95,6 +105,10 @@ impl<M: Memory + ?Sized> Memory for Box<M> {
     fn window(&self, addr: u64) -> Option<(u64, &[u8])> {
         (**self).window(addr)
     }
+
+    fn captured_at(&self) -> Option<u64> {
+        (**self).captured_at()
+    }
 }
 
 impl<M: Memory + ?Sized> Memory for Arc<M> {
@@ -108,6 +122,10 @@ impl<M: Memory + ?Sized> Memory for Arc<M> {
 
     fn window(&self, addr: u64) -> Option<(u64, &[u8])> {
         (**self).window(addr)
+    }
+
+    fn captured_at(&self) -> Option<u64> {
+        (**self).captured_at()
     }
 }
 

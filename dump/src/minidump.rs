@@ -63,13 +63,19 @@ impl crate::reader::DumpReader for MinidumpReader {
 
 pub(crate) fn read(path: &Path, data: Backing) -> Result<Dump, DumpError> {
     let mut warnings = Vec::new();
-    let parsed = {
+    let (parsed, captured) = {
         let md = Minidump::read(&*data).map_err(|e| DumpError::Malformed {
             path: path.to_owned(),
             what: format!("minidump header or stream directory ({e})"),
             offset: 0,
         })?;
-        read_streams(path, &md, &data, &mut warnings)?
+        // The header's wall-clock time, in seconds; a minidump has no monotonic time.
+        let stamp = u64::from(md.header.time_date_stamp);
+        let captured = crate::dump::CaptureTime {
+            monotonic_ns: None,
+            realtime_ns: (stamp != 0).then(|| stamp.saturating_mul(1_000_000_000)),
+        };
+        (read_streams(path, &md, &data, &mut warnings)?, captured)
     };
     let Parsed {
         mut threads,
@@ -97,6 +103,7 @@ pub(crate) fn read(path: &Path, data: Backing) -> Result<Dump, DumpError> {
         modules,
         main_module,
         crash,
+        captured,
         warnings,
         memory,
         stacks,

@@ -100,6 +100,8 @@ pub(crate) struct RegionMemory {
     file_regions: Vec<Region>,
     /// `core` plus the uncovered parts of `file_regions`, sorted: what reads search.
     merged: Vec<Region>,
+    /// When the process was captured, on its monotonic clock (see `Memory::captured_at`).
+    pub(crate) captured_at: Option<u64>,
 }
 
 impl RegionMemory {
@@ -151,6 +153,7 @@ impl RegionMemory {
             files: Vec::new(),
             file_regions: Vec::new(),
             merged,
+            captured_at: None,
         };
         (memory, dropped)
     }
@@ -353,6 +356,10 @@ impl RegionMemory {
 }
 
 impl Memory for RegionMemory {
+    fn captured_at(&self) -> Option<u64> {
+        self.captured_at
+    }
+
     fn window(&self, addr: u64) -> Option<(u64, &[u8])> {
         let r = self
             .merged

@@ -350,6 +350,14 @@ pub fn analyze_dump(
     }
     report.block_on = findings.block_on;
     report.notes = findings.notes;
+    if dump.captured.monotonic_ns.is_none() && uses_dump_time(program) {
+        report.notes.push(
+            "the layout's dump_time() has no value: this dump does not record when it was taken on the \
+             monotonic clock (`layoutdump capture` and `run --pid` write it; kernel cores, gcore and minidumps \
+             do not), so the members computed from it (time left on a timer) are left out; deadlines are shown"
+                .into(),
+        );
+    }
     report.usage = Some(findings.usage);
     report.warnings.extend(findings.warnings);
     if report.runtimes.is_empty() {
@@ -450,4 +458,18 @@ fn binary_info(image: &BinaryImage) -> BinaryInfo {
         build_id: image.build_id_hex(),
         load_bias: Hex(image.load_bias),
     }
+}
+
+/// Whether any expression of `program` calls `dump_time()`.
+fn uses_dump_time(program: &Program) -> bool {
+    use layoutdump_lang::program::{Builtin, Expr};
+    program.exprs.iter().any(|e| {
+        matches!(
+            e,
+            Expr::Call {
+                func: Builtin::DumpTime,
+                ..
+            }
+        )
+    })
 }

@@ -389,6 +389,8 @@ fn member_details<'m>(
             (_, Ok(value)) => {
                 details.insert(ev.name(name), crate::eval::field_value(ev, &value));
             }
+            // Computed from a capture time the dump lacks: left out (the notes say why).
+            (_, Err(EvalError::NoCaptureTime)) => {}
             (_, Err(e)) => {
                 gathered.miss(
                     &format!("backtrace.{name}"),
@@ -628,6 +630,8 @@ fn leaf_report(
                 let value = crate::eval::field_value(ev, &value);
                 out.fields.insert(ev.name(name), value);
             }
+            // Computed from a capture time the dump lacks: left out (the notes say why).
+            (_, Err(EvalError::NoCaptureTime)) => {}
             (_, Err(e)) => {
                 // A member that could not be read (a hook that failed, memory the dump
                 // lacks) makes the report partial, and says where the rule is.

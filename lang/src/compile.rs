@@ -380,9 +380,13 @@ impl Resolver<'_> {
                     }
                     Some(Expr::CallHook { hook, args })
                 } else {
-                    self.diags.push(Diagnostic::new(span, format!("unknown function `{name}`")).with_help(
-                        "builtins are addr, variant, list, slice, len, type_name, is_null, str, dyn_target; or define it with `fn name(x) = …` or `hook name(x) \"\"\" … \"\"\"`",
-                    ));
+                    let builtins: Vec<&str> = Builtin::names().collect();
+                    self.diags.push(
+                        Diagnostic::new(span, format!("unknown function `{name}`")).with_help(format!(
+                            "builtins are {}; or define it with `fn name(x) = …` or `hook name(x) \"\"\" … \"\"\"`",
+                            builtins.join(", ")
+                        )),
+                    );
                     None
                 }
             }

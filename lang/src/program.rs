@@ -114,11 +114,14 @@ pub enum Builtin {
     /// `dyn_target(data, vtable)`: the object a trait object points at, typed by its
     /// concrete type, which the vtable's address names.
     DynTarget,
+    /// `dump_time()`: when the dump was taken, on the process's monotonic clock
+    /// (`CLOCK_MONOTONIC` nanoseconds, what `Instant`s hold), where the dump records it.
+    DumpTime,
 }
 
 impl Builtin {
     /// Every builtin, with its name and how many arguments it takes.
-    const ALL: [(Builtin, &'static str, usize); 9] = [
+    const ALL: [(Builtin, &'static str, usize); 10] = [
         (Builtin::Addr, "addr", 1),
         (Builtin::Variant, "variant", 1),
         (Builtin::List, "list", 2),
@@ -128,11 +131,17 @@ impl Builtin {
         (Builtin::IsNull, "is_null", 1),
         (Builtin::Str, "str", 2),
         (Builtin::DynTarget, "dyn_target", 2),
+        (Builtin::DumpTime, "dump_time", 0),
     ];
 
     pub fn by_name(name: &str) -> Option<(Builtin, usize)> {
         let (b, _, arity) = Builtin::ALL.into_iter().find(|(_, n, _)| *n == name)?;
         Some((b, arity))
+    }
+
+    /// Every builtin's name, in the order the language reference lists them.
+    pub fn names() -> impl Iterator<Item = &'static str> {
+        Builtin::ALL.into_iter().map(|(_, n, _)| n)
     }
 
     /// The name a layout calls it by.

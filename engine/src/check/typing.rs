@@ -267,7 +267,7 @@ impl<'a> TypeChecker<'a> {
                 }
                 AType::Unknown
             }
-            Builtin::Addr | Builtin::Len | Builtin::IsNull => {
+            Builtin::Addr | Builtin::Len | Builtin::IsNull | Builtin::DumpTime => {
                 for a in args {
                     self.eval(*a, frame);
                 }

@@ -83,6 +83,11 @@ impl<'a> Evaluator<'a> {
                 let ty = self.vtable_target(vtable)?;
                 Ok(Value::Place { addr: data, ty })
             }
+            // Left out where the dump does not record it (`Analysis` notes why).
+            Builtin::DumpTime => match self.mem.captured_at() {
+                Some(ns) => Ok(Value::Int(i128::from(ns))),
+                None => Err(EvalError::NoCaptureTime),
+            },
             Builtin::Str => {
                 let at = arg(0, frame)?;
                 let len = arg(1, frame)?;

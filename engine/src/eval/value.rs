@@ -53,6 +53,10 @@ pub enum EvalError {
     Dwarf(String),
     #[error("{0}")]
     Other(String),
+    /// `dump_time()` on a dump that does not record when it was taken: the value is left
+    /// out, as a `None` is, and the report's notes say why.
+    #[error("the dump does not record when it was taken")]
+    NoCaptureTime,
 }
 
 fn available_hint(fields: &[Arc<str>]) -> String {
@@ -76,7 +80,7 @@ impl EvalError {
     pub fn is_absent(&self) -> bool {
         match self {
             EvalError::Inactive { active, .. } => &**active == "None",
-            EvalError::NullPointer { .. } => true,
+            EvalError::NullPointer { .. } | EvalError::NoCaptureTime => true,
             _ => false,
         }
     }
