@@ -272,3 +272,31 @@ fn failing_hook_in_a_leaf_is_partial() {
         );
     }
 }
+
+/// A task rule that reads the wrong bytes for `id` (here the state bits: every idle task
+/// gets 0) gives ids that no executor would: the report says so, names the rule's line,
+/// and is partial (exit 3), where it used to list the garbage with exit 0 (issue 20).
+#[test]
+fn misread_ids_are_a_warning() {
+    let d = fixture_dumps("inhouse", Profile::Dev);
+    let text = std::fs::read_to_string(layout()).unwrap();
+    let from = "    id = t.id\n";
+    assert!(text.contains(from));
+    let dir = root().join("target/custom-layout-mistakes");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("wrong-id.layout");
+    std::fs::write(&path, text.replacen(from, "    id = t.word & 0x7\n", 1)).unwrap();
+    let out = run_layoutdump(&["run", path.to_str().unwrap(), d.core.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(3), "{stdout}");
+    let live = d.truth["tasks"].as_array().unwrap().len();
+    assert!(
+        stdout.contains(&format!(
+            "{live} tasks share an id with another (first: id 0)"
+        )) && stdout.contains("wrong-id.layout:22:5"),
+        "{stdout}"
+    );
+    // The layout as written reads distinct ids: no such warning.
+    let out = run_layoutdump(&["run", &layout(), d.core.to_str().unwrap()]);
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("share an id"));
+}

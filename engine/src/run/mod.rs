@@ -67,6 +67,21 @@ pub struct Settings {
     pub defer_to: Option<Arc<dyn ReadListed>>,
 }
 
+/// ` at FILE:LINE:COL` of the task rule's `id` member, when the program has one task rule.
+fn task_id_location(program: &layoutdump_lang::Program) -> String {
+    let mut task_rules = program.rules.iter().filter(|r| r.kind == RuleKind::Task);
+    match (task_rules.next(), task_rules.next()) {
+        (Some(rule), None) => rule
+            .members
+            .iter()
+            .find(|m| m.name == "id")
+            .map_or(String::new(), |m| {
+                format!(" at {}", program.location(m.span))
+            }),
+        _ => String::new(),
+    }
+}
+
 /// Runs `program` against the process image `mem` (main executable loaded at `bias`).
 pub fn run(
     program: &layoutdump_lang::Program,
@@ -312,6 +327,21 @@ pub fn run(
         }
         sort_tasks(&mut r.tasks);
         r.threads.sort_unstable();
+        let ids = r.tasks.iter().map(|t| (t.id, t.address));
+        let shared = match &r.pending {
+            Some(p) => order::shared_ids(p.listed()),
+            None => order::shared_ids(ids),
+        };
+        if let Some((id, tasks)) = shared {
+            out.warnings.push(format!(
+                "runtime {} at {:#x}: {tasks} tasks share an id with another (first: id {id}), which no executor does: \
+                 the ids are misread; check the task rule's `id`{} and the casts that reach it \
+                 (`layoutdump check LAYOUT --binary BIN`, `check --explain DUMP`)",
+                r.kind,
+                r.address.0,
+                task_id_location(program)
+            ));
+        }
     }
     out.runtimes.sort_by(|a, b| {
         let first = |r: &RuntimeReport| {

@@ -8,6 +8,28 @@ pub(super) fn sort_tasks(tasks: &mut [TaskReport]) {
     sort_by_id(tasks, |t| (t.id, t.address));
 }
 
+/// The first id that two tasks at different addresses share, in tasks sorted by id then
+/// address, with how many tasks share an id with another: no executor hands one id to two
+/// live tasks, so this is a misread (a task rule's `id`, or a cast on the way to it,
+/// reading the wrong bytes).
+pub(super) fn shared_ids(sorted: impl Iterator<Item = (Option<u64>, Hex)>) -> Option<(u64, usize)> {
+    let mut first = None;
+    let mut shared = 0;
+    let mut last: Option<(u64, Hex)> = None;
+    for (id, address) in sorted {
+        let Some(id) = id else { continue };
+        if let Some((prev, prev_address)) = last
+            && prev == id
+            && prev_address != address
+        {
+            first.get_or_insert(id);
+            shared += 1;
+        }
+        last = Some((id, address));
+    }
+    first.map(|id| (id, shared + 1))
+}
+
 /// The tasks listed (None: not a task), by id (those without one last), then address:
 /// the order `sort_tasks` gives read tasks. The keys are sorted (on every thread, merging
 /// the runs they hold: tokio lists each shard's tasks newest first, so a million tasks are
