@@ -75,59 +75,32 @@ pub trait Memory: Send + Sync {
     }
 }
 
-impl<M: Memory + ?Sized> Memory for &M {
-    fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), MemoryError> {
-        (**self).read(addr, buf)
-    }
+/// A reference or an owning pointer to a memory is that memory: every method the trait
+/// lets a source override is forwarded, so a wrapper never falls back to a default (a
+/// `captured_at` of None, a `window` that always misses).
+macro_rules! forward_memory {
+    ($($wrapper:ty),*) => {$(
+        impl<M: Memory + ?Sized> Memory for $wrapper {
+            fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), MemoryError> {
+                (**self).read(addr, buf)
+            }
 
-    fn slice(&self, addr: u64, len: usize) -> Option<&[u8]> {
-        (**self).slice(addr, len)
-    }
+            fn slice(&self, addr: u64, len: usize) -> Option<&[u8]> {
+                (**self).slice(addr, len)
+            }
 
-    fn window(&self, addr: u64) -> Option<(u64, &[u8])> {
-        (**self).window(addr)
-    }
+            fn window(&self, addr: u64) -> Option<(u64, &[u8])> {
+                (**self).window(addr)
+            }
 
-    fn captured_at(&self) -> Option<u64> {
-        (**self).captured_at()
-    }
+            fn captured_at(&self) -> Option<u64> {
+                (**self).captured_at()
+            }
+        }
+    )*};
 }
 
-impl<M: Memory + ?Sized> Memory for Box<M> {
-    fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), MemoryError> {
-        (**self).read(addr, buf)
-    }
-
-    fn slice(&self, addr: u64, len: usize) -> Option<&[u8]> {
-        (**self).slice(addr, len)
-    }
-
-    fn window(&self, addr: u64) -> Option<(u64, &[u8])> {
-        (**self).window(addr)
-    }
-
-    fn captured_at(&self) -> Option<u64> {
-        (**self).captured_at()
-    }
-}
-
-impl<M: Memory + ?Sized> Memory for Arc<M> {
-    fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), MemoryError> {
-        (**self).read(addr, buf)
-    }
-
-    fn slice(&self, addr: u64, len: usize) -> Option<&[u8]> {
-        (**self).slice(addr, len)
-    }
-
-    fn window(&self, addr: u64) -> Option<(u64, &[u8])> {
-        (**self).window(addr)
-    }
-
-    fn captured_at(&self) -> Option<u64> {
-        (**self).captured_at()
-    }
-}
+forward_memory!(&M, Box<M>, Arc<M>);
 
 /// What following a route needs of a memory: its bytes. Every `Memory` gives them; so
 /// does an evaluator, from the stretches of memory it keeps (`Evaluator::read`).

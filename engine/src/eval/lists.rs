@@ -61,7 +61,11 @@ impl<'a> Evaluator<'a> {
             plan,
             |_| (),
             |_, at| {
-                let w = lock(&seeds)[at / BATCH].evaluator();
+                // A batch's seed is there once the batch before was joined; not when the
+                // walk ended early, in which case nothing made here is used.
+                let Some(w) = lock(&seeds).get(at / BATCH).map(|s| s.evaluator()) else {
+                    return (Ok(Value::Seq(Vec::new())), Spent::default());
+                };
                 let mut f = base.clone();
                 set(&mut f, var.0, items[at].clone());
                 let r = w.eval(body, &mut f);
