@@ -5,6 +5,7 @@
 /// (name, text) of every shipped layout.
 pub const SHIPPED: &[(&str, &str)] = &[
     ("std", include_str!("std.layout")),
+    ("slab", include_str!("slab.layout")),
     ("tokio", include_str!("tokio.layout")),
     ("futures", include_str!("futures.layout")),
     ("tracing", include_str!("tracing.layout")),
@@ -23,6 +24,7 @@ pub const SHIPPED: &[(&str, &str)] = &[
 /// Layouts that describe combinators or std types, used by others, not run on their own.
 pub const LIBRARIES: &[&str] = &[
     "std",
+    "slab",
     "futures",
     "tracing",
     "hyper",

@@ -275,3 +275,48 @@ fn binary_with_line_tables_only() {
         assert!(main_rs, "threads symbolized from the line tables");
     }
 }
+
+/// A collection where a sequence is needed, with no view that makes it one: `check
+/// --binary` says so at its line and names the layout whose view fits (issue 20: a
+/// HashMap passed `check`, and only `run` said "expected a sequence").
+#[test]
+fn collection_used_as_a_sequence_is_a_check_error() {
+    let d = common::fixture_dumps("mapexec", Profile::Dev);
+    let text =
+        std::fs::read_to_string(common::root().join("tests/fixtures/mapexec/mapexec.layout"))
+            .unwrap();
+    let from = "    tasks = ex.tasks\n";
+    assert!(text.contains(from));
+    let line = text[..text.find(from).unwrap()].matches('\n').count() + 1;
+    let cases = [
+        // A slab, without `use slab`.
+        (
+            "    tasks = ex.spare\n",
+            "`slab::Slab<u64>` is not a sequence",
+            "add `use slab`",
+        ),
+        // The map's internals instead of the map.
+        (
+            "    tasks = ex.tasks.base.table.table\n",
+            "`hashbrown::raw::RawTableInner` is not a sequence",
+            "an `items` member makes it one",
+        ),
+    ];
+    for (to, wanted, help) in cases {
+        let path = scratch("collection-as-sequence.layout");
+        std::fs::write(&path, text.replacen(from, to, 1)).unwrap();
+        let out = run_layoutdump(&[
+            "check",
+            path.to_str().unwrap(),
+            "--binary",
+            d.exe.to_str().unwrap(),
+        ]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{to}: {err}");
+        assert!(err.contains(wanted) && err.contains(help), "{to}: {err}");
+        assert!(
+            err.contains(&format!("collection-as-sequence.layout:{line}:")),
+            "{to}: not at line {line}: {err}"
+        );
+    }
+}

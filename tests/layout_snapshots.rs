@@ -17,12 +17,18 @@ const SNAPSHOTS: &[(&str, &str)] = &[
     // actix's signals and LocalSets under their threads.
     ("tokio", "actix-app"),
     ("tokio", "tokio-local"),
+    // std's and slab's collections, and the custom-executor guide's map-keyed example.
+    ("tests/fixtures/mapexec/collections.layout", "mapexec"),
+    ("tests/fixtures/mapexec/mapexec.layout", "mapexec"),
 ];
 
 fn snapshot(layout: &str, fixture: &str) {
     let d = fixture_dumps(fixture, Profile::Dev);
     let text = text_snapshot(d, layout);
-    insta::assert_snapshot!(format!("{fixture}-{layout}"), text);
+    // A layout given by path is named by its file.
+    let name = layout.rsplit('/').next().unwrap_or(layout);
+    let name = name.strip_suffix(".layout").unwrap_or(name);
+    insta::assert_snapshot!(format!("{fixture}-{name}"), text);
 }
 
 /// The snapshot of a fixture whose tasks are spawned from several threads at once: its
@@ -63,13 +69,29 @@ fn tokio_local_sets_on_tokio_local() {
     snapshot("tokio", "tokio-local");
 }
 
+#[test]
+fn collections_on_mapexec() {
+    snapshot("tests/fixtures/mapexec/collections.layout", "mapexec");
+}
+
+#[test]
+fn map_keyed_executor_on_mapexec() {
+    snapshot("tests/fixtures/mapexec/mapexec.layout", "mapexec");
+}
+
 /// Every shipped layout is compiled into at least one snapshotted run (a library layout
 /// through the runtime layout that uses it).
 #[test]
 fn every_shipped_layout_is_snapshotted() {
     let mut covered: Vec<String> = Vec::new();
     for (layout, _) in SNAPSHOTS {
-        let program = layoutdump_engine::layout_loader::compile_layout(layout).unwrap();
+        let program = if layout.contains('/') {
+            let path = common::root().join(layout);
+            layoutdump_engine::layout_loader::compile_layout(path.to_str().unwrap())
+        } else {
+            layoutdump_engine::layout_loader::compile_layout(layout)
+        }
+        .unwrap();
         covered.extend(program.files.iter().map(|f| f.name.clone()));
     }
     for (name, _) in layoutdump_layouts::SHIPPED {

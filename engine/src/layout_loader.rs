@@ -84,3 +84,16 @@ pub fn compile_layout(arg: &str) -> Result<layoutdump_lang::Program, String> {
     let dir = Path::new(arg).parent().map(Path::to_path_buf);
     layoutdump_lang::compile(main, &LayoutLoader { dir }).map_err(|d| d.to_string())
 }
+
+/// The shipped library layout with a view of the type named `ty` (`slab` for
+/// `slab::Slab<u64>`), for a check that finds the type used as a sequence without one.
+pub fn shipped_view_for(ty: &str) -> Option<&'static str> {
+    SHIPPED.iter().map(|(name, _)| *name).find(|name| {
+        compile_layout(name).is_ok_and(|p| {
+            // The layout's own views (file 0), not those of the layouts it uses.
+            p.views
+                .iter()
+                .any(|v| v.span.file.0 == 0 && v.pattern.matches(ty))
+        })
+    })
+}

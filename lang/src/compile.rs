@@ -307,7 +307,6 @@ impl Resolver<'_> {
             Expr::Int(_)
             | Expr::Str(_)
             | Expr::Local(_)
-            | Expr::Call { .. }
             | Expr::CallFn { .. }
             | Expr::CallHook { .. }
             | Expr::Lambda { .. }
@@ -333,6 +332,13 @@ impl Resolver<'_> {
             Expr::Index(a, b) | Expr::Binary(_, a, b) => {
                 self.resolve(a, scope);
                 self.resolve(b, scope);
+                None
+            }
+            // Only `size_of(TYPE …)` is a call when parsed: its cast may name a value.
+            Expr::Call { args, .. } => {
+                for a in args {
+                    self.resolve(a, scope);
+                }
                 None
             }
             Expr::Cast { value, from, .. } => {

@@ -509,37 +509,23 @@ impl Lower<'_> {
                             let index = self.next_expr(&mut it, sspan);
                             self.push(Expr::Index(e, index), sspan)
                         }
-                        _ => {
-                            let mut it = s.into_inner();
-                            let ty = it.next().map(type_expr).unwrap_or(TypeExpr::Wildcard);
-                            let mut vars = Vec::new();
-                            let mut from = None;
-                            let mut source = ParamSource::Function;
-                            if let Some(clause) = it.next() {
-                                for f in clause.into_inner() {
-                                    match f.as_rule() {
-                                        Rule::ident => vars.push(f.as_str().to_string()),
-                                        Rule::from_kind if f.as_str() == "type" => {
-                                            source = ParamSource::TypeOf
-                                        }
-                                        Rule::from_kind => {}
-                                        _ => from = Some((source, self.expr(f))),
-                                    }
-                                }
-                            }
-                            self.push(
-                                Expr::Cast {
-                                    value: e,
-                                    ty,
-                                    vars,
-                                    from,
-                                },
-                                sspan,
-                            )
-                        }
+                        _ => self.cast(e, s, sspan),
                     };
                 }
                 e
+            }
+            // `size_of(TYPE …)`: the size of a cast of address 0 to that type, so that
+            // `with T from type v` works as it does for a cast.
+            Rule::size_of_expr => {
+                let zero = self.push(Expr::Int(0), span);
+                let ty = self.cast(zero, p, span);
+                self.push(
+                    Expr::Call {
+                        func: Builtin::SizeOf,
+                        args: vec![ty],
+                    },
+                    span,
+                )
             }
             Rule::call => {
                 let mut it = p.into_inner();
@@ -584,6 +570,35 @@ impl Lower<'_> {
             Rule::ident => self.push(Expr::Unresolved(Named::Name(p.as_str().to_string())), span),
             _ => self.push(Expr::Int(0), span),
         }
+    }
+
+    /// `value as TYPE [with T, … from fn|type e]`, from a cast suffix (or `size_of`'s
+    /// parentheses): the type, then the optional clause naming where its variables come from.
+    fn cast(&mut self, value: ExprId, p: Pair<'_, Rule>, span: Span) -> ExprId {
+        let mut it = p.into_inner();
+        let ty = it.next().map(type_expr).unwrap_or(TypeExpr::Wildcard);
+        let mut vars = Vec::new();
+        let mut from = None;
+        let mut source = ParamSource::Function;
+        if let Some(clause) = it.next() {
+            for f in clause.into_inner() {
+                match f.as_rule() {
+                    Rule::ident => vars.push(f.as_str().to_string()),
+                    Rule::from_kind if f.as_str() == "type" => source = ParamSource::TypeOf,
+                    Rule::from_kind => {}
+                    _ => from = Some((source, self.expr(f))),
+                }
+            }
+        }
+        self.push(
+            Expr::Cast {
+                value,
+                ty,
+                vars,
+                from,
+            },
+            span,
+        )
     }
 
     fn next_expr<'i>(

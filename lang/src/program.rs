@@ -117,11 +117,20 @@ pub enum Builtin {
     /// `dump_time()`: when the dump was taken, on the process's monotonic clock
     /// (`CLOCK_MONOTONIC` nanoseconds, what `Instant`s hold), where the dump records it.
     DumpTime,
+    /// `range(n)`: the numbers 0 to n - 1, as a sequence (a hash table's bucket indices).
+    Range,
+    /// `if(cond, then, else)`: `then` when `cond` is not 0, else `else`; only the chosen
+    /// one is evaluated, so a recursive `fn` can stop (a B-tree's leaves).
+    If,
+    /// `size_of(TYPE)` or `size_of(T with T from type v)`: the size in bytes of a type (a
+    /// hash table's bucket stride). Its argument is parsed as a type, so it is written
+    /// `Call { SizeOf, [0 as TYPE] }` in a compiled program.
+    SizeOf,
 }
 
 impl Builtin {
     /// Every builtin, with its name and how many arguments it takes.
-    const ALL: [(Builtin, &'static str, usize); 10] = [
+    const ALL: [(Builtin, &'static str, usize); 13] = [
         (Builtin::Addr, "addr", 1),
         (Builtin::Variant, "variant", 1),
         (Builtin::List, "list", 2),
@@ -132,6 +141,9 @@ impl Builtin {
         (Builtin::Str, "str", 2),
         (Builtin::DynTarget, "dyn_target", 2),
         (Builtin::DumpTime, "dump_time", 0),
+        (Builtin::Range, "range", 1),
+        (Builtin::If, "if", 3),
+        (Builtin::SizeOf, "size_of", 1),
     ];
 
     pub fn by_name(name: &str) -> Option<(Builtin, usize)> {

@@ -87,7 +87,14 @@ pub fn check_against(program: &Program, dbg: &DebugInfo) -> Diagnostics {
             if !typing.guard_fits(rule.guard, rule.frame_size, typing::AType::Obj(subject)) {
                 continue;
             }
-            typing.check_members(&rule.members, rule.frame_size, typing::AType::Obj(subject));
+            // A runtime's `tasks` are a sequence, of task values.
+            let sequence = (rule.kind == RuleKind::Runtime).then_some("tasks");
+            typing.check_members(
+                &rule.members,
+                rule.frame_size,
+                typing::AType::Obj(subject),
+                sequence,
+            );
             let errors: Vec<_> = typing.diags.drain(before..).collect();
             if errors.is_empty() {
                 first_errors = None;

@@ -76,16 +76,22 @@ impl<'a> TypeChecker<'a> {
     }
 
     /// Checks members in order, as a rule evaluates them.
+    /// `sequence` names the member that must be a sequence (a runtime's `tasks`).
     pub fn check_members(
         &mut self,
         members: &[layoutdump_lang::program::Member],
         size: u16,
         subject: AType,
+        sequence: Option<&str>,
     ) {
         let mut frame = vec![AType::Unknown; usize::from(size.max(1))];
         frame[0] = subject;
         for m in members {
-            let t = self.eval(m.value, &mut frame);
+            let mut t = self.eval(m.value, &mut frame);
+            if sequence == Some(m.name.as_str()) {
+                self.items_at(m.value, t.clone());
+                t = AType::Unknown;
+            }
             if let Some(slot) = frame.get_mut(usize::from(m.slot.0)) {
                 *slot = t;
             }
@@ -93,10 +99,13 @@ impl<'a> TypeChecker<'a> {
     }
 
     fn error(&mut self, id: ExprId, msg: String) -> AType {
+        self.error_with(Diagnostic::new(self.program.span(id), msg))
+    }
+
+    fn error_with(&mut self, d: Diagnostic) -> AType {
         // One message per place: a view used from many rules would repeat itself.
-        let span = self.program.span(id);
-        if !self.diags.iter().any(|d| d.span == span) {
-            self.diags.push(Diagnostic::new(span, msg));
+        if !self.diags.iter().any(|e| e.span == d.span) {
+            self.diags.push(d);
         }
         AType::Unknown
     }
@@ -119,7 +128,7 @@ impl<'a> TypeChecker<'a> {
             Expr::Index(base, index) => {
                 self.eval(index, frame);
                 let t = self.eval(base, frame);
-                self.items(t)
+                self.items_at(base, t)
             }
             Expr::Unary(op, e) => {
                 let t = self.eval(e, frame);
@@ -156,10 +165,17 @@ impl<'a> TypeChecker<'a> {
                             })
                             .collect();
                         if bound.len() == vars.len() {
-                            return self
-                                .dbg
-                                .type_named(&ty.substitute(&bound).to_string())
-                                .map_or(AType::Unknown, AType::Obj);
+                            let target = ty.substitute(&bound).to_string();
+                            return match self.dbg.type_named(&target) {
+                                Some(t) => AType::Obj(t),
+                                None => self.error(
+                                    id,
+                                    format!(
+                                        "cast to `{target}`: no such type in {}",
+                                        self.dbg.path().display()
+                                    ),
+                                ),
+                            };
                         }
                     }
                     // Function template parameters need memory (a vtable slot): check
@@ -201,7 +217,7 @@ impl<'a> TypeChecker<'a> {
                 body,
             } => {
                 let s = self.eval(seq, frame);
-                let item = self.items(s);
+                let item = self.items_at(seq, s);
                 set(frame, var.0, item);
                 if let Some(f) = filter {
                     self.eval(f, frame);
@@ -267,7 +283,27 @@ impl<'a> TypeChecker<'a> {
                 }
                 AType::Unknown
             }
-            Builtin::Addr | Builtin::Len | Builtin::IsNull | Builtin::DumpTime => {
+            Builtin::Range => {
+                for a in args {
+                    self.eval(*a, frame);
+                }
+                AType::Seq(Box::new(AType::Int))
+            }
+            // Either branch may be taken: both are checked, and the first known type is
+            // the result.
+            Builtin::If => {
+                let types: Vec<AType> = args.iter().map(|a| self.eval(*a, frame)).collect();
+                types
+                    .into_iter()
+                    .skip(1)
+                    .find(|t| *t != AType::Unknown)
+                    .unwrap_or(AType::Unknown)
+            }
+            Builtin::Addr
+            | Builtin::Len
+            | Builtin::IsNull
+            | Builtin::DumpTime
+            | Builtin::SizeOf => {
                 for a in args {
                     self.eval(*a, frame);
                 }
@@ -337,27 +373,70 @@ impl<'a> TypeChecker<'a> {
         AType::Unknown
     }
 
-    fn items(&mut self, mut t: AType) -> AType {
-        for _ in 0..16 {
-            match t {
-                AType::Seq(inner) => return *inner,
-                AType::Obj(id) => {
-                    let Ok(ty) = self.dbg.ty(id) else {
-                        return AType::Unknown;
-                    };
-                    if let TypeKind::Array { elem, .. } = ty.kind {
-                        return AType::Obj(elem);
+    /// `t` where a sequence is needed (a `for`, an index, a runtime's `tasks`): its item
+    /// type, or an error at `at` when `t` is an object that nothing makes a sequence (a
+    /// collection whose view the layout does not `use`, a table's internals).
+    pub fn items_at(&mut self, at: ExprId, t: AType) -> AType {
+        match self.items_or(t) {
+            Ok(item) => item,
+            Err(ty) => {
+                let name = self
+                    .dbg
+                    .ty(ty)
+                    .map(|t| t.name.to_string())
+                    .unwrap_or_default();
+                let help = match crate::layout_loader::shipped_view_for(&name) {
+                    Some(layout) => {
+                        format!("the `{layout}` layout has a view of it: add `use {layout}`")
                     }
-                    if let Some(m) = self.view_member(id, "items") {
-                        t = self.eval_view_member(m, t);
-                        continue;
-                    }
-                    t = self.deref(AType::Obj(id));
-                }
-                _ => return AType::Unknown,
+                    None => format!(
+                        "a view of it with an `items` member makes it one (docs/language.md, \"Views\"); `layoutdump types {} '{}'` shows its fields",
+                        self.dbg.path().display(),
+                        name.split('<').next().unwrap_or(&name)
+                    ),
+                };
+                let d = Diagnostic::new(
+                    self.program.span(at),
+                    format!("`{name}` is not a sequence: no view gives it `items`"),
+                )
+                .with_help(help);
+                self.error_with(d)
             }
         }
-        AType::Unknown
+    }
+
+    /// The item type of `t`, in the evaluator's order (`Evaluator::items`); `Err` with the
+    /// type where that order ends at an object that is not a sequence.
+    fn items_or(&mut self, mut t: AType) -> Result<AType, DieId> {
+        for _ in 0..16 {
+            let AType::Obj(id) = t else {
+                return Ok(match t {
+                    AType::Seq(inner) => *inner,
+                    _ => AType::Unknown,
+                });
+            };
+            let Ok(ty) = self.dbg.ty(id) else {
+                return Ok(AType::Unknown);
+            };
+            match ty.kind {
+                TypeKind::Array { elem, .. } => return Ok(AType::Obj(elem)),
+                // A tuple's fields are its items (of as many types).
+                _ if ty.name.starts_with('(') => return Ok(AType::Unknown),
+                TypeKind::Pointer { .. } => t = self.deref(t),
+                _ => {
+                    if let Some(m) = self.view_member(id, "items") {
+                        t = self.eval_view_member(m, t);
+                    } else if let Some(m) = self.view_member(id, "deref") {
+                        t = self.eval_view_member(m, t);
+                    } else if matches!(ty.kind, TypeKind::Function | TypeKind::Opaque) {
+                        return Ok(AType::Unknown);
+                    } else {
+                        return Err(id);
+                    }
+                }
+            }
+        }
+        Ok(AType::Unknown)
     }
 
     /// `t.name` on types, in the evaluator's order; an error when no step can apply.

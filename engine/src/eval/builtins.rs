@@ -88,6 +88,28 @@ impl<'a> Evaluator<'a> {
                 Some(ns) => Ok(Value::Int(i128::from(ns))),
                 None => Err(EvalError::NoCaptureTime),
             },
+            Builtin::Range => {
+                let n = arg(0, frame)?;
+                let n = u64::try_from(self.to_int(&n)?).unwrap_or(0);
+                if n > self.limits.items {
+                    return Err(EvalError::Limit {
+                        what: "items",
+                        limit: self.limits.items,
+                    });
+                }
+                Ok(Value::Seq(
+                    (0..n).map(|i| Value::Int(i128::from(i))).collect(),
+                ))
+            }
+            Builtin::If => {
+                let cond = arg(0, frame)?;
+                let chosen = if self.to_int(&cond)? != 0 { 1 } else { 2 };
+                arg(chosen, frame)
+            }
+            Builtin::SizeOf => match arg(0, frame)? {
+                Value::Place { ty, .. } => Ok(Value::Int(i128::from(self.ty(ty)?.size))),
+                _ => Err(EvalError::Other("size_of() needs a type".into())),
+            },
             Builtin::Str => {
                 let at = arg(0, frame)?;
                 let len = arg(1, frame)?;
