@@ -19,6 +19,7 @@ pub const SHIPPED: &[(&str, &str)] = &[
     ("async-std", include_str!("async-std.layout")),
     ("smol", include_str!("smol.layout")),
     ("futures-executor", include_str!("futures-executor.layout")),
+    ("embassy", include_str!("embassy.layout")),
 ];
 
 /// Layouts that describe combinators or std types, used by others, not run on their own.

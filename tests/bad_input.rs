@@ -207,7 +207,9 @@ fn unknown_layout_name() {
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains("neither a shipped layout (tokio, async-std, smol, futures-executor)"),
+        stderr.contains(
+            "neither a shipped layout (tokio, async-std, smol, futures-executor, embassy)"
+        ),
         "{stderr}"
     );
 }

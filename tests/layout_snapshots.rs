@@ -12,6 +12,7 @@ const SNAPSHOTS: &[(&str, &str)] = &[
     ("smol", "smol-tasks"),
     ("async-std", "async-std-tasks"),
     ("futures-executor", "futures-pool"),
+    ("embassy", "embassy-tasks"),
     // hyper, tower, tonic, tracing and futures, through tokio.
     ("tokio", "web-service"),
     // actix's signals and LocalSets under their threads.
@@ -52,6 +53,11 @@ fn async_std_on_async_std_tasks() {
 #[test]
 fn futures_executor_on_futures_pool() {
     snapshot("futures-executor", "futures-pool");
+}
+
+#[test]
+fn embassy_on_embassy_tasks() {
+    snapshot("embassy", "embassy-tasks");
 }
 
 #[test]

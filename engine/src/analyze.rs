@@ -377,9 +377,8 @@ pub fn analyze_dump(
     let cycles = if report.runtimes.iter().any(|r| r.pending.is_some()) {
         Vec::new()
     } else {
-        use crate::report::task_views::{WaitFacts, await_line, deadlock_warnings};
-        let at = |id: u64| report.task_by_id(id).and_then(|t| await_line(&t));
-        deadlock_warnings(&WaitFacts::of(&report), at)
+        use crate::report::task_views::{WaitFacts, deadlock_warnings, named_in_graph};
+        deadlock_warnings(&WaitFacts::of(&report), |key| named_in_graph(&report, key))
     };
     report.warnings.extend(cycles);
     let signal = dump

@@ -531,6 +531,20 @@ impl TaskReport {
         at
     }
 
+    /// The task's node in the wait-for graph: its id, or its address where the executor
+    /// gives tasks none (embassy's, without its `trace` feature).
+    pub fn graph_key(&self) -> u64 {
+        self.id.unwrap_or(self.address.0)
+    }
+
+    /// How the graph and its warnings name the task: `task 7`, or `task @ 0x…`.
+    pub fn graph_name(&self) -> String {
+        match self.id {
+            Some(id) => format!("task {id}"),
+            None => format!("task @ {:#x}", self.address.0),
+        }
+    }
+
     /// The id of the task this one waits for (a `join` leaf's `task` field).
     pub fn waits_for(&self) -> Option<u64> {
         match self.blocked_on.as_ref()?.fields.get("task")? {
@@ -630,8 +644,9 @@ impl Report {
             facts.add(t);
         }
         // The tasks of a cycle are read again for their await lines: cycles are few.
-        let at = |id: u64| self.task_by_id(id).and_then(|t| task_views::await_line(&t));
-        warnings.extend(task_views::deadlock_warnings(&facts, at));
+        warnings.extend(task_views::deadlock_warnings(&facts, |key| {
+            task_views::named_in_graph(self, key)
+        }));
         let mut notes = self.notes.clone();
         notes.extend(late.notes);
         (warnings, notes)
@@ -640,13 +655,29 @@ impl Report {
     /// The listed task with this id, read now if it is pending (the crashing thread's
     /// task, whose backtrace the crash signature needs before the tasks are written).
     pub fn task_by_id(&self, id: u64) -> Option<std::borrow::Cow<'_, TaskReport>> {
+        self.find_task(|t, _| t == Some(id))
+    }
+
+    /// The listed task whose `graph_key` is `key` (read now if pending).
+    pub fn task_by_graph_key(&self, key: u64) -> Option<std::borrow::Cow<'_, TaskReport>> {
+        self.find_task(|id, address| id.unwrap_or(address.0) == key)
+    }
+
+    /// The first listed task whose id and address `matches`, read now if pending.
+    fn find_task(
+        &self,
+        matches: impl Fn(Option<u64>, Hex) -> bool,
+    ) -> Option<std::borrow::Cow<'_, TaskReport>> {
         for r in &self.runtimes {
-            if let Some(t) = r.tasks.iter().find(|t| t.id == Some(id)) {
+            if let Some(t) = r.tasks.iter().find(|t| matches(t.id, t.address)) {
                 return Some(std::borrow::Cow::Borrowed(t));
             }
             if let Some(p) = &r.pending
-                && let Some(index) = (0..p.tasks.len())
-                    .find(|&i| p.tasks.listed(i).is_some_and(|(t, _)| t == Some(id)))
+                && let Some(index) = (0..p.tasks.len()).find(|&i| {
+                    p.tasks
+                        .listed(i)
+                        .is_some_and(|(id, address)| matches(id, address))
+                })
             {
                 let read = p.tasks.read_now(index).or_else(|| {
                     let (id, address) = p.tasks.listed(index)?;

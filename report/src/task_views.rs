@@ -245,16 +245,23 @@ pub enum WaitTarget {
 pub fn wait_edges(report: &Report) -> Vec<(u64, WaitTarget)> {
     let mut edges = Vec::new();
     for t in report.runtimes.iter().flat_map(|r| &r.tasks) {
-        let (Some(id), Some(b)) = (t.id, &t.blocked_on) else {
-            continue;
-        };
+        let Some(b) = &t.blocked_on else { continue };
+        let id = t.graph_key();
         if let Some(target) = t.waits_for() {
             edges.push((id, WaitTarget::Task(target)));
             continue;
         }
-        let resource = ["semaphore", "channel", "fd"]
+        // The resource a leaf names: a well-known field, else its first address (an
+        // embassy `mutex`, a `signal`), else the leaf future itself.
+        let named = ["semaphore", "channel", "fd"]
             .iter()
-            .find_map(|k| b.fields.get(k).map(|v| format!("{k} {}", show(v))))
+            .find_map(|k| b.fields.get(k).map(|v| format!("{k} {}", show(v))));
+        let resource = named
+            .or_else(|| {
+                b.fields.iter().find_map(|(k, v)| {
+                    matches!(v, FieldValue::Address(_)).then(|| format!("{k} {}", show(v)))
+                })
+            })
             .unwrap_or_else(|| format!("{:#x}", b.address.0));
         edges.push((
             id,
@@ -312,7 +319,7 @@ impl WaitFacts {
 
     /// Adds what `t` waits on and holds.
     pub fn add(&mut self, t: &TaskReport) {
-        let Some(id) = t.id else { return };
+        let id = t.graph_key();
         if let Some(target) = t.waits_for() {
             self.joins.push((id, target));
         }
@@ -402,11 +409,22 @@ pub fn cycles(waits: impl IntoIterator<Item = (u64, u64)>) -> Vec<Vec<u64>> {
 
 /// A warning for each cycle of tasks waiting for each other (see `cycle_warning`); `at`
 /// gives a task's await line.
-pub fn deadlock_warnings(facts: &WaitFacts, at: impl Fn(u64) -> Option<String>) -> Vec<String> {
+pub fn deadlock_warnings(
+    facts: &WaitFacts,
+    at: impl Fn(u64) -> (String, Option<String>),
+) -> Vec<String> {
     cycles(facts.pairs())
         .iter()
         .map(|c| cycle_warning(c, &at))
         .collect()
+}
+
+/// How a cycle warning names the task whose graph key is `key`, and its await line.
+pub fn named_in_graph(report: &Report, key: u64) -> (String, Option<String>) {
+    match report.task_by_graph_key(key) {
+        Some(t) => (t.graph_name(), await_line(&t)),
+        None => (format!("task {key}"), None),
+    }
 }
 
 /// A task's await line in the program's own code, as a warning names it (`file:line`).
@@ -417,14 +435,15 @@ pub fn await_line(t: &TaskReport) -> Option<String> {
 
 /// "possible deadlock: task 4 (src/main.rs:40) → task 9 (src/main.rs:52) → task 4": each
 /// task with where it waits in the program's own code.
-pub fn cycle_warning(cycle: &[u64], at: impl Fn(u64) -> Option<String>) -> String {
+pub fn cycle_warning(cycle: &[u64], at: impl Fn(u64) -> (String, Option<String>)) -> String {
     let mut s = String::from("possible deadlock:");
-    for (i, id) in cycle.iter().chain(cycle.first()).enumerate() {
-        let _ = write!(s, "{}task {id}", if s.ends_with(':') { " " } else { " → " });
+    for (i, key) in cycle.iter().chain(cycle.first()).enumerate() {
+        let (name, line) = at(*key);
+        let _ = write!(s, "{}{name}", if s.ends_with(':') { " " } else { " → " });
         if i < cycle.len()
-            && let Some(at) = at(*id)
+            && let Some(line) = line
         {
-            let _ = write!(s, " (at {at})");
+            let _ = write!(s, " (at {line})");
         }
     }
     s.push_str(" (each waits for the next to finish or to release what it holds)");
@@ -440,7 +459,7 @@ pub fn to_dot(report: &Report) -> String {
         "digraph waits {\n  rankdir=LR;\n  node [fontname=\"monospace\", fontsize=10];\n",
     );
     for t in report.runtimes.iter().flat_map(|r| &r.tasks) {
-        let Some(id) = t.id else { continue };
+        let id = t.graph_key();
         let label = t
             .backtrace
             .first()
@@ -452,7 +471,8 @@ pub fn to_dot(report: &Report) -> String {
         };
         let _ = writeln!(
             s,
-            "  t{id} [shape=box, label=\"task {id}\\n{}\"{color}];",
+            "  t{id} [shape=box, label=\"{}\\n{}\"{color}];",
+            escape(&t.graph_name()),
             escape(&label)
         );
     }

@@ -247,7 +247,6 @@ fn polled_tasks(r: &Report) -> Vec<(u64, u32)> {
 }
 
 fn task(s: &mut String, t: &TaskReport, opts: TextOptions, polling: &[(u64, u32)]) {
-    let id = t.id.map_or("?".to_string(), |i| i.to_string());
     let state = t.state.as_deref().unwrap_or("?");
     let root = t
         .backtrace
@@ -259,8 +258,10 @@ fn task(s: &mut String, t: &TaskReport, opts: TextOptions, polling: &[(u64, u32)
         Some(FieldValue::Str(n)) => format!(" {n:?}"),
         _ => String::new(),
     };
+    // A task without an id is named by its address, as the wait-for graph names it.
     let header = format!(
-        "task {id}{name} [{state}]  {}",
+        "{}{name} [{state}]  {}",
+        t.graph_name(),
         root.unwrap_or("<future unavailable>")
     );
     let thread = polling

@@ -356,6 +356,7 @@ pub fn redact(text: &str, dumps: &Dumps) -> String {
             "deadline_secs",
             "deadline_nanos",
             "left_ms",
+            "expires_at_ticks",
             "fd",
             "on thread",
         ],
