@@ -20,6 +20,7 @@ pub const SHIPPED: &[(&str, &str)] = &[
     ("smol", include_str!("smol.layout")),
     ("futures-executor", include_str!("futures-executor.layout")),
     ("embassy", include_str!("embassy.layout")),
+    ("monoio", include_str!("monoio.layout")),
 ];
 
 /// Layouts that describe combinators or std types, used by others, not run on their own.

@@ -13,6 +13,7 @@ const SNAPSHOTS: &[(&str, &str)] = &[
     ("async-std", "async-std-tasks"),
     ("futures-executor", "futures-pool"),
     ("embassy", "embassy-tasks"),
+    ("monoio", "monoio-tasks"),
     // hyper, tower, tonic, tracing and futures, through tokio.
     ("tokio", "web-service"),
     // actix's signals and LocalSets under their threads.
@@ -58,6 +59,11 @@ fn futures_executor_on_futures_pool() {
 #[test]
 fn embassy_on_embassy_tasks() {
     snapshot("embassy", "embassy-tasks");
+}
+
+#[test]
+fn monoio_on_monoio_tasks() {
+    snapshot("monoio", "monoio-tasks");
 }
 
 #[test]

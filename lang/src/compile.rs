@@ -131,17 +131,21 @@ pub fn compile(main: SourceFile, loader: &dyn Loader) -> Result<Program, Diagnos
         }
         for (mut root, subject) in p.roots {
             // A scan may find tasks that no list holds (futures' ThreadPool): it yields
-            // them directly, and its `runtime` member says which runtime they belong to.
+            // them directly, and its `runtime` member says which runtime they belong to
+            // (or `task_owner`, the value a runtime found before records: monoio's).
             let scan_task = root.yields == RuleKind::Task
                 && matches!(root.kind, RootKind::Scan { .. })
-                && root.members.iter().any(|m| m.name == "runtime");
+                && root
+                    .members
+                    .iter()
+                    .any(|m| m.name == "runtime" || m.name == "task_owner");
             if !scan_task && !matches!(root.yields, RuleKind::Runtime | RuleKind::Future) {
                 resolver.diags.push(
                     Diagnostic::new(
                         root.span,
                         "a root yields a runtime or a future: `root … as x => runtime EXPR`",
                     )
-                    .with_help("tasks are reached from a runtime rule's `tasks`; only a `scan` root may yield `task EXPR`, with a member `runtime = EXPR` naming its runtime"),
+                    .with_help("tasks are reached from a runtime rule's `tasks`; only a `scan` root may yield `task EXPR`, with a member `runtime = EXPR` naming its runtime (or `task_owner = EXPR`, matching the runtime's own `task_owner`)"),
                 );
             }
             let mut scope = Scope::new(vec![subject]);

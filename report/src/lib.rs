@@ -545,10 +545,12 @@ impl TaskReport {
         }
     }
 
-    /// The id of the task this one waits for (a `join` leaf's `task` field).
+    /// The graph key of the task this one waits for (a `join` leaf's `task` field): an id,
+    /// or the address of a task of an executor without ids (a monoio JoinHandle's).
     pub fn waits_for(&self) -> Option<u64> {
         match self.blocked_on.as_ref()?.fields.get("task")? {
             FieldValue::Int(target) => u64::try_from(*target).ok(),
+            FieldValue::Address(target) => Some(target.0),
             _ => None,
         }
     }

@@ -110,9 +110,11 @@ pub(super) fn add_block_on(ev: &Evaluator<'_>, value: Value, tid: Option<u32>, o
 }
 
 /// A task found by a scan (one no list holds: an idle futures ThreadPool task is owned
-/// only by its waker), added to the runtime the root's `runtime` member names. Kept only
-/// if a task rule matches it (whose guard is the place to check it is live) and its
-/// runtime resolves; a task already reported is not added twice.
+/// only by its waker), added to the runtime the root's `runtime` member names, or, where
+/// the task names no runtime it can be reached from (a monoio task records only its
+/// thread's number), to the runtime found earlier whose `task_owner` member equals the
+/// root's. Kept only if a task rule matches it (whose guard is the place to check it is
+/// live) and its runtime resolves; a task already reported is not added twice.
 pub(super) fn add_scanned_task(
     ev: &Evaluator<'_>,
     root: &layoutdump_lang::program::Root,
@@ -120,21 +122,40 @@ pub(super) fn add_scanned_task(
     task: Value,
     out: &mut Findings,
 ) -> bool {
-    let runtime = ev
-        .eval_members(&root.members, root.frame_size, subject)
-        .into_iter()
-        .find(|(n, _)| *n == "runtime")
-        .and_then(|(_, r)| r.ok());
-    let Some(runtime) = runtime else { return false };
+    let members = ev.eval_members(&root.members, root.frame_size, subject);
+    let member = |name: &str| {
+        members
+            .iter()
+            .find(|(n, _)| *n == name)
+            .and_then(|(_, r)| r.as_ref().ok())
+            .cloned()
+    };
+    // The task rule first: its guard tells a live task from a stale copy, which must
+    // not bring a runtime of its own into the report.
     let Ok(report) = task_report(ev, task) else {
         return false;
     };
-    let Ok((_, addr, _)) = match_rule(ev, RuleKind::Runtime, runtime.clone()) else {
-        return false;
+    let addr = match (member("runtime"), member(TASK_OWNER)) {
+        (Some(runtime), _) => {
+            let Ok((_, addr, _)) = match_rule(ev, RuleKind::Runtime, runtime.clone()) else {
+                return false;
+            };
+            if !out.runtimes.iter().any(|r| r.address == Hex(addr)) {
+                add_runtime(ev, runtime, None, out);
+            }
+            addr
+        }
+        (None, Some(owner)) => {
+            let key = field_value(ev, &owner);
+            let owner = out
+                .runtimes
+                .iter()
+                .find(|r| r.fields.get(TASK_OWNER) == Some(&key));
+            let Some(rt) = owner else { return false };
+            rt.address.0
+        }
+        (None, None) => return false,
     };
-    if !out.runtimes.iter().any(|r| r.address == Hex(addr)) {
-        add_runtime(ev, runtime, None, out);
-    }
     let Some(rt) = out.runtimes.iter_mut().find(|r| r.address == Hex(addr)) else {
         return false;
     };
@@ -146,6 +167,11 @@ pub(super) fn add_scanned_task(
     }
     true
 }
+
+/// The member that joins a scanned task to its runtime when the task cannot reach it: a
+/// number both record (monoio's thread number). Only a join key: taken out of the report
+/// once every root has run.
+pub(super) const TASK_OWNER: &str = "task_owner";
 
 /// A runtime reached from a memory-scan candidate: kept only if its own task list holds
 /// the candidate (a stale or foreign word that happens to point at a task vtable leads to
@@ -224,6 +250,9 @@ pub(super) fn join_owner_threads(out: &mut Findings) {
     }
     for f in out.thread_fields.values_mut() {
         f.remove(OWNER_THREAD);
+    }
+    for r in &mut out.runtimes {
+        r.fields.remove(TASK_OWNER);
     }
 }
 
