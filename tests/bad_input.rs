@@ -306,15 +306,8 @@ fn collection_used_as_a_sequence_is_a_check_error() {
     ];
     for (to, wanted, help) in cases {
         let path = scratch("collection-as-sequence.layout");
-        std::fs::write(&path, text.replacen(from, to, 1)).unwrap();
-        let out = run_layoutdump(&[
-            "check",
-            path.to_str().unwrap(),
-            "--binary",
-            d.exe.to_str().unwrap(),
-        ]);
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(1), "{to}: {err}");
+        let (code, err) = common::check_layout_text(&path, &text.replacen(from, to, 1), &d.exe);
+        assert_eq!(code, Some(1), "{to}: {err}");
         assert!(err.contains(wanted) && err.contains(help), "{to}: {err}");
         assert!(
             err.contains(&format!("collection-as-sequence.layout:{line}:")),

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::report::Report;
+use common::report::{check_time_left, run_json};
 use common::{Dumps, Profile, fixture_dumps, numbers, root, run_layoutdump};
 use serde_json::Value;
 
@@ -17,21 +17,8 @@ fn layout() -> String {
         .to_string()
 }
 
-fn report(dump: &std::path::Path) -> (Value, Option<i32>) {
-    let out = run_layoutdump(&["run", &layout(), dump.to_str().unwrap(), "--format", "json"]);
-    let json = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "{e}: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
-    (json, out.status.code())
-}
-
 fn check_against_truth(d: &Dumps, dump: &std::path::Path) {
-    let (json, code) = report(dump);
-    let r: Report = serde_json::from_value(json).unwrap();
+    let (r, code) = run_json(&["run", &layout(), dump.to_str().unwrap()]);
     let what = dump.display();
     assert_eq!(r.warnings, Vec::<String>::new(), "{what}");
     assert_eq!(code, Some(0), "{what}");
@@ -62,41 +49,15 @@ fn check_against_truth(d: &Dumps, dump: &std::path::Path) {
         match want["leaf"].as_str().unwrap() {
             "sleep" => {
                 assert_eq!(leaf.fields["deadline_ms"], want["deadline_ms"]);
-                check_time_left(&what.to_string(), &r, leaf.fields.get("left_ms"), want);
+                // deadline_ms is the executor's virtual clock when the sleep began (a few
+                // ms in) plus its duration: the real time left is at most that, and
+                // within minutes of it.
+                let deadline = want["deadline_ms"].as_i64().unwrap();
+                let left = leaf.fields.get("left_ms");
+                check_time_left(&what.to_string(), &r, left, deadline - 599_999..=deadline);
             }
             "join" => assert_eq!(leaf.fields["task"], want["task"]),
             other => panic!("unknown leaf {other}"),
-        }
-    }
-}
-
-/// A sleep's time left, from its `Instant` deadline and the dump's `dump_time()`: given
-/// where `layoutdump capture` took the dump (an ELF core), at most the sleep's duration
-/// and within minutes of it; left out elsewhere (a minidump, gdb's core), with a note.
-fn check_time_left(what: &str, r: &Report, left: Option<&Value>, want: &Value) {
-    let captured_by_us = what.ends_with(".core");
-    match left {
-        Some(left) => {
-            assert!(captured_by_us, "{what}: left_ms without a capture time");
-            let left = left.as_i64().expect("a number");
-            // deadline_ms is the executor's virtual clock when the sleep began (a few ms
-            // in) plus its duration: the real time left is at most that.
-            let deadline = want["deadline_ms"].as_i64().unwrap();
-            assert!(
-                left <= deadline && left > deadline - 600_000,
-                "{what}: left_ms {left}, deadline_ms {deadline}"
-            );
-        }
-        None => {
-            assert!(
-                !captured_by_us,
-                "{what}: no left_ms though the dump has a capture time"
-            );
-            assert!(
-                r.notes.iter().any(|n| n.contains("dump_time()")),
-                "{what}: {:?}",
-                r.notes
-            );
         }
     }
 }
@@ -160,15 +121,8 @@ fn check_catches_mistakes_in_the_custom_layout() {
     for (from, to, wanted) in cases {
         assert!(text.contains(from), "{from}");
         let path = dir.join("broken.layout");
-        std::fs::write(&path, text.replacen(from, to, 1)).unwrap();
-        let out = run_layoutdump(&[
-            "check",
-            path.to_str().unwrap(),
-            "--binary",
-            d.exe.to_str().unwrap(),
-        ]);
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert!(!out.status.success(), "{to}: check passed");
+        let (code, err) = common::check_layout_text(&path, &text.replacen(from, to, 1), &d.exe);
+        assert_ne!(code, Some(0), "{to}: check passed");
         assert!(err.contains(wanted), "{to}: {err}");
         let line = text[..text.find(from).unwrap()].matches('\n').count() + 1;
         assert!(

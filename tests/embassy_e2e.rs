@@ -9,8 +9,8 @@
 
 mod common;
 
-use common::report::Report;
-use common::{Profile, fixture_dumps, run_layoutdump};
+use common::report::run_json;
+use common::{Profile, fixture_dumps, truth_rows};
 
 #[test]
 fn embassy_tasks_match_ground_truth() {
@@ -18,10 +18,7 @@ fn embassy_tasks_match_ground_truth() {
         let d = fixture_dumps("embassy-tasks", profile);
         for dump in [&d.core, &d.minidump] {
             let what = dump.display();
-            let out = run_layoutdump(&["run", dump.to_str().unwrap(), "--format", "json"]);
-            let r: Report = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-                panic!("{what}: {e}: {}", String::from_utf8_lossy(&out.stderr))
-            });
+            let (r, code) = run_json(&["run", dump.to_str().unwrap()]);
             // The deadlock is a finding about the program, not missing data: exit 0.
             assert_eq!(r.warnings.len(), 1, "{what}: {:#?}", r.warnings);
             let deadlock = &r.warnings[0];
@@ -40,7 +37,7 @@ fn embassy_tasks_match_ground_truth() {
                     }),
                 "{what}: {deadlock}"
             );
-            assert_eq!(out.status.code(), Some(0), "{what}");
+            assert_eq!(code, Some(0), "{what}");
             assert_eq!(r.layout.name, "auto: embassy 0.9", "{what}");
             assert_eq!(r.runtimes.len(), 1, "{what}");
             let rt = &r.runtimes[0];
@@ -90,20 +87,9 @@ fn embassy_tasks_match_ground_truth() {
                 })
                 .collect();
             got.sort();
-            let mut want: Vec<(String, u64, String, String)> = d.truth["tasks"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|t| {
-                    (
-                        t["task"].as_str().unwrap().to_string(),
-                        t["await_line"].as_u64().unwrap(),
-                        t["leaf"].as_str().unwrap().to_string(),
-                        t["resource"].as_str().unwrap_or_default().to_string(),
-                    )
-                })
-                .collect();
-            want.sort();
+            let want = truth_rows(&d.truth, |t| {
+                t["resource"].as_str().unwrap_or_default().to_string()
+            });
             assert_eq!(got, want, "{what}");
         }
     }

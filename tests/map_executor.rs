@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::report::Report;
+use common::report::{check_time_left, run_json};
 use common::{Dumps, Profile, fixture_dumps, root, run_layoutdump};
 use serde_json::Value;
 
@@ -16,18 +16,6 @@ fn layout(name: &str) -> String {
         .join(name)
         .display()
         .to_string()
-}
-
-fn report(layout: &str, dump: &std::path::Path) -> (Report, Option<i32>) {
-    let out = run_layoutdump(&["run", layout, dump.to_str().unwrap(), "--format", "json"]);
-    let r = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "{e}: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
-    (r, out.status.code())
 }
 
 fn dumps() -> Vec<(&'static Dumps, &'static std::path::Path)> {
@@ -44,7 +32,7 @@ fn dumps() -> Vec<(&'static Dumps, &'static std::path::Path)> {
 fn map_keyed_executor_matches_ground_truth() {
     for (d, dump) in dumps() {
         let what = dump.display();
-        let (r, code) = report(&layout("mapexec.layout"), dump);
+        let (r, code) = run_json(&["run", &layout("mapexec.layout"), dump.to_str().unwrap()]);
         assert_eq!(r.warnings, Vec::<String>::new(), "{what}");
         assert_eq!(code, Some(0), "{what}");
         assert_eq!(r.runtimes.len(), 1, "{what}");
@@ -82,34 +70,13 @@ fn map_keyed_executor_matches_ground_truth() {
                     leaf.fields["deadline_ms"], want["deadline_ms"],
                     "{what} task {id}"
                 );
-                time_left(&what.to_string(), &r, leaf.fields.get("left_ms"));
+                // Every sleeper parks for an hour and a few ms.
+                let left = leaf.fields.get("left_ms");
+                check_time_left(&what.to_string(), &r, left, 3_000_000..=3_600_100);
             } else {
                 assert_eq!(leaf.fields["signal"], "shutdown", "{what} task {id}");
             }
         }
-    }
-}
-
-/// Every sleeper parks for an hour and a few ms: where `layoutdump capture` recorded the
-/// time (an ELF core), the time left is under an hour and more than 50 minutes.
-fn time_left(what: &str, r: &Report, left: Option<&Value>) {
-    match left {
-        Some(left) => {
-            assert!(
-                what.ends_with(".core"),
-                "{what}: left_ms without a capture time"
-            );
-            let left = left.as_i64().expect("a number");
-            assert!(
-                (3_000_000..=3_600_100).contains(&left),
-                "{what}: left_ms {left}"
-            );
-        }
-        None => assert!(
-            !what.ends_with(".core") && r.notes.iter().any(|n| n.contains("dump_time()")),
-            "{what}: no left_ms: {:?}",
-            r.notes
-        ),
     }
 }
 
@@ -157,7 +124,7 @@ fn collections_match_ground_truth() {
             t["ready_wrapped"], true,
             "the fixture's deque must wrap around"
         );
-        let (r, code) = report(&layout("collections.layout"), dump);
+        let (r, code) = run_json(&["run", &layout("collections.layout"), dump.to_str().unwrap()]);
         assert_eq!(r.warnings, Vec::<String>::new(), "{what}");
         assert_eq!(code, Some(0), "{what}: {:?}", r.runtimes[0].unavailable);
         let f = &r.runtimes[0].fields;

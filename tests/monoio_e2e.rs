@@ -8,8 +8,8 @@
 
 mod common;
 
-use common::report::Report;
-use common::{Profile, fixture_dumps, run_layoutdump};
+use common::report::{check_time_left, run_json};
+use common::{Profile, fixture_dumps, truth_rows};
 
 #[test]
 fn monoio_tasks_and_io_uring_ops_match_ground_truth() {
@@ -17,12 +17,9 @@ fn monoio_tasks_and_io_uring_ops_match_ground_truth() {
         let d = fixture_dumps("monoio-tasks", profile);
         for dump in [&d.core, &d.minidump] {
             let what = dump.display();
-            let out = run_layoutdump(&["run", dump.to_str().unwrap(), "--format", "json"]);
-            let r: Report = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-                panic!("{what}: {e}: {}", String::from_utf8_lossy(&out.stderr))
-            });
+            let (r, code) = run_json(&["run", dump.to_str().unwrap()]);
             assert_eq!(r.warnings, Vec::<String>::new(), "{what}");
-            assert_eq!(out.status.code(), Some(0), "{what}");
+            assert_eq!(code, Some(0), "{what}");
             assert_eq!(r.layout.name, "auto: monoio 0.2", "{what}");
             assert_eq!(r.runtimes.len(), 1, "{what}");
             let rt = &r.runtimes[0];
@@ -38,7 +35,9 @@ fn monoio_tasks_and_io_uring_ops_match_ground_truth() {
                     let leaf = t.blocked_on.as_ref().expect("a leaf");
                     assert_eq!(t.state.as_deref(), Some("idle"), "{what}");
                     if leaf.kind == "sleep" {
-                        time_left(&what.to_string(), &r, leaf.fields.get("left_ms"));
+                        // An hour and up to ten seconds.
+                        let left = leaf.fields.get("left_ms");
+                        check_time_left(&what.to_string(), &r, left, 3_000_000..=3_611_000);
                     } else if leaf.kind == "join" {
                         let target = leaf.fields["task"].as_str().unwrap_or_default();
                         let joined = rt.tasks.iter().find(|t| t.address == target);
@@ -65,49 +64,12 @@ fn monoio_tasks_and_io_uring_ops_match_ground_truth() {
                 .find(|t| t.0 == "connection")
                 .expect("connection");
             let conn_fd = conn.3.take().expect("an fd");
-            let mut want: Vec<(String, u64, String, Option<u64>)> = d.truth["tasks"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|t| {
-                    (
-                        t["task"].as_str().unwrap().to_string(),
-                        t["await_line"].as_u64().unwrap(),
-                        t["leaf"].as_str().unwrap().to_string(),
-                        t["fd"].as_u64(),
-                    )
-                })
-                .collect();
-            want.sort();
+            let want = truth_rows(&d.truth, |t| t["fd"].as_u64());
             assert_eq!(got, want, "{what}");
             assert!(
                 want.iter().all(|t| t.3 != Some(conn_fd)),
                 "{what}: fd {conn_fd}"
             );
         }
-    }
-}
-
-/// Sleepers sleep an hour and up to ten seconds: where `layoutdump capture` recorded the time
-/// (an ELF core), the time left is under that and more than 50 minutes; elsewhere it is
-/// left out and the notes say why.
-fn time_left(what: &str, r: &Report, left: Option<&serde_json::Value>) {
-    match left {
-        Some(left) => {
-            assert!(
-                what.ends_with(".core"),
-                "{what}: left_ms without a capture time"
-            );
-            let left = left.as_i64().expect("a number");
-            assert!(
-                (3_000_000..=3_611_000).contains(&left),
-                "{what}: left_ms {left}"
-            );
-        }
-        None => assert!(
-            !what.ends_with(".core") && r.notes.iter().any(|n| n.contains("dump_time()")),
-            "{what}: no left_ms: {:?}",
-            r.notes
-        ),
     }
 }

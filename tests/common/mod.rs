@@ -461,3 +461,42 @@ pub fn numbers(v: &Value) -> Vec<u64> {
         .map(|n| n.as_u64().unwrap_or_else(|| panic!("not a number: {n}")))
         .collect()
 }
+
+/// The fixture's own `tasks` as sorted rows of (task function, await line, leaf kind,
+/// `extra` of the task): what a report's tasks are compared with, in any order.
+pub fn truth_rows<T: Ord>(
+    truth: &Value,
+    extra: impl Fn(&Value) -> T,
+) -> Vec<(String, u64, String, T)> {
+    let mut rows: Vec<_> = truth["tasks"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no tasks in the ground truth: {truth}"))
+        .iter()
+        .map(|t| {
+            (
+                t["task"].as_str().unwrap_or_default().to_string(),
+                t["await_line"].as_u64().unwrap_or_default(),
+                t["leaf"].as_str().unwrap_or_default().to_string(),
+                extra(t),
+            )
+        })
+        .collect();
+    rows.sort();
+    rows
+}
+
+/// `layoutdump check PATH --binary BINARY` on `text` written to `path`: the exit status
+/// and what it printed on stderr.
+pub fn check_layout_text(path: &Path, text: &str, binary: &Path) -> (Option<i32>, String) {
+    std::fs::write(path, text).expect("write the layout");
+    let out = run_layoutdump(&[
+        "check",
+        path.to_str().unwrap(),
+        "--binary",
+        binary.to_str().unwrap(),
+    ]);
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}

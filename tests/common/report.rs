@@ -272,3 +272,46 @@ impl Task {
             .collect()
     }
 }
+
+/// `layoutdump ARGS… --format json`, typed, with its exit status; a report that does not
+/// parse fails the test with what layoutdump said.
+pub fn run_json(args: &[&str]) -> (Report, Option<i32>) {
+    let mut all = args.to_vec();
+    all.extend(["--format", "json"]);
+    let out = super::run_layoutdump(&all);
+    let report = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{args:?}: {e}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (report, out.status.code())
+}
+
+/// A timer's `left_ms`, computed from the dump's capture time: present on the cores
+/// `layoutdump capture` writes (which record it) and within `range`; on other dumps left
+/// out, with a note naming `dump_time()`.
+pub fn check_time_left(
+    what: &str,
+    r: &Report,
+    left: Option<&Value>,
+    range: std::ops::RangeInclusive<i64>,
+) {
+    let captured_by_us = what.ends_with(".core");
+    match left {
+        Some(left) => {
+            assert!(captured_by_us, "{what}: left_ms without a capture time");
+            let left = left.as_i64().expect("a number");
+            assert!(
+                range.contains(&left),
+                "{what}: left_ms {left}, not in {range:?}"
+            );
+        }
+        None => assert!(
+            !captured_by_us && r.notes.iter().any(|n| n.contains("dump_time()")),
+            "{what}: no left_ms: {:?}",
+            r.notes
+        ),
+    }
+}
