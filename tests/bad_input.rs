@@ -315,3 +315,36 @@ fn collection_used_as_a_sequence_is_a_check_error() {
         );
     }
 }
+
+/// `static(PATH)` naming a static the binary lacks: `check --binary` says so at its line;
+/// `run` leaves that member out with the same reason and exits 3.
+#[test]
+fn missing_static_is_named_at_its_line() {
+    let d = common::fixture_dumps("mapexec", Profile::Dev);
+    let text =
+        std::fs::read_to_string(common::root().join("tests/fixtures/mapexec/mapexec.layout"))
+            .unwrap();
+    let from = "    ready = len(ex.ready)\n";
+    assert!(text.contains(from));
+    let line = text[..text.find(from).unwrap()].matches('\n').count() + 2;
+    let broken = text.replacen(
+        from,
+        &format!("{from}    clock = static(mapexec::CLOCK)\n"),
+        1,
+    );
+    let path = scratch("missing-static.layout");
+    let (code, err) = common::check_layout_text(&path, &broken, &d.exe);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains(&format!("missing-static.layout:{line}:"))
+            && err.contains("no static named `mapexec::CLOCK`"),
+        "{err}"
+    );
+    let out = run_layoutdump(&["run", path.to_str().unwrap(), d.core.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(3), "{stdout}");
+    assert!(
+        stdout.contains("no static named `mapexec::CLOCK`"),
+        "{stdout}"
+    );
+}

@@ -9,7 +9,7 @@
 
 mod common;
 
-use common::report::run_json;
+use common::report::{check_time_left, run_json};
 use common::{Profile, fixture_dumps, truth_rows};
 
 #[test]
@@ -70,12 +70,14 @@ fn embassy_tasks_match_ground_truth() {
                     assert_eq!(t.state.as_deref(), Some("idle"), "{what}");
                     if leaf.kind == "timer" {
                         // `Timer::after(3600 + led s)`, in microsecond ticks since the
-                        // driver started, a few ms in.
+                        // driver started, a few ms in; the time left is under that.
                         let ticks = leaf.fields["expires_at_ticks"].as_u64().unwrap();
                         assert!(
                             (3_600_000_000..3_610_000_000).contains(&ticks),
                             "{what}: {ticks}"
                         );
+                        let left = leaf.fields.get("left_ms");
+                        check_time_left(&what.to_string(), &r, left, 3_000_000..=3_602_100);
                     }
                     let name = if name == "embassy_main" { "main" } else { name };
                     (

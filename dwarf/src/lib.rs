@@ -293,6 +293,23 @@ impl DebugInfo {
             .collect()
     }
 
+    /// The static variable `path`: its link-time address and type. Of several by that
+    /// name, the one with a symbol (a definition, not a declaration).
+    pub fn static_variable(&self, path: &str) -> Result<(u64, DieId), String> {
+        let vars = self.variables(path);
+        let chosen = vars
+            .iter()
+            .filter(|v| matches!(v.location, VarLocation::Static(_)))
+            .max_by_key(|v| v.has_symbol);
+        match chosen {
+            Some(v) => match (v.location, v.ty) {
+                (VarLocation::Static(a), Some(ty)) => Ok((a.0, ty)),
+                _ => Err(format!("static `{path}` has no type in the debug info")),
+            },
+            None => Err(format!("no static named `{path}` in the debug info")),
+        }
+    }
+
     /// Address and size of a symbol by its (mangled) name.
     pub fn symbol(&self, name: &str) -> Option<(u64, u64)> {
         self.symbols.get(name).copied()

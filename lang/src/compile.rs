@@ -310,6 +310,7 @@ impl Resolver<'_> {
         let replaced = match expr {
             Expr::Int(_)
             | Expr::Str(_)
+            | Expr::Static(_)
             | Expr::Local(_)
             | Expr::CallFn { .. }
             | Expr::CallHook { .. }

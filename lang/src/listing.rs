@@ -162,6 +162,9 @@ impl Program {
             Expr::Str(s) => {
                 let _ = write!(out, "{s:?}");
             }
+            Expr::Static(path) => {
+                let _ = write!(out, "static({path})");
+            }
             Expr::Local(slot) => {
                 let _ = write!(out, "${}", slot.0);
             }

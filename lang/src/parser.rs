@@ -527,6 +527,10 @@ impl Lower<'_> {
                     span,
                 )
             }
+            Rule::static_expr => {
+                let path = p.into_inner().as_str().to_string();
+                self.push(Expr::Static(path), span)
+            }
             Rule::call => {
                 let mut it = p.into_inner();
                 let name = it

@@ -239,6 +239,9 @@ pub enum ExprOf<U> {
         value: ExprId,
         flags: Vec<(String, u64)>,
     },
+    /// `static(PATH)`: the static variable of that Rust path, looked up in the binary's
+    /// debug info when evaluated (an embassy timer's driver, which no rule reaches).
+    Static(String),
     /// What the parser could not resolve by itself (see `Named`); never in a compiled
     /// program.
     Unresolved(U),
@@ -279,6 +282,7 @@ impl ParsedExpr {
         Some(match self {
             ExprOf::Int(n) => ExprOf::Int(n),
             ExprOf::Str(s) => ExprOf::Str(s),
+            ExprOf::Static(p) => ExprOf::Static(p),
             ExprOf::Local(s) => ExprOf::Local(s),
             ExprOf::Field(e, name) => ExprOf::Field(e, name),
             ExprOf::Index(a, b) => ExprOf::Index(a, b),

@@ -117,6 +117,10 @@ impl<'a> TypeChecker<'a> {
         match self.program.expr(id).clone() {
             Expr::Int(_) => AType::Int,
             Expr::Str(_) => AType::Str,
+            Expr::Static(path) => match self.dbg.static_variable(&path) {
+                Ok((_, ty)) => AType::Obj(ty),
+                Err(msg) => self.error(id, format!("{msg} of {}", self.dbg.path().display())),
+            },
             Expr::Local(slot) => frame
                 .get(usize::from(slot.0))
                 .cloned()

@@ -63,12 +63,18 @@ pub struct Caches {
     /// For a type that stands for a number: the route to the number's bytes and how to
     /// read them (its `Site::Number` plan and the final type's reading, in one lookup).
     pub numbers: RefCell<FxHashMap<DieId, Number>>,
+    /// The place a `static(PATH)` names, by the expression (a lookup by name in the
+    /// debug info, done once).
+    pub statics: RefCell<FxHashMap<ExprId, StaticPlace>>,
     /// Arithmetic expressions compiled (see `arith`), by `ExprId`.
     pub arith: RefCell<Vec<super::arith::Compiled>>,
     /// For a chain of members (`a.b.c`, by the outermost's `ExprId`): its root (`a`) and
     /// how many members it has below the outermost; `NO_CHAIN` where not worked out yet.
     pub chains: RefCell<Vec<(ExprId, u32)>>,
 }
+
+/// A static's link-time address and type, or why the binary has none by that name.
+pub type StaticPlace = Result<(u64, DieId), String>;
 
 /// A `Caches::chains` entry not worked out yet.
 pub const NO_CHAIN: (ExprId, u32) = (ExprId(u32::MAX), 0);

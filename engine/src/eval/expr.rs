@@ -23,6 +23,19 @@ impl<'a> Evaluator<'a> {
         match expr {
             Expr::Int(n) => Ok(Value::Int(i128::from(*n))),
             Expr::Str(s) => Ok(Value::Str(self.name(s))),
+            Expr::Static(path) => {
+                let known = self.cache.statics.borrow().get(&id).cloned();
+                let found = known.unwrap_or_else(|| {
+                    let found = self.dbg.static_variable(path);
+                    self.cache.statics.borrow_mut().insert(id, found.clone());
+                    found
+                });
+                let (link, ty) = found.map_err(EvalError::Other)?;
+                Ok(Value::Place {
+                    addr: link.wrapping_add(self.bias),
+                    ty,
+                })
+            }
             Expr::Local(slot) => local(frame, *slot),
             Expr::Field(base, name) => {
                 if matches!(self.program.expr(*base), Expr::Field(..)) {

@@ -149,7 +149,7 @@ pub fn run(
                     subjects
                 }
             },
-            RootKind::Static(path) => match static_variable(dbg, path) {
+            RootKind::Static(path) => match dbg.static_variable(path) {
                 Ok((link, ty)) => vec![(
                     None,
                     Value::Place {
@@ -387,5 +387,5 @@ use findings::{
     add_block_on, add_runtime, add_scanned_runtime, add_scanned_task, join_owner_threads,
 };
 use order::sort_tasks;
-use roots::{frame_locals, static_variable, tls_variable};
+use roots::{frame_locals, tls_variable};
 pub(crate) use tasks::listed_task_report;

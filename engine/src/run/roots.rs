@@ -108,21 +108,3 @@ pub(super) fn tls_variable(
         None => Err(format!("`{path}` is not a thread-local")),
     }
 }
-
-pub(super) fn static_variable(
-    dbg: &DebugInfo,
-    path: &str,
-) -> Result<(u64, crate::dwarf::DieId), String> {
-    let vars = dbg.variables(path);
-    let chosen = vars
-        .iter()
-        .filter(|v| matches!(v.location, VarLocation::Static(_)))
-        .max_by_key(|v| v.has_symbol);
-    match chosen {
-        Some(v) => match (v.location, v.ty) {
-            (VarLocation::Static(a), Some(ty)) => Ok((a.0, ty)),
-            _ => Err(format!("static `{path}` has no type in the debug info")),
-        },
-        None => Err(format!("no static named `{path}` in the debug info")),
-    }
-}
