@@ -13,6 +13,7 @@ pub const SHIPPED: &[(&str, &str)] = &[
     ("tower", include_str!("tower.layout")),
     ("tonic", include_str!("tonic.layout")),
     ("actix", include_str!("actix.layout")),
+    ("async_task", include_str!("async_task.layout")),
     ("async_executor", include_str!("async_executor.layout")),
     // async-std before smol: both find an async-std program's executor, and auto-detection
     // keeps the first report of a runtime (async-std's has task ids and names).
@@ -21,6 +22,7 @@ pub const SHIPPED: &[(&str, &str)] = &[
     ("futures-executor", include_str!("futures-executor.layout")),
     ("embassy", include_str!("embassy.layout")),
     ("monoio", include_str!("monoio.layout")),
+    ("compio", include_str!("compio.layout")),
 ];
 
 /// Layouts that describe combinators or std types, used by others, not run on their own.
@@ -33,5 +35,6 @@ pub const LIBRARIES: &[&str] = &[
     "tower",
     "tonic",
     "actix",
+    "async_task",
     "async_executor",
 ];

@@ -14,6 +14,7 @@ const SNAPSHOTS: &[(&str, &str)] = &[
     ("futures-executor", "futures-pool"),
     ("embassy", "embassy-tasks"),
     ("monoio", "monoio-tasks"),
+    ("compio", "compio-tasks"),
     // hyper, tower, tonic, tracing and futures, through tokio.
     ("tokio", "web-service"),
     // actix's signals and LocalSets under their threads.
@@ -64,6 +65,11 @@ fn embassy_on_embassy_tasks() {
 #[test]
 fn monoio_on_monoio_tasks() {
     snapshot("monoio", "monoio-tasks");
+}
+
+#[test]
+fn compio_on_compio_tasks() {
+    snapshot("compio", "compio-tasks");
 }
 
 #[test]

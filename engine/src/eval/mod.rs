@@ -536,7 +536,16 @@ impl<'a> Evaluator<'a> {
             Value::Int(a) => *a as u64,
             Value::Addr(a) => *a,
             Value::Place { addr, ty } => match self.ty(*ty)?.kind {
-                TypeKind::Pointer { .. } => self.u64_le(*addr)?,
+                // A null pointer cast to a type is absent, as its deref is: a scoped
+                // thread-local's `*const ()` outside the scope is "no runtime here".
+                TypeKind::Pointer { .. } => match self.u64_le(*addr)? {
+                    0 => {
+                        return Err(EvalError::NullPointer {
+                            ty: self.ty(target)?.name.clone(),
+                        });
+                    }
+                    a => a,
+                },
                 _ => *addr,
             },
             _ => {

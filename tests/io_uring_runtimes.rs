@@ -1,0 +1,120 @@
+//! The io_uring runtimes end to end: monoio and compio. Each thread's runtime is found
+//! from its scoped thread-local; every task is listed (monoio's idle tasks, owned only by
+//! their wakers, by a scan joined to their thread's runtime; compio's from its slab of
+//! wakers), each blocked on its io_uring operation (`accept`, `recv`) with the socket's
+//! fd and the op's state in the driver (monoio `Waiting`, compio `Pending`: submitted,
+//! the task waiting for the completion), on a timer with the time left, or on another
+//! task through its JoinHandle. Copies of task headers on a stack are not tasks. Dev and
+//! release; cores and minidumps.
+
+mod common;
+
+use common::report::{Runtime, check_time_left, run_json};
+use common::{Profile, fixture_dumps, truth_rows};
+
+/// What differs between the two runtimes' fixtures and layouts.
+struct Uring {
+    fixture: &'static str,
+    layout: &'static str,
+    /// The op state of a submitted op whose task waits for the completion.
+    waiting: &'static str,
+}
+
+#[test]
+fn monoio_tasks_and_io_uring_ops_match_ground_truth() {
+    check(Uring {
+        fixture: "monoio-tasks",
+        layout: "monoio 0.2",
+        waiting: "Waiting",
+    });
+}
+
+#[test]
+fn compio_tasks_and_io_uring_ops_match_ground_truth() {
+    check(Uring {
+        fixture: "compio-tasks",
+        layout: "compio 0.16",
+        waiting: "Pending",
+    });
+}
+
+fn check(u: Uring) {
+    let kind = u.layout.split(' ').next().unwrap_or_default();
+    let prefix = format!("{}/", u.fixture);
+    for profile in [Profile::Dev, Profile::Release] {
+        let d = fixture_dumps(u.fixture, profile);
+        for dump in [&d.core, &d.minidump] {
+            let what = dump.display().to_string();
+            let (r, code) = run_json(&["run", dump.to_str().unwrap()]);
+            assert_eq!(r.warnings, Vec::<String>::new(), "{what}");
+            assert_eq!(code, Some(0), "{what}");
+            assert_eq!(r.layout.name, format!("auto: {}", u.layout), "{what}");
+            assert_eq!(r.runtimes.len(), 1, "{what}");
+            let rt = &r.runtimes[0];
+            assert_eq!(rt.kind, kind, "{what}");
+            // (task function, await line, leaf kind, fd) for every task.
+            let mut got: Vec<(String, u64, String, Option<u64>)> = rt
+                .tasks
+                .iter()
+                .map(|t| {
+                    let own = t.own_frames(&prefix);
+                    assert_eq!(own.len(), 1, "{what}: {:?}", t.backtrace);
+                    let (function, line) = own[0];
+                    // `monoio_tasks::sleeper`, `compio_tasks::main::{async block#0}`.
+                    let name = function.split("::").nth(1).unwrap_or_default();
+                    let leaf = t.blocked_on.as_ref().expect("a leaf");
+                    assert_eq!(t.state.as_deref(), Some("idle"), "{what}");
+                    match leaf.kind.as_str() {
+                        // The sleepers' hour and up to ten seconds; main's day.
+                        "sleep" => {
+                            let left = leaf.fields.get("left_ms");
+                            let most = if name == "main" {
+                                86_400_000
+                            } else {
+                                3_611_000
+                            };
+                            check_time_left(&what, &r, left, 3_000_000..=most);
+                        }
+                        "join" => assert_eq!(
+                            joined(rt, &leaf.fields["task"], &prefix),
+                            Some(format!("{}::sleeper", kind.to_owned() + "_tasks")),
+                            "{what}"
+                        ),
+                        _ => assert_eq!(leaf.fields["uring"], u.waiting, "{what} {function}"),
+                    }
+                    (
+                        name.to_string(),
+                        line,
+                        leaf.kind.clone(),
+                        leaf.fields.get("fd").and_then(|f| f.as_u64()),
+                    )
+                })
+                .collect();
+            got.sort();
+            // The accepted socket's fd is the connection's own: any, but not another's.
+            let conn = got
+                .iter_mut()
+                .find(|t| t.0 == "connection")
+                .expect("connection");
+            let conn_fd = conn.3.take().expect("an fd");
+            let want = truth_rows(&d.truth, |t| t["fd"].as_u64());
+            assert_eq!(got, want, "{what}");
+            assert!(
+                want.iter().all(|t| t.3 != Some(conn_fd)),
+                "{what}: fd {conn_fd}"
+            );
+        }
+    }
+}
+
+/// The function of the task a join names: by id (compio), or by address (monoio, whose
+/// tasks have none).
+fn joined(rt: &Runtime, target: &serde_json::Value, prefix: &str) -> Option<String> {
+    let task = match target {
+        serde_json::Value::Number(id) => rt.tasks.iter().find(|t| t.id == id.as_u64()),
+        serde_json::Value::String(address) => rt.tasks.iter().find(|t| &t.address == address),
+        _ => None,
+    }?;
+    let own = task.own_frames(prefix);
+    Some(own.first()?.0.to_string())
+}
