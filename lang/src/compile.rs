@@ -296,6 +296,19 @@ impl Resolver<'_> {
         for m in members.iter_mut() {
             self.named.clear();
             self.resolve(m.value, scope);
+            // `leaf Op as op { op = type_name(op) … uring = f(op) }`: from here on `op`
+            // would be the member, not the subject.
+            if let Some((subject, _)) = scope.names.first()
+                && *subject == m.name
+            {
+                self.diags.push(
+                    Diagnostic::new(
+                        m.span,
+                        format!("member `{}` has the name of the rule's subject: the members after it would read the member, not the subject", m.name),
+                    )
+                    .with_help("rename the member or the subject (`… as x {`)"),
+                );
+            }
             m.slot = scope.bind(&m.name);
             named.push(std::mem::take(&mut self.named));
         }

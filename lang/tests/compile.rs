@@ -35,7 +35,15 @@ fn every_shipped_layout_compiles() {
 /// as `Program::listing` shows it: every name resolved to a slot, function or builtin.
 #[test]
 fn compiled_shipped_layouts() {
-    for name in ["tokio", "smol", "async-std", "futures-executor"] {
+    for name in [
+        "tokio",
+        "smol",
+        "async-std",
+        "futures-executor",
+        "embassy",
+        "monoio",
+        "compio",
+    ] {
         let main = shipped().load(name).unwrap();
         let p = compile(main, &shipped()).unwrap_or_else(|d| panic!("{name}: {d}"));
         let listing = p.listing();
@@ -138,4 +146,40 @@ fn syntax_errors_name_what_was_expected() {
         "{text}"
     );
     assert!(text.contains("an expression"), "{text}");
+}
+
+/// A member named like the rule's subject would hide it from the members after it (a
+/// monoio leaf once computed an op's state from its own type name): an error at the member.
+#[test]
+fn a_member_cannot_take_the_subjects_name() {
+    let text =
+        "layout t \"1\"\nleaf a::Op as op {\n    kind = \"x\"\n    op = 1\n    more = op\n}\n";
+    let main = SourceFile {
+        name: "t.layout".into(),
+        text: text.into(),
+    };
+    let err = compile(main, &Files(vec![])).expect_err("a member named like the subject");
+    let shown = err.to_string();
+    assert!(
+        shown.contains("t.layout:4:5")
+            && shown.contains("member `op` has the name of the rule's subject"),
+        "{shown}"
+    );
+}
+
+#[test]
+fn size_of_range_and_if_compile_to_builtins() {
+    let text = "layout t \"1\"\nfn walk(t, h) = for i in range(size_of((u64, u8)) + h) => if(i % 2, i, range(0))\nview a::B as b { items = walk(b, 1) }\n";
+    let main = SourceFile {
+        name: "t.layout".into(),
+        text: text.into(),
+    };
+    let p = compile(main, &Files(vec![])).unwrap_or_else(|d| panic!("{d}"));
+    let listing = p.listing();
+    assert!(
+        listing.contains(
+            "for $2 in range((size_of((0 as (u64, u8))) + $1)) => if(($2 % 2), $2, range(0))"
+        ),
+        "{listing}"
+    );
 }
