@@ -157,11 +157,13 @@ fn local(frame: &Frame, slot: Slot) -> Result<Value, EvalError> {
             ty: *ty,
         }),
         Some(Some(v)) => Ok(v.clone()),
-        _ => Err(EvalError::Other(
-            "binding used before it has a value".into(),
-        )),
+        _ => Err(EvalError::Other(UNSET.into())),
     }
 }
+
+/// Why a binding has no value: it is read before it is set, or it could not be evaluated
+/// (which `members_in` says instead, naming it).
+const UNSET: &str = "binding used before it has a value";
 
 /// A rule's or function's slots: a handful, made for every view member and rule evaluated
 /// (several per task), so kept on the stack.
@@ -672,13 +674,31 @@ impl<'a> Evaluator<'a> {
         frame: &mut Frame,
         mut each: impl FnMut(&'m layoutdump_lang::program::Member, Result<Value, EvalError>),
     ) {
+        // Members a later one reads that could not be evaluated: a later member that then
+        // finds no value names them and why (a `let` read from memory the dump lacks).
+        let mut failed: smallvec::SmallVec<[(&str, EvalError); 1]> = smallvec::SmallVec::new();
         for m in members {
-            let r = self.eval(m.value, frame);
-            if m.read
-                && let Ok(v) = &r
-                && let Some(slot) = frame.get_mut(usize::from(m.slot.0))
+            let mut r = self.eval(m.value, frame);
+            if let Err(EvalError::Other(msg)) = &r
+                && msg == UNSET
+                && let Some((name, why)) = failed.first()
             {
-                *slot = Some(v.clone());
+                // What depends on a `None` is absent too, as the `None` itself is.
+                r = Err(if why.is_absent() {
+                    why.clone()
+                } else {
+                    EvalError::Other(format!("`{name}` could not be evaluated: {why}"))
+                });
+            }
+            if m.read {
+                match &r {
+                    Ok(v) => {
+                        if let Some(slot) = frame.get_mut(usize::from(m.slot.0)) {
+                            *slot = Some(v.clone());
+                        }
+                    }
+                    Err(e) => failed.push((m.name.as_str(), e.clone())),
+                }
             }
             each(m, r);
         }
