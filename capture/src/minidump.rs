@@ -1,5 +1,6 @@
 //! Minidump capture: minidump-writer writes the dump, plus all writable memory as "app
-//! memory"; afterwards each thread's `teb` is set to its fs_base, as Crashpad does on Linux.
+//! memory"; afterwards each thread's `teb` is set to its fs_base, as Crashpad does on Linux,
+//! and a stream of our own records when the process was stopped.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -79,6 +80,8 @@ pub fn capture(
         (app_memory, skipped, fs_bases, resume)
     };
     wait_until_stopped(pid, Duration::from_secs(2));
+    // The process is stopped: this is the time its memory shows.
+    let captured = snapshot::now();
 
     let mut config = MinidumpWriterConfig::new(pid, pid);
     config.set_app_memory(app_memory);
@@ -103,7 +106,47 @@ pub fn capture(
     })?;
     skipped.append(&mut stats.skipped);
     stats.skipped = skipped;
+    if let Some((monotonic, realtime)) = captured {
+        let mut time = monotonic.to_le_bytes().to_vec();
+        time.extend(realtime.to_le_bytes());
+        append_stream(file, layoutdump_dump::MD_CAPTURE_TIME_STREAM, &time).map_err(|source| {
+            CaptureError::Minidump {
+                pid,
+                source: Box::new(source),
+            }
+        })?;
+    }
     Ok(stats)
+}
+
+/// Adds a stream to a written minidump: its data, then a new stream directory (the old
+/// entries and one for it), at the end of the file, and the header pointed at them. A
+/// minidump's offsets are 32-bit: past 4 GiB the stream is left out.
+fn append_stream(file: &File, kind: u32, data: &[u8]) -> io::Result<()> {
+    let read_u32 = |offset: u64| -> io::Result<u32> {
+        let mut b = [0u8; 4];
+        file.read_exact_at(&mut b, offset)?;
+        Ok(u32::from_le_bytes(b))
+    };
+    let count = read_u32(8)?.min(1024);
+    let mut directory = vec![0u8; count as usize * 12];
+    file.read_exact_at(&mut directory, u64::from(read_u32(12)?))?;
+    let at = file.metadata()?.len().next_multiple_of(8);
+    let new_directory = (at + data.len() as u64).next_multiple_of(4);
+    let (Ok(at32), Ok(dir32), Ok(len32)) = (
+        u32::try_from(at),
+        u32::try_from(new_directory),
+        u32::try_from(data.len()),
+    ) else {
+        return Ok(());
+    };
+    file.write_all_at(data, at)?;
+    directory.extend(kind.to_le_bytes());
+    directory.extend(len32.to_le_bytes());
+    directory.extend(at32.to_le_bytes());
+    file.write_all_at(&directory, new_directory)?;
+    file.write_all_at(&(count + 1).to_le_bytes(), 8)?;
+    file.write_all_at(&dir32.to_le_bytes(), 12)
 }
 
 /// The writable (and, if asked, read-only) memory to add, with what was left out.

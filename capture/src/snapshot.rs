@@ -45,7 +45,7 @@ pub fn read_all_registers(
 
 /// The monotonic and wall clocks now, in nanoseconds (the process is stopped: this is
 /// the time its memory shows).
-fn now() -> Option<(u64, u64)> {
+pub(crate) fn now() -> Option<(u64, u64)> {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,

@@ -222,8 +222,8 @@ pub enum DumpError {
 
 /// What a format reader hands to `Dump::assemble`.
 /// When a dump was taken: `layoutdump capture` records both clocks (an ELF note, see
-/// `elf_core::NT_CAPTURE_TIME`); a minidump records the wall clock in seconds; kernel
-/// cores and gcore record neither.
+/// `elf_core::NT_CAPTURE_TIME`, or a minidump stream of the same bytes); another
+/// writer's minidump records the wall clock in seconds; kernel cores and gcore neither.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CaptureTime {
     /// `CLOCK_MONOTONIC`, in nanoseconds: the clock `Instant`s and runtimes' timers use.

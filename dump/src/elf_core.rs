@@ -59,6 +59,9 @@ struct Notes {
 pub const CAPTURE_NOTE: &[u8] = b"LAYOUTDUMP";
 /// Not a small number: a tool that ignores the owner name will not take it for a CORE note.
 pub const NT_CAPTURE_TIME: u32 = 0x4c44_5431;
+/// The minidump stream `layoutdump capture` writes with the same 16 bytes (a user stream
+/// type: above the format's reserved ones).
+pub const MD_CAPTURE_TIME_STREAM: u32 = NT_CAPTURE_TIME;
 
 /// ELF cores: `ET_CORE` files. Other ELF files are named for what they are.
 pub(crate) struct ElfCoreReader;

@@ -24,7 +24,7 @@ pub use dump::{
     Thread,
 };
 /// The note `layoutdump capture` writes into a core with the time it was taken.
-pub use elf_core::{CAPTURE_NOTE, NT_CAPTURE_TIME};
+pub use elf_core::{CAPTURE_NOTE, MD_CAPTURE_TIME_STREAM, NT_CAPTURE_TIME};
 pub use memory::{Bytes, Memory, MemoryError};
 pub use prefetch::prefetch_value;
 pub use regions::{Region, RegionSource};

@@ -69,11 +69,21 @@ pub(crate) fn read(path: &Path, data: Backing) -> Result<Dump, DumpError> {
             what: format!("minidump header or stream directory ({e})"),
             offset: 0,
         })?;
-        // The header's wall-clock time, in seconds; a minidump has no monotonic time.
+        // `layoutdump capture`'s own stream has both clocks; otherwise the header's wall
+        // clock, in seconds (a minidump has no monotonic time of its own).
         let stamp = u64::from(md.header.time_date_stamp);
+        let ours = md
+            .get_raw_stream(crate::MD_CAPTURE_TIME_STREAM)
+            .ok()
+            .filter(|b| b.len() >= 16);
+        let word = |at: usize| {
+            let b: [u8; 8] = ours?.get(at..at + 8)?.try_into().ok()?;
+            Some(u64::from_le_bytes(b))
+        };
         let captured = crate::dump::CaptureTime {
-            monotonic_ns: None,
-            realtime_ns: (stamp != 0).then(|| stamp.saturating_mul(1_000_000_000)),
+            monotonic_ns: word(0),
+            realtime_ns: word(8)
+                .or_else(|| (stamp != 0).then(|| stamp.saturating_mul(1_000_000_000))),
         };
         (read_streams(path, &md, &data, &mut warnings)?, captured)
     };

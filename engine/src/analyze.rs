@@ -353,8 +353,8 @@ pub fn analyze_dump(
     if dump.captured.monotonic_ns.is_none() && uses_dump_time(program) {
         report.notes.push(
             "the layout's dump_time() has no value: this dump does not record when it was taken on the \
-             monotonic clock (`layoutdump capture` and `run --pid` write it; kernel cores, gcore and minidumps \
-             do not), so the members computed from it (time left on a timer) are left out; deadlines are shown"
+             monotonic clock (`layoutdump capture`, in both formats, and `run --pid` write it; kernel cores, \
+             gcore and other writers' minidumps do not), so the members computed from it (time left on a timer) are left out; deadlines are shown"
                 .into(),
         );
     }

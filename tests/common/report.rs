@@ -289,16 +289,16 @@ pub fn run_json(args: &[&str]) -> (Report, Option<i32>) {
     (report, out.status.code())
 }
 
-/// A timer's `left_ms`, computed from the dump's capture time: present on the cores
-/// `layoutdump capture` writes (which record it) and within `range`; on other dumps left
-/// out, with a note naming `dump_time()`.
+/// A timer's `left_ms`, computed from the dump's capture time: present on the cores and
+/// minidumps `layoutdump capture` writes (which record it) and within `range`; on other
+/// dumps left out, with a note naming `dump_time()`.
 pub fn check_time_left(
     what: &str,
     r: &Report,
     left: Option<&Value>,
     range: std::ops::RangeInclusive<i64>,
 ) {
-    let captured_by_us = what.ends_with(".core");
+    let captured_by_us = what.ends_with(".core") || what.ends_with(".dmp");
     match left {
         Some(left) => {
             assert!(captured_by_us, "{what}: left_ms without a capture time");
