@@ -246,7 +246,7 @@ fn misread_ids_are_a_warning() {
     let live = d.truth["tasks"].as_array().unwrap().len();
     assert!(
         stdout.contains(&format!(
-            "{live} tasks share an id with another (first: id 0)"
+            "{live} tasks share an id with another (first: id 0, the tasks at 0x"
         )) && stdout.contains("wrong-id.layout:22:5"),
         "{stdout}"
     );

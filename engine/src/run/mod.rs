@@ -332,13 +332,20 @@ pub fn run(
             Some(p) => order::shared_ids(p.listed()),
             None => order::shared_ids(ids),
         };
-        if let Some((id, tasks)) = shared {
+        if let Some(order::SharedIds {
+            id,
+            addresses: (a, b),
+            tasks,
+        }) = shared
+        {
             out.warnings.push(format!(
-                "runtime {} at {:#x}: {tasks} tasks share an id with another (first: id {id}), which no executor does: \
-                 the ids are misread; check the task rule's `id`{} and the casts that reach it \
+                "runtime {} at {:#x}: {tasks} tasks share an id with another (first: id {id}, the tasks at {:#x} and {:#x}), \
+                 which no executor does: the ids are misread; check the task rule's `id`{} and the casts that reach it \
                  (`layoutdump check LAYOUT --binary BIN`, `check --explain DUMP`)",
                 r.kind,
                 r.address.0,
+                a.0,
+                b.0,
                 task_id_location(program)
             ));
         }

@@ -8,12 +8,21 @@ pub(super) fn sort_tasks(tasks: &mut [TaskReport]) {
     sort_by_id(tasks, |t| (t.id, t.address));
 }
 
-/// The first id that two tasks at different addresses share, in tasks sorted by id then
-/// address, with how many tasks share an id with another: no executor hands one id to two
-/// live tasks, so this is a misread (a task rule's `id`, or a cast on the way to it,
-/// reading the wrong bytes).
-pub(super) fn shared_ids(sorted: impl Iterator<Item = (Option<u64>, Hex)>) -> Option<(u64, usize)> {
-    let mut first = None;
+/// Tasks that share an id, which no executor hands to two live tasks: a misread (a task
+/// rule's `id`, or a cast on the way to it, reading the wrong bytes).
+#[derive(Debug, PartialEq, Eq)]
+pub(super) struct SharedIds {
+    /// The first id shared, in tasks sorted by id then address.
+    pub id: u64,
+    /// The first two tasks with it: where to look at what was read.
+    pub addresses: (Hex, Hex),
+    /// How many tasks share an id with another.
+    pub tasks: usize,
+}
+
+/// The tasks (sorted by id then address) that share an id, if any do.
+pub(super) fn shared_ids(sorted: impl Iterator<Item = (Option<u64>, Hex)>) -> Option<SharedIds> {
+    let mut first: Option<(u64, (Hex, Hex))> = None;
     let mut shared = 0;
     let mut last: Option<(u64, Hex)> = None;
     for (id, address) in sorted {
@@ -22,12 +31,16 @@ pub(super) fn shared_ids(sorted: impl Iterator<Item = (Option<u64>, Hex)>) -> Op
             && prev == id
             && prev_address != address
         {
-            first.get_or_insert(id);
+            first.get_or_insert((id, (prev_address, address)));
             shared += 1;
         }
         last = Some((id, address));
     }
-    first.map(|id| (id, shared + 1))
+    first.map(|(id, addresses)| SharedIds {
+        id,
+        addresses,
+        tasks: shared + 1,
+    })
 }
 
 /// The tasks listed (None: not a task), by id (those without one last), then address:
@@ -113,7 +126,7 @@ pub(super) fn sort_by_id<T: Send + Sync>(
 
 #[cfg(test)]
 mod sort_tests {
-    use super::sort_tasks;
+    use super::{SharedIds, shared_ids, sort_tasks};
     use crate::report::{Hex, TaskReport};
 
     fn task(id: Option<u64>, address: u64) -> TaskReport {
@@ -195,5 +208,31 @@ mod sort_tests {
                 .collect();
             assert_eq!(got, want, "round {round}");
         }
+    }
+
+    /// The first shared id names its first two tasks; the same task listed twice (one
+    /// address) is not a misread, and tasks without ids share nothing.
+    #[test]
+    fn shared_ids_name_the_first_pair() {
+        let tasks = [
+            (Some(1), Hex(0x10)),
+            (Some(2), Hex(0x20)),
+            (Some(2), Hex(0x20)),
+            (Some(3), Hex(0x30)),
+            (Some(3), Hex(0x38)),
+            (Some(3), Hex(0x40)),
+            (None, Hex(0x50)),
+            (None, Hex(0x58)),
+        ];
+        let shared = shared_ids(tasks.into_iter()).expect("id 3 is shared");
+        assert_eq!(
+            shared,
+            SharedIds {
+                id: 3,
+                addresses: (Hex(0x30), Hex(0x38)),
+                tasks: 3,
+            }
+        );
+        assert_eq!(shared_ids(tasks[..4].iter().copied()), None);
     }
 }
