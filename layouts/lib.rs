@@ -23,6 +23,7 @@ pub const SHIPPED: &[(&str, &str)] = &[
     ("embassy", include_str!("embassy.layout")),
     ("monoio", include_str!("monoio.layout")),
     ("compio", include_str!("compio.layout")),
+    ("glommio", include_str!("glommio.layout")),
 ];
 
 /// Layouts that describe combinators or std types, used by others, not run on their own.

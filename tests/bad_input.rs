@@ -208,7 +208,7 @@ fn unknown_layout_name() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains(
-            "neither a shipped layout (tokio, async-std, smol, futures-executor, embassy, monoio, compio)"
+            "neither a shipped layout (tokio, async-std, smol, futures-executor, embassy, monoio, compio, glommio)"
         ),
         "{stderr}"
     );

@@ -1,9 +1,9 @@
-//! The io_uring runtimes end to end: monoio and compio. Each thread's runtime is found
+//! The io_uring runtimes end to end: monoio, compio and glommio. Each thread's runtime is found
 //! from its scoped thread-local; every task is listed (monoio's idle tasks, owned only by
-//! their wakers, by a scan joined to their thread's runtime; compio's from its slab of
-//! wakers), each blocked on its io_uring operation (`accept`, `recv`) with the socket's
-//! fd and the op's state in the driver (monoio `Waiting`, compio `Pending`: submitted,
-//! the task waiting for the completion), on a timer with the time left, or on another
+//! their wakers, and glommio's, by a scan joined to their thread's runtime; compio's from
+//! its slab of wakers), each blocked on its io_uring operation (`accept`, `recv`, `read`)
+//! with the socket's fd and the op's state in the driver (monoio `Waiting`, compio
+//! `Pending`, glommio `Dispatched`: submitted, the task waiting for the completion), on a timer with the time left, or on another
 //! task through its JoinHandle. Copies of task headers on a stack are not tasks. Dev and
 //! release; cores and minidumps.
 
@@ -35,6 +35,15 @@ fn compio_tasks_and_io_uring_ops_match_ground_truth() {
         fixture: "compio-tasks",
         layout: "compio 0.16",
         waiting: "Pending",
+    });
+}
+
+#[test]
+fn glommio_tasks_and_io_uring_ops_match_ground_truth() {
+    check(Uring {
+        fixture: "glommio-tasks",
+        layout: "glommio 0.9",
+        waiting: "Dispatched",
     });
 }
 
@@ -107,8 +116,8 @@ fn check(u: Uring) {
     }
 }
 
-/// The function of the task a join names: by id (compio), or by address (monoio, whose
-/// tasks have none).
+/// The function of the task a join names: by id (compio), or by address (monoio and
+/// glommio, whose tasks have none).
 fn joined(rt: &Runtime, target: &serde_json::Value, prefix: &str) -> Option<String> {
     let task = match target {
         serde_json::Value::Number(id) => rt.tasks.iter().find(|t| t.id == id.as_u64()),

@@ -15,6 +15,7 @@ const SNAPSHOTS: &[(&str, &str)] = &[
     ("embassy", "embassy-tasks"),
     ("monoio", "monoio-tasks"),
     ("compio", "compio-tasks"),
+    ("glommio", "glommio-tasks"),
     // hyper, tower, tonic, tracing and futures, through tokio.
     ("tokio", "web-service"),
     // actix's signals and LocalSets under their threads.
@@ -70,6 +71,11 @@ fn monoio_on_monoio_tasks() {
 #[test]
 fn compio_on_compio_tasks() {
     snapshot("compio", "compio-tasks");
+}
+
+#[test]
+fn glommio_on_glommio_tasks() {
+    snapshot("glommio", "glommio-tasks");
 }
 
 #[test]

@@ -15,6 +15,9 @@ pub struct Type {
     /// for unnamed types (`[u8; 4]`).
     pub name: Arc<str>,
     pub size: u64,
+    /// Alignment in bytes (`DW_AT_alignment`), where the compiler records it: rustc does
+    /// for structs, enums and unions, not for base types or pointers.
+    pub align: Option<u64>,
     pub kind: TypeKind,
     pub template_params: Vec<(Arc<str>, DieId)>,
 }
@@ -146,6 +149,7 @@ impl Type {
             id: self.id,
             name: name(&self.name),
             size: self.size,
+            align: self.align,
             kind,
             template_params: self
                 .template_params
@@ -208,6 +212,7 @@ fn decode_depth(dbg: &DebugInfo, id: DieId, depth: u32) -> Result<Type, DwarfErr
     let raw_name = attr_str(dbg.dwarf(), unit, &entry, gimli::DW_AT_name);
     let name = dbg.index().qualified_name(id).or(raw_name);
     let size = attr_u64(&entry, gimli::DW_AT_byte_size).unwrap_or(0);
+    let align = attr_u64(&entry, gimli::DW_AT_alignment);
     let target = attr_ref(unit, &entry, gimli::DW_AT_type);
     let unnamed = |s: String| -> Arc<str> { Arc::from(s) };
 
@@ -239,6 +244,7 @@ fn decode_depth(dbg: &DebugInfo, id: DieId, depth: u32) -> Result<Type, DwarfErr
                 id,
                 name,
                 size,
+                align,
                 kind: TypeKind::Pointer { pointee: target },
                 template_params: vec![],
             });
@@ -281,6 +287,7 @@ fn decode_depth(dbg: &DebugInfo, id: DieId, depth: u32) -> Result<Type, DwarfErr
                 id,
                 name,
                 size,
+                align,
                 kind: TypeKind::Array { elem, count },
                 template_params: vec![],
             });
@@ -348,6 +355,7 @@ fn decode_depth(dbg: &DebugInfo, id: DieId, depth: u32) -> Result<Type, DwarfErr
         id,
         name,
         size,
+        align,
         kind,
         template_params,
     })

@@ -514,14 +514,19 @@ impl Lower<'_> {
                 }
                 e
             }
-            // `size_of(TYPE …)`: the size of a cast of address 0 to that type, so that
-            // `with T from type v` works as it does for a cast.
+            // `size_of(TYPE …)`, `align_of(TYPE …)`: of a cast of address 0 to that type,
+            // so that `with T from type v` works as it does for a cast.
             Rule::size_of_expr => {
+                let mut it = p.into_inner();
+                let func = match it.next().map(|f| f.as_str()) {
+                    Some("align_of") => Builtin::AlignOf,
+                    _ => Builtin::SizeOf,
+                };
                 let zero = self.push(Expr::Int(0), span);
-                let ty = self.cast(zero, p, span);
+                let ty = self.cast_parts(zero, it, span);
                 self.push(
                     Expr::Call {
-                        func: Builtin::SizeOf,
+                        func,
                         args: vec![ty],
                     },
                     span,
@@ -579,7 +584,16 @@ impl Lower<'_> {
     /// `value as TYPE [with T, … from fn|type e]`, from a cast suffix (or `size_of`'s
     /// parentheses): the type, then the optional clause naming where its variables come from.
     fn cast(&mut self, value: ExprId, p: Pair<'_, Rule>, span: Span) -> ExprId {
-        let mut it = p.into_inner();
+        self.cast_parts(value, p.into_inner(), span)
+    }
+
+    /// `cast` from its parts: the type, then the optional `with … from …` clause.
+    fn cast_parts<'i>(
+        &mut self,
+        value: ExprId,
+        mut it: impl Iterator<Item = Pair<'i, Rule>>,
+        span: Span,
+    ) -> ExprId {
         let ty = it.next().map(type_expr).unwrap_or(TypeExpr::Wildcard);
         let mut vars = Vec::new();
         let mut from = None;

@@ -126,11 +126,14 @@ pub enum Builtin {
     /// hash table's bucket stride). Its argument is parsed as a type, so it is written
     /// `Call { SizeOf, [0 as TYPE] }` in a compiled program.
     SizeOf,
+    /// `align_of(TYPE)` (or with a variable, as `size_of`): the alignment in bytes the
+    /// compiler gives the type (a glommio task's future sits at an offset rounded up to it).
+    AlignOf,
 }
 
 impl Builtin {
     /// Every builtin, with its name and how many arguments it takes.
-    const ALL: [(Builtin, &'static str, usize); 13] = [
+    const ALL: [(Builtin, &'static str, usize); 14] = [
         (Builtin::Addr, "addr", 1),
         (Builtin::Variant, "variant", 1),
         (Builtin::List, "list", 2),
@@ -144,6 +147,7 @@ impl Builtin {
         (Builtin::Range, "range", 1),
         (Builtin::If, "if", 3),
         (Builtin::SizeOf, "size_of", 1),
+        (Builtin::AlignOf, "align_of", 1),
     ];
 
     pub fn by_name(name: &str) -> Option<(Builtin, usize)> {

@@ -43,6 +43,7 @@ fn compiled_shipped_layouts() {
         "embassy",
         "monoio",
         "compio",
+        "glommio",
     ] {
         let main = shipped().load(name).unwrap();
         let p = compile(main, &shipped()).unwrap_or_else(|d| panic!("{name}: {d}"));

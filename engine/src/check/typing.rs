@@ -307,7 +307,8 @@ impl<'a> TypeChecker<'a> {
             | Builtin::Len
             | Builtin::IsNull
             | Builtin::DumpTime
-            | Builtin::SizeOf => {
+            | Builtin::SizeOf
+            | Builtin::AlignOf => {
                 for a in args {
                     self.eval(*a, frame);
                 }

@@ -110,6 +110,10 @@ impl<'a> Evaluator<'a> {
                 Value::Place { ty, .. } => Ok(Value::Int(i128::from(self.ty(ty)?.size))),
                 _ => Err(EvalError::Other("size_of() needs a type".into())),
             },
+            Builtin::AlignOf => match arg(0, frame)? {
+                Value::Place { ty, .. } => Ok(Value::Int(i128::from(self.align_of(ty)?))),
+                _ => Err(EvalError::Other("align_of() needs a type".into())),
+            },
             Builtin::Str => {
                 let at = arg(0, frame)?;
                 let len = arg(1, frame)?;
@@ -132,5 +136,21 @@ impl<'a> Evaluator<'a> {
                 Ok(Value::Str(text.into()))
             }
         }
+    }
+}
+
+impl Evaluator<'_> {
+    /// A type's alignment: as the compiler recorded it, an array's element's, or for a
+    /// base type or pointer (which rustc records none for) its size's largest power of
+    /// two, up to 16.
+    fn align_of(&self, ty: crate::dwarf::DieId) -> Result<u64, EvalError> {
+        let t = self.ty(ty)?;
+        if let Some(align) = t.align {
+            return Ok(align);
+        }
+        if let TypeKind::Array { elem, .. } = t.kind {
+            return self.align_of(elem);
+        }
+        Ok(1 << t.size.trailing_zeros().min(4))
     }
 }
