@@ -242,6 +242,7 @@ mod tests {
             id: DieId(7),
             name: Arc::from(name),
             size: 16,
+            align: Some(8),
             kind: TypeKind::Struct {
                 fields: vec![field("pointer", 0), field("vtable", 8)],
                 variants: None,
@@ -255,6 +256,7 @@ mod tests {
             id: DieId(8),
             name: Arc::from(name),
             size: 8,
+            align: None,
             kind: TypeKind::Pointer {
                 pointee: Some(DieId(9)),
             },
