@@ -123,11 +123,7 @@ pub fn capture(
 /// entries and one for it), at the end of the file, and the header pointed at them. A
 /// minidump's offsets are 32-bit: past 4 GiB the stream is left out.
 fn append_stream(file: &File, kind: u32, data: &[u8]) -> io::Result<()> {
-    let read_u32 = |offset: u64| -> io::Result<u32> {
-        let mut b = [0u8; 4];
-        file.read_exact_at(&mut b, offset)?;
-        Ok(u32::from_le_bytes(b))
-    };
+    let read_u32 = |offset| read_u32_at(file, offset);
     let count = read_u32(8)?.min(1024);
     let mut directory = vec![0u8; count as usize * 12];
     file.read_exact_at(&mut directory, u64::from(read_u32(12)?))?;
@@ -271,11 +267,7 @@ fn wait_until_stopped(pid: i32, timeout: Duration) {
 
 /// Writes each thread's fs_base into `MDRawThread.teb` and counts threads and memory.
 fn patch_and_count(file: &File, fs_bases: &HashMap<u32, u64>) -> io::Result<MinidumpStats> {
-    let read_u32 = |offset: u64| -> io::Result<u32> {
-        let mut b = [0u8; 4];
-        file.read_exact_at(&mut b, offset)?;
-        Ok(u32::from_le_bytes(b))
-    };
+    let read_u32 = |offset| read_u32_at(file, offset);
     let invalid = |what: &str| io::Error::new(io::ErrorKind::InvalidData, what.to_string());
     if read_u32(0)? != MD_SIGNATURE {
         return Err(invalid("not a minidump (bad signature)"));
@@ -310,6 +302,13 @@ fn patch_and_count(file: &File, fs_bases: &HashMap<u32, u64>) -> io::Result<Mini
         }
     }
     Ok(stats)
+}
+
+/// The little-endian u32 at `offset` of the written minidump.
+fn read_u32_at(file: &File, offset: u64) -> io::Result<u32> {
+    let mut b = [0u8; 4];
+    file.read_exact_at(&mut b, offset)?;
+    Ok(u32::from_le_bytes(b))
 }
 
 /// Entry count and offset of the first entry of a `count, [pad,] entries…` list stream;

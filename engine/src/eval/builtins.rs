@@ -142,15 +142,23 @@ impl<'a> Evaluator<'a> {
 impl Evaluator<'_> {
     /// A type's alignment: as the compiler recorded it, an array's element's, or for a
     /// base type or pointer (which rustc records none for) its size's largest power of
-    /// two, up to 16.
-    fn align_of(&self, ty: crate::dwarf::DieId) -> Result<u64, EvalError> {
-        let t = self.ty(ty)?;
-        if let Some(align) = t.align {
-            return Ok(align);
+    /// two, up to 16 (1 for a zero-sized one). Arrays of arrays are followed a bounded
+    /// number of times: a hostile DWARF file may make one its own element.
+    fn align_of(&self, mut ty: crate::dwarf::DieId) -> Result<u64, EvalError> {
+        for _ in 0..super::MAX_HOPS {
+            let t = self.ty(ty)?;
+            if let Some(align) = t.align {
+                return Ok(align);
+            }
+            match t.kind {
+                TypeKind::Array { elem, .. } => ty = elem,
+                _ if t.size == 0 => return Ok(1),
+                _ => return Ok(1 << t.size.trailing_zeros().min(4)),
+            }
         }
-        if let TypeKind::Array { elem, .. } = t.kind {
-            return self.align_of(elem);
-        }
-        Ok(1 << t.size.trailing_zeros().min(4))
+        Err(EvalError::Limit {
+            what: "depth",
+            limit: super::MAX_HOPS as u64,
+        })
     }
 }
