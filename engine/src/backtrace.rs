@@ -157,7 +157,8 @@ fn chain(
             continue;
         }
         // Pointers, Pin, Box: step through without a frame of their own.
-        if let Some(next) = step_through(ev, v) {
+        let root = depth == 0 && frames.is_empty();
+        if let Some(next) = step_through(ev, v, &t, root, gathered) {
             current = Some(next);
             continue;
         }
@@ -648,10 +649,36 @@ fn leaf_report(
 }
 
 /// Through a pointer or a view's `deref` (Pin, Box, NonNull…), if the type has one.
-fn step_through(ev: &Evaluator<'_>, v: Value) -> Option<Value> {
+///
+/// A pointer or view that cannot be followed (a trait object whose vtable names no type,
+/// a pointer into memory the dump lacks) is missing data: as the task's `future` where
+/// `root` (the task rule read the wrong bytes, or the type the vtable does not confirm),
+/// else as its `backtrace`.
+fn step_through(
+    ev: &Evaluator<'_>,
+    v: Value,
+    t: &Type,
+    root: bool,
+    gathered: &mut Gathered,
+) -> Option<Value> {
     let mut v = v;
     for _ in 0..MAX_HOPS {
-        let next = ev.deref(v.clone()).ok()?;
+        let next = match ev.deref(v.clone()) {
+            Ok(next) => next,
+            Err(e) if e.is_absent() || matches!(e, EvalError::NotA { .. }) => return None,
+            Err(e) => {
+                let what = if root { "future" } else { "backtrace" };
+                let addr = match v {
+                    Value::Place { addr, .. } => addr,
+                    _ => 0,
+                };
+                gathered.miss(
+                    what,
+                    format!("`{}` at {addr:#x} cannot be followed: {e}", t.name),
+                );
+                return None;
+            }
+        };
         let Value::Place { ty, .. } = next else {
             return None;
         };

@@ -39,6 +39,8 @@ pub(crate) struct Found {
     partial: bool,
     /// What each task read adds to the wait-for graph (tasks that add nothing left out).
     waits: WaitFacts,
+    /// Task members that could not be read (only `Usage::unread` is kept).
+    unread: crate::explain::Usage,
     steps: u64,
     read: u64,
     progress: Option<crate::progress::Progress>,
@@ -248,6 +250,7 @@ impl TaskReader {
                 g.add(key, id);
             }
         }
+        found.unread.add_unread(&spent.usage);
         found.steps = found.steps.saturating_add(spent.steps);
         for w in spent.warnings {
             found.partial = true;
@@ -310,8 +313,12 @@ impl Reading for TaskReader {
     /// What reading the tasks has found; the report's end is written from it.
     fn late_findings(&self) -> LateFindings {
         let f = self.lock();
+        let mut warnings = f.warnings.clone();
+        if let Some(program) = self.program.get() {
+            warnings.extend(f.unread.unread_warnings(program));
+        }
         LateFindings {
-            warnings: f.warnings.clone(),
+            warnings,
             notes: f.notes.clone(),
             partial: f.partial,
             waits: f.waits.clone(),

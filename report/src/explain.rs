@@ -2,6 +2,7 @@
 //! not), values each rule matched. `layoutdump check LAYOUT --explain DUMP` prints it, so
 //! an author whose task list is empty sees where the chain stops.
 
+use std::collections::BTreeMap;
 use std::fmt::Write;
 
 use layoutdump_lang::Program;
@@ -23,6 +24,18 @@ pub struct Usage {
     pub roots: Vec<RootUse>,
     /// Values matched by each rule, in `Program::rules` order.
     pub rules: Vec<u64>,
+    /// Task members that could not be evaluated, by (rule, member) index: a member that
+    /// fails on some tasks and not others is how a misread shows (a name pointer into
+    /// unmapped memory, bytes that are not text).
+    pub unread: BTreeMap<(usize, usize), Unread>,
+}
+
+/// A member that could not be evaluated on `count` values of its rule; the first (in
+/// the order values were read) at `first.0`, for the reason `first.1`.
+#[derive(Debug, Clone, Default)]
+pub struct Unread {
+    pub count: u64,
+    pub first: Option<(u64, String)>,
 }
 
 impl Usage {
@@ -30,7 +43,53 @@ impl Usage {
         Usage {
             roots: vec![RootUse::default(); program.roots.len()],
             rules: vec![0; program.rules.len()],
+            unread: BTreeMap::new(),
         }
+    }
+
+    /// Member `member` of rule `rule` could not be evaluated on the value at `addr`.
+    pub fn unread(&mut self, (rule, member): (usize, usize), addr: u64, why: &dyn Fn() -> String) {
+        let u = self.unread.entry((rule, member)).or_default();
+        u.count += 1;
+        if u.first.is_none() {
+            u.first = Some((addr, why()));
+        }
+    }
+
+    /// Adds another evaluator's unread members (a worker's share of the tasks), in the
+    /// order the tasks are written: `other` read later tasks than `self`.
+    pub fn add_unread(&mut self, other: &Usage) {
+        for (k, u) in &other.unread {
+            let mine = self.unread.entry(*k).or_default();
+            mine.count += u.count;
+            if mine.first.is_none() {
+                mine.first.clone_from(&u.first);
+            }
+        }
+    }
+
+    /// One warning per task member that could not be read on some tasks, naming the
+    /// rule and the member at their lines.
+    pub fn unread_warnings(&self, program: &Program) -> Vec<String> {
+        self.unread
+            .iter()
+            .filter_map(|(&(r, m), u)| {
+                let rule = program.rules.get(r)?;
+                let member = rule.members.get(m)?;
+                let (addr, why) = u.first.as_ref()?;
+                Some(format!(
+                    "task rule `{}` ({}): `{}` ({}) could not be read on {} task{} (first: the task at {addr:#x}: {why}); \
+                     if it fails only on some tasks, the rule may be reading the wrong bytes: check the casts that reach it \
+                     (`layoutdump check LAYOUT --explain DUMP` shows the first)",
+                    rule.pattern,
+                    program.location(rule.span),
+                    member.name,
+                    program.location(member.span),
+                    u.count,
+                    plural(u.count),
+                ))
+            })
+            .collect()
     }
 
     /// Adds another evaluator's counts (a worker thread's share of one run).
@@ -38,6 +97,7 @@ impl Usage {
         for (a, b) in self.rules.iter_mut().zip(&other.rules) {
             *a += b;
         }
+        self.add_unread(other);
         for (a, b) in self.roots.iter_mut().zip(&other.roots) {
             a.subjects += b.subjects;
             a.values += b.values;
@@ -103,7 +163,7 @@ impl Usage {
             }
             out.push('\n');
         }
-        for (rule, n) in program.rules.iter().zip(&self.rules) {
+        for (r, (rule, n)) in program.rules.iter().zip(&self.rules).enumerate() {
             let kind = match rule.kind {
                 RuleKind::Runtime => "runtime",
                 RuleKind::Task => "task",
@@ -131,6 +191,19 @@ impl Usage {
                 "{mark}{what:<width$}  {}  {found}",
                 program.location(rule.span)
             );
+            for ((_, m), u) in self.unread.range((r, 0)..(r + 1, 0)) {
+                let (Some(member), Some((addr, why))) = (rule.members.get(*m), &u.first) else {
+                    continue;
+                };
+                let _ = writeln!(
+                    out,
+                    "!!    `{}` ({}) could not be read on {} value{}; the first, at {addr:#x}: {why}",
+                    member.name,
+                    program.location(member.span),
+                    u.count,
+                    plural(u.count)
+                );
+            }
         }
         out
     }

@@ -129,7 +129,12 @@ impl<'a> Evaluator<'a> {
                 // Strings are shown, not processed: the first 256 bytes say enough.
                 let shown = len.min(MAX_STR);
                 let bytes = self.mem.read_vec(addr, shown, MAX_STR)?;
-                let mut text = String::from_utf8_lossy(&bytes).into_owned();
+                let mut text = utf8_text(&bytes, len > shown).map_err(|bad| {
+                    EvalError::Other(format!(
+                        "the {len} bytes at {addr:#x} are not UTF-8 text (byte {bad} is not): \
+                         a Rust string always is, so this reads the wrong memory"
+                    ))
+                })?;
                 if len > shown {
                     text.push('…');
                 }
@@ -160,5 +165,32 @@ impl Evaluator<'_> {
             what: "depth",
             limit: super::MAX_HOPS as u64,
         })
+    }
+}
+
+/// `bytes` as text, or the offset of the first byte that makes it not UTF-8. A string
+/// `cut` short may end inside a character: that character is left out.
+fn utf8_text(bytes: &[u8], cut: bool) -> Result<String, usize> {
+    match std::str::from_utf8(bytes) {
+        Ok(s) => Ok(s.to_owned()),
+        Err(e) if cut && e.error_len().is_none() => {
+            Ok(String::from_utf8_lossy(&bytes[..e.valid_up_to()]).into_owned())
+        }
+        Err(e) => Err(e.valid_up_to()),
+    }
+}
+
+#[cfg(test)]
+mod utf8_tests {
+    use super::utf8_text;
+
+    #[test]
+    fn text_is_strict_except_where_cut() {
+        assert_eq!(utf8_text(b"worker-1", false).as_deref(), Ok("worker-1"));
+        assert_eq!(utf8_text(b"ab\xff", false), Err(2));
+        // "é" is two bytes; cut after the first, the text ends before it.
+        assert_eq!(utf8_text(b"caf\xc3", true).as_deref(), Ok("caf"));
+        assert_eq!(utf8_text(b"caf\xc3", false), Err(3));
+        assert_eq!(utf8_text(b"\xffabc", true), Err(0));
     }
 }

@@ -1,7 +1,7 @@
 //! A member's value as a report shows it: numbers, addresses, strings, collections
 //! (their length and first items), objects.
 
-use super::{Evaluator, Value};
+use super::{EvalError, Evaluator, Value};
 use crate::report::{FieldValue, Hex};
 
 pub(crate) fn display_string(ev: &Evaluator<'_>, v: &Value) -> String {
@@ -19,6 +19,22 @@ const FIRST_ITEMS: usize = 8;
 /// lists, and otherwise the object's type and address.
 pub(crate) fn field_value(ev: &Evaluator<'_>, v: &Value) -> FieldValue {
     field_value_depth(ev, v, 0)
+}
+
+/// `field_value` for a task's member: where the value's view says how it reads (`show`,
+/// a string's text) and that cannot be read, why; the report marks the member unread
+/// instead of showing the object's type and address.
+pub(crate) fn checked_field_value(ev: &Evaluator<'_>, v: &Value) -> Result<FieldValue, EvalError> {
+    if let Value::Place { addr, ty } = v
+        && ev.shown_number(*addr, *ty).is_none()
+    {
+        match ev.show(v) {
+            Some(Ok(shown)) => return Ok(field_value_depth(ev, &shown, 1)),
+            Some(Err(e)) if !e.is_absent() => return Err(e),
+            _ => {}
+        }
+    }
+    Ok(field_value(ev, v))
 }
 
 pub(super) fn field_value_depth(ev: &Evaluator<'_>, v: &Value, depth: u32) -> FieldValue {

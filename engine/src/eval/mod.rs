@@ -13,7 +13,7 @@ mod places;
 mod plan;
 pub mod route;
 
-pub(crate) use field_value::{display_string, field_value};
+pub(crate) use field_value::{checked_field_value, display_string, field_value};
 
 /// Bytes of a task asked into the cache ahead of reading it: its header and what
 /// follows (tokio's future, trailer; async-task's future), where a task's reads mostly are.
@@ -124,7 +124,7 @@ impl<'a> Seed<'a> {
 #[derive(Default)]
 pub struct Spent {
     pub(crate) warnings: Vec<String>,
-    usage: crate::explain::Usage,
+    pub(crate) usage: crate::explain::Usage,
     pub(crate) steps: u64,
     pub(crate) printed: Vec<String>,
 }

@@ -327,11 +327,25 @@ pub fn run(
         }
         sort_tasks(&mut r.tasks);
         r.threads.sort_unstable();
-        let ids = r.tasks.iter().map(|t| (t.id, t.address));
-        let shared = match &r.pending {
-            Some(p) => order::shared_ids(p.listed()),
-            None => order::shared_ids(ids),
+        let ids = || -> Box<dyn Iterator<Item = (Option<u64>, Hex)> + '_> {
+            match &r.pending {
+                Some(p) => Box::new(p.listed()),
+                None => Box::new(r.tasks.iter().map(|t| (t.id, t.address))),
+            }
         };
+        if let Some(((low, low_at), (high, high_at))) = order::scattered_ids(ids()) {
+            out.warnings.push(format!(
+                "runtime {} at {:#x}: task ids run from {low} (the task at {:#x}) to {high} (the task at {:#x}): \
+                 a counter's ids and a pointer's or hash's, which no one executor gives: some are misread; \
+                 check the task rule's `id`{} and the casts that reach it (`layoutdump check LAYOUT --explain DUMP`)",
+                r.kind,
+                r.address.0,
+                low_at.0,
+                high_at.0,
+                task_id_location(program)
+            ));
+        }
+        let shared = order::shared_ids(ids());
         if let Some(order::SharedIds {
             id,
             addresses: (a, b),
@@ -364,6 +378,7 @@ pub fn run(
     out.block_on.sort_by_key(|b| (b.thread, b.future.address));
     out.warnings.extend(ev.warnings.borrow().iter().cloned());
     out.usage = ev.usage.borrow().clone();
+    out.warnings.extend(out.usage.unread_warnings(program));
     if out.runtimes.is_empty() {
         out.warnings.extend(frame_notes.iter().cloned());
     }

@@ -43,6 +43,22 @@ pub(super) fn shared_ids(sorted: impl Iterator<Item = (Option<u64>, Hex)>) -> Op
     })
 }
 
+/// Below this, an id is a counter's (tokio's and most executors' ids count up from 0 or
+/// 1); at or above `HUGE_ID`, a pointer's or a hash's. An executor gives one kind or the
+/// other, so a list with both has misread some.
+const SMALL_ID: u64 = 1 << 20;
+const HUGE_ID: u64 = 1 << 40;
+
+/// The smallest and the largest id (with their tasks' addresses) of tasks sorted by id,
+/// where the smallest is a counter's and the largest is not: ids no single executor gives.
+pub(super) fn scattered_ids(
+    mut sorted: impl Iterator<Item = (Option<u64>, Hex)>,
+) -> Option<((u64, Hex), (u64, Hex))> {
+    let (low, low_at) = sorted.find_map(|(id, at)| Some((id?, at)))?;
+    let (high, high_at) = sorted.filter_map(|(id, at)| Some((id?, at))).last()?;
+    (low < SMALL_ID && high >= HUGE_ID).then_some(((low, low_at), (high, high_at)))
+}
+
 /// The tasks listed (None: not a task), by id (those without one last), then address:
 /// the order `sort_tasks` gives read tasks. The keys are sorted (on every thread, merging
 /// the runs they hold: tokio lists each shard's tasks newest first, so a million tasks are
@@ -126,7 +142,7 @@ pub(super) fn sort_by_id<T: Send + Sync>(
 
 #[cfg(test)]
 mod sort_tests {
-    use super::{SharedIds, shared_ids, sort_tasks};
+    use super::{SharedIds, scattered_ids, shared_ids, sort_tasks};
     use crate::report::{Hex, TaskReport};
 
     fn task(id: Option<u64>, address: u64) -> TaskReport {
@@ -212,6 +228,38 @@ mod sort_tests {
 
     /// The first shared id names its first two tasks; the same task listed twice (one
     /// address) is not a misread, and tasks without ids share nothing.
+    #[test]
+    fn counters_mixed_with_pointer_sized_ids_are_scattered() {
+        let ids = |v: &[Option<u64>]| {
+            v.iter()
+                .enumerate()
+                .map(|(i, id)| (*id, Hex(0x1000 + i as u64)))
+                .collect::<Vec<_>>()
+        };
+        // The wrong cast: 512, 33554517 and 144115557030274246.
+        let wrong = ids(&[
+            Some(512),
+            Some(33_554_517),
+            Some(144_115_557_030_274_246),
+            None,
+        ]);
+        assert_eq!(
+            scattered_ids(wrong.into_iter()),
+            Some(((512, Hex(0x1000)), (144_115_557_030_274_246, Hex(0x1002))))
+        );
+        // A counter's ids, however many; addresses or hashes as ids; one task.
+        assert_eq!(
+            scattered_ids(ids(&[Some(1), Some(2), Some(900_000)]).into_iter()),
+            None
+        );
+        assert_eq!(
+            scattered_ids(ids(&[Some(0x5555_0000_1000), Some(0x7fff_0000_0000)]).into_iter()),
+            None
+        );
+        assert_eq!(scattered_ids(ids(&[Some(1)]).into_iter()), None);
+        assert_eq!(scattered_ids(ids(&[None, None]).into_iter()), None);
+    }
+
     #[test]
     fn shared_ids_name_the_first_pair() {
         let tasks = [

@@ -5,13 +5,13 @@ use std::sync::{Arc, Mutex};
 
 use layoutdump_ordered as ordered;
 
-use layoutdump_lang::program::RuleKind;
+use layoutdump_lang::program::{Rule, RuleKind};
 
 use super::Findings;
 use super::findings::match_rule;
 use super::listing::{Listed, PendingTask};
 use crate::eval::{EvalError, Evaluator, Members, Value};
-use crate::eval::{display_string, field_value};
+use crate::eval::{checked_field_value, display_string};
 use crate::report::{FutureRef, Hex, TaskReport};
 use crate::sync::lock;
 
@@ -229,7 +229,9 @@ pub(super) fn read_task_report(
                 continue;
             }
             Err(e) => {
-                t.unavailable.insert(name, e.to_string());
+                let why = e.to_string();
+                unread(ev, rule, name, addr, &why);
+                t.unavailable.insert(name, why);
                 continue;
             }
         };
@@ -237,6 +239,7 @@ pub(super) fn read_task_report(
             "id" => match ev.to_int(&value).map(u64::try_from) {
                 Ok(Ok(id)) => t.id = Some(id),
                 _ => {
+                    unread(ev, rule, name, addr, "not a number");
                     t.unavailable.insert(name, "not a number".into());
                 }
             },
@@ -264,6 +267,9 @@ pub(super) fn read_task_report(
                     t.backtrace = chain.frames;
                     t.blocked_on = chain.blocked_on;
                     for (what, why) in chain.missing {
+                        if what == "future" {
+                            unread(ev, rule, "future", addr, &why);
+                        }
                         t.unavailable.insert(what, why);
                     }
                     t.holds = chain.holds;
@@ -279,10 +285,32 @@ pub(super) fn read_task_report(
                     t.unavailable.insert(name, "not a value in memory".into());
                 }
             },
-            _ => {
-                t.fields.insert(ev.name(name), field_value(ev, &value));
-            }
+            _ => match checked_field_value(ev, &value) {
+                Ok(shown) => {
+                    t.fields.insert(ev.name(name), shown);
+                }
+                Err(e) => {
+                    let why = e.to_string();
+                    unread(ev, rule, name, addr, &why);
+                    t.unavailable.insert(name, why);
+                }
+            },
         }
     }
     Ok(t)
+}
+
+/// Counts member `name` of task rule `rule` as unread on the task at `addr`, for the
+/// run's warning and `check --explain` (`Usage::unread`).
+fn unread(ev: &Evaluator<'_>, rule: &Rule, name: &str, addr: u64, why: &str) {
+    let r = ev.program.rules.iter().position(|r| std::ptr::eq(r, rule));
+    let m = rule
+        .members
+        .iter()
+        .position(|m| m.name == name && !m.is_let);
+    if let (Some(r), Some(m)) = (r, m) {
+        ev.usage
+            .borrow_mut()
+            .unread((r, m), addr, &|| why.to_string());
+    }
 }
