@@ -6,6 +6,7 @@
 pub const SHIPPED: &[(&str, &str)] = &[
     ("std", include_str!("std.layout")),
     ("slab", include_str!("slab.layout")),
+    ("io_uring", include_str!("io_uring.layout")),
     ("tokio", include_str!("tokio.layout")),
     ("futures", include_str!("futures.layout")),
     ("tracing", include_str!("tracing.layout")),
@@ -30,6 +31,7 @@ pub const SHIPPED: &[(&str, &str)] = &[
 pub const LIBRARIES: &[&str] = &[
     "std",
     "slab",
+    "io_uring",
     "futures",
     "tracing",
     "hyper",

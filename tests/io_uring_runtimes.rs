@@ -18,6 +18,8 @@ struct Uring {
     layout: &'static str,
     /// The op state of a submitted op whose task waits for the completion.
     waiting: &'static str,
+    /// Where the rings say that op is, for layouts that read them per op.
+    ring: Option<&'static str>,
 }
 
 #[test]
@@ -26,6 +28,7 @@ fn monoio_tasks_and_io_uring_ops_match_ground_truth() {
         fixture: "monoio-tasks",
         layout: "monoio 0.2",
         waiting: "Waiting",
+        ring: Some("submitted"),
     });
 }
 
@@ -35,6 +38,7 @@ fn compio_tasks_and_io_uring_ops_match_ground_truth() {
         fixture: "compio-tasks",
         layout: "compio 0.16",
         waiting: "Pending",
+        ring: None,
     });
 }
 
@@ -44,6 +48,7 @@ fn glommio_tasks_and_io_uring_ops_match_ground_truth() {
         fixture: "glommio-tasks",
         layout: "glommio 0.9",
         waiting: "Dispatched",
+        ring: None,
     });
 }
 
@@ -89,7 +94,14 @@ fn check(u: Uring) {
                             Some(format!("{}::sleeper", kind.to_owned() + "_tasks")),
                             "{what}"
                         ),
-                        _ => assert_eq!(leaf.fields["uring"], u.waiting, "{what} {function}"),
+                        _ => {
+                            assert_eq!(leaf.fields["uring"], u.waiting, "{what} {function}");
+                            assert_eq!(
+                                leaf.fields.get("ring").and_then(|r| r.as_str()),
+                                u.ring,
+                                "{what} {function}"
+                            );
+                        }
                     }
                     (
                         name.to_string(),
@@ -112,6 +124,56 @@ fn check(u: Uring) {
                 want.iter().all(|t| t.3 != Some(conn_fd)),
                 "{what}: fd {conn_fd}"
             );
+        }
+    }
+}
+
+/// A monoio runtime stalled by a task that blocks its thread, with a recv in each place
+/// the rings can hold one: the report says, for each, whether the kernel has it
+/// (`submitted`), has finished it with the completion not yet reaped (`completed`), or
+/// was never handed it (`not submitted`), as the program itself knows; and that the
+/// stalling task is the one running.
+#[test]
+fn monoio_ring_says_where_each_op_is() {
+    for profile in [Profile::Dev, Profile::Release] {
+        let d = fixture_dumps("monoio-stall", profile);
+        for dump in [&d.core, &d.minidump] {
+            let what = dump.display().to_string();
+            let (r, code) = run_json(&["run", dump.to_str().unwrap()]);
+            assert_eq!(r.warnings, Vec::<String>::new(), "{what}");
+            assert_eq!(code, Some(0), "{what}");
+            assert_eq!(r.runtimes.len(), 1, "{what}");
+            let mut readers = Vec::new();
+            let mut stalls = 0;
+            for t in &r.runtimes[0].tasks {
+                let own = t.own_frames("monoio-stall/");
+                match own.first().map(|f| f.0) {
+                    Some("monoio_stall::stall") => {
+                        stalls += 1;
+                        assert_eq!(t.state.as_deref(), Some("running"), "{what}");
+                    }
+                    Some("monoio_stall::reader") => {
+                        let leaf = t.blocked_on.as_ref().expect("a leaf");
+                        assert_eq!(leaf.fields["uring"], "Waiting", "{what}");
+                        readers.push((
+                            "reader".to_string(),
+                            own[0].1,
+                            leaf.kind.clone(),
+                            (
+                                leaf.fields["fd"].as_u64(),
+                                leaf.fields["ring"].as_str().map(str::to_string),
+                            ),
+                        ));
+                    }
+                    other => panic!("{what}: an unexpected task {other:?}: {:?}", t.backtrace),
+                }
+            }
+            assert_eq!(stalls, 1, "{what}");
+            readers.sort();
+            let want = truth_rows(&d.truth, |t| {
+                (t["fd"].as_u64(), t["ring"].as_str().map(str::to_string))
+            });
+            assert_eq!(readers, want, "{what}");
         }
     }
 }
