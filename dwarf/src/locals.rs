@@ -59,6 +59,8 @@ impl DebugInfo {
         visited: &mut usize,
     ) -> Result<(), DwarfError> {
         let mut children = node.children();
+        // Whether a parameter came before (lexical blocks have none).
+        let mut params = false;
         while let Some(child) = children.next().map_err(|e| DwarfError::Malformed {
             path: self.path().into(),
             offset: 0,
@@ -72,7 +74,13 @@ impl DebugInfo {
             match e.tag() {
                 gimli::DW_TAG_variable | gimli::DW_TAG_formal_parameter => {
                     // Parameters of inlined callees use DW_AT_abstract_origin for their name.
-                    let name = attr_str(self.dwarf(), unit, e, gimli::DW_AT_name);
+                    // rustc leaves a closure's or coroutine's own parameter (its
+                    // environment: `Pin<&mut {async_fn_env#0}>` in an async fn's body)
+                    // unnamed; it is the function's first, and is called `self` here.
+                    let unnamed_self = e.tag() == gimli::DW_TAG_formal_parameter && !params;
+                    params |= e.tag() == gimli::DW_TAG_formal_parameter;
+                    let name = attr_str(self.dwarf(), unit, e, gimli::DW_AT_name)
+                        .or_else(|| unnamed_self.then(|| Arc::from("self")));
                     if let Some(name) = name {
                         out.push(Local {
                             name,

@@ -169,6 +169,7 @@ pub fn analyze_dump(
                 sp: Hex(t.regs.rsp),
                 fs_base: t.regs.fs_base.map(Hex),
                 runtime: None,
+                polling: None,
                 fields: Default::default(),
                 frames: Vec::new(),
             })
@@ -264,6 +265,9 @@ pub fn analyze_dump(
         let started = std::time::Instant::now();
         for (t, ctx) in out.iter_mut().zip(&threads) {
             t.frames = symbolize(&dbg, &dump, image.load_bias, &ctx.frames);
+            t.polling =
+                crate::polling::polled_future(&dbg, dump.memory(), image.load_bias, &ctx.frames)
+                    .map(Hex);
             for f in &mut t.frames {
                 f.runtime = f
                     .function

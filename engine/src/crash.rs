@@ -269,11 +269,21 @@ pub fn crash_report(
         .as_ref()
         .map(|p| p.tid)
         .or_else(|| signal.and_then(|s| s.1));
-    let task = thread
-        .and_then(|tid| report.threads.iter().find(|t| t.tid == tid))
+    let crashing = thread.and_then(|tid| report.threads.iter().find(|t| t.tid == tid));
+    let task = crashing
         .and_then(|t| match t.fields.get("current_task") {
             Some(FieldValue::Int(id)) => u64::try_from(*id).ok(),
             _ => None,
+        })
+        // Any executor: the task whose await chain holds the future the thread polls.
+        .or_else(|| {
+            let future = crashing?.polling?;
+            report
+                .runtimes
+                .iter()
+                .flat_map(|r| &r.tasks)
+                .find(|t| t.backtrace.iter().any(|f| f.address == future))?
+                .id
         })
         // A worker's own blocking task is not a task of the report: only a listed task counts.
         .filter(|id| {

@@ -12,6 +12,7 @@ pub use layoutdump_dwarf as dwarf;
 pub mod eval;
 pub mod frame_scan;
 pub mod fuzzing;
+pub mod polling;
 pub mod triage;
 /// The memory sources, from their own crate (the layer below this one).
 pub use layoutdump_dump as memory;

@@ -361,6 +361,10 @@ pub struct ThreadReport {
     pub fs_base: Option<Hex>,
     /// Address of the runtime this thread belongs to, if a root found one.
     pub runtime: Option<Hex>,
+    /// The outermost async fn or block on its stack: the future it is polling (the task
+    /// whose await chain holds it is the one it runs). None where the debug info keeps no
+    /// location for it (optimized builds, often) or it polls none.
+    pub polling: Option<Hex>,
     /// What the layout's root says about this thread (tokio: `current_task`, the id of
     /// the task it was polling).
     pub fields: Fields,

@@ -62,7 +62,7 @@ pub fn write_text(
     if let Some(c) = &r.crash {
         crash(&mut s, r, c, opts);
     }
-    let polling = polled_tasks(r);
+    let polling = Polling::of(r);
     if r.runtimes.is_empty() {
         let _ = writeln!(s, "\nno runtime found (see the warnings below)");
     }
@@ -143,7 +143,19 @@ pub fn write_text(
                 {
                     format!("  polling task {id}")
                 }
-                _ => String::new(),
+                // A task whose await chain holds the future the thread polls (tasks
+                // read as they are written are not searched: they are gone by now).
+                _ => t
+                    .polling
+                    .and_then(|future| {
+                        r.runtimes
+                            .iter()
+                            .flat_map(|rt| &rt.tasks)
+                            .find(|task| task.backtrace.iter().any(|f| f.address == future))
+                    })
+                    .map_or(String::new(), |task| {
+                        format!("  polling {}", task.graph_name())
+                    }),
             };
             let _ = writeln!(s, "  {:>7} {name:<16} pc {:#x}{rt}{task}", t.tid, t.pc.0);
             native_frames(&mut s, &t.frames, opts);
@@ -204,7 +216,7 @@ fn crash(s: &mut String, r: &Report, c: &CrashReport, opts: TextOptions) {
     if let Some(id) = c.task
         && let Some(t) = r.task_by_id(id)
     {
-        task(s, &t, opts, &polled_tasks(r));
+        task(s, &t, opts, &Polling::of(r));
     }
 }
 
@@ -234,19 +246,47 @@ fn native_frames(s: &mut String, frames: &[super::NativeFrame], opts: TextOption
 
 /// One task: a header line, then its async backtrace as a tree, root future first and
 /// the future it is parked on last, then what it is blocked on.
-/// (task id, thread id) for each thread the layout says was polling a task (tokio's
-/// `current_task`) when the dump was taken.
-fn polled_tasks(r: &Report) -> Vec<(u64, u32)> {
-    r.threads
-        .iter()
-        .filter_map(|t| match t.fields.get("current_task") {
-            Some(FieldValue::Int(id)) => Some((u64::try_from(*id).ok()?, t.tid)),
-            _ => None,
-        })
-        .collect()
+/// What each thread was polling when the dump was taken: a task, by the id the layout
+/// gives (tokio's `current_task`), or a future (`ThreadReport::polling`) that a task's
+/// await chain holds.
+struct Polling {
+    by_id: Vec<(u64, u32)>,
+    by_future: Vec<(crate::Hex, u32)>,
 }
 
-fn task(s: &mut String, t: &TaskReport, opts: TextOptions, polling: &[(u64, u32)]) {
+impl Polling {
+    fn of(r: &Report) -> Polling {
+        let by_id = r
+            .threads
+            .iter()
+            .filter_map(|t| match t.fields.get("current_task") {
+                Some(FieldValue::Int(id)) => Some((u64::try_from(*id).ok()?, t.tid)),
+                _ => None,
+            })
+            .collect();
+        let by_future = r
+            .threads
+            .iter()
+            .filter_map(|t| Some((t.polling?, t.tid)))
+            .collect();
+        Polling { by_id, by_future }
+    }
+
+    /// The thread running task `t`, if one says so.
+    fn thread_of(&self, t: &TaskReport) -> Option<u32> {
+        let by_id = self.by_id.iter().find(|(id, _)| Some(*id) == t.id);
+        let by_future = || {
+            self.by_future
+                .iter()
+                .find(|(future, _)| t.backtrace.iter().any(|f| f.address == *future))
+        };
+        by_id
+            .map(|(_, tid)| *tid)
+            .or_else(|| by_future().map(|(_, tid)| *tid))
+    }
+}
+
+fn task(s: &mut String, t: &TaskReport, opts: TextOptions, polling: &Polling) {
     let state = t.state.as_deref().unwrap_or("?");
     let root = t
         .backtrace
@@ -264,10 +304,7 @@ fn task(s: &mut String, t: &TaskReport, opts: TextOptions, polling: &[(u64, u32)
         t.graph_name(),
         root.unwrap_or("<future unavailable>")
     );
-    let thread = polling
-        .iter()
-        .find(|(id, _)| Some(*id) == t.id)
-        .map(|(_, tid)| *tid);
+    let thread = polling.thread_of(t);
     if thread.is_some() || t.state.as_deref() == Some("running") {
         // Its chain is where it last suspended, not what it waits on now: it is running.
         let _ = writeln!(s, "\n  {header}");

@@ -114,6 +114,8 @@ pub struct Frame {
     #[serde(default)]
     pub function: String,
     #[serde(default)]
+    pub address: String,
+    #[serde(default)]
     pub future: String,
     pub location: Option<Location>,
     pub via: Option<String>,
@@ -171,6 +173,8 @@ pub struct BlockOn {
 #[derive(Debug, Deserialize)]
 pub struct Thread {
     pub tid: u32,
+    /// The outermost async fn or block on its stack, where the debug info locates it.
+    pub polling: Option<String>,
     #[serde(default)]
     pub fields: Map<String, Value>,
     #[serde(default)]
