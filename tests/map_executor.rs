@@ -63,6 +63,10 @@ fn map_keyed_executor_matches_ground_truth() {
                 [want["await_line"].as_u64().unwrap()],
                 "{what} task {id}"
             );
+            // A `Duration` held across the await reads as `{:?}` shows it (std.layout).
+            if let Some(span) = want["span"].as_str() {
+                assert_eq!(got.backtrace[0].locals["span"], span, "{what} task {id}");
+            }
             let leaf = got.blocked_on.as_ref().expect("a leaf");
             assert_eq!(leaf.kind, want["leaf"], "{what} task {id}");
             if leaf.kind == "sleep" {

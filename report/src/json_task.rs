@@ -170,6 +170,7 @@ fn value(out: &mut Vec<u8>, v: &FieldValue) {
             Ok(small) => int(out, small),
             Err(_) => int(out, *i),
         },
+        FieldValue::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
         FieldValue::Address(a) => hex(out, *a),
         FieldValue::Str(s) => string(out, s),
         FieldValue::List(items) => list(out, items, value),

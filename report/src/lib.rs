@@ -433,6 +433,8 @@ pub struct BlockOnReport {
 #[serde(untagged)]
 pub enum FieldValue {
     Int(i128),
+    /// A `bool`: `true`/`false`, not the byte.
+    Bool(bool),
     /// An address (a pointer's value, `addr(x)`), as a hex string.
     Address(Hex),
     Str(String),

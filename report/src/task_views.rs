@@ -515,6 +515,7 @@ fn escape(s: &str) -> String {
 fn show(v: &FieldValue) -> String {
     match v {
         FieldValue::Int(i) => i.to_string(),
+        FieldValue::Bool(b) => b.to_string(),
         FieldValue::Address(Hex(a)) => format!("{a:#x}"),
         FieldValue::Str(s) => s.clone(),
         FieldValue::List(_) | FieldValue::Collection { .. } | FieldValue::Object { .. } => {

@@ -509,6 +509,7 @@ const MAX_SHOWN: usize = 120;
 fn show_full(v: &FieldValue) -> String {
     match v {
         FieldValue::Int(i) => i.to_string(),
+        FieldValue::Bool(b) => b.to_string(),
         FieldValue::Address(a) => format!("{:#x}", a.0),
         FieldValue::Str(s) => s.clone(),
         FieldValue::List(items) => items.iter().map(show).collect::<Vec<_>>().join(" | "),

@@ -91,9 +91,16 @@ pub struct Number {
 /// The bytes of a number, by the kind of its type.
 #[derive(Debug, Clone, Copy)]
 pub enum ReadNumber {
-    Int { size: u8, signed: bool },
+    Int {
+        size: u8,
+        signed: bool,
+    },
+    /// A `bool`'s byte: a number in arithmetic, `true`/`false` in a report.
+    Bool,
     Pointer,
-    CEnum { size: u8 },
+    CEnum {
+        size: u8,
+    },
 }
 
 /// A recorded route and the steps it took when it was recorded (a replay counts them).

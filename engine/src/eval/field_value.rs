@@ -51,6 +51,9 @@ pub(super) fn field_value_depth(ev: &Evaluator<'_>, v: &Value, depth: u32) -> Fi
         ),
         Value::Place { addr, ty } => {
             if let Some(i) = ev.shown_number(*addr, *ty) {
+                if ev.shown_bool(*ty) {
+                    return FieldValue::Bool(i != 0);
+                }
                 return FieldValue::Int(i);
             }
             // A view's `show` says how the type reads (a String's text); bounded, since a
@@ -68,6 +71,9 @@ pub(super) fn field_value_depth(ev: &Evaluator<'_>, v: &Value, depth: u32) -> Fi
                 return FieldValue::Address(Hex(target));
             }
             if let Some(i) = ev.to_int_ok(v) {
+                if ev.shown_bool(*ty) {
+                    return FieldValue::Bool(i != 0);
+                }
                 return FieldValue::Int(i);
             }
             if depth < 4 {

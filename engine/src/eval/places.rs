@@ -232,6 +232,7 @@ impl<'a> Evaluator<'a> {
         };
         let t = self.ty(at_ty)?;
         let read = match &t.kind {
+            TypeKind::Base(BaseKind::Bool) => cache::ReadNumber::Bool,
             TypeKind::Base(kind) => cache::ReadNumber::Int {
                 size: t.size.clamp(1, 16) as u8,
                 signed: *kind == BaseKind::Signed,
@@ -294,6 +295,14 @@ impl<'a> Evaluator<'a> {
     /// then the type, then the number). None: the
     /// long way, with nothing counted yet (a route that no longer holds, memory the
     /// dump lacks, the step limit, a route being recorded).
+    /// Whether the number a value of type `ty` is shown as (`shown_number`) is a `bool`.
+    pub(crate) fn shown_bool(&self, ty: DieId) -> bool {
+        let numbers = self.cache.numbers.borrow();
+        numbers
+            .get(&ty)
+            .is_some_and(|n| matches!(n.read, cache::ReadNumber::Bool))
+    }
+
     pub(crate) fn shown_number(&self, addr: u64, ty: DieId) -> Option<i128> {
         if self.recording.get() > 0 {
             return None;
@@ -327,6 +336,11 @@ impl<'a> Evaluator<'a> {
                 } else {
                     raw as i128
                 })
+            }
+            cache::ReadNumber::Bool => {
+                let mut b = [0u8];
+                self.read(addr, &mut b)?;
+                Ok(i128::from(b[0]))
             }
             cache::ReadNumber::Pointer => Ok(i128::from(self.u64_le(addr)?)),
             cache::ReadNumber::CEnum { size } => {
