@@ -20,8 +20,29 @@ pub fn describe_types(dbg: &DebugInfo, pattern: &str, max: usize) -> (String, us
     names.sort_by_key(|n| (*n != pattern, !n.starts_with(first), n.len(), *n));
     names.dedup();
     let total = names.len();
+    // Types named by the pattern (it, its instantiations, its members' types) are shown
+    // in full; types that only contain it (`Option<my::Task>`, `(u64, my::Task)`) are
+    // named, after them: an author looking for a layout reads the first.
+    let (own, containing): (Vec<&str>, Vec<&str>) =
+        names.into_iter().partition(|n| n.starts_with(first));
+    let shown_containing = max.saturating_sub(own.len().min(max));
     let mut out = String::new();
-    for name in names.into_iter().take(max) {
+    describe_each(dbg, own.iter().copied().take(max), &mut out);
+    if shown_containing > 0 && !containing.is_empty() {
+        let _ = writeln!(
+            out,
+            "types that contain it (give one's full name to see its layout):"
+        );
+        for name in containing.iter().take(shown_containing) {
+            let _ = writeln!(out, "  {name}");
+        }
+    }
+    (out, total)
+}
+
+/// Each type's size and layout: fields with offsets, variants with tags, enumerators.
+fn describe_each<'n>(dbg: &DebugInfo, names: impl Iterator<Item = &'n str>, out: &mut String) {
+    for name in names {
         let Some(id) = dbg.type_named(name) else {
             continue;
         };
@@ -79,5 +100,4 @@ pub fn describe_types(dbg: &DebugInfo, pattern: &str, max: usize) -> (String, us
             }
         }
     }
-    (out, total)
 }

@@ -163,7 +163,14 @@ impl Usage {
             }
             out.push('\n');
         }
+        // Rules of the layouts this one `use`s that matched nothing (std's `Pending`
+        // leaf) are counted, not listed: they say nothing about the author's layout.
+        let mut quiet = 0;
         for (r, (rule, n)) in program.rules.iter().zip(&self.rules).enumerate() {
+            if *n == 0 && rule.span.file.0 != 0 {
+                quiet += 1;
+                continue;
+            }
             let kind = match rule.kind {
                 RuleKind::Runtime => "runtime",
                 RuleKind::Task => "task",
@@ -204,6 +211,13 @@ impl Usage {
                     plural(u.count)
                 );
             }
+        }
+        if quiet > 0 {
+            let _ = writeln!(
+                out,
+                "   ({quiet} rule{} of the layouts it uses matched nothing: not listed)",
+                plural(quiet)
+            );
         }
         out
     }
