@@ -38,7 +38,7 @@ fn compio_tasks_and_io_uring_ops_match_ground_truth() {
         fixture: "compio-tasks",
         layout: "compio 0.16",
         waiting: "Pending",
-        ring: None,
+        ring: Some("submitted"),
     });
 }
 
@@ -128,27 +128,47 @@ fn check(u: Uring) {
     }
 }
 
-/// A monoio runtime stalled by a task that blocks its thread, with a recv in each place
-/// the rings can hold one: the report says, for each, whether the kernel has it
-/// (`submitted`), has finished it with the completion not yet reaped (`completed`), or
+/// A monoio or compio runtime stalled by a task that blocks its thread, with a recv in
+/// each place the rings can hold one: the report says, for each, whether the kernel has
+/// it (`submitted`), has finished it with the completion not yet reaped (`completed`), or
 /// was never handed it (`not submitted`), as the program itself knows; and that the
-/// stalling task is the one running.
+/// stalling task is the one its thread runs.
 #[test]
 fn monoio_ring_says_where_each_op_is() {
+    check_stall("monoio", "Waiting");
+}
+
+#[test]
+fn compio_ring_says_where_each_op_is() {
+    check_stall("compio", "Pending");
+}
+
+fn check_stall(kind: &str, waiting: &str) {
+    let fixture = format!("{kind}-stall");
+    let prefix = format!("{fixture}/");
     for profile in [Profile::Dev, Profile::Release] {
-        let d = fixture_dumps("monoio-stall", profile);
+        let d = fixture_dumps(&fixture, profile);
         for dump in [&d.core, &d.minidump] {
             let what = dump.display().to_string();
             let (r, code) = run_json(&["run", dump.to_str().unwrap()]);
             assert_eq!(r.warnings, Vec::<String>::new(), "{what}");
             assert_eq!(code, Some(0), "{what}");
             assert_eq!(r.runtimes.len(), 1, "{what}");
+            let rt = &r.runtimes[0];
+            if kind == "compio" {
+                // One op in each ring: the queued recv, the posted completion.
+                assert_eq!(rt.fields["not_submitted"], 1, "{what}");
+                assert_eq!(rt.fields["not_reaped"], 1, "{what}");
+            }
             let mut readers = Vec::new();
             let mut stalls = 0;
-            for t in &r.runtimes[0].tasks {
-                let own = t.own_frames("monoio-stall/");
-                match own.first().map(|f| f.0) {
-                    Some("monoio_stall::stall") => {
+            for t in &rt.tasks {
+                let own = t.own_frames(&prefix);
+                let function = own
+                    .first()
+                    .map(|f| f.0.split("::").nth(1).unwrap_or_default());
+                match function {
+                    Some("stall") => {
                         stalls += 1;
                         assert_eq!(t.state.as_deref(), Some("running"), "{what}");
                         // The runtime's thread polls it: its stack's outermost async fn
@@ -168,9 +188,9 @@ fn monoio_ring_says_where_each_op_is() {
                             );
                         }
                     }
-                    Some("monoio_stall::reader") => {
+                    Some("reader") => {
                         let leaf = t.blocked_on.as_ref().expect("a leaf");
-                        assert_eq!(leaf.fields["uring"], "Waiting", "{what}");
+                        assert_eq!(leaf.fields["uring"], waiting, "{what}");
                         readers.push((
                             "reader".to_string(),
                             own[0].1,
@@ -180,6 +200,11 @@ fn monoio_ring_says_where_each_op_is() {
                                 leaf.fields["ring"].as_str().map(str::to_string),
                             ),
                         ));
+                    }
+                    // compio's main future is a task of its runtime, asleep for a day.
+                    Some("main") if kind == "compio" => {
+                        let leaf = t.blocked_on.as_ref().expect("a leaf");
+                        assert_eq!(leaf.kind, "sleep", "{what}");
                     }
                     other => panic!("{what}: an unexpected task {other:?}: {:?}", t.backtrace),
                 }

@@ -159,6 +159,7 @@ impl TaskReader {
                 ev: {
                     let ev = Evaluator::new(program, &self.dbg, memory, self.bias, self.limits);
                     ev.one_of_many();
+                    ev.set_runtime(pending.runtime);
                     ev
                 },
                 spare: None,
@@ -297,7 +298,11 @@ impl ReadListed for TaskReader {
 
     /// One task, read without adding to what the written report will say (the crashing
     /// thread's task, for the crash signature, before the tasks are written).
-    fn read_one(&self, task: &PendingTask) -> Option<TaskReport> {
+    fn read_one(
+        &self,
+        task: &PendingTask,
+        runtime: Option<(u64, crate::dwarf::DieId)>,
+    ) -> Option<TaskReport> {
         let ev = Evaluator::new(
             self.program()?,
             &self.dbg,
@@ -305,6 +310,7 @@ impl ReadListed for TaskReader {
             self.bias,
             self.limits,
         );
+        ev.set_runtime(runtime);
         crate::run::listed_task_report(&ev, task).ok()
     }
 }

@@ -129,11 +129,15 @@ pub enum Builtin {
     /// `align_of(TYPE)` (or with a variable, as `size_of`): the alignment in bytes the
     /// compiler gives the type (a glommio task's future sits at an offset rounded up to it).
     AlignOf,
+    /// `task_runtime()`: the runtime whose `tasks` listed the task being read (its runtime
+    /// rule's subject), so a task, leaf or future rule can read the runtime's state (the
+    /// io_uring rings an operation is in).
+    Runtime,
 }
 
 impl Builtin {
     /// Every builtin, with its name and how many arguments it takes.
-    const ALL: [(Builtin, &'static str, usize); 14] = [
+    const ALL: [(Builtin, &'static str, usize); 15] = [
         (Builtin::Addr, "addr", 1),
         (Builtin::Variant, "variant", 1),
         (Builtin::List, "list", 2),
@@ -148,6 +152,7 @@ impl Builtin {
         (Builtin::If, "if", 3),
         (Builtin::SizeOf, "size_of", 1),
         (Builtin::AlignOf, "align_of", 1),
+        (Builtin::Runtime, "task_runtime", 0),
     ];
 
     pub fn by_name(name: &str) -> Option<(Builtin, usize)> {

@@ -281,7 +281,7 @@ impl<'a> TypeChecker<'a> {
                 };
                 AType::Seq(Box::new(elem))
             }
-            Builtin::DynTarget => {
+            Builtin::DynTarget | Builtin::Runtime => {
                 for a in args {
                     self.eval(*a, frame);
                 }

@@ -83,6 +83,14 @@ impl<'a> Evaluator<'a> {
                 let ty = self.vtable_target(vtable)?;
                 Ok(Value::Place { addr: data, ty })
             }
+            Builtin::Runtime => match self.runtime.get() {
+                Some((addr, ty)) => Ok(Value::Place { addr, ty }),
+                None => Err(EvalError::Other(
+                    "task_runtime() is known only while reading a task that a runtime's `tasks` listed \
+                     (not a task found by a scan, nor a runtime's own members)"
+                        .into(),
+                )),
+            },
             // Left out where the dump does not record it (`Analysis` notes why).
             Builtin::DumpTime => match self.mem.captured_at() {
                 Some(ns) => Ok(Value::Int(i128::from(ns))),

@@ -86,6 +86,8 @@ pub struct Evaluator<'a> {
     pub usage: RefCell<crate::explain::Usage>,
     /// The rhai engine, made at the first hook call.
     hooks: std::cell::OnceCell<hook::HookEngine>,
+    /// The runtime whose task is being read (`task_runtime()`): its rule's subject.
+    runtime: std::cell::Cell<Option<(u64, DieId)>>,
     cache: cache::Caches,
     /// What hooks printed on worker threads' evaluators (`absorb`).
     absorbed_printed: RefCell<Vec<String>>,
@@ -108,6 +110,8 @@ pub struct Seed<'a> {
     steps_left: u64,
     /// Nesting of calls where it was seeded: a worker goes on from there.
     depth: u32,
+    /// The runtime whose tasks it reads (`task_runtime()`).
+    runtime: Option<(u64, DieId)>,
 }
 
 impl<'a> Seed<'a> {
@@ -115,6 +119,7 @@ impl<'a> Seed<'a> {
         let ev = Evaluator::new(self.program, self.dbg, self.mem, self.bias, self.limits);
         ev.set_step_limit(self.steps_left);
         ev.depth.set(self.depth);
+        ev.runtime.set(self.runtime);
         ev.one_of_many();
         ev
     }
@@ -193,6 +198,7 @@ impl<'a> Evaluator<'a> {
             depth: Cell::new(0),
             warnings: RefCell::new(Vec::new()),
             hooks: std::cell::OnceCell::new(),
+            runtime: std::cell::Cell::new(None),
             usage: RefCell::new(crate::explain::Usage::new(program)),
             cache: cache::Caches::default(),
             absorbed_printed: RefCell::new(Vec::new()),
@@ -344,7 +350,14 @@ impl<'a> Evaluator<'a> {
             limits: self.limits,
             steps_left: self.step_limit.get().saturating_sub(self.steps.get()),
             depth: self.depth.get(),
+            runtime: self.runtime.get(),
         }
+    }
+
+    /// The runtime whose tasks are read next (`task_runtime()`), its rule's subject; None
+    /// when they are done.
+    pub(crate) fn set_runtime(&self, runtime: Option<(u64, DieId)>) {
+        self.runtime.set(runtime);
     }
 
     /// Takes what this evaluator gathered that belongs to the run (warnings, rule hits,

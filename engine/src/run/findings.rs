@@ -287,6 +287,11 @@ pub(super) fn add_runtime(ev: &Evaluator<'_>, value: Value, tid: Option<u32>, ou
         unavailable: Map::new(),
     };
     let here = ev.program.location(rule.span);
+    // What `task_runtime()` gives while this runtime's tasks are read.
+    let runtime = match subject {
+        Value::Place { addr, ty } => Some((addr, ty)),
+        _ => None,
+    };
     let members = out.timings.time("walk task lists", || {
         ev.eval_members(&rule.members, rule.frame_size, subject)
     });
@@ -329,6 +334,7 @@ pub(super) fn add_runtime(ev: &Evaluator<'_>, value: Value, tid: Option<u32>, ou
                     let listed = Arc::new(ListedTasks {
                         tasks: pending,
                         rule: here.clone(),
+                        runtime,
                         reader,
                     });
                     out.pending.push(listed.clone());
@@ -336,6 +342,7 @@ pub(super) fn add_runtime(ev: &Evaluator<'_>, value: Value, tid: Option<u32>, ou
                 }
                 Ok(items) => {
                     report.tasks.reserve_exact(items.len());
+                    ev.set_runtime(runtime);
                     let chunks = over_tasks(
                         ev,
                         items,
@@ -343,6 +350,7 @@ pub(super) fn add_runtime(ev: &Evaluator<'_>, value: Value, tid: Option<u32>, ou
                         ("reading tasks", "read tasks and backtraces"),
                         task_report,
                     );
+                    ev.set_runtime(None);
                     for result in chunks.into_iter().flatten() {
                         match result {
                             Ok(t) if !out.listed_tasks.insert((addr, t.address.0)) => {}

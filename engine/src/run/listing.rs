@@ -166,8 +166,13 @@ pub trait ReadListed: Reading {
         sink: &mut dyn FnMut(&dyn Rendered) -> bool,
     );
 
-    /// One task, read now, without adding to what reading finds.
-    fn read_one(&self, task: &PendingTask) -> Option<TaskReport>;
+    /// One task of `runtime` (what `task_runtime()` gives), read now, without adding to what
+    /// reading finds.
+    fn read_one(
+        &self,
+        task: &PendingTask,
+        runtime: Option<(u64, crate::dwarf::DieId)>,
+    ) -> Option<TaskReport>;
 }
 
 /// A runtime's listed tasks with what reads them: the report's pending tasks.
@@ -175,6 +180,8 @@ pub struct ListedTasks {
     pub tasks: Listing,
     /// Where the runtime rule is, for warnings about its tasks.
     pub rule: String,
+    /// The runtime rule's subject: what `task_runtime()` gives while its tasks are read.
+    pub runtime: Option<(u64, crate::dwarf::DieId)>,
     pub reader: Arc<dyn ReadListed>,
 }
 
@@ -190,7 +197,7 @@ impl PendingTasks for ListedTasks {
 
     fn read_now(&self, index: usize) -> Option<TaskReport> {
         let t = self.tasks.at(*self.tasks.order.get(index)?)?;
-        self.reader.read_one(t)
+        self.reader.read_one(t, self.runtime)
     }
 
     fn read_all(

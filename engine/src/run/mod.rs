@@ -314,6 +314,7 @@ pub fn run(
             && let Some(listed) = (out.pending.iter())
                 .find(|l| std::ptr::addr_eq(Arc::as_ptr(l), Arc::as_ptr(&p.tasks)))
         {
+            ev.set_runtime(listed.runtime);
             r.tasks.extend(
                 listed
                     .tasks
@@ -324,6 +325,7 @@ pub fn run(
                         t
                     }),
             );
+            ev.set_runtime(None);
         }
         sort_tasks(&mut r.tasks);
         r.threads.sort_unstable();
