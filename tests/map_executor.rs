@@ -67,6 +67,10 @@ fn map_keyed_executor_matches_ground_truth() {
             if let Some(span) = want["span"].as_str() {
                 assert_eq!(got.backtrace[0].locals["span"], span, "{what} task {id}");
             }
+            // So does a `RangeInclusive`.
+            if let Some(hours) = want["hours"].as_str() {
+                assert_eq!(got.backtrace[0].locals["hours"], hours, "{what} task {id}");
+            }
             let leaf = got.blocked_on.as_ref().expect("a leaf");
             assert_eq!(leaf.kind, want["leaf"], "{what} task {id}");
             if leaf.kind == "sleep" {
