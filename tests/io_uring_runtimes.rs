@@ -172,21 +172,14 @@ fn check_stall(kind: &str, waiting: &str) {
                         stalls += 1;
                         assert_eq!(t.state.as_deref(), Some("running"), "{what}");
                         // The runtime's thread polls it: its stack's outermost async fn
-                        // body is the stall's (a dev build locates it; a release build
-                        // may keep no location, but never names another).
+                        // body's parameter says so in a dev build; in a release build,
+                        // which keeps no location for it, its stack points at the task.
                         let polling: Vec<_> = r
                             .threads
                             .iter()
                             .filter_map(|th| th.polling.as_deref())
                             .collect();
-                        if profile == Profile::Dev {
-                            assert_eq!(polling, [t.backtrace[0].address.as_str()], "{what}");
-                        } else {
-                            assert!(
-                                polling.iter().all(|p| *p == t.backtrace[0].address),
-                                "{what}: {polling:?}"
-                            );
-                        }
+                        assert_eq!(polling, [t.backtrace[0].address.as_str()], "{what}");
                     }
                     Some("reader") => {
                         let leaf = t.blocked_on.as_ref().expect("a leaf");

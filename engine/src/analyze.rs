@@ -352,6 +352,7 @@ pub fn analyze_dump(
     if let Some(r) = &reader {
         r.start(program);
     }
+    claim_running_tasks(&mut report, dump.memory());
     report.block_on = findings.block_on;
     report.notes = findings.notes;
     if dump.captured.monotonic_ns.is_none() && uses_dump_time(program) {
@@ -397,6 +398,65 @@ pub fn analyze_dump(
         Outcome::Partial
     };
     (report, outcome)
+}
+
+/// Running tasks that no thread's frames locate (an optimized build keeps no location for
+/// the future a body polls) are given to the one thread whose live stack points at them,
+/// as that thread's `polling`. Tasks still to be read are matched by their address on a
+/// stack, and the few that match are read now to see whether they are running.
+fn claim_running_tasks(report: &mut Report, mem: &dyn crate::memory::Memory) {
+    /// Listed tasks read now, at most, to see if they run (each is on one thread's stack).
+    const MAX_READ: usize = 16;
+    let unclaimed: Vec<(u32, u64)> = (report.threads.iter())
+        .filter(|t| t.polling.is_none())
+        .map(|t| (t.tid, t.sp.0))
+        .collect();
+    if unclaimed.is_empty() {
+        return;
+    }
+    let claimed: Vec<Hex> = report.threads.iter().filter_map(|t| t.polling).collect();
+    let stacks = crate::polling::Stacks::read(mem, &unclaimed);
+    let running = |t: &crate::report::TaskReport| {
+        let future = t.backtrace.first()?.address;
+        (t.state.as_deref() == Some("running") && !claimed.contains(&future))
+            .then_some((t.address.0, future))
+    };
+    let mut found: Vec<(u32, Hex)> = Vec::new();
+    for (task, future) in (report.runtimes.iter())
+        .flat_map(|r| &r.tasks)
+        .filter_map(running)
+    {
+        let (low, high) = (task.min(future.0), task.max(future.0));
+        found.extend(stacks.only_thread_into(low, high).map(|tid| (tid, future)));
+    }
+    let pending: Vec<_> = report
+        .runtimes
+        .iter()
+        .filter_map(|r| r.pending.as_ref())
+        .collect();
+    if !pending.is_empty() {
+        let owners = &stacks.owners();
+        let on_one_stack = pending.iter().flat_map(|p| {
+            (0..p.tasks.len()).filter_map(move |i| {
+                let (_, address) = p.tasks.listed(i)?;
+                Some((p, i, (*owners.get(&address.0)?)?))
+            })
+        });
+        for (p, i, tid) in on_one_stack.take(MAX_READ) {
+            if let Some((_, future)) = p.tasks.read_now(i).as_ref().and_then(running) {
+                found.push((tid, future));
+            }
+        }
+    }
+    for (tid, future) in found {
+        if let Some(t) = report
+            .threads
+            .iter_mut()
+            .find(|t| t.tid == tid && t.polling.is_none())
+        {
+            t.polling = Some(future);
+        }
+    }
 }
 
 /// A frame before (or without) debug info: its pc and the file mapped there.

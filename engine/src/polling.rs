@@ -64,3 +64,77 @@ fn points_at_coroutine(dbg: &DebugInfo, pin: &Type) -> bool {
         .and_then(|c| dbg.ty(c).ok())
         .is_some_and(|c| c.is_coroutine())
 }
+
+/// How much of a thread's stack, up from its stack pointer, is searched for a running
+/// task (`Stacks`): the frames of a poll and the executor beneath it.
+const STACK_SEARCHED: u64 = 256 * 1024;
+
+/// The live stacks of threads, as words: for an optimized build, where no frame locates
+/// the future a body polls, a running task is the one thread's whose stack points at it.
+pub struct Stacks {
+    threads: Vec<(u32, Vec<u64>)>,
+}
+
+impl Stacks {
+    /// The stacks of `threads` (thread id, stack pointer), each from its stack pointer up
+    /// to `STACK_SEARCHED` bytes or the first page the dump lacks.
+    pub fn read(mem: &dyn Memory, threads: &[(u32, u64)]) -> Stacks {
+        Stacks {
+            threads: threads
+                .iter()
+                .map(|&(tid, sp)| (tid, stack_words(mem, sp)))
+                .collect(),
+        }
+    }
+
+    /// The one thread whose stack holds a pointer into `low..=high` (a task's header up to
+    /// its future: async-task's schedule and waker take the header, a harness its core);
+    /// None where no thread's or several threads' do.
+    pub fn only_thread_into(&self, low: u64, high: u64) -> Option<u32> {
+        let mut on = (self.threads.iter())
+            .filter(|(_, words)| words.iter().any(|w| (low..=high).contains(w)));
+        let (tid, _) = on.next()?;
+        on.next().is_none().then_some(*tid)
+    }
+
+    /// Each word on some stack, with the one thread it is on (None: on several).
+    pub fn owners(&self) -> rustc_hash::FxHashMap<u64, Option<u32>> {
+        let mut owners = rustc_hash::FxHashMap::default();
+        for (tid, words) in &self.threads {
+            for &w in words.iter().filter(|&&w| w != 0) {
+                owners
+                    .entry(w)
+                    .and_modify(|o: &mut Option<u32>| {
+                        if *o != Some(*tid) {
+                            *o = None;
+                        }
+                    })
+                    .or_insert(Some(*tid));
+            }
+        }
+        owners
+    }
+}
+
+/// The 8-byte words of a thread's live stack, from `sp` up to `STACK_SEARCHED` bytes or
+/// the first page the dump lacks.
+fn stack_words(mem: &dyn Memory, sp: u64) -> Vec<u64> {
+    const PAGE: u64 = 4096;
+    let mut words = Vec::new();
+    let mut at = sp & !7;
+    let end = sp.saturating_add(STACK_SEARCHED);
+    let mut buf = [0u8; PAGE as usize];
+    while at < end {
+        let len = (PAGE - at % PAGE).min(end - at) as usize;
+        if mem.read(at, &mut buf[..len]).is_err() {
+            break;
+        }
+        words.extend(
+            buf[..len]
+                .chunks_exact(8)
+                .map(|w| u64::from_le_bytes(w.try_into().unwrap_or_default())),
+        );
+        at += len as u64;
+    }
+    words
+}
