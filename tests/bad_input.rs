@@ -348,3 +348,70 @@ fn missing_static_is_named_at_its_line() {
         "{stdout}"
     );
 }
+
+/// The issue-20 mistake: the task map walked by hand with a wrong bucket stride (here 8
+/// bytes short), so each "task" is read from the wrong bytes. The report lists garbage;
+/// it must say so, naming the task rule's members at their lines, and exit 3. Before,
+/// the garbage came with exit 0 and no warning.
+#[test]
+fn wrong_cast_is_a_warning_and_exit_3() {
+    let d = common::fixture_dumps("mapexec", Profile::Dev);
+    let text =
+        std::fs::read_to_string(common::root().join("tests/fixtures/mapexec/mapexec.layout"))
+            .unwrap();
+    let from = "    tasks = ex.tasks\n";
+    assert!(text.contains(from));
+    let t = "ex.tasks.base.table.table";
+    let walk = format!(
+        "    tasks = for i in range({t}.bucket_mask + 1) when (({t}.ctrl.pointer + i) as u8) < 0x80 \
+         => ({t}.ctrl.pointer - (i + 1) * (size_of((u64, mapexec::Task)) - 8) + 8) as mapexec::Task\n"
+    );
+    let wrong = text.replacen(from, &walk, 1);
+    let dir = common::root().join("target/custom-layout-mistakes");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("wrong-stride.layout");
+    std::fs::write(&path, &wrong).unwrap();
+    let line_of = |s: &str| wrong[..wrong.find(s).unwrap()].matches('\n').count() + 1;
+    let out = run_layoutdump(&["run", path.to_str().unwrap(), d.core.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(3), "{stdout}");
+    let warnings = &stdout[stdout.find("\nwarnings:").expect("a warnings section")..];
+    // Each task member that failed on some tasks is named once, with the rule, at its line.
+    let rule = format!(
+        "wrong-stride.layout:{}:1): `",
+        line_of("task mapexec::Task")
+    );
+    for member in ["name", "future"] {
+        let at = format!(
+            "wrong-stride.layout:{}:5) could not be read on",
+            line_of(&format!("    {member} = t."))
+        );
+        assert!(
+            warnings
+                .lines()
+                .any(|l| l.contains("task rule `mapexec::Task` (")
+                    && l.contains(&rule)
+                    && l.contains(&format!("`{member}` ("))
+                    && l.contains(&at)),
+            "{member}: {warnings}"
+        );
+    }
+    // A boxed future whose vtable pointer names no type is said to be one.
+    assert!(warnings.contains("cannot be followed"), "{warnings}");
+    // The same check on the explain listing: the first misread of each member.
+    let out = run_layoutdump(&[
+        "check",
+        path.to_str().unwrap(),
+        "--explain",
+        d.core.to_str().unwrap(),
+    ]);
+    let explained = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        explained.lines().any(|l| l.starts_with("!!    `name` (")
+            && l.contains(&format!(
+                "wrong-stride.layout:{}:5) could not be read on",
+                line_of("    name = t.")
+            ))),
+        "{explained}"
+    );
+}
