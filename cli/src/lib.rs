@@ -23,7 +23,9 @@ use layoutdump_engine::report::{Report, TextOptions, Writer, writer};
 ///
 /// layoutdump reads a dump's memory (ELF core or minidump) plus the binary's debug info
 /// and lists the runtimes and tasks in it, using a layout file that describes the
-/// executor (`tokio` is shipped; write your own for a custom executor).
+/// executor: tokio, smol, async-std, futures-executor, embassy, monoio, compio and
+/// glommio are shipped and found on their own (`layoutdump run DUMP`); write your own
+/// for a custom executor (docs/guides/custom-executor.md).
 ///
 /// Exit status: 0 complete report; 1 error (nothing analyzed, or the report could not be
 /// written); 2 usage error; 3 partial report (printed, but something is missing: see its
