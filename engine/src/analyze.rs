@@ -401,14 +401,14 @@ pub fn analyze_dump(
 }
 
 /// Running tasks that no thread's frames locate (an optimized build keeps no location for
-/// the future a body polls) are given to the one thread whose live stack points at them,
-/// as that thread's `polling`. Tasks still to be read are matched by their address on a
+/// the future a body polls) are given to the one runtime thread whose live stack points at
+/// them, as its `polling`. Tasks still to be read are matched by their address on a
 /// stack, and the few that match are read now to see whether they are running.
 fn claim_running_tasks(report: &mut Report, mem: &dyn crate::memory::Memory) {
     /// Listed tasks read now, at most, to see if they run (each is on one thread's stack).
     const MAX_READ: usize = 16;
     let unclaimed: Vec<(u32, u64)> = (report.threads.iter())
-        .filter(|t| t.polling.is_none())
+        .filter(|t| t.polling.is_none() && t.runtime.is_some())
         .map(|t| (t.tid, t.sp.0))
         .collect();
     if unclaimed.is_empty() {

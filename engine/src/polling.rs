@@ -67,7 +67,10 @@ fn points_at_coroutine(dbg: &DebugInfo, pin: &Type) -> bool {
 
 /// How much of a thread's stack, up from its stack pointer, is searched for a running
 /// task (`Stacks`): the frames of a poll and the executor beneath it.
-const STACK_SEARCHED: u64 = 256 * 1024;
+const STACK_SEARCHED: u64 = 64 * 1024;
+/// Threads whose stacks are searched, at most: with `STACK_SEARCHED`, 16 MiB of words
+/// however many threads a hostile dump claims.
+const MAX_THREADS: usize = 256;
 
 /// The live stacks of threads, as words: for an optimized build, where no frame locates
 /// the future a body polls, a running task is the one thread's whose stack points at it.
@@ -82,6 +85,7 @@ impl Stacks {
         Stacks {
             threads: threads
                 .iter()
+                .take(MAX_THREADS)
                 .map(|&(tid, sp)| (tid, stack_words(mem, sp)))
                 .collect(),
         }
