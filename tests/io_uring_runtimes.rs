@@ -174,12 +174,9 @@ fn check_stall(kind: &str, waiting: &str) {
                         // The runtime's thread polls it: its stack's outermost async fn
                         // body's parameter says so in a dev build; in a release build,
                         // which keeps no location for it, its stack points at the task.
-                        let polling: Vec<_> = r
-                            .threads
-                            .iter()
-                            .filter_map(|th| th.polling.as_deref())
-                            .collect();
-                        assert_eq!(polling, [t.backtrace[0].address.as_str()], "{what}");
+                        let polling: Vec<&String> =
+                            r.threads.iter().flat_map(|th| &th.polling).collect();
+                        assert_eq!(polling, [&t.backtrace[0].address], "{what}");
                     }
                     Some("reader") => {
                         let leaf = t.blocked_on.as_ref().expect("a leaf");

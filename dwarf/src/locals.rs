@@ -44,9 +44,14 @@ impl DebugInfo {
         let root = tree
             .root()
             .map_err(|e| malformed(self, func, &e.to_string()))?;
+        // A closure's or coroutine's body (`{closure#0}`, `{async_fn#0}`): its own
+        // parameter, which rustc leaves unnamed, is called `self`.
+        let body = attr_str(self.dwarf(), unit, root.entry(), gimli::DW_AT_name)
+            .is_some_and(|n| n.starts_with("{closure#") || n.starts_with("{async_"));
         let mut out = Vec::new();
         let mut visited = 0;
-        self.collect_locals(unit, root, pc, &mut out, &mut visited)?;
+        // Lexical blocks have no parameters: `params` starts as if one came before.
+        self.collect_locals(unit, root, pc, &mut out, (&mut visited, !body))?;
         Ok(out)
     }
 
@@ -56,11 +61,9 @@ impl DebugInfo {
         node: gimli::EntriesTreeNode<'_, '_, Reader>,
         pc: LinkAddr,
         out: &mut Vec<Local>,
-        visited: &mut usize,
+        (visited, mut params): (&mut usize, bool),
     ) -> Result<(), DwarfError> {
         let mut children = node.children();
-        // Whether a parameter came before (lexical blocks have none).
-        let mut params = false;
         while let Some(child) = children.next().map_err(|e| DwarfError::Malformed {
             path: self.path().into(),
             offset: 0,
@@ -73,10 +76,10 @@ impl DebugInfo {
             let e = child.entry();
             match e.tag() {
                 gimli::DW_TAG_variable | gimli::DW_TAG_formal_parameter => {
-                    // Parameters of inlined callees use DW_AT_abstract_origin for their name.
-                    // rustc leaves a closure's or coroutine's own parameter (its
+                    // A parameter named only through DW_AT_abstract_origin (an out-of-line
+                    // instance's) is left out. rustc leaves a closure's or coroutine's own parameter (its
                     // environment: `Pin<&mut {async_fn_env#0}>` in an async fn's body)
-                    // unnamed; it is the function's first, and is called `self` here.
+                    // unnamed; it is the body's first, and is called `self` here.
                     let unnamed_self = e.tag() == gimli::DW_TAG_formal_parameter && !params;
                     params |= e.tag() == gimli::DW_TAG_formal_parameter;
                     let name = attr_str(self.dwarf(), unit, e, gimli::DW_AT_name)
@@ -90,7 +93,7 @@ impl DebugInfo {
                     }
                 }
                 gimli::DW_TAG_lexical_block if self.die_contains(unit, e, pc) => {
-                    self.collect_locals(unit, child, pc, out, visited)?;
+                    self.collect_locals(unit, child, pc, out, (visited, true))?;
                 }
                 _ => {}
             }

@@ -169,7 +169,7 @@ pub fn analyze_dump(
                 sp: Hex(t.regs.rsp),
                 fs_base: t.regs.fs_base.map(Hex),
                 runtime: None,
-                polling: None,
+                polling: Vec::new(),
                 fields: Default::default(),
                 frames: Vec::new(),
             })
@@ -266,8 +266,10 @@ pub fn analyze_dump(
         for (t, ctx) in out.iter_mut().zip(&threads) {
             t.frames = symbolize(&dbg, &dump, image.load_bias, &ctx.frames);
             t.polling =
-                crate::polling::polled_future(&dbg, dump.memory(), image.load_bias, &ctx.frames)
-                    .map(Hex);
+                crate::polling::polled_futures(&dbg, dump.memory(), image.load_bias, &ctx.frames)
+                    .into_iter()
+                    .map(Hex)
+                    .collect();
             for f in &mut t.frames {
                 f.runtime = f
                     .function
@@ -402,36 +404,36 @@ pub fn analyze_dump(
 
 /// Running tasks that no thread's frames locate (an optimized build keeps no location for
 /// the future a body polls) are given to the one runtime thread whose live stack points at
-/// them, as its `polling`. Tasks still to be read are matched by their address on a
+/// them, in its `polling`. Tasks still to be read are matched by their address on a
 /// stack, and the few that match are read now to see whether they are running.
 fn claim_running_tasks(report: &mut Report, mem: &dyn crate::memory::Memory) {
-    /// Listed tasks read now, at most, to see if they run (each is on one thread's stack).
-    const MAX_READ: usize = 16;
-    let unclaimed: Vec<(u32, u64)> = (report.threads.iter())
-        .filter(|t| t.polling.is_none() && t.runtime.is_some())
+    /// Tasks looked for on the stacks, at most: running tasks read up front (a misread
+    /// state could call a million running), listed tasks read now to see if they run.
+    const MAX_LOOKED_FOR: usize = 16;
+    let runtime_threads: Vec<(u32, u64)> = (report.threads.iter())
+        .filter(|t| t.runtime.is_some())
         .map(|t| (t.tid, t.sp.0))
         .collect();
-    if unclaimed.is_empty() {
+    if runtime_threads.is_empty() {
         return;
     }
-    let claimed: Vec<Hex> = report.threads.iter().filter_map(|t| t.polling).collect();
-    let stacks = crate::polling::Stacks::read(mem, &unclaimed);
-    let running = |t: &crate::report::TaskReport| {
+    let threads = &report.threads;
+    let stacks = crate::polling::Stacks::read(mem, &runtime_threads);
+    let unclaimed_running = |t: &crate::report::TaskReport| {
         let future = t.backtrace.first()?.address;
-        (t.state.as_deref() == Some("running") && !claimed.contains(&future))
+        (t.state.as_deref() == Some("running") && !threads.iter().any(|th| th.runs(t)))
             .then_some((t.address.0, future))
     };
     let mut found: Vec<(u32, Hex)> = Vec::new();
     for (task, future) in (report.runtimes.iter())
         .flat_map(|r| &r.tasks)
-        .filter_map(running)
+        .filter_map(unclaimed_running)
+        .take(MAX_LOOKED_FOR)
     {
         let (low, high) = (task.min(future.0), task.max(future.0));
         found.extend(stacks.only_thread_into(low, high).map(|tid| (tid, future)));
     }
-    let pending: Vec<_> = report
-        .runtimes
-        .iter()
+    let pending: Vec<_> = (report.runtimes.iter())
         .filter_map(|r| r.pending.as_ref())
         .collect();
     if !pending.is_empty() {
@@ -442,19 +444,15 @@ fn claim_running_tasks(report: &mut Report, mem: &dyn crate::memory::Memory) {
                 Some((p, i, (*owners.get(&address.0)?)?))
             })
         });
-        for (p, i, tid) in on_one_stack.take(MAX_READ) {
-            if let Some((_, future)) = p.tasks.read_now(i).as_ref().and_then(running) {
+        for (p, i, tid) in on_one_stack.take(MAX_LOOKED_FOR) {
+            if let Some((_, future)) = p.tasks.read_now(i).as_ref().and_then(unclaimed_running) {
                 found.push((tid, future));
             }
         }
     }
     for (tid, future) in found {
-        if let Some(t) = report
-            .threads
-            .iter_mut()
-            .find(|t| t.tid == tid && t.polling.is_none())
-        {
-            t.polling = Some(future);
+        if let Some(t) = report.threads.iter_mut().find(|t| t.tid == tid) {
+            t.polling.push(future);
         }
     }
 }

@@ -665,7 +665,14 @@ fn step_through(
     for _ in 0..MAX_HOPS {
         let next = match ev.deref(v.clone()) {
             Ok(next) => next,
-            Err(e) if e.is_absent() || matches!(e, EvalError::NotA { .. }) => return None,
+            // Nothing to follow (no view, or a view written for another version of the
+            // type's crate): not missing data.
+            Err(e)
+                if e.is_absent()
+                    || matches!(e, EvalError::NotA { .. } | EvalError::NoField { .. }) =>
+            {
+                return None;
+            }
             Err(e) => {
                 let what = if root { "future" } else { "backtrace" };
                 let addr = match v {

@@ -275,14 +275,13 @@ pub fn crash_report(
             Some(FieldValue::Int(id)) => u64::try_from(*id).ok(),
             _ => None,
         })
-        // Any executor: the task whose await chain holds the future the thread polls.
+        // Any executor: the task whose await chain holds a future the thread polls (among
+        // the tasks read before the report is written).
         .or_else(|| {
-            let future = crashing?.polling?;
-            report
-                .runtimes
-                .iter()
+            let thread = crashing?;
+            (report.runtimes.iter())
                 .flat_map(|r| &r.tasks)
-                .find(|t| t.backtrace.iter().any(|f| f.address == future))?
+                .find(|t| thread.runs(t))?
                 .id
         })
         // A worker's own blocking task is not a task of the report: only a listed task counts.

@@ -1,23 +1,25 @@
-//! Which future a thread is polling: the outermost async fn or block body on its stack,
-//! from that frame's own parameter (the `Pin<&mut {async_fn_env#0}>` rustc leaves
-//! unnamed). The task whose await chain holds it is the one the thread runs.
+//! Which futures a thread is polling: each async fn or block body on its stack, from that
+//! frame's own parameter (the `Pin<&mut {async_fn_env#0}>` rustc leaves unnamed), or a
+//! running task its live stack points at. The task whose chain holds one is the one it runs.
 
 use crate::dwarf::{DebugInfo, FrameRegs, LinkAddr, Type, TypeKind};
 use crate::memory::{Bytes, Memory};
 use layoutdump_dwarf::unwind::Frame;
 
-/// The address of the outermost coroutine that `frames` (innermost first) are polling, if
-/// the debug info locates one: optimized builds often keep no location for it.
-pub fn polled_future(
-    dbg: &DebugInfo,
-    mem: &dyn Memory,
-    bias: u64,
-    frames: &[Frame],
-) -> Option<u64> {
+/// Futures one thread's stack shows it polling, at most: a task's chain is rarely deeper.
+const MAX_POLLED: usize = 16;
+
+/// The addresses of the coroutines that `frames` (innermost first) are polling, outermost
+/// first, where the debug info locates them (optimized builds often keep no location).
+/// The outermost may be no task's (smol's `block_on` future around the executor's run):
+/// the task a thread runs is the one whose chain holds any of them.
+pub fn polled_futures(dbg: &DebugInfo, mem: &dyn Memory, bias: u64, frames: &[Frame]) -> Vec<u64> {
     frames
         .iter()
         .rev()
-        .find_map(|frame| coroutine_self(dbg, mem, bias, frame))
+        .filter_map(|frame| coroutine_self(dbg, mem, bias, frame))
+        .take(MAX_POLLED)
+        .collect()
 }
 
 /// The coroutine a body's frame polls: its `self`, a pinned pointer to a coroutine.

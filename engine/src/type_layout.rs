@@ -24,7 +24,7 @@ pub fn describe_types(dbg: &DebugInfo, pattern: &str, max: usize) -> (String, us
     // in full; types that only contain it (`Option<my::Task>`, `(u64, my::Task)`) are
     // named, after them: an author looking for a layout reads the first.
     let (own, containing): (Vec<&str>, Vec<&str>) =
-        names.into_iter().partition(|n| n.starts_with(first));
+        names.into_iter().partition(|n| names_itself(n, first));
     let shown_containing = max.saturating_sub(own.len().min(max));
     let mut out = String::new();
     describe_each(dbg, own.iter().copied().take(max), &mut out);
@@ -38,6 +38,18 @@ pub fn describe_types(dbg: &DebugInfo, pattern: &str, max: usize) -> (String, us
         }
     }
     (out, total)
+}
+
+/// Whether `name` is a type the pattern names, not one that only contains it: `pattern`
+/// starts its path (`app::Task`, `Task` in `app::Task<u8>`) or one of its segments, before
+/// any generic argument.
+fn names_itself(name: &str, pattern: &str) -> bool {
+    // A tuple, reference, pointer or array of it only contains it.
+    if name.starts_with(['(', '&', '*', '[']) && !pattern.starts_with(['(', '&', '*', '[']) {
+        return false;
+    }
+    let path = name.split('<').next().unwrap_or(name);
+    path.starts_with(pattern) || path.contains(&format!("::{pattern}"))
 }
 
 /// Each type's size and layout: fields with offsets, variants with tags, enumerators.
@@ -99,5 +111,27 @@ fn describe_each<'n>(dbg: &DebugInfo, names: impl Iterator<Item = &'n str>, out:
                 let _ = writeln!(out, "  {other:?}");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::names_itself;
+
+    #[test]
+    fn a_pattern_names_its_own_types_not_their_wrappers() {
+        assert!(names_itself("app::Task", "app::Task"));
+        assert!(names_itself("app::TaskState", "app::Task"));
+        assert!(names_itself("app::Task", "Task"));
+        assert!(names_itself("app::Task<u8>", "Task"));
+        assert!(!names_itself(
+            "core::option::Option<app::Task>",
+            "app::Task"
+        ));
+        assert!(!names_itself("(u64, app::Task)", "Task"));
+        assert!(!names_itself(
+            "hashbrown::raw::Bucket<(u64, app::Task)>",
+            "Task"
+        ));
     }
 }

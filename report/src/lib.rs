@@ -361,15 +361,25 @@ pub struct ThreadReport {
     pub fs_base: Option<Hex>,
     /// Address of the runtime this thread belongs to, if a root found one.
     pub runtime: Option<Hex>,
-    /// The outermost async fn or block on its stack: the future it is polling (the task
-    /// whose await chain holds it is the one it runs). None where the debug info keeps no
-    /// location for it (optimized builds, often) or it polls none.
-    pub polling: Option<Hex>,
+    /// The futures of the async fn and block bodies on its stack, outermost first, where
+    /// the debug info locates them (optimized builds often do not); else, found by its
+    /// stack, a running task's future. The task whose await chain holds one is the one it
+    /// runs.
+    pub polling: Vec<Hex>,
     /// What the layout's root says about this thread (tokio: `current_task`, the id of
     /// the task it was polling).
     pub fields: Fields,
     /// The thread's native stack, innermost first (inlined calls expanded).
     pub frames: Vec<NativeFrame>,
+}
+
+impl ThreadReport {
+    /// Whether it polls a future of `task`'s await chain: whether it runs `task`.
+    pub fn runs(&self, task: &TaskReport) -> bool {
+        task.backtrace
+            .iter()
+            .any(|f| self.polling.contains(&f.address))
+    }
 }
 
 /// Why the process was dumped.

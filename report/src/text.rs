@@ -145,14 +145,9 @@ pub fn write_text(
                 }
                 // A task whose await chain holds the future the thread polls (tasks
                 // read as they are written are not searched: they are gone by now).
-                _ => t
-                    .polling
-                    .and_then(|future| {
-                        r.runtimes
-                            .iter()
-                            .flat_map(|rt| &rt.tasks)
-                            .find(|task| task.backtrace.iter().any(|f| f.address == future))
-                    })
+                _ => (r.runtimes.iter())
+                    .flat_map(|rt| &rt.tasks)
+                    .find(|task| t.runs(task))
                     .map_or(String::new(), |task| {
                         format!("  polling {}", task.graph_name())
                     }),
@@ -244,18 +239,16 @@ fn native_frames(s: &mut String, frames: &[super::NativeFrame], opts: TextOption
     }
 }
 
-/// One task: a header line, then its async backtrace as a tree, root future first and
-/// the future it is parked on last, then what it is blocked on.
 /// What each thread was polling when the dump was taken: a task, by the id the layout
 /// gives (tokio's `current_task`), or a future (`ThreadReport::polling`) that a task's
 /// await chain holds.
-struct Polling {
+struct Polling<'r> {
     by_id: Vec<(u64, u32)>,
-    by_future: Vec<(crate::Hex, u32)>,
+    threads: &'r [crate::ThreadReport],
 }
 
-impl Polling {
-    fn of(r: &Report) -> Polling {
+impl<'r> Polling<'r> {
+    fn of(r: &'r Report) -> Polling<'r> {
         let by_id = r
             .threads
             .iter()
@@ -264,28 +257,23 @@ impl Polling {
                 _ => None,
             })
             .collect();
-        let by_future = r
-            .threads
-            .iter()
-            .filter_map(|t| Some((t.polling?, t.tid)))
-            .collect();
-        Polling { by_id, by_future }
+        Polling {
+            by_id,
+            threads: &r.threads,
+        }
     }
 
     /// The thread running task `t`, if one says so.
     fn thread_of(&self, t: &TaskReport) -> Option<u32> {
         let by_id = self.by_id.iter().find(|(id, _)| Some(*id) == t.id);
-        let by_future = || {
-            self.by_future
-                .iter()
-                .find(|(future, _)| t.backtrace.iter().any(|f| f.address == *future))
-        };
         by_id
             .map(|(_, tid)| *tid)
-            .or_else(|| by_future().map(|(_, tid)| *tid))
+            .or_else(|| self.threads.iter().find(|th| th.runs(t)).map(|th| th.tid))
     }
 }
 
+/// One task: a header line, then its async backtrace as a tree, root future first and
+/// the future it is parked on last, then what it is blocked on.
 fn task(s: &mut String, t: &TaskReport, opts: TextOptions, polling: &Polling) {
     let state = t.state.as_deref().unwrap_or("?");
     let root = t

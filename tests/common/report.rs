@@ -173,8 +173,9 @@ pub struct BlockOn {
 #[derive(Debug, Deserialize)]
 pub struct Thread {
     pub tid: u32,
-    /// The outermost async fn or block on its stack, where the debug info locates it.
-    pub polling: Option<String>,
+    /// The futures it polls (async fn and block bodies on its stack, a running task).
+    #[serde(default)]
+    pub polling: Vec<String>,
     #[serde(default)]
     pub fields: Map<String, Value>,
     #[serde(default)]

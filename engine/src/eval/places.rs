@@ -289,20 +289,22 @@ impl<'a> Evaluator<'a> {
         self.to_int(v).ok()
     }
 
+    /// Whether the number a value of type `ty` is shown as (`shown_number`) is a `bool`.
+    pub(crate) fn shown_bool(&self, ty: DieId) -> bool {
+        if let Some(n) = self.cache.numbers.borrow().get(&ty) {
+            return matches!(n.read, cache::ReadNumber::Bool);
+        }
+        // Not worked out yet (a route being recorded): the type says.
+        self.ty(ty)
+            .is_ok_and(|t| matches!(t.kind, TypeKind::Base(BaseKind::Bool)))
+    }
+
     /// The number a report shows for the value at `addr`, where its type is known to be
     /// shown as one (`cache::Number::shown`) and it can be read within the step limit:
     /// what `to_int` gives, with the steps it counts, in one lookup (not a view's `show`,
     /// then the type, then the number). None: the
     /// long way, with nothing counted yet (a route that no longer holds, memory the
     /// dump lacks, the step limit, a route being recorded).
-    /// Whether the number a value of type `ty` is shown as (`shown_number`) is a `bool`.
-    pub(crate) fn shown_bool(&self, ty: DieId) -> bool {
-        let numbers = self.cache.numbers.borrow();
-        numbers
-            .get(&ty)
-            .is_some_and(|n| matches!(n.read, cache::ReadNumber::Bool))
-    }
-
     pub(crate) fn shown_number(&self, addr: u64, ty: DieId) -> Option<i128> {
         if self.recording.get() > 0 {
             return None;

@@ -262,7 +262,7 @@ pub(super) fn read_task_report(
                     .collect();
             }
             "future" => match value {
-                Value::Place { addr, ty } => {
+                Value::Place { addr: at, ty } => {
                     let chain = crate::backtrace::await_chain(ev, value.clone());
                     t.backtrace = chain.frames;
                     t.blocked_on = chain.blocked_on;
@@ -278,7 +278,7 @@ pub(super) fn read_task_report(
                             .ty(ty)
                             .map(|t| t.name.clone())
                             .unwrap_or_else(|_| Arc::from("")),
-                        address: Hex(addr),
+                        address: Hex(at),
                     })
                 }
                 _ => {
