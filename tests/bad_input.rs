@@ -284,11 +284,7 @@ fn binary_with_line_tables_only() {
 #[test]
 fn collection_used_as_a_sequence_is_a_check_error() {
     let d = common::fixture_dumps("mapexec", Profile::Dev);
-    let text =
-        std::fs::read_to_string(common::root().join("tests/fixtures/mapexec/mapexec.layout"))
-            .unwrap();
-    let from = "    tasks = ex.tasks\n";
-    assert!(text.contains(from));
+    let (text, from) = mapexec_layout();
     let line = text[..text.find(from).unwrap()].matches('\n').count() + 1;
     let cases = [
         // A slab, without `use slab`.
@@ -356,11 +352,7 @@ fn missing_static_is_named_at_its_line() {
 #[test]
 fn wrong_cast_is_a_warning_and_exit_3() {
     let d = common::fixture_dumps("mapexec", Profile::Dev);
-    let text =
-        std::fs::read_to_string(common::root().join("tests/fixtures/mapexec/mapexec.layout"))
-            .unwrap();
-    let from = "    tasks = ex.tasks\n";
-    assert!(text.contains(from));
+    let (text, from) = mapexec_layout();
     let t = "ex.tasks.base.table.table";
     let walk = format!(
         "    tasks = for i in range({t}.bucket_mask + 1) when (({t}.ctrl.pointer + i) as u8) < 0x80 \
@@ -414,4 +406,15 @@ fn wrong_cast_is_a_warning_and_exit_3() {
             ))),
         "{explained}"
     );
+}
+
+/// The mapexec fixture's layout, and its line listing the tasks, which the cases above
+/// replace with a mistake.
+fn mapexec_layout() -> (String, &'static str) {
+    let text =
+        std::fs::read_to_string(common::root().join("tests/fixtures/mapexec/mapexec.layout"))
+            .unwrap();
+    let from = "    tasks = ex.tasks\n";
+    assert!(text.contains(from));
+    (text, from)
 }
