@@ -18,6 +18,7 @@ pub mod triage;
 pub use layoutdump_dump as memory;
 pub use layoutdump_dwarf::progress;
 pub mod layout_loader;
+mod lookup;
 /// The report's data and writers, from their own crate (the engine fills it).
 pub use layoutdump_report as report;
 pub use layoutdump_report::explain;

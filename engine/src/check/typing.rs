@@ -1,6 +1,6 @@
 //! Type-level evaluation for `check --binary`: a rule's expressions run on types instead of
-//! memory, in the evaluator's lookup order, so a missing field is reported at its line
-//! without a dump; what only memory can tell (a vtable, a variant) becomes unknown.
+//! memory, looked up as the evaluator does (`lookup`), so a missing field is reported at
+//! its line without a dump; what only memory can tell (a vtable, a variant) becomes unknown.
 
 use std::cell::Cell;
 
@@ -331,16 +331,8 @@ impl<'a> TypeChecker<'a> {
 
     fn view_member(&self, ty: DieId, name: &str) -> Option<(usize, usize)> {
         let t = self.dbg.ty(ty).ok()?;
-        let view = self
-            .program
-            .views
-            .iter()
-            .position(|v| v.pattern.matches(&t.name))?;
-        let m = self.program.views[view]
-            .members
-            .iter()
-            .position(|m| m.name == name)?;
-        Some((view, m))
+        let view = crate::lookup::view_for(self.program, &t.name)?;
+        crate::lookup::view_member(self.program, view, name)
     }
 
     fn eval_view_member(&mut self, (view, member): (usize, usize), subject: AType) -> AType {
@@ -444,8 +436,10 @@ impl<'a> TypeChecker<'a> {
         Ok(AType::Unknown)
     }
 
-    /// `t.name` on types, in the evaluator's order; an error when no step can apply.
+    /// `t.name` on types, in the evaluator's order (`lookup::field_step`); an error when
+    /// no step can apply.
     fn field(&mut self, at: ExprId, mut t: AType, name: &str) -> AType {
+        use crate::lookup::FieldStep;
         for _ in 0..32 {
             let AType::Obj(id) = t else {
                 return AType::Unknown;
@@ -453,53 +447,43 @@ impl<'a> TypeChecker<'a> {
             let Ok(ty) = self.dbg.ty(id) else {
                 return AType::Unknown;
             };
-            match &ty.kind {
-                TypeKind::Pointer { .. } => t = self.deref(t),
-                TypeKind::Struct { fields, .. } | TypeKind::Union { fields } => {
-                    if let Some(f) = fields.iter().find(|f| &*f.name == name) {
-                        return f.ty.map_or(AType::Unknown, AType::Obj);
-                    }
-                    let variants = match &ty.kind {
-                        TypeKind::Struct {
-                            variants: Some(vp), ..
-                        } => Some(vp.clone()),
-                        _ => None,
-                    };
-                    if let Some(vp) = &variants
-                        && let Some(v) = vp.variants.iter().find(|v| &*v.field.name == name)
-                    {
-                        return v.field.ty.map_or(AType::Unknown, AType::Obj);
-                    }
-                    if let Some(m) = self.view_member(id, name) {
-                        return self.eval_view_member(m, t);
-                    }
-                    if let Some(m) = self.view_member(id, "deref") {
-                        t = self.eval_view_member(m, t);
-                        continue;
-                    }
-                    if let Some(vp) = variants {
-                        // Which variant is active needs memory: accept the field if any
-                        // variant has it.
-                        for v in &vp.variants {
-                            if let Some(vt) = v.field.ty {
-                                let found = self.field_in(vt, name);
-                                if found != AType::Unknown {
-                                    return found;
-                                }
-                            }
-                        }
-                    }
-                    let available: Vec<&str> = fields.iter().take(12).map(|f| &*f.name).collect();
-                    let has = if available.is_empty() {
-                        String::new()
-                    } else {
-                        format!(" (it has: {})", available.join(", "))
-                    };
-                    return self
-                        .error(at, format!("type `{}` has no field `{name}`{has}", ty.name));
+            let direct =
+                |fields: &[crate::dwarf::Field]| fields.iter().position(|f| &*f.name == name);
+            let step = crate::lookup::field_step(&ty, name, direct, |m| self.view_member(id, m));
+            let fields = match step {
+                FieldStep::Pointer => {
+                    t = self.deref(t);
+                    continue;
                 }
-                _ => return self.error(at, format!("type `{}` has no field `{name}`", ty.name)),
-            }
+                FieldStep::Field(f) | FieldStep::Variant(f) => {
+                    return f.ty.map_or(AType::Unknown, AType::Obj);
+                }
+                FieldStep::View(m) => return self.eval_view_member(m, t),
+                FieldStep::ViewDeref(m) => {
+                    t = self.eval_view_member(m, t);
+                    continue;
+                }
+                // Which variant is active needs memory: accept the field if any variant
+                // has it.
+                FieldStep::ActiveVariant(vp, fields) => {
+                    let found = (vp.variants.iter())
+                        .filter_map(|v| v.field.ty)
+                        .map(|vt| self.field_in(vt, name))
+                        .find(|found| *found != AType::Unknown);
+                    if let Some(found) = found {
+                        return found;
+                    }
+                    fields
+                }
+                FieldStep::Missing(fields) => fields,
+            };
+            let available: Vec<&str> = fields.iter().take(12).map(|f| &*f.name).collect();
+            let has = if available.is_empty() {
+                String::new()
+            } else {
+                format!(" (it has: {})", available.join(", "))
+            };
+            return self.error(at, format!("type `{}` has no field `{name}`{has}", ty.name));
         }
         AType::Unknown
     }

@@ -31,6 +31,7 @@ impl<'a> Evaluator<'a> {
     /// `v.name`, with Rust's conveniences: through pointers, into an enum's variant by
     /// its name (`o.Some`) or into the active one, a view member, or a view's `deref`.
     pub fn field(&self, mut v: Value, name: &str) -> Result<Value, EvalError> {
+        use crate::lookup::FieldStep;
         for _ in 0..MAX_HOPS {
             let Value::Place { addr, ty } = v else {
                 return Err(EvalError::Other(format!(
@@ -38,69 +39,46 @@ impl<'a> Evaluator<'a> {
                 )));
             };
             let t = self.ty(ty)?;
-            match &t.kind {
-                TypeKind::Pointer { .. } => {
-                    v = self.deref(v)?;
-                    continue;
+            let direct = |fields: &[crate::dwarf::Field]| {
+                let key = (ty, cache::NameKey::of(name));
+                let cached = self.cache.fields.borrow().get(&key).copied();
+                cached.unwrap_or_else(|| {
+                    let found = fields.iter().position(|f| &*f.name == name);
+                    self.cache.fields.borrow_mut().insert(key, found);
+                    found
+                })
+            };
+            match crate::lookup::field_step(&t, name, direct, |m| self.view_member(ty, m)) {
+                FieldStep::Pointer => v = self.deref(v)?,
+                FieldStep::Field(f) => return self.member(addr, f.offset, f.ty, &t),
+                FieldStep::Variant(f) => {
+                    let (active, _) = self.active_variant(addr, ty)?;
+                    if &*active != name {
+                        return Err(EvalError::Inactive {
+                            wanted: name.into(),
+                            active,
+                            ty: t.name.clone(),
+                        });
+                    }
+                    return self.member(addr, f.offset, f.ty, &t);
                 }
-                TypeKind::Struct { fields, .. } | TypeKind::Union { fields } => {
-                    let variants = match &t.kind {
-                        TypeKind::Struct { variants, .. } => variants.as_ref(),
-                        _ => None,
-                    };
-                    let key = (ty, cache::NameKey::of(name));
-                    let direct = self.cache.fields.borrow().get(&key).copied();
-                    let direct = direct.unwrap_or_else(|| {
-                        let found = fields.iter().position(|f| &*f.name == name);
-                        self.cache.fields.borrow_mut().insert(key, found);
-                        found
-                    });
-                    if let Some(f) = direct.map(|i| &fields[i]) {
-                        return self.member(addr, f.offset, f.ty, &t);
+                FieldStep::View((view, m)) => return self.eval_view_member(view, m, v),
+                FieldStep::ViewDeref((view, m)) => v = self.eval_view_member(view, m, v)?,
+                FieldStep::ActiveVariant(..) => {
+                    let (_, inner) = self.active_variant(addr, ty)?;
+                    if let Value::Place { addr: at, ty } = inner {
+                        self.step(plan::Op::Offset {
+                            offset: at.wrapping_sub(addr),
+                            ty,
+                        });
                     }
-                    if let Some(vp) = variants
-                        && let Some(var) = vp.variants.iter().find(|var| &*var.field.name == name)
-                    {
-                        let (active, _) = self.active_variant(addr, ty)?;
-                        if &*active != name {
-                            return Err(EvalError::Inactive {
-                                wanted: name.into(),
-                                active,
-                                ty: t.name.clone(),
-                            });
-                        }
-                        return self.member(addr, var.field.offset, var.field.ty, &t);
-                    }
-                    if let Some((view, m)) = self.view_member(ty, name) {
-                        return self.eval_view_member(view, m, v);
-                    }
-                    if let Some((view, m)) = self.view_member(ty, "deref") {
-                        v = self.eval_view_member(view, m, v)?;
-                        continue;
-                    }
-                    if variants.is_some() {
-                        let (_, inner) = self.active_variant(addr, ty)?;
-                        if let Value::Place { addr: at, ty } = inner {
-                            self.step(plan::Op::Offset {
-                                offset: at.wrapping_sub(addr),
-                                ty,
-                            });
-                        }
-                        v = inner;
-                        continue;
-                    }
-                    let available = fields.iter().map(|f| f.name.clone()).collect();
+                    v = inner;
+                }
+                FieldStep::Missing(fields) => {
                     return Err(EvalError::NoField {
                         field: name.into(),
                         ty: t.name.clone(),
-                        available,
-                    });
-                }
-                _ => {
-                    return Err(EvalError::NoField {
-                        field: name.into(),
-                        ty: t.name.clone(),
-                        available: vec![],
+                        available: fields.iter().map(|f| f.name.clone()).collect(),
                     });
                 }
             }

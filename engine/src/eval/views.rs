@@ -9,12 +9,7 @@ impl<'a> Evaluator<'a> {
         if let Some(v) = self.views.borrow().get(&ty) {
             return *v;
         }
-        let found = self.ty(ty).ok().and_then(|t| {
-            self.program
-                .views
-                .iter()
-                .position(|v| v.pattern.matches(&t.name))
-        });
+        let found = (self.ty(ty).ok()).and_then(|t| crate::lookup::view_for(self.program, &t.name));
         self.views.borrow_mut().insert(ty, found);
         found
     }
@@ -48,13 +43,8 @@ impl<'a> Evaluator<'a> {
         if let Some(found) = self.cache.view_members.borrow().get(&key) {
             return *found;
         }
-        let found = self.view_of(ty).and_then(|view| {
-            self.program.views[view]
-                .members
-                .iter()
-                .position(|m| m.name == name)
-                .map(|m| (view, m))
-        });
+        let found = (self.view_of(ty))
+            .and_then(|view| crate::lookup::view_member(self.program, view, name));
         self.cache.view_members.borrow_mut().insert(key, found);
         found
     }
