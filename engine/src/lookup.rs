@@ -74,3 +74,81 @@ pub(crate) fn field_step<'t>(
         None => FieldStep::Missing(fields),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::{FieldStep, field_step};
+    use crate::dwarf::{DieId, Field, Type, TypeKind, Variant, VariantPart};
+
+    fn field(name: &str) -> Field {
+        Field {
+            name: name.into(),
+            offset: 0,
+            ty: None,
+            decl_file: None,
+            decl_line: None,
+            artificial: false,
+        }
+    }
+
+    fn ty(kind: TypeKind) -> Type {
+        Type {
+            id: DieId(1),
+            name: Arc::from("t"),
+            size: 8,
+            align: None,
+            kind,
+            template_params: Vec::new(),
+        }
+    }
+
+    fn step(t: &Type, name: &str, view: &[&str]) -> String {
+        let direct = |fields: &[Field]| fields.iter().position(|f| &*f.name == name);
+        let member = |m: &str| view.iter().position(|v| *v == m).map(|i| (0, i));
+        match field_step(t, name, direct, member) {
+            FieldStep::Pointer => "pointer".into(),
+            FieldStep::Field(f) => format!("field {}", f.name),
+            FieldStep::Variant(f) => format!("variant {}", f.name),
+            FieldStep::View((_, m)) => format!("view {}", view[m]),
+            FieldStep::ViewDeref(_) => "view deref".into(),
+            FieldStep::ActiveVariant(..) => "active variant".into(),
+            FieldStep::Missing(fields) => format!("missing ({} fields)", fields.len()),
+        }
+    }
+
+    /// The order both the evaluator and `check` follow: a field, then a variant by its
+    /// name, then the view's member, then the view's `deref`, then the active variant.
+    #[test]
+    fn a_field_comes_before_a_variant_a_view_and_the_active_variant() {
+        let option = ty(TypeKind::Struct {
+            fields: vec![field("len")],
+            variants: Some(VariantPart {
+                discr: None,
+                variants: vec![Variant {
+                    discr_value: None,
+                    field: field("Some"),
+                }],
+            }),
+        });
+        assert_eq!(step(&option, "len", &["len", "deref"]), "field len");
+        assert_eq!(step(&option, "Some", &["Some"]), "variant Some");
+        assert_eq!(step(&option, "items", &["items", "deref"]), "view items");
+        assert_eq!(step(&option, "value", &["deref"]), "view deref");
+        assert_eq!(step(&option, "value", &[]), "active variant");
+        let plain = ty(TypeKind::Struct {
+            fields: vec![field("a"), field("b")],
+            variants: None,
+        });
+        assert_eq!(step(&plain, "c", &[]), "missing (2 fields)");
+        assert_eq!(
+            step(&ty(TypeKind::Pointer { pointee: None }), "a", &[]),
+            "pointer"
+        );
+        assert_eq!(
+            step(&ty(TypeKind::Function), "a", &["a"]),
+            "missing (0 fields)"
+        );
+    }
+}

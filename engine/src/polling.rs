@@ -133,6 +133,15 @@ fn stack_words(mem: &dyn Memory, sp: u64) -> Vec<u64> {
     while at < end {
         let len = (PAGE - at % PAGE).min(end - at) as usize;
         if mem.read(at, &mut buf[..len]).is_err() {
+            // A stack the dump holds only part of a page of (a minidump's ends where the
+            // stack does): its words up to the first it lacks.
+            let mut word = [0u8; 8];
+            let held = (at..at + len as u64).step_by(8).map_while(|a| {
+                mem.read(a, &mut word)
+                    .ok()
+                    .map(|()| u64::from_le_bytes(word))
+            });
+            words.extend(held);
             break;
         }
         words.extend(
@@ -143,4 +152,30 @@ fn stack_words(mem: &dyn Memory, sp: u64) -> Vec<u64> {
         at += len as u64;
     }
     words
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Stacks;
+    use crate::memory::SliceMemory;
+
+    /// Two threads' stacks (8 words each, the rest unmapped): a task pointed at from one
+    /// stack only is that thread's; one pointed at from both, or from none, is no one's.
+    #[test]
+    fn a_task_on_one_stack_only_is_that_threads() {
+        let words = |ws: [u64; 8]| ws.iter().flat_map(|w| w.to_le_bytes()).collect::<Vec<u8>>();
+        let mem = SliceMemory::new()
+            .with(0x1000, words([0, 7, 0x5000, 0x6008, 0, 0, 0, 0]))
+            .with(0x2000, words([0x6010, 0, 0, 0, 0, 0, 0, 0]));
+        let stacks = Stacks::read(&mem, &[(1, 0x1000), (2, 0x2000)]);
+        // Into 0x5000..=0x5040 (header to future): thread 1's pointer at its header.
+        assert_eq!(stacks.only_thread_into(0x5000, 0x5040), Some(1));
+        // 0x6000..=0x6040: pointed into from both threads.
+        assert_eq!(stacks.only_thread_into(0x6000, 0x6040), None);
+        assert_eq!(stacks.only_thread_into(0x9000, 0x9040), None);
+        let owners = stacks.owners();
+        assert_eq!(owners.get(&0x5000), Some(&Some(1)));
+        assert_eq!(owners.get(&0x6010), Some(&Some(2)));
+        assert_eq!(owners.get(&0), None, "a null word is no pointer");
+    }
 }
