@@ -18,7 +18,12 @@ struct Crash {
 }
 
 fn crash(kind: &str, profile: Profile) -> Crash {
-    let exe = build_fixture("tokio-crash", profile);
+    crash_of("tokio-crash", kind, profile)
+}
+
+/// Fixture `fixture` run with argument `kind`, held in its panic hook, captured.
+fn crash_of(fixture: &str, kind: &str, profile: Profile) -> Crash {
+    let exe = build_fixture(fixture, profile);
     let running = start_with(&exe, &[kind]);
     let dir = common::root().join("target/fixture-dumps/crash");
     std::fs::create_dir_all(&dir).unwrap();
@@ -103,4 +108,39 @@ fn same_panic_same_signature_other_panic_other_signature() {
     assert_ne!(parse.task, again.task, "reached by a different task");
     assert_eq!(parse.signature, again.signature, "{parse:?}\n{again:?}");
     assert_ne!(parse.signature, budget.signature);
+}
+
+/// A compio task that panics: compio's threads record no current task, so the crash's
+/// task is found from the panicking thread's stack (the async body's own parameter in a
+/// dev build; the running task its stack points at in a release build), among tasks
+/// read as the report is written. Same panic, same signature, in both builds.
+#[test]
+fn a_panicking_task_is_found_without_a_current_task() {
+    let mut signatures = Vec::new();
+    for profile in [Profile::Dev, Profile::Release] {
+        let c = crash_of("compio-panic", "compio", profile);
+        let out = run_layoutdump(&["run", c.core.to_str().unwrap(), "--format", "json"]);
+        let r: Report = serde_json::from_slice(&out.stdout).expect("JSON report");
+        let what = format!("{profile:?}");
+        let crash = r.crash.as_ref().expect("a crash");
+        let panic = crash.panic.as_ref().expect("a panic");
+        assert_eq!(
+            panic.message.as_deref(),
+            c.truth["message"].as_str(),
+            "{what}"
+        );
+        let id = crash.task.expect("the crash's task");
+        let task = (r.runtimes.iter())
+            .flat_map(|rt| &rt.tasks)
+            .find(|t| t.id == Some(id))
+            .expect("the crash's task is listed");
+        assert_eq!(
+            Some(task.backtrace[0].function.as_str()),
+            c.truth["task"].as_str(),
+            "{what}"
+        );
+        assert_eq!(task.state.as_deref(), Some("running"), "{what}");
+        signatures.push(crash.signature.clone());
+    }
+    assert_eq!(signatures[0], signatures[1]);
 }

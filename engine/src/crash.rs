@@ -279,10 +279,13 @@ pub fn crash_report(
         // the tasks read before the report is written).
         .or_else(|| {
             let thread = crashing?;
-            (report.runtimes.iter())
+            let read = (report.runtimes.iter())
                 .flat_map(|r| &r.tasks)
-                .find(|t| thread.runs(t))?
-                .id
+                .find(|t| thread.runs(t));
+            match read {
+                Some(t) => t.id,
+                None => listed_task_run_by(report, thread),
+            }
         })
         // A worker's own blocking task is not a task of the report: only a listed task counts.
         .filter(|id| {
@@ -307,4 +310,36 @@ pub fn crash_report(
     crash.signature = sig;
     crash.signature_lines = lines;
     Some(crash)
+}
+
+/// How far past a task's header the futures it holds can start: a task is one
+/// allocation, its future inside it.
+const TASK_EXTENT: u64 = 1 << 20;
+
+/// The id of the task, among those still to be read, whose chain holds a future `thread`
+/// polls: for each, the listed task that starts nearest below it is read now (the future
+/// lies inside its task's allocation).
+fn listed_task_run_by(report: &Report, thread: &crate::report::ThreadReport) -> Option<u64> {
+    if thread.polling.is_empty() {
+        return None;
+    }
+    for p in report.runtimes.iter().filter_map(|r| r.pending.as_ref()) {
+        let mut starts: Vec<(u64, usize)> = (0..p.tasks.len())
+            .filter_map(|i| Some((p.tasks.listed(i)?.1.0, i)))
+            .collect();
+        starts.sort_unstable();
+        for future in &thread.polling {
+            let below = starts.partition_point(|&(start, _)| start <= future.0);
+            let Some(&(start, index)) = below.checked_sub(1).and_then(|b| starts.get(b)) else {
+                continue;
+            };
+            if future.0 - start < TASK_EXTENT
+                && let Some(task) = p.tasks.read_now(index)
+                && thread.runs(&task)
+            {
+                return task.id;
+            }
+        }
+    }
+    None
 }
