@@ -177,6 +177,12 @@ fn check_stall(kind: &str, waiting: &str) {
                         let polling: Vec<&String> =
                             r.threads.iter().flat_map(|th| &th.polling).collect();
                         assert_eq!(polling, [&t.backtrace[0].address], "{what}");
+                        // And the thread names it: compio's listed tasks are read as the
+                        // report is written, monoio's scanned ones before.
+                        let running: Vec<&str> = (r.threads.iter())
+                            .filter_map(|th| Some(th.running.as_ref()?.address.as_str()))
+                            .collect();
+                        assert_eq!(running, [t.address.as_str()], "{what}");
                     }
                     Some("reader") => {
                         let leaf = t.blocked_on.as_ref().expect("a leaf");

@@ -170,6 +170,7 @@ pub fn analyze_dump(
                 fs_base: t.regs.fs_base.map(Hex),
                 runtime: None,
                 polling: Vec::new(),
+                running: None,
                 fields: Default::default(),
                 frames: Vec::new(),
             })
@@ -355,6 +356,9 @@ pub fn analyze_dump(
         r.start(program);
     }
     claim_running_tasks(&mut report, dump.memory());
+    for t in &mut report.threads {
+        t.running = crate::crash::task_run_by(&report.runtimes, t);
+    }
     report.block_on = findings.block_on;
     report.notes = findings.notes;
     if dump.captured.monotonic_ns.is_none() && uses_dump_time(program) {

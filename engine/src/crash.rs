@@ -277,16 +277,7 @@ pub fn crash_report(
         })
         // Any executor: the task whose await chain holds a future the thread polls (among
         // the tasks read before the report is written).
-        .or_else(|| {
-            let thread = crashing?;
-            let read = (report.runtimes.iter())
-                .flat_map(|r| &r.tasks)
-                .find(|t| thread.runs(t));
-            match read {
-                Some(t) => t.id,
-                None => listed_task_run_by(report, thread),
-            }
-        })
+        .or_else(|| crashing?.running?.id)
         // A worker's own blocking task is not a task of the report: only a listed task counts.
         .filter(|id| {
             report
@@ -316,14 +307,29 @@ pub fn crash_report(
 /// allocation, its future inside it.
 const TASK_EXTENT: u64 = 1 << 20;
 
-/// The id of the task, among those still to be read, whose chain holds a future `thread`
-/// polls: for each, the listed task that starts nearest below it is read now (the future
-/// lies inside its task's allocation).
-fn listed_task_run_by(report: &Report, thread: &crate::report::ThreadReport) -> Option<u64> {
+/// The task `thread` was running: the one whose await chain holds a future it polls,
+/// among the tasks read, else among those still to be read (for each future, the listed
+/// task that starts nearest below it is read now: the future lies inside its task).
+pub(crate) fn task_run_by(
+    runtimes: &[crate::report::RuntimeReport],
+    thread: &crate::report::ThreadReport,
+) -> Option<crate::report::RunningTask> {
+    use crate::report::RunningTask;
     if thread.polling.is_empty() {
         return None;
     }
-    for p in report.runtimes.iter().filter_map(|r| r.pending.as_ref()) {
+    let running = |t: &crate::report::TaskReport| RunningTask {
+        id: t.id,
+        address: t.address,
+    };
+    if let Some(t) = runtimes
+        .iter()
+        .flat_map(|r| &r.tasks)
+        .find(|t| thread.runs(t))
+    {
+        return Some(running(t));
+    }
+    for p in runtimes.iter().filter_map(|r| r.pending.as_ref()) {
         let mut starts: Vec<(u64, usize)> = (0..p.tasks.len())
             .filter_map(|i| Some((p.tasks.listed(i)?.1.0, i)))
             .collect();
@@ -337,7 +343,7 @@ fn listed_task_run_by(report: &Report, thread: &crate::report::ThreadReport) -> 
                 && let Some(task) = p.tasks.read_now(index)
                 && thread.runs(&task)
             {
-                return task.id;
+                return Some(running(&task));
             }
         }
     }

@@ -366,11 +366,31 @@ pub struct ThreadReport {
     /// stack, a running task's future. The task whose await chain holds one is the one it
     /// runs.
     pub polling: Vec<Hex>,
+    /// The task it was running, where one's await chain holds a future it polls: its id
+    /// (None for an executor without ids) and address.
+    pub running: Option<RunningTask>,
     /// What the layout's root says about this thread (tokio: `current_task`, the id of
     /// the task it was polling).
     pub fields: Fields,
     /// The thread's native stack, innermost first (inlined calls expanded).
     pub frames: Vec<NativeFrame>,
+}
+
+/// A task a thread was running (`ThreadReport::running`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct RunningTask {
+    pub id: Option<u64>,
+    pub address: Hex,
+}
+
+impl RunningTask {
+    /// How the report names it: `task 4`, or `task @ 0x…` without an id.
+    pub fn name(&self) -> String {
+        match self.id {
+            Some(id) => format!("task {id}"),
+            None => format!("task @ {:#x}", self.address.0),
+        }
+    }
 }
 
 impl ThreadReport {
@@ -555,10 +575,11 @@ impl TaskReport {
 
     /// How the graph and its warnings name the task: `task 7`, or `task @ 0x…`.
     pub fn graph_name(&self) -> String {
-        match self.id {
-            Some(id) => format!("task {id}"),
-            None => format!("task @ {:#x}", self.address.0),
+        RunningTask {
+            id: self.id,
+            address: self.address,
         }
+        .name()
     }
 
     /// The graph key of the task this one waits for (a `join` leaf's `task` field): an id,

@@ -143,14 +143,10 @@ pub fn write_text(
                 {
                     format!("  polling task {id}")
                 }
-                // A task whose await chain holds the future the thread polls (tasks
-                // read as they are written are not searched: they are gone by now).
-                _ => (r.runtimes.iter())
-                    .flat_map(|rt| &rt.tasks)
-                    .find(|task| t.runs(task))
-                    .map_or(String::new(), |task| {
-                        format!("  polling {}", task.graph_name())
-                    }),
+                // A task whose await chain holds a future the thread polls.
+                _ => t
+                    .running
+                    .map_or(String::new(), |task| format!("  polling {}", task.name())),
             };
             let _ = writeln!(s, "  {:>7} {name:<16} pc {:#x}{rt}{task}", t.tid, t.pc.0);
             native_frames(&mut s, &t.frames, opts);

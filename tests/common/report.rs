@@ -176,10 +176,19 @@ pub struct Thread {
     /// The futures it polls (async fn and block bodies on its stack, a running task).
     #[serde(default)]
     pub polling: Vec<String>,
+    /// The task whose chain holds one of those futures.
+    pub running: Option<RunningTask>,
     #[serde(default)]
     pub fields: Map<String, Value>,
     #[serde(default)]
     pub frames: Vec<NativeFrame>,
+}
+
+/// A task a thread was running.
+#[derive(Debug, Deserialize)]
+pub struct RunningTask {
+    pub id: Option<u64>,
+    pub address: String,
 }
 
 /// A frame of a thread's native stack.
