@@ -355,10 +355,7 @@ pub fn analyze_dump(
     if let Some(r) = &reader {
         r.start(program);
     }
-    claim_running_tasks(&mut report, dump.memory());
-    for t in &mut report.threads {
-        t.running = crate::crash::task_run_by(&report.runtimes, t);
-    }
+    crate::polling::find_running(&mut report, dump.memory());
     report.block_on = findings.block_on;
     report.notes = findings.notes;
     if dump.captured.monotonic_ns.is_none() && uses_dump_time(program) {
@@ -404,61 +401,6 @@ pub fn analyze_dump(
         Outcome::Partial
     };
     (report, outcome)
-}
-
-/// Running tasks that no thread's frames locate (an optimized build keeps no location for
-/// the future a body polls) are given to the one runtime thread whose live stack points at
-/// them, in its `polling`. Tasks still to be read are matched by their address on a
-/// stack, and the few that match are read now to see whether they are running.
-fn claim_running_tasks(report: &mut Report, mem: &dyn crate::memory::Memory) {
-    /// Tasks looked for on the stacks, at most: running tasks read up front (a misread
-    /// state could call a million running), listed tasks read now to see if they run.
-    const MAX_LOOKED_FOR: usize = 16;
-    let runtime_threads: Vec<(u32, u64)> = (report.threads.iter())
-        .filter(|t| t.runtime.is_some())
-        .map(|t| (t.tid, t.sp.0))
-        .collect();
-    if runtime_threads.is_empty() {
-        return;
-    }
-    let threads = &report.threads;
-    let stacks = crate::polling::Stacks::read(mem, &runtime_threads);
-    let unclaimed_running = |t: &crate::report::TaskReport| {
-        let future = t.backtrace.first()?.address;
-        (t.state.as_deref() == Some("running") && !threads.iter().any(|th| th.runs(t)))
-            .then_some((t.address.0, future))
-    };
-    let mut found: Vec<(u32, Hex)> = Vec::new();
-    for (task, future) in (report.runtimes.iter())
-        .flat_map(|r| &r.tasks)
-        .filter_map(unclaimed_running)
-        .take(MAX_LOOKED_FOR)
-    {
-        let (low, high) = (task.min(future.0), task.max(future.0));
-        found.extend(stacks.only_thread_into(low, high).map(|tid| (tid, future)));
-    }
-    let pending: Vec<_> = (report.runtimes.iter())
-        .filter_map(|r| r.pending.as_ref())
-        .collect();
-    if !pending.is_empty() {
-        let owners = &stacks.owners();
-        let on_one_stack = pending.iter().flat_map(|p| {
-            (0..p.tasks.len()).filter_map(move |i| {
-                let (_, address) = p.tasks.listed(i)?;
-                Some((p, i, (*owners.get(&address.0)?)?))
-            })
-        });
-        for (p, i, tid) in on_one_stack.take(MAX_LOOKED_FOR) {
-            if let Some((_, future)) = p.tasks.read_now(i).as_ref().and_then(unclaimed_running) {
-                found.push((tid, future));
-            }
-        }
-    }
-    for (tid, future) in found {
-        if let Some(t) = report.threads.iter_mut().find(|t| t.tid == tid) {
-            t.polling.push(future);
-        }
-    }
 }
 
 /// A frame before (or without) debug info: its pc and the file mapped there.

@@ -275,8 +275,7 @@ pub fn crash_report(
             Some(FieldValue::Int(id)) => u64::try_from(*id).ok(),
             _ => None,
         })
-        // Any executor: the task whose await chain holds a future the thread polls (among
-        // the tasks read before the report is written).
+        // Any executor: the task the thread was running (`polling::find_running`).
         .or_else(|| crashing?.running?.id)
         // A worker's own blocking task is not a task of the report: only a listed task counts.
         .filter(|id| {
@@ -301,51 +300,4 @@ pub fn crash_report(
     crash.signature = sig;
     crash.signature_lines = lines;
     Some(crash)
-}
-
-/// How far past a task's header the futures it holds can start: a task is one
-/// allocation, its future inside it.
-const TASK_EXTENT: u64 = 1 << 20;
-
-/// The task `thread` was running: the one whose await chain holds a future it polls,
-/// among the tasks read, else among those still to be read (for each future, the listed
-/// task that starts nearest below it is read now: the future lies inside its task).
-pub(crate) fn task_run_by(
-    runtimes: &[crate::report::RuntimeReport],
-    thread: &crate::report::ThreadReport,
-) -> Option<crate::report::RunningTask> {
-    use crate::report::RunningTask;
-    if thread.polling.is_empty() {
-        return None;
-    }
-    let running = |t: &crate::report::TaskReport| RunningTask {
-        id: t.id,
-        address: t.address,
-    };
-    if let Some(t) = runtimes
-        .iter()
-        .flat_map(|r| &r.tasks)
-        .find(|t| thread.runs(t))
-    {
-        return Some(running(t));
-    }
-    for p in runtimes.iter().filter_map(|r| r.pending.as_ref()) {
-        let mut starts: Vec<(u64, usize)> = (0..p.tasks.len())
-            .filter_map(|i| Some((p.tasks.listed(i)?.1.0, i)))
-            .collect();
-        starts.sort_unstable();
-        for future in &thread.polling {
-            let below = starts.partition_point(|&(start, _)| start <= future.0);
-            let Some(&(start, index)) = below.checked_sub(1).and_then(|b| starts.get(b)) else {
-                continue;
-            };
-            if future.0 - start < TASK_EXTENT
-                && let Some(task) = p.tasks.read_now(index)
-                && thread.runs(&task)
-            {
-                return Some(running(&task));
-            }
-        }
-    }
-    None
 }

@@ -1,9 +1,10 @@
-//! Which futures a thread is polling: each async fn or block body on its stack, from that
-//! frame's own parameter (the `Pin<&mut {async_fn_env#0}>` rustc leaves unnamed), or a
-//! running task its live stack points at. The task whose chain holds one is the one it runs.
+//! Which task each thread runs: the one whose chain holds a future the thread polls (an
+//! async body's own parameter, `Pin<&mut {async_fn_env#0}>`, which rustc leaves unnamed),
+//! or, where frames locate none, the running task only its live stack points at.
 
 use crate::dwarf::{DebugInfo, FrameRegs, LinkAddr, Type, TypeKind};
 use crate::memory::{Bytes, Memory};
+use crate::report::{Hex, Pending, Report, RunningTask, TaskReport};
 use layoutdump_dwarf::unwind::Frame;
 
 /// Futures one thread's stack shows it polling, at most: a task's chain is rarely deeper.
@@ -65,6 +66,146 @@ fn points_at_coroutine(dbg: &DebugInfo, pin: &Type) -> bool {
     pointee
         .and_then(|c| dbg.ty(c).ok())
         .is_some_and(|c| c.is_coroutine())
+}
+
+/// How far past a task's header the futures it holds can start: a task is one
+/// allocation, its future inside it.
+const TASK_EXTENT: u64 = 1 << 20;
+
+/// Tasks looked for on the stacks, at most: running tasks read up front (a misread state
+/// could call a million running), listed tasks read now to see whether they run.
+const MAX_LOOKED_FOR: usize = 16;
+
+/// Sets each thread's `running` task: the one whose await chain holds a future it polls
+/// (`polling`, from its frames), among the tasks read, else among those still to be read
+/// (the listed task that starts nearest below the future is read now: the future lies
+/// inside its task). Then, for an optimized build, whose frames locate nothing: a task
+/// in state `running` that only one runtime thread's live stack points at is that
+/// thread's, and its future joins the thread's `polling`.
+pub fn find_running(report: &mut Report, mem: &dyn Memory) {
+    let mut listings = Listings::new(&report.runtimes);
+    for t in &mut report.threads {
+        t.running = (report.runtimes.iter())
+            .flat_map(|r| &r.tasks)
+            .find(|task| t.runs(task))
+            .map(running_task)
+            .or_else(|| listings.run_by(&t.polling));
+    }
+    for (tid, task, future) in claimed_by_stack(report, mem) {
+        if let Some(t) = report.threads.iter_mut().find(|t| t.tid == tid) {
+            t.polling.push(future);
+            t.running.get_or_insert(task);
+        }
+    }
+}
+
+fn running_task(t: &TaskReport) -> RunningTask {
+    RunningTask {
+        id: t.id,
+        address: t.address,
+    }
+}
+
+/// The running tasks no thread runs that only one runtime thread's stack points into
+/// (anywhere from the task's header to its future: async-task's schedule and waker take
+/// the header, a harness its core), as (thread, task, its future).
+fn claimed_by_stack(report: &Report, mem: &dyn Memory) -> Vec<(u32, RunningTask, Hex)> {
+    let runtime_threads: Vec<(u32, u64)> = (report.threads.iter())
+        .filter(|t| t.runtime.is_some())
+        .map(|t| (t.tid, t.sp.0))
+        .collect();
+    if runtime_threads.is_empty() {
+        return Vec::new();
+    }
+    let stacks = Stacks::read(mem, &runtime_threads);
+    let unclaimed = |t: &TaskReport| {
+        let future = t.backtrace.first()?.address;
+        let run = report
+            .threads
+            .iter()
+            .any(|th| th.running == Some(running_task(t)));
+        (t.state.as_deref() == Some("running") && !run).then_some((running_task(t), future))
+    };
+    let mut found = Vec::new();
+    let read = (report.runtimes.iter()).flat_map(|r| &r.tasks);
+    for (task, future) in read.filter_map(unclaimed).take(MAX_LOOKED_FOR) {
+        let (low, high) = (task.address.0.min(future.0), task.address.0.max(future.0));
+        found.extend(
+            stacks
+                .only_thread_into(low, high)
+                .map(|tid| (tid, task, future)),
+        );
+    }
+    let pending: Vec<&Pending> = report
+        .runtimes
+        .iter()
+        .filter_map(|r| r.pending.as_ref())
+        .collect();
+    if !pending.is_empty() {
+        let owners = &stacks.owners();
+        let on_one_stack = pending.iter().flat_map(|p| {
+            (0..p.tasks.len()).filter_map(move |i| {
+                let (_, address) = p.tasks.listed(i)?;
+                Some((p, i, (*owners.get(&address.0)?)?))
+            })
+        });
+        for (p, i, tid) in on_one_stack.take(MAX_LOOKED_FOR) {
+            if let Some((task, future)) = p.tasks.read_now(i).as_ref().and_then(unclaimed) {
+                found.push((tid, task, future));
+            }
+        }
+    }
+    found
+}
+
+/// The tasks still to be read, by where each starts: sorted once, when a thread's
+/// futures are first looked for among them.
+struct Listings<'r> {
+    pending: Vec<&'r Pending>,
+    starts: Option<Vec<Vec<(u64, usize)>>>,
+}
+
+impl<'r> Listings<'r> {
+    fn new(runtimes: &'r [crate::report::RuntimeReport]) -> Self {
+        Listings {
+            pending: runtimes.iter().filter_map(|r| r.pending.as_ref()).collect(),
+            starts: None,
+        }
+    }
+
+    /// The listed task whose chain holds one of `futures`, read now.
+    fn run_by(&mut self, futures: &[Hex]) -> Option<RunningTask> {
+        if futures.is_empty() || self.pending.is_empty() {
+            return None;
+        }
+        let pending = &self.pending;
+        let starts = self.starts.get_or_insert_with(|| {
+            (pending.iter())
+                .map(|p| {
+                    let mut starts: Vec<(u64, usize)> = (0..p.tasks.len())
+                        .filter_map(|i| Some((p.tasks.listed(i)?.1.0, i)))
+                        .collect();
+                    starts.sort_unstable();
+                    starts
+                })
+                .collect()
+        });
+        for (p, starts) in pending.iter().zip(starts.iter()) {
+            for &future in futures {
+                let below = starts.partition_point(|&(start, _)| start <= future.0);
+                let Some(&(start, index)) = below.checked_sub(1).and_then(|b| starts.get(b)) else {
+                    continue;
+                };
+                if future.0 - start < TASK_EXTENT
+                    && let Some(task) = p.tasks.read_now(index)
+                    && task.backtrace.iter().any(|f| futures.contains(&f.address))
+                {
+                    return Some(running_task(&task));
+                }
+            }
+        }
+        None
+    }
 }
 
 /// How much of a thread's stack, up from its stack pointer, is searched for a running
