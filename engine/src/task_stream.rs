@@ -39,8 +39,8 @@ pub(crate) struct Found {
     partial: bool,
     /// What each task read adds to the wait-for graph (tasks that add nothing left out).
     waits: WaitFacts,
-    /// Task members that could not be read (only `Usage::unread` is kept).
-    unread: crate::explain::Usage,
+    /// Task members that could not be read.
+    unread: crate::explain::UnreadMembers,
     steps: u64,
     read: u64,
     progress: Option<crate::progress::Progress>,
@@ -251,7 +251,7 @@ impl TaskReader {
                 g.add(key, id);
             }
         }
-        found.unread.add_unread(&spent.usage);
+        found.unread.add(&spent.usage.unread);
         found.steps = found.steps.saturating_add(spent.steps);
         for w in spent.warnings {
             found.partial = true;
@@ -321,7 +321,7 @@ impl Reading for TaskReader {
         let f = self.lock();
         let mut warnings = f.warnings.clone();
         if let Some(program) = self.program.get() {
-            warnings.extend(f.unread.unread_warnings(program));
+            warnings.extend(f.unread.warnings(program));
         }
         LateFindings {
             warnings,

@@ -24,11 +24,15 @@ pub struct Usage {
     pub roots: Vec<RootUse>,
     /// Values matched by each rule, in `Program::rules` order.
     pub rules: Vec<u64>,
-    /// Task members that could not be evaluated, by (rule, member) index: a member that
-    /// fails on some tasks and not others is how a misread shows (a name pointer into
-    /// unmapped memory, bytes that are not text).
-    pub unread: BTreeMap<(usize, usize), Unread>,
+    /// Task members that could not be evaluated.
+    pub unread: UnreadMembers,
 }
+
+/// Task members that could not be evaluated, by (rule, member) index: a member that fails
+/// on some tasks and not others is how a misread shows (a name pointer into unmapped
+/// memory, bytes that are not text).
+#[derive(Debug, Clone, Default)]
+pub struct UnreadMembers(pub BTreeMap<(usize, usize), Unread>);
 
 /// A member that could not be evaluated on `count` values of its rule; the first (in
 /// the order values were read) at `first.0`, for the reason `first.1`.
@@ -38,18 +42,10 @@ pub struct Unread {
     pub first: Option<(u64, String)>,
 }
 
-impl Usage {
-    pub fn new(program: &Program) -> Self {
-        Usage {
-            roots: vec![RootUse::default(); program.roots.len()],
-            rules: vec![0; program.rules.len()],
-            unread: BTreeMap::new(),
-        }
-    }
-
+impl UnreadMembers {
     /// Member `member` of rule `rule` could not be evaluated on the value at `addr`.
-    pub fn unread(&mut self, (rule, member): (usize, usize), addr: u64, why: &dyn Fn() -> String) {
-        let u = self.unread.entry((rule, member)).or_default();
+    pub fn add_one(&mut self, (rule, member): (usize, usize), addr: u64, why: &dyn Fn() -> String) {
+        let u = self.0.entry((rule, member)).or_default();
         u.count += 1;
         if u.first.is_none() {
             u.first = Some((addr, why()));
@@ -58,9 +54,9 @@ impl Usage {
 
     /// Adds another evaluator's unread members (a worker's share of the tasks), in the
     /// order the tasks are written: `other` read later tasks than `self`.
-    pub fn add_unread(&mut self, other: &Usage) {
-        for (k, u) in &other.unread {
-            let mine = self.unread.entry(*k).or_default();
+    pub fn add(&mut self, other: &UnreadMembers) {
+        for (k, u) in &other.0 {
+            let mine = self.0.entry(*k).or_default();
             mine.count += u.count;
             if mine.first.is_none() {
                 mine.first.clone_from(&u.first);
@@ -70,8 +66,8 @@ impl Usage {
 
     /// One warning per task member that could not be read on some tasks, naming the
     /// rule and the member at their lines.
-    pub fn unread_warnings(&self, program: &Program) -> Vec<String> {
-        self.unread
+    pub fn warnings(&self, program: &Program) -> Vec<String> {
+        self.0
             .iter()
             .filter_map(|(&(r, m), u)| {
                 let rule = program.rules.get(r)?;
@@ -91,13 +87,23 @@ impl Usage {
             })
             .collect()
     }
+}
+
+impl Usage {
+    pub fn new(program: &Program) -> Self {
+        Usage {
+            roots: vec![RootUse::default(); program.roots.len()],
+            rules: vec![0; program.rules.len()],
+            unread: UnreadMembers::default(),
+        }
+    }
 
     /// Adds another evaluator's counts (a worker thread's share of one run).
     pub fn add(&mut self, other: &Usage) {
         for (a, b) in self.rules.iter_mut().zip(&other.rules) {
             *a += b;
         }
-        self.add_unread(other);
+        self.unread.add(&other.unread);
         for (a, b) in self.roots.iter_mut().zip(&other.roots) {
             a.subjects += b.subjects;
             a.values += b.values;
@@ -198,7 +204,7 @@ impl Usage {
                 "{mark}{what:<width$}  {}  {found}",
                 program.location(rule.span)
             );
-            for ((_, m), u) in self.unread.range((r, 0)..(r + 1, 0)) {
+            for ((_, m), u) in self.unread.0.range((r, 0)..(r + 1, 0)) {
                 let (Some(member), Some((addr, why))) = (rule.members.get(*m), &u.first) else {
                     continue;
                 };

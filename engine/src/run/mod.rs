@@ -380,7 +380,7 @@ pub fn run(
     out.block_on.sort_by_key(|b| (b.thread, b.future.address));
     out.warnings.extend(ev.warnings.borrow().iter().cloned());
     out.usage = ev.usage.borrow().clone();
-    out.warnings.extend(out.usage.unread_warnings(program));
+    out.warnings.extend(out.usage.unread.warnings(program));
     if out.runtimes.is_empty() {
         out.warnings.extend(frame_notes.iter().cloned());
     }

@@ -301,7 +301,7 @@ pub(super) fn read_task_report(
 }
 
 /// Counts member `name` of task rule `rule` as unread on the task at `addr`, for the
-/// run's warning and `check --explain` (`Usage::unread`).
+/// run's warning and `check --explain` (`UnreadMembers`).
 fn unread(ev: &Evaluator<'_>, rule: &Rule, name: &str, addr: u64, why: &str) {
     let r = ev.program.rules.iter().position(|r| std::ptr::eq(r, rule));
     let m = rule
@@ -311,6 +311,7 @@ fn unread(ev: &Evaluator<'_>, rule: &Rule, name: &str, addr: u64, why: &str) {
     if let (Some(r), Some(m)) = (r, m) {
         ev.usage
             .borrow_mut()
-            .unread((r, m), addr, &|| why.to_string());
+            .unread
+            .add_one((r, m), addr, &|| why.to_string());
     }
 }
