@@ -25,9 +25,11 @@ pub(crate) fn field_value(ev: &Evaluator<'_>, v: &Value) -> FieldValue {
 /// a string's text) and that cannot be read, why; the report marks the member unread
 /// instead of showing the object's type and address.
 pub(crate) fn checked_field_value(ev: &Evaluator<'_>, v: &Value) -> Result<FieldValue, EvalError> {
-    if let Value::Place { addr, ty } = v
-        && ev.shown_number(*addr, *ty).is_none()
-    {
+    if let Value::Place { addr, ty } = v {
+        // Read once: `shown_number` counts the steps it takes.
+        if let Some(i) = ev.shown_number(*addr, *ty) {
+            return Ok(number(ev, *ty, i));
+        }
         match ev.show(v) {
             Some(Ok(shown)) => return Ok(field_value_depth(ev, &shown, 1)),
             Some(Err(e)) if !e.is_absent() => return Err(e),
@@ -51,10 +53,7 @@ pub(super) fn field_value_depth(ev: &Evaluator<'_>, v: &Value, depth: u32) -> Fi
         ),
         Value::Place { addr, ty } => {
             if let Some(i) = ev.shown_number(*addr, *ty) {
-                if ev.shown_bool(*ty) {
-                    return FieldValue::Bool(i != 0);
-                }
-                return FieldValue::Int(i);
+                return number(ev, *ty, i);
             }
             // A view's `show` says how the type reads (a String's text); bounded, since a
             // `show` may name another value with a `show`.
@@ -71,10 +70,7 @@ pub(super) fn field_value_depth(ev: &Evaluator<'_>, v: &Value, depth: u32) -> Fi
                 return FieldValue::Address(Hex(target));
             }
             if let Some(i) = ev.to_int_ok(v) {
-                if ev.shown_bool(*ty) {
-                    return FieldValue::Bool(i != 0);
-                }
-                return FieldValue::Int(i);
+                return number(ev, *ty, i);
             }
             if depth < 4 {
                 // A collection: its length and first items (a Vec, a slice).
@@ -103,5 +99,15 @@ pub(super) fn field_value_depth(ev: &Evaluator<'_>, v: &Value, depth: u32) -> Fi
                 address: Hex(*addr),
             }
         }
+    }
+}
+
+/// The number `i` a value of type `ty` stands for, as a report shows it: `true`/`false`
+/// for a `bool`.
+fn number(ev: &Evaluator<'_>, ty: crate::dwarf::DieId, i: i128) -> FieldValue {
+    if ev.shown_bool(ty) {
+        FieldValue::Bool(i != 0)
+    } else {
+        FieldValue::Int(i)
     }
 }
