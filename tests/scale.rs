@@ -110,6 +110,93 @@ fn tasks_read_while_writing_give_the_same_report() {
     );
 }
 
+/// Filters and the wait-for graph are applied to tasks as they are read, not to a report
+/// read whole first: on a fixture with tasks of many kinds and a deadlock, each filter
+/// shows in every format (and `--group`, and the graph) what it shows on the report read
+/// at once, and keeps some tasks but not all.
+#[test]
+fn filters_and_the_graph_on_tasks_read_while_writing_give_the_same_report() {
+    use layoutdump_engine::analyze::{Options, analyze};
+    use layoutdump_engine::report::task_views::TaskFilter;
+    use layoutdump_engine::report::{Writer, writer};
+    let d = fixture_dumps("tokio-tasks", Profile::Dev);
+    let program = layoutdump_engine::layout_loader::compile_layout("tokio").unwrap();
+    let filters = || {
+        let pattern = |re: &str| Some(regex::Regex::new(re).unwrap());
+        [
+            TaskFilter {
+                pattern: pattern("mutex|lock|semaphore"),
+                ..TaskFilter::default()
+            },
+            TaskFilter {
+                states: vec!["idle".into()],
+                pattern: pattern("sleep"),
+                ..TaskFilter::default()
+            },
+            TaskFilter {
+                ids: (1..=40).collect(),
+                pattern: pattern("join|sleep"),
+                ..TaskFilter::default()
+            },
+        ]
+    };
+    let write = |defer_tasks: bool, filter: TaskFilter, group: bool| {
+        let opts = Options {
+            defer_tasks,
+            ..Options::default()
+        };
+        let (mut report, _) = analyze(&program, &d.core, &opts).unwrap();
+        report.show_only(filter);
+        let mut out = Vec::new();
+        writer::Dot.write(&report, &mut out, false).unwrap();
+        if group {
+            report.group_tasks(true);
+            report.add_late_findings();
+            writer::Text(layoutdump_engine::report::TextOptions {
+                group: true,
+                ..Default::default()
+            })
+            .write(&report, &mut out, false)
+            .unwrap();
+            return (out, 0);
+        }
+        let json_start = out.len();
+        report.write_json(&mut out, false).unwrap();
+        let r: Report = serde_json::from_slice(&out[json_start..]).unwrap();
+        let shown = r.runtimes.iter().map(|rt| rt.tasks.len()).sum();
+        writer::Text(Default::default())
+            .write(&report, &mut out, false)
+            .unwrap();
+        report.write_yaml(&mut out).unwrap();
+        (out, shown)
+    };
+    let all: usize = d.truth["runtimes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|rt| rt["tasks"].as_array().unwrap().len())
+        .sum();
+    for (i, filter) in filters().into_iter().enumerate() {
+        let (at_once, shown) = write(false, filter.clone(), false);
+        let (streamed, _) = write(true, filter.clone(), false);
+        assert!(shown > 0, "filter {i} shows no task");
+        assert!(
+            shown < all,
+            "filter {i} shows every task ({shown} of {all})"
+        );
+        assert!(
+            at_once == streamed,
+            "filter {i}: the streamed DOT, JSON, text or YAML differs from that of the report read at once"
+        );
+        let (at_once, _) = write(false, filter.clone(), true);
+        let (streamed, _) = write(true, filter, true);
+        assert!(
+            at_once == streamed,
+            "filter {i}: the streamed groups differ"
+        );
+    }
+}
+
 /// A step limit that cuts the reading short must cut it at the same task whatever the
 /// number of threads: tasks are read in parallel chunks, and each chunk's budget is what
 /// the run had left a fixed number of chunks before it; a member access replayed from a

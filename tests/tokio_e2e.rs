@@ -411,6 +411,28 @@ fn yaml_report_parses_and_matches_json() {
     let a: Value = serde_json::from_slice(&json.stdout).unwrap();
     let b: Value = serde_yaml_value(&yaml.stdout);
     assert_eq!(a, b);
+    // Grouped, both say the same too: YAML once listed the warnings found while reading
+    // the tasks (the fixture's two deadlocks) twice.
+    let grouped = |format: &str| {
+        let out = run_layoutdump(&[
+            "run",
+            "tokio",
+            d.core.to_str().unwrap(),
+            "--group",
+            "--format",
+            format,
+        ]);
+        out.stdout
+    };
+    let a: Value = serde_json::from_slice(&grouped("json")).unwrap();
+    let b: Value = serde_yaml_value(&grouped("yaml"));
+    assert_eq!(
+        a["warnings"].as_array().unwrap().len(),
+        2,
+        "{}",
+        a["warnings"]
+    );
+    assert_eq!(a, b);
 }
 
 fn serde_yaml_value(bytes: &[u8]) -> Value {

@@ -318,7 +318,6 @@ fn run(mut args: RunArgs) -> Result<ExitCode> {
             .transpose()
             .context("--match is not a valid regular expression")?,
     };
-    let by_id_only = !filter.ids.is_empty() && filter.states.is_empty() && filter.pattern.is_none();
     let opts = Options {
         binary: args.binary.clone(),
         debug_dirs: args.debug_dirs.clone(),
@@ -329,31 +328,27 @@ fn run(mut args: RunArgs) -> Result<ExitCode> {
         // A progress line while a large task list is read, on a terminal only: a
         // pipeline's stderr stays clean.
         progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
-        // Every task is written as the tasks are read, and groups are made as tasks
-        // are read, so memory does not grow with the task count. `--task` picks tasks
-        // by the ids listed before they are read; the other filters and the graph need
-        // all tasks first.
-        defer_tasks: (filter.is_empty() || by_id_only) && args.graph.is_none(),
+        // Every task is written as the tasks are read, and groups, filters and the graph
+        // are made as tasks are read, so memory does not grow with the task count.
+        defer_tasks: true,
     };
     let (mut report, outcome) = match (&args.dump, args.pid) {
         (Some(dump), _) => auto::analyze_layout(&args.layout, dump, &opts)?,
         (None, Some(pid)) => live::analyze_live(&args.layout, pid, &opts)?,
         (None, None) => anyhow::bail!("give a dump file or --pid PID"),
     };
-    if by_id_only && args.graph.is_none() {
-        report.show_only_ids(&filter.ids);
-    } else {
-        filter.apply(&mut report);
-    }
+    report.show_only(filter);
     if let Some(GraphFormat::Dot) = args.graph {
         emit(&report, &writer::Dot, args.output.as_deref())?;
         return Ok(exit_code(outcome));
     }
     if args.group {
-        // Text shows the groups first: its pending tasks are read for them now. JSON
-        // groups them as it writes them.
-        report.group_tasks(!matches!(args.format, Format::Json));
-        if !matches!(args.format, Format::Json) {
+        // Text shows the groups first: its pending tasks are read for them now, and what
+        // reading found is added to its warnings. JSON and YAML group them as they write
+        // them, and add what reading found after the runtimes.
+        let text = matches!(args.format, Format::Text);
+        report.group_tasks(text);
+        if text {
             report.add_late_findings();
         }
     }

@@ -39,8 +39,8 @@ pub struct Options {
     /// stderr is a terminal).
     pub progress: bool,
     /// List each runtime's tasks but read them only as the report is written
-    /// (`deferred`): for JSON output, whose memory then stays bounded by a window of
-    /// tasks. The report's outcome is then known only once it is written
+    /// (`task_stream`), in every format and view, so that memory stays bounded by a
+    /// window of tasks. The report's outcome is then known only once it is written
     /// (`Report::late_findings`).
     pub defer_tasks: bool,
 }

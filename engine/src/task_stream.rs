@@ -131,7 +131,7 @@ impl TaskReader {
     fn stream(
         &self,
         pending: &ListedTasks,
-        keep: &(dyn Fn(Option<u64>) -> bool + Sync),
+        keep: &(dyn Fn(&TaskReport) -> bool + Sync),
         grouper: Option<&Mutex<Grouper>>,
         render: &dyn Chunks,
         sink: &mut dyn FnMut(&dyn Rendered) -> bool,
@@ -288,7 +288,7 @@ impl ReadListed for TaskReader {
     fn read_all(
         &self,
         list: &ListedTasks,
-        keep: &(dyn Fn(Option<u64>) -> bool + Sync),
+        keep: &(dyn Fn(&TaskReport) -> bool + Sync),
         grouper: Option<&Mutex<Grouper>>,
         chunks: &dyn Chunks,
         sink: &mut dyn FnMut(&dyn Rendered) -> bool,
@@ -340,7 +340,7 @@ fn read_task(
     ev: &Evaluator<'_>,
     task: &PendingTask,
     rule: &str,
-    (shown, grouping): (&(dyn Fn(Option<u64>) -> bool + Sync), bool),
+    (shown, grouping): (&(dyn Fn(&TaskReport) -> bool + Sync), bool),
     render: &dyn Chunks,
     out: &mut dyn Rendered,
 ) -> Read {
@@ -359,7 +359,7 @@ fn read_task(
     let mut waits = WaitFacts::default();
     waits.add(&report);
     let mut group = None;
-    if shown(report.id) {
+    if shown(&report) {
         group = grouping.then(|| (group_key(&report), report.id));
         render.render(report, out);
     }

@@ -647,17 +647,19 @@ impl Report {
         }
     }
 
-    /// Shows only the tasks with these ids (`--task`). Tasks already read that are not
-    /// among them are dropped now; pending ones are still all read as the report is
-    /// written (what reading them finds, warnings and waits, stays the report's), and only
-    /// these are written and grouped.
-    pub fn show_only_ids(&mut self, ids: &[u64]) {
-        let ids: Arc<[u64]> = ids.into();
+    /// Shows only the tasks `filter` keeps (`--task`, `--state`, `--match`). Tasks already
+    /// read that it does not keep are dropped now; pending ones are still all read as the
+    /// report is written (what reading them finds, warnings and waits, stays the report's),
+    /// and only those it keeps are written, grouped and drawn. Runtimes stay.
+    pub fn show_only(&mut self, filter: task_views::TaskFilter) {
+        if filter.is_empty() {
+            return;
+        }
+        let filter = Arc::new(filter);
         for rt in &mut self.runtimes {
-            rt.tasks
-                .retain(|t| t.id.is_some_and(|id| ids.contains(&id)));
+            rt.tasks.retain(|t| filter.keeps(t));
             if let Some(p) = &mut rt.pending {
-                p.only_ids = Some(ids.clone());
+                p.filter = Some(filter.clone());
             }
         }
     }

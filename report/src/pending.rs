@@ -5,7 +5,7 @@ use std::any::Any;
 use std::marker::PhantomData;
 use std::sync::{Arc, Mutex};
 
-use crate::task_views::{Grouper, WaitFacts};
+use crate::task_views::{Grouper, TaskFilter, WaitFacts};
 use crate::{Hex, TaskReport};
 
 /// A runtime's tasks in report order, listed by id and address, read on demand. The
@@ -25,13 +25,13 @@ pub trait PendingTasks: Send + Sync {
     /// thread's task, whose backtrace the crash signature needs before tasks are written).
     fn read_now(&self, index: usize) -> Option<TaskReport>;
 
-    /// Reads every task, in order. Each that `keep` keeps (by id) is rendered by `chunks`
+    /// Reads every task, in order. Each that `keep` keeps is rendered by `chunks`
     /// into the chunk its worker fills, and added to `grouper` if there is one; each chunk
     /// is handed, in order, to `sink`, until `sink` returns false. The others are read all
     /// the same: what reading them finds (warnings, waits) is the report's.
     fn read_all(
         &self,
-        keep: &(dyn Fn(Option<u64>) -> bool + Sync),
+        keep: &(dyn Fn(&TaskReport) -> bool + Sync),
         grouper: Option<&Mutex<Grouper>>,
         chunks: &dyn Chunks,
         sink: &mut dyn FnMut(&dyn Rendered) -> bool,
@@ -117,8 +117,9 @@ pub struct Pending {
     pub tasks: Arc<dyn PendingTasks>,
     /// With `--group`: the groups of the tasks read so far (see `Report::group_tasks`).
     pub grouper: Option<Arc<Mutex<Grouper>>>,
-    /// With `--task`: the ids of the tasks to show (the others are read, not shown).
-    pub only_ids: Option<Arc<[u64]>>,
+    /// With `--task`, `--state` or `--match`: the tasks to show (the others are read, not
+    /// shown: what reading them finds, warnings and waits, is the report's all the same).
+    pub filter: Option<Arc<TaskFilter>>,
 }
 
 impl std::fmt::Debug for Pending {
@@ -132,22 +133,22 @@ impl Pending {
         Pending {
             tasks,
             grouper: None,
-            only_ids: None,
+            filter: None,
         }
     }
 
-    /// Whether the task with `id` is shown (see `only_ids`).
-    pub fn keeps(&self, id: Option<u64>) -> bool {
-        self.only_ids
-            .as_ref()
-            .is_none_or(|ids| id.is_some_and(|id| ids.contains(&id)))
+    /// Whether the tasks shown are known from the listing (ids), before they are read;
+    /// not with `--state` or `--match`, which look into each task.
+    pub fn shown_when_listed(&self) -> bool {
+        self.filter.as_ref().is_none_or(|f| f.by_id_only())
     }
 
-    /// The ids and addresses of the listed tasks that are shown, in report order.
+    /// The ids and addresses of the listed tasks, in report order, those `--task` leaves
+    /// out left out (what `--state` and `--match` leave out is known once they are read).
     pub fn listed(&self) -> impl Iterator<Item = (Option<u64>, Hex)> + '_ {
         (0..self.tasks.len())
             .filter_map(|i| self.tasks.listed(i))
-            .filter(|(id, _)| self.keeps(*id))
+            .filter(|(id, _)| self.filter.as_ref().is_none_or(|f| f.keeps_id(*id)))
     }
 
     /// Reads every task in order, renders each (`render`) into a chunk of type `C`, and
@@ -159,7 +160,7 @@ impl Pending {
     ) -> Result<(), E> {
         let chunks = Typed(render, PhantomData);
         let mut failed = None;
-        let keep = |id: Option<u64>| self.keeps(id);
+        let keep = |t: &TaskReport| self.filter.as_ref().is_none_or(|f| f.keeps(t));
         self.tasks
             .read_all(&keep, self.grouper.as_deref(), &chunks, &mut |chunk| {
                 // Every chunk is one `chunks` made: a `C`.
@@ -212,14 +213,18 @@ impl PendingTasks for Unread {
 
     fn read_all(
         &self,
-        keep: &(dyn Fn(Option<u64>) -> bool + Sync),
+        keep: &(dyn Fn(&TaskReport) -> bool + Sync),
         _grouper: Option<&Mutex<Grouper>>,
         chunks: &dyn Chunks,
         sink: &mut dyn FnMut(&dyn Rendered) -> bool,
     ) {
-        for &(id, address) in self.0.iter().filter(|(id, _)| keep(*id)) {
+        for &(id, address) in &self.0 {
+            let task = TaskReport::new(id, address);
+            if !keep(&task) {
+                continue;
+            }
             let mut chunk = chunks.make();
-            chunks.render(TaskReport::new(id, address), &mut *chunk);
+            chunks.render(task, &mut *chunk);
             if !sink(&*chunk) {
                 return;
             }

@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 
 use serde::Serialize;
+use smol_str::format_smolstr;
 
 use super::{FieldValue, Hex, Report, SourceRef, TaskReport};
 
@@ -24,12 +25,23 @@ impl TaskFilter {
         self.states.is_empty() && self.ids.is_empty() && self.pattern.is_none()
     }
 
+    /// Whether only `--task` is given: the tasks kept are known by their ids alone.
+    pub fn by_id_only(&self) -> bool {
+        self.states.is_empty() && self.pattern.is_none()
+    }
+
+    /// Whether a task with this id may be kept (`--task`); the rest of the filter needs
+    /// the task read.
+    pub fn keeps_id(&self, id: Option<u64>) -> bool {
+        self.ids.is_empty() || id.is_some_and(|id| self.ids.contains(&id))
+    }
+
     pub fn keeps(&self, t: &TaskReport) -> bool {
         let state_ok = self.states.is_empty()
             || t.state
                 .as_ref()
                 .is_some_and(|s| self.states.iter().any(|w| **w == **s));
-        let id_ok = self.ids.is_empty() || t.id.is_some_and(|id| self.ids.contains(&id));
+        let id_ok = self.keeps_id(t.id);
         let pattern_ok = self.pattern.as_ref().is_none_or(|re| {
             t.backtrace.iter().any(|f| {
                 re.is_match(&f.function)
@@ -43,16 +55,6 @@ impl TaskFilter {
                 .is_some_and(|b| re.is_match(&b.kind) || re.is_match(&b.future))
         });
         state_ok && id_ok && pattern_ok
-    }
-
-    /// Drops the tasks the filter does not keep (runtimes stay, with what is left).
-    pub fn apply(&self, report: &mut Report) {
-        if self.is_empty() {
-            return;
-        }
-        for rt in &mut report.runtimes {
-            rt.tasks.retain(|t| self.keeps(t));
-        }
     }
 }
 
@@ -235,63 +237,122 @@ pub enum WaitTarget {
     Task(u64),
     /// A resource node: its kind and an identity (an address, an fd).
     Resource {
-        kind: String,
-        id: String,
+        kind: smol_str::SmolStr,
+        id: smol_str::SmolStr,
     },
 }
 
-/// Every task's edge, from its `blocked_on`: `task` fields name tasks (JoinHandle), other
-/// leaves are resources identified by their address-like fields.
-pub fn wait_edges(report: &Report) -> Vec<(u64, WaitTarget)> {
-    let mut edges = Vec::new();
-    for t in report.runtimes.iter().flat_map(|r| &r.tasks) {
-        let Some(b) = &t.blocked_on else { continue };
+/// The wait-for graph of the tasks shown, built task by task as they are read: a task
+/// adds its node's name and label, its edge and its wait facts, not its report, so a
+/// streamed million stay small.
+#[derive(Debug, Default, Clone)]
+pub struct WaitGraph {
+    /// Each task and its root future (whose function labels it), in report order: shared
+    /// with the report's frames, not copied.
+    nodes: Vec<(crate::RunningTask, Option<Arc<crate::FrameHead>>)>,
+    /// Each task's edge, from its `blocked_on`.
+    edges: Vec<(u64, WaitTarget)>,
+    facts: WaitFacts,
+}
+
+impl WaitGraph {
+    /// The graph of the report's tasks, those pending read now (and only those a filter
+    /// keeps added).
+    pub fn of(report: &Report) -> WaitGraph {
+        let mut graph = WaitGraph::default();
+        for rt in &report.runtimes {
+            for t in &rt.tasks {
+                graph.add(t);
+            }
+            if let Some(p) = &rt.pending {
+                let _: Result<(), std::convert::Infallible> = p.stream(
+                    |t, chunk: &mut WaitGraph| chunk.add(&t),
+                    |chunk| {
+                        graph.extend(chunk);
+                        Ok(())
+                    },
+                );
+            }
+        }
+        graph
+    }
+
+    /// Adds `t`: its node, and its edge: `task` fields name tasks (JoinHandle), other
+    /// leaves are resources identified by their address-like fields.
+    pub fn add(&mut self, t: &TaskReport) {
         let id = t.graph_key();
+        let task = crate::RunningTask {
+            id: t.id,
+            address: t.address,
+        };
+        self.nodes
+            .push((task, t.backtrace.first().map(|f| f.head.clone())));
+        self.facts.add(t);
+        let Some(b) = &t.blocked_on else { return };
         if let Some(target) = t.waits_for() {
-            edges.push((id, WaitTarget::Task(target)));
-            continue;
+            self.edges.push((id, WaitTarget::Task(target)));
+            return;
         }
         // The resource a leaf names: a well-known field, else its first address (an
         // embassy `mutex`, a `signal`), else the leaf future itself.
         let named = ["semaphore", "channel", "fd"]
             .iter()
-            .find_map(|k| b.fields.get(k).map(|v| format!("{k} {}", show(v))));
+            .find_map(|k| b.fields.get(k).map(|v| format_smolstr!("{k} {}", show(v))));
         let resource = named
             .or_else(|| {
                 b.fields.iter().find_map(|(k, v)| {
-                    matches!(v, FieldValue::Address(_)).then(|| format!("{k} {}", show(v)))
+                    matches!(v, FieldValue::Address(_)).then(|| format_smolstr!("{k} {}", show(v)))
                 })
             })
-            .unwrap_or_else(|| format!("{:#x}", b.address.0));
-        edges.push((
+            .unwrap_or_else(|| format_smolstr!("{:#x}", b.address.0));
+        self.edges.push((
             id,
             WaitTarget::Resource {
-                kind: b.kind.to_string(),
+                kind: b.kind.clone(),
                 id: resource,
             },
         ));
     }
-    // Tasks that hold what others wait on: an edge to each holder (joins are above).
-    let joins: BTreeSet<u64> = edges
-        .iter()
-        .filter(|(_, to)| matches!(to, WaitTarget::Task(_)))
-        .map(|(from, _)| *from)
-        .collect();
-    edges.extend(
-        WaitFacts::of(report)
-            .pairs()
-            .into_iter()
-            .filter(|(from, _)| !joins.contains(from))
-            .map(|(from, to)| (from, WaitTarget::Task(to))),
-    );
-    edges.sort();
-    edges.dedup();
-    edges
+
+    fn extend(&mut self, other: &WaitGraph) {
+        self.nodes.extend_from_slice(&other.nodes);
+        self.edges.extend_from_slice(&other.edges);
+        self.facts.extend(other.facts.clone());
+    }
+
+    /// Every edge: each task's own, then one to each task holding what a task waits on
+    /// (unless it joins a task), sorted, each once.
+    pub fn edges(&self) -> Vec<(u64, WaitTarget)> {
+        let mut edges = self.edges.clone();
+        let joins: BTreeSet<u64> = edges
+            .iter()
+            .filter(|(_, to)| matches!(to, WaitTarget::Task(_)))
+            .map(|(from, _)| *from)
+            .collect();
+        edges.extend(
+            self.facts
+                .pairs()
+                .into_iter()
+                .filter(|(from, _)| !joins.contains(from))
+                .map(|(from, to)| (from, WaitTarget::Task(to))),
+        );
+        edges.sort();
+        edges.dedup();
+        edges
+    }
+
+    /// Cycles of tasks waiting for each other, each starting at its smallest id, in order.
+    pub fn cycles(&self) -> Vec<Vec<u64>> {
+        cycles(self.facts.pairs())
+    }
 }
 
-/// Cycles of tasks waiting for each other, each starting at its smallest id, in order.
-pub fn wait_cycles(report: &Report) -> Vec<Vec<u64>> {
-    cycles(WaitFacts::of(report).pairs())
+impl crate::pending::Rendered for WaitGraph {
+    fn clear(&mut self) {
+        self.nodes.clear();
+        self.edges.clear();
+        self.facts = WaitFacts::default();
+    }
 }
 
 /// The wait-for graph's facts, gathered task by task (16 bytes each, so that a million
@@ -452,32 +513,29 @@ pub fn cycle_warning(cycle: &[u64], at: impl Fn(u64) -> (String, Option<String>)
 
 /// The wait-for graph in Graphviz DOT: tasks as boxes (labelled with their innermost
 /// own frame), resources as ellipses, cycles in red.
-pub fn to_dot(report: &Report) -> String {
-    let cycles = wait_cycles(report);
+pub fn write_dot(graph: &WaitGraph, w: &mut dyn std::io::Write) -> std::io::Result<()> {
+    let cycles = graph.cycles();
     let in_cycle: BTreeSet<u64> = cycles.iter().flatten().copied().collect();
-    let mut s = String::from(
-        "digraph waits {\n  rankdir=LR;\n  node [fontname=\"monospace\", fontsize=10];\n",
-    );
-    for t in report.runtimes.iter().flat_map(|r| &r.tasks) {
-        let id = t.graph_key();
-        let label = t
-            .backtrace
-            .first()
-            .map_or(String::new(), |f| f.function.to_string());
+    w.write_all(
+        b"digraph waits {\n  rankdir=LR;\n  node [fontname=\"monospace\", fontsize=10];\n",
+    )?;
+    for (task, root) in &graph.nodes {
+        let id = task.id.unwrap_or(task.address.0);
+        let label = root.as_ref().map_or("", |f| &*f.function);
         let color = if in_cycle.contains(&id) {
             ", color=red"
         } else {
             ""
         };
-        let _ = writeln!(
-            s,
+        writeln!(
+            w,
             "  t{id} [shape=box, label=\"{}\\n{}\"{color}];",
-            escape(&t.graph_name()),
-            escape(&label)
-        );
+            escape(&task.name()),
+            escape(label)
+        )?;
     }
     let mut resources = BTreeSet::new();
-    for (from, to) in wait_edges(report) {
+    for (from, to) in graph.edges() {
         match to {
             WaitTarget::Task(t) => {
                 let color = if in_cycle.contains(&from) && in_cycle.contains(&t) {
@@ -485,27 +543,26 @@ pub fn to_dot(report: &Report) -> String {
                 } else {
                     ""
                 };
-                let _ = writeln!(s, "  t{from} -> t{t}{color};");
+                writeln!(w, "  t{from} -> t{t}{color};")?;
             }
             WaitTarget::Resource { kind, id } => {
-                let node = format!(
+                let node = format_smolstr!(
                     "r_{}",
                     id.replace(|c: char| !c.is_ascii_alphanumeric(), "_")
                 );
                 if resources.insert(node.clone()) {
-                    let _ = writeln!(
-                        s,
+                    writeln!(
+                        w,
                         "  {node} [shape=ellipse, label=\"{}\\n{}\"];",
                         escape(&kind),
                         escape(&id)
-                    );
+                    )?;
                 }
-                let _ = writeln!(s, "  t{from} -> {node};");
+                writeln!(w, "  t{from} -> {node};")?;
             }
         }
     }
-    s.push_str("}\n");
-    s
+    w.write_all(b"}\n")
 }
 
 fn escape(s: &str) -> String {

@@ -63,6 +63,9 @@ pub fn write_text(
         crash(&mut s, r, c, opts);
     }
     let polling = Polling::of(r);
+    // Per runtime, the ids of the tasks shown once `--state` or `--match` kept them (the
+    // threads' lines name a task only if it is shown).
+    let mut kept: Vec<Option<Vec<u64>>> = Vec::with_capacity(r.runtimes.len());
     if r.runtimes.is_empty() {
         let _ = writeln!(s, "\nno runtime found (see the warnings below)");
     }
@@ -70,7 +73,34 @@ pub fn write_text(
         let workers = rt.workers.map_or(String::new(), |w| {
             format!(", {w} worker{}", if w == 1 { "" } else { "s" })
         });
-        let tasks = rt.task_count_listed();
+        let grouped = match (&rt.groups, opts.group) {
+            (Some(groups), true) => Some(groups),
+            _ => None,
+        };
+        // With `--state` or `--match`, which tasks are shown is known once they are read:
+        // their text is made before the header that counts them (only theirs is held).
+        let (tasks, shown) = match &rt.pending {
+            Some(p) if !p.shown_when_listed() => match grouped {
+                Some(groups) => {
+                    kept.push(Some(
+                        groups.iter().flat_map(|g| &g.task_ids).copied().collect(),
+                    ));
+                    (groups.iter().map(|g| g.count).sum(), None)
+                }
+                None => {
+                    let (text, ids) = filtered_tasks(p, opts, &polling);
+                    streamed |= p.tasks.reading().is_some();
+                    let shown = rt.tasks.len() + ids.len();
+                    let ids = rt.tasks.iter().map(|t| t.id).chain(ids).flatten();
+                    kept.push(Some(ids.collect()));
+                    (shown, Some(text))
+                }
+            },
+            _ => {
+                kept.push(None);
+                (rt.task_count_listed(), None)
+            }
+        };
         let _ = writeln!(
             s,
             "\nruntime {} @ {:#x}{workers}, {tasks} task{}",
@@ -88,24 +118,25 @@ pub fn write_text(
         for (name, why) in &rt.unavailable {
             let _ = writeln!(s, "  {name}: unavailable ({why})");
         }
-        match (&rt.groups, opts.group) {
-            (Some(groups), true) => {
-                for g in groups {
-                    group(&mut s, g);
-                }
+        if let Some(groups) = grouped {
+            for g in groups {
+                group(&mut s, g);
             }
-            _ => {
-                for t in &rt.tasks {
-                    task(&mut s, t, opts, &polling);
-                }
-                if let Some(p) = &rt.pending {
-                    w.write_all(s.as_bytes())?;
-                    s.clear();
-                    let text = |t: TaskReport, s: &mut String| task(s, &t, opts, &polling);
-                    p.stream(text, |t: &String| w.write_all(t.as_bytes()))?;
-                    streamed |= p.tasks.reading().is_some();
-                }
+            continue;
+        }
+        for t in &rt.tasks {
+            task(&mut s, t, opts, &polling);
+        }
+        match (shown, &rt.pending) {
+            (Some(text), _) => s.push_str(&text),
+            (None, Some(p)) => {
+                w.write_all(s.as_bytes())?;
+                s.clear();
+                let text = |t: TaskReport, s: &mut String| task(s, &t, opts, &polling);
+                p.stream(text, |t: &String| w.write_all(t.as_bytes()))?;
+                streamed |= p.tasks.reading().is_some();
             }
+            (None, None) => {}
         }
     }
     if !r.block_on.is_empty() {
@@ -135,12 +166,14 @@ pub fn write_text(
             let rt = t
                 .runtime
                 .map_or(String::new(), |a| format!("  runtime @ {:#x}", a.0));
+            let shown = |id: u64| {
+                r.runtimes.iter().zip(&kept).any(|(rt, kept)| match kept {
+                    Some(ids) => ids.contains(&id),
+                    None => rt.task_ids().any(|x| x == id),
+                })
+            };
             let task = match t.fields.get("current_task") {
-                Some(FieldValue::Int(id))
-                    if r.runtimes
-                        .iter()
-                        .any(|rt| rt.task_ids().any(|x| x == *id as u64)) =>
-                {
+                Some(FieldValue::Int(id)) if shown(*id as u64) => {
                     format!("  polling task {id}")
                 }
                 // A task whose await chain holds a future the thread polls.
@@ -209,6 +242,25 @@ fn crash(s: &mut String, r: &Report, c: &CrashReport, opts: TextOptions) {
     {
         task(s, &t, opts, &Polling::of(r));
     }
+}
+
+/// The text of the pending tasks a filter that looks into them keeps, and their ids.
+fn filtered_tasks(
+    p: &crate::Pending,
+    opts: TextOptions,
+    polling: &Polling,
+) -> (String, Vec<Option<u64>>) {
+    let ids = std::sync::Mutex::new(Vec::new());
+    let text = |t: TaskReport, s: &mut String| {
+        crate::lock(&ids).push(t.id);
+        task(s, &t, opts, polling)
+    };
+    let mut all = String::new();
+    let _: Result<(), std::convert::Infallible> = p.stream(text, |t: &String| {
+        all.push_str(t);
+        Ok(())
+    });
+    (all, ids.into_inner().unwrap_or_else(|p| p.into_inner()))
 }
 
 /// A native stack, innermost first: the program's own frames with file:line, std's and

@@ -20,7 +20,8 @@ pub struct Json;
 
 pub struct Yaml;
 
-/// The wait-for graph in Graphviz DOT (`--graph dot`), from the tasks read.
+/// The wait-for graph in Graphviz DOT (`--graph dot`) of the tasks shown, read as it is
+/// made.
 pub struct Dot;
 
 impl Writer for Text {
@@ -43,6 +44,6 @@ impl Writer for Yaml {
 
 impl Writer for Dot {
     fn write(&self, report: &Report, w: &mut dyn Write, _terminal: bool) -> io::Result<()> {
-        w.write_all(task_views::to_dot(report).as_bytes())
+        task_views::write_dot(&task_views::WaitGraph::of(report), w)
     }
 }

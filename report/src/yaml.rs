@@ -70,16 +70,10 @@ impl Sink for Yaml<'_> {
     /// the pending ones, read and rendered by the reader's workers. The runtime's fields
     /// are two spaces in: a task is `  - ` and its other lines four spaces in.
     fn tasks(&mut self, runtime: &RuntimeReport) -> io::Result<()> {
-        let pending = runtime.pending.as_ref();
-        if runtime.tasks.is_empty() && pending.is_none_or(|p| p.listed().next().is_none()) {
-            // None shown (`--task`), but all read: what reading finds is the report's.
-            if let Some(p) = pending {
-                let _: Result<(), std::convert::Infallible> =
-                    p.stream(|_, _: &mut ()| {}, |_| Ok(()));
-            }
-            return self.put("tasks: []\n");
-        }
-        self.put("tasks:\n")?;
+        // `tasks:` comes before the first task shown, `tasks: []` after none: which are
+        // shown is known as they are read (`--state`, `--match`). All are read all the
+        // same: what reading finds is the report's.
+        let mut headed = false;
         // A task that cannot be rendered (it cannot: a report is strings and numbers) is
         // written as the error, which the writer then returns.
         let render = |t: &TaskReport, chunk: &mut Chunk| {
@@ -90,6 +84,10 @@ impl Sink for Yaml<'_> {
             }
         };
         let mut write = |chunk: &Chunk| {
+            if !headed && !chunk.yaml.is_empty() {
+                headed = true;
+                self.put("tasks:\n")?;
+            }
             // The tasks before one that failed, then the error, as one by one.
             self.w.write_all(chunk.yaml.as_bytes())?;
             match &chunk.error {
@@ -98,8 +96,13 @@ impl Sink for Yaml<'_> {
             }
         };
         render_in_order(&runtime.tasks, render, &mut write)?;
-        let Some(p) = pending else { return Ok(()) };
-        p.stream(|t, chunk: &mut Chunk| render(&t, chunk), &mut write)
+        if let Some(p) = &runtime.pending {
+            p.stream(|t, chunk: &mut Chunk| render(&t, chunk), &mut write)?;
+        }
+        if !headed {
+            self.put("tasks: []\n")?;
+        }
+        Ok(())
     }
 }
 

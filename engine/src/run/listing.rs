@@ -160,7 +160,7 @@ pub trait ReadListed: Reading {
     fn read_all(
         &self,
         list: &ListedTasks,
-        keep: &(dyn Fn(Option<u64>) -> bool + Sync),
+        keep: &(dyn Fn(&TaskReport) -> bool + Sync),
         grouper: Option<&Mutex<Grouper>>,
         chunks: &dyn Chunks,
         sink: &mut dyn FnMut(&dyn Rendered) -> bool,
@@ -202,7 +202,7 @@ impl PendingTasks for ListedTasks {
 
     fn read_all(
         &self,
-        keep: &(dyn Fn(Option<u64>) -> bool + Sync),
+        keep: &(dyn Fn(&TaskReport) -> bool + Sync),
         grouper: Option<&Mutex<Grouper>>,
         chunks: &dyn Chunks,
         sink: &mut dyn FnMut(&dyn Rendered) -> bool,
