@@ -1,16 +1,18 @@
-//! actix-web 4 end to end (`actix-app`): the System and two worker arbiters are each a
-//! tokio `current_thread` runtime driving a LocalSet, and a handler runs in a local task
-//! of its worker. Each LocalSet, found by the memory scan, must be listed under its
-//! thread and the runtime that thread runs; each handler shown in its task at its await
-//! line with its leaf; the lock handlers waiting for the task that holds the lock; no
-//! leaf unknown (actix's signals future is described by `layouts/actix.layout`). Dev and
-//! release builds; ELF cores and minidumps.
+//! actix-web 4 end to end (`actix-app`): each arbiter's LocalSet listed under its thread's
+//! tokio runtime, and each handler in its local task at its await line with its leaf. Dev
+//! and release builds; ELF cores and minidumps.
 
 mod common;
 
 use common::report::Report;
 use common::{Profile, fixture_dumps, run_layoutdump};
 
+/// The System and two worker arbiters are each a tokio `current_thread` runtime driving a
+/// LocalSet, and a handler runs in a local task of its worker. Each LocalSet, found by the
+/// memory scan, must be listed under its thread and the runtime that thread runs; each
+/// handler shown in its task at its await line with its leaf; the lock handlers waiting
+/// for the task that holds the lock; no leaf unknown (actix's signals future is described
+/// by `layouts/actix.layout`).
 #[test]
 fn actix_workers_and_handlers_match_ground_truth() {
     for profile in [Profile::Dev, Profile::Release] {

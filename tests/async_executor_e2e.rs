@@ -1,13 +1,6 @@
-//! async-executor based runtimes end to end: smol and async-std. The `smol-tasks` fixture's static
-//! executor must be listed exactly as the fixture reports it — slab keys, root async fns,
-//! await lines, what each task waits on — both through the shipped layout alone (its
-//! memory-scan root finds the tasks by their vtable) and through a user layout that also
-//! names the static (the same executor, reported once). The `mixed` fixture runs tokio
-//! and a smol executor held only in a local of `main`: `run DUMP` with no layout must
-//! list both. The `async-std-tasks` fixture: its tasks' async-std ids and names, root
-//! async fns, await lines and leaves, through `run async-std` and through `run DUMP`
-//! (which must not report the executor twice, though smol's scan finds it too). Dev and
-//! release builds; ELF cores and minidumps.
+//! async-executor based runtimes end to end, smol and async-std: each task listed as the
+//! fixture reports it (ids, root async fns, await lines, what it waits on), each executor
+//! once, from dev and release builds, ELF cores and minidumps.
 
 mod common;
 
@@ -92,6 +85,10 @@ fn check_tasks(what: &str, rt: &Runtime, truth: &[Value]) {
     }
 }
 
+/// The `smol-tasks` fixture's static executor must be listed exactly as the fixture reports
+/// it — slab keys, root async fns, await lines, what each task waits on — both through the
+/// shipped layout alone (its memory-scan root finds the tasks by their vtable) and through
+/// a user layout that also names the static (the same executor, reported once).
 #[test]
 fn smol_executor_tasks_match_ground_truth() {
     let named = root().join("tests/fixtures/smol-tasks/smol-tasks.layout");
@@ -104,6 +101,8 @@ fn smol_executor_tasks_match_ground_truth() {
     }
 }
 
+/// The `mixed` fixture runs tokio and a smol executor held only in a local of `main`:
+/// `run DUMP` with no layout must list both.
 #[test]
 fn auto_detection_lists_tokio_and_smol_side_by_side() {
     for profile in [Profile::Dev, Profile::Release] {
@@ -139,6 +138,9 @@ fn auto_detection_lists_tokio_and_smol_side_by_side() {
     }
 }
 
+/// The `async-std-tasks` fixture: its tasks' async-std ids and names, root async fns, await
+/// lines and leaves, through `run async-std` and through `run DUMP` (which must not report
+/// the executor twice, though smol's scan finds it too).
 #[test]
 fn async_std_tasks_match_ground_truth() {
     for profile in [Profile::Dev, Profile::Release] {

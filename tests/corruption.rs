@@ -1,7 +1,6 @@
-//! Hostile dumps: copies of a real fixture core and minidump with their memory corrupted —
-//! bit flips, zeroed and randomized pages, task links made cyclic or pointed into
-//! unmapped memory, a Vec length of 2^60 — must never crash or hang layoutdump: each run
-//! ends, in bounded time, with a report (complete or partial) or a clear error.
+//! Hostile dumps: copies of a real fixture core and minidump with their memory corrupted
+//! must never crash or hang layoutdump: each run ends, in bounded time, with a report
+//! (complete or partial) or a clear error.
 
 mod common;
 
@@ -105,6 +104,8 @@ fn corrupted_minidump_memory_never_crashes_or_hangs() {
 
 /// Every corruption, three rounds each, on copies of `original` whose memory is at the
 /// file ranges `ranges`; each copy is run and must end in time with a report or an error.
+/// The corruptions: bit flips, zeroed and randomized pages, and heap pointers rewritten to
+/// make task links cyclic, point them into unmapped memory, or make a Vec length 2^60.
 fn corrupt_and_run(original: &[u8], ranges: &[(usize, usize)], ext: &str) {
     assert!(!ranges.is_empty());
     let dir = common::root().join("target/test-scratch/corrupt");

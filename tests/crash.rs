@@ -1,8 +1,6 @@
 //! Crashes: a tokio program whose task panics, held in its panic hook the way a crash
-//! reporter would hold it, captured. The report must name the panic (message and
-//! location), the crashing thread and task as the program itself reported them; the
-//! same panic reached by another task must give the same signature, another panic
-//! another one.
+//! reporter would hold it, captured. The report must name the panic, thread and task, and
+//! sign it: one signature per panic, whichever task reached it.
 
 mod common;
 
@@ -43,6 +41,8 @@ fn report(c: &Crash) -> Report {
     serde_json::from_slice(&out.stdout).expect("JSON report")
 }
 
+/// The report names the panic (message and location), the crashing thread and task as the
+/// program itself reported them.
 #[test]
 fn panics_are_reported_with_message_location_thread_and_task() {
     for profile in [Profile::Dev, Profile::Release] {
@@ -100,6 +100,8 @@ fn panics_are_reported_with_message_location_thread_and_task() {
     }
 }
 
+/// The same panic reached by another task must give the same signature, another panic
+/// another one.
 #[test]
 fn same_panic_same_signature_other_panic_other_signature() {
     let parse = report(&crash("parse", Profile::Dev)).crash.unwrap();

@@ -1,8 +1,6 @@
 //! A custom executor, end to end: the `inhouse` fixture (a hand-written single-threaded
 //! executor) and its layout `tests/fixtures/inhouse/inhouse.layout`, written from
-//! docs/guides/custom-executor.md. Every task the fixture reports about itself — id, name
-//! (decoded by the layout's rhai hook), polls, priority, await lines, what it waits on —
-//! must be in the report, from dev and release builds, ELF cores and minidumps.
+//! docs/guides/custom-executor.md: what it reports, and what mistakes in it give.
 
 mod common;
 
@@ -62,6 +60,9 @@ fn check_against_truth(d: &Dumps, dump: &std::path::Path) {
     }
 }
 
+/// Every task the fixture reports about itself — id, name (decoded by the layout's rhai
+/// hook), polls, priority, await lines, what it waits on — must be in the report, from dev
+/// and release builds, ELF cores, minidumps and (where gdb is installed) gcore cores.
 #[test]
 fn inhouse_executor_tasks_match_ground_truth() {
     for profile in [Profile::Dev, Profile::Release] {

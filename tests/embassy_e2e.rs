@@ -1,17 +1,19 @@
-//! embassy-executor end to end (`arch-std`): tasks in static pools, found by a scan for
-//! their headers' `poll_fn`, must be listed by `layoutdump run DUMP` (auto-detected) with
-//! their task function, await line and what each waits on — an embassy-time timer, a
-//! full embassy-sync channel (the channel's address), a signal (its address), a mutex (its
-//! address), a future that never completes. A task that returned and a pool slot never
-//! used are not tasks. Two tasks that take two mutexes in opposite orders are a possible
-//! deadlock, named by their addresses (embassy tasks have no ids) and await lines. Dev
-//! and release; cores and minidumps.
+//! embassy-executor end to end (`arch-std`): tasks in static pools, found by a scan, listed
+//! with their task function, await line and what each waits on, and a lock-order deadlock
+//! between two of them. Dev and release; cores and minidumps.
 
 mod common;
 
 use common::report::{check_time_left, run_json};
 use common::{Profile, fixture_dumps, truth_rows};
 
+/// Tasks in static pools, found by a scan for their headers' `poll_fn`, must be listed by
+/// `layoutdump run DUMP` (auto-detected) with their task function, await line and what
+/// each waits on — an embassy-time timer, a full embassy-sync channel (the channel's
+/// address), a signal (its address), a mutex (its address), a future that never
+/// completes. A task that returned and a pool slot never used are not tasks. Two tasks
+/// that take two mutexes in opposite orders are a possible deadlock, named by their
+/// addresses (embassy tasks have no ids) and await lines.
 #[test]
 fn embassy_tasks_match_ground_truth() {
     for profile in [Profile::Dev, Profile::Release] {

@@ -1,16 +1,18 @@
-//! futures-executor end to end. A LocalPool lives in the frames of the thread running it
-//! (in registers, in release builds), and an idle ThreadPool task is held only by its
-//! waker, so both are found by scans for their boxed futures' drop functions. The
-//! `futures-pool` fixture's LocalPool tasks — root async fns, await lines, channel
-//! leaves — and its ThreadPool tasks must be listed, each pool once, with no warning: the
-//! scans' stale candidates (freed tasks, copies, the other pool's tasks) are left out.
-//! Dev and release; cores and minidumps.
+//! futures-executor end to end: the `futures-pool` fixture's LocalPool and ThreadPool tasks,
+//! found by scans for their boxed futures' drop functions, each pool listed once and no
+//! stale candidate reported. Dev and release; cores and minidumps.
 
 mod common;
 
 use common::report::Report;
 use common::{Profile, fixture_dumps, numbers, run_layoutdump};
 
+/// A LocalPool lives in the frames of the thread running it (in registers, in release
+/// builds), and an idle ThreadPool task is held only by its waker, so both are found by
+/// scans for their boxed futures' drop functions. The LocalPool tasks — root async fns,
+/// await lines, channel leaves — and the ThreadPool tasks must be listed, each pool once,
+/// with no warning: the scans' stale candidates (freed tasks, copies, the other pool's
+/// tasks) are left out.
 #[test]
 fn local_pool_tasks_match_ground_truth() {
     for profile in [Profile::Dev, Profile::Release] {

@@ -1,5 +1,4 @@
-//! The on-disk name-index cache, end to end on the tokio fixture's core: a first run
-//! builds and stores the index, a second reads it back and reports the same; a damaged,
+//! The on-disk name-index cache, end to end on the tokio fixture's core: a damaged,
 //! truncated or unwritable cache costs only the time to rebuild, never the report; runs
 //! started together leave one whole file and no temporary ones.
 
@@ -54,6 +53,9 @@ fn index_files(dir: &Path) -> Vec<PathBuf> {
         .unwrap_or_default()
 }
 
+/// A first run builds and stores the index, a second reads it back and reports the same;
+/// a damaged or truncated index is rebuilt and stored again, and a cache that is off or
+/// cannot be written is not used: each with the same report.
 #[test]
 fn cold_warm_damaged_and_off() {
     let dir = fresh_dir("index-cache");

@@ -1,18 +1,13 @@
-//! The io_uring runtimes end to end: monoio, compio and glommio. Each thread's runtime is found
-//! from its scoped thread-local; every task is listed (monoio's idle tasks, owned only by
-//! their wakers, and glommio's, by a scan joined to their thread's runtime; compio's from
-//! its slab of wakers), each blocked on its io_uring operation (`accept`, `recv`, `read`)
-//! with the socket's fd and the op's state in the driver (monoio `Waiting`, compio
-//! `Pending`, glommio `Dispatched`: submitted, the task waiting for the completion), on a timer with the time left, or on another
-//! task through its JoinHandle. Copies of task headers on a stack are not tasks. Dev and
-//! release; cores and minidumps.
+//! The io_uring runtimes end to end (monoio, compio, glommio): each thread's runtime, and
+//! every task blocked on its io_uring op, a timer or a join as the fixture reports it; in
+//! a stalled runtime, where each op is in the rings. Dev and release; cores and minidumps.
 
 mod common;
 
 use common::report::{Runtime, check_time_left, run_json};
 use common::{Profile, fixture_dumps, truth_rows};
 
-/// What differs between the two runtimes' fixtures and layouts.
+/// What differs between the runtimes' fixtures and layouts.
 struct Uring {
     fixture: &'static str,
     layout: &'static str,
@@ -52,6 +47,14 @@ fn glommio_tasks_and_io_uring_ops_match_ground_truth() {
     });
 }
 
+/// `u`'s fixture against its ground truth. Each thread's runtime is found from its scoped
+/// thread-local; every task is listed (monoio's idle tasks, owned only by their wakers, and
+/// glommio's, by a scan joined to their thread's runtime; compio's from its slab of
+/// wakers), each blocked on its io_uring operation (`accept`, `recv`, `read`) with the
+/// socket's fd and the op's state in the driver (monoio `Waiting`, compio `Pending`,
+/// glommio `Dispatched`: submitted, the task waiting for the completion), on a timer with
+/// the time left, or on another task through its JoinHandle. Copies of task headers on a
+/// stack are not tasks. Dev and release; cores and minidumps.
 fn check(u: Uring) {
     let kind = u.layout.split(' ').next().unwrap_or_default();
     let prefix = format!("{}/", u.fixture);

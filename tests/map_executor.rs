@@ -1,8 +1,6 @@
 //! A map-keyed custom executor and std.layout's collections, end to end on the `mapexec`
-//! fixture: its tasks live in a `HashMap` inside a thread-local `RefCell<Option<…>>`, and
-//! it keeps a wrapped `VecDeque`, a multi-level `BTreeMap`, a `HashSet`, a `LinkedList`, a
-//! `BinaryHeap` and a `slab::Slab` with vacant entries. The report must match what the
-//! program printed about each, from dev and release builds, ELF cores and minidumps.
+//! fixture: the report must match what the program printed about its tasks and each
+//! collection, from dev and release builds, ELF cores and minidumps.
 
 mod common;
 
@@ -28,6 +26,9 @@ fn dumps() -> Vec<(&'static Dumps, &'static std::path::Path)> {
         .collect()
 }
 
+/// The fixture's tasks live in a `HashMap` inside a thread-local `RefCell<Option<…>>`:
+/// each task's id, name, state, await line, leaf and time left, as the program printed
+/// them.
 #[test]
 fn map_keyed_executor_matches_ground_truth() {
     for (d, dump) in dumps() {
@@ -123,6 +124,8 @@ fn sorted(mut v: Vec<i64>) -> Vec<i64> {
 
 /// Each collection view against the program's own account: contents, order where the
 /// collection has one (a deque's, a B-tree's keys, a list's, a heap's array), and `len`.
+/// The fixture keeps a wrapped `VecDeque`, a multi-level `BTreeMap`, a `HashSet`, a
+/// `LinkedList`, a `BinaryHeap` and a `slab::Slab` with vacant entries.
 #[test]
 fn collections_match_ground_truth() {
     for (d, dump) in dumps() {

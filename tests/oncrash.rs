@@ -1,7 +1,6 @@
-//! layoutdump-oncrash: a program that dumps itself when it crashes. A panic in a task, a
-//! segfault in a spawn_blocking thread, and abort() in a task, each captured at the
-//! moment of the crash by the library (which runs `layoutdump capture` on the process):
-//! the report names the crash as the program reported it before crashing.
+//! layoutdump-oncrash: a panic in a task, a segfault in a spawn_blocking thread and abort()
+//! in a task, each dumped by the library at the moment of the crash; the report names the
+//! crash as the program reported it before crashing.
 
 mod common;
 
@@ -19,6 +18,9 @@ struct Crashed {
     report: Report,
 }
 
+/// Runs the `tokio-crash` fixture with the library installed and crash `kind`: at the
+/// moment of the crash the library runs `layoutdump capture` on the process. Returns what
+/// the program printed, how it ended, and the report on the dump the library wrote.
 fn crash(kind: &str) -> Crashed {
     let exe = build_fixture("tokio-crash", Profile::Dev);
     let dir = common::root()

@@ -1,8 +1,6 @@
-//! tokio LocalSet end to end: `spawn_local` tasks are owned by the LocalSet, which no
-//! variable names while its thread is parked; tokio's layout finds them by their vtable
-//! (`raw::poll<T, S>` with S = the LocalSet's Shared). The `tokio-local` fixture's local
-//! tasks — ids, await lines, leaves, the join target — and its runtime's ordinary tasks
-//! must all be listed, each once. Dev and release builds; ELF cores and minidumps.
+//! tokio LocalSet end to end: the `tokio-local` fixture's local tasks, found by their
+//! vtable, and its runtime's ordinary tasks, each listed once. Dev and release builds; ELF
+//! cores and minidumps.
 
 mod common;
 
@@ -13,6 +11,11 @@ fn await_lines(t: &Task) -> Vec<u64> {
     t.own_await_lines("tokio-local/")
 }
 
+/// `spawn_local` tasks are owned by the LocalSet, which no variable names while its
+/// thread is parked; tokio's layout finds them by their vtable (`raw::poll<T, S>` with S =
+/// the LocalSet's Shared). The local tasks — ids, await lines, leaves, the join target —
+/// and the runtime's ordinary tasks must all be listed, each once, through `run tokio` and
+/// through auto-detection.
 #[test]
 fn local_set_tasks_match_ground_truth() {
     for profile in [Profile::Dev, Profile::Release] {

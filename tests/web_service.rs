@@ -1,10 +1,6 @@
-//! A real web service end to end (`web-service`: axum + hyper + tower + reqwest +
-//! tokio-util): no layout describes hyper, axum or tower, so every in-flight handler must
-//! be reached by generic descent through their hand-written futures, at the handler's own
-//! await line, with the right leaf; every server socket must show a read on its fd; every
-//! lock's holder must be known from the guard it keeps, and a lock-order deadlock reported
-//! with both await lines. The gRPC side (tonic, through a `tower::buffer` worker) the
-//! same, down to each handler's await. Dev and release builds; ELF cores and minidumps.
+//! A real web service end to end (`web-service`: axum, hyper, tower, reqwest, tokio-util,
+//! tonic): every in-flight handler, reached by generic descent through futures no layout
+//! describes, with its socket and its locks. Dev and release; ELF cores and minidumps.
 
 mod common;
 
@@ -40,6 +36,12 @@ fn holds(task: &Task, kind: &str) -> bool {
     task.holds.iter().any(|h| h.kind == kind)
 }
 
+/// No layout describes hyper, axum or tower, so every in-flight handler must be reached by
+/// generic descent through their hand-written futures, at the handler's own await line,
+/// with the right leaf; every server socket must show a read on its fd; every lock's
+/// holder must be known from the guard it keeps, and a lock-order deadlock reported with
+/// both await lines. The gRPC side (tonic, through a `tower::buffer` worker) the same,
+/// down to each handler's await (`grpc_matches_ground_truth`).
 #[test]
 fn handlers_and_sockets_match_ground_truth() {
     for profile in [Profile::Dev, Profile::Release] {

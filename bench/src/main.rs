@@ -1,21 +1,6 @@
-//! The scale benchmark: builds the `tokio-many` fixture (release, `debug = 2`), has it
-//! spawn 10k, 100k and 1M tasks in four await states, captures each as an ELF core and a
-//! minidump (cached in `target/bench-dumps/`, reused while the fixture binary is
-//! unchanged), then runs `layoutdump run tokio` on every dump: full async backtraces of
-//! every task to JSON, and `--group`. It prints, per run, the best wall time of N, the
-//! peak RSS, the cost per task, and the phases `--timings` reports; and it checks that
-//! every run found as many tasks as the fixture said it had. The same for `web-many`, an
-//! axum service with 100k requests in flight, each request's chain some 20 futures deep
-//! through hyper, tower and axum (generic descent).
-//!
-//! Then the large binary (`service.rs`): the `service-large` fixture, 182 MiB of DWARF,
-//! first with an empty name-index cache (cold) and then with its index cached (warm).
-//!
-//! Runs use their own index cache, `target/bench-index-cache`: the best of N runs of a
-//! task-count dump is a warm run.
-//!
-//! `cargo run --release -p layoutdump-bench -- [--sizes 10000,100000,1000000]
-//! [--connections 100000] [--formats core,minidump] [--runs 3] [--no-service]`
+//! The scale benchmark: times `layoutdump run` on dumps of 10k to 1M tokio tasks, of an
+//! axum service with 100k requests in flight, and of a binary with 182 MiB of DWARF.
+//! Usage is in `--help` and docs/benchmarks.md, which also has the results.
 
 mod service;
 
@@ -24,6 +9,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// The command line: `cargo run --release -p layoutdump-bench -- [--sizes
+/// 10000,100000,1000000] [--connections 100000] [--formats core,minidump] [--runs 3]
+/// [--no-service]`.
 struct Args {
     sizes: Vec<u64>,
     /// In-flight requests of the `web-many` service fixture.
@@ -305,6 +293,19 @@ fn main() {
     }
 }
 
+/// Builds the `tokio-many` fixture (release, `debug = 2`), has it spawn 10k, 100k and 1M
+/// tasks in four await states, captures each as an ELF core and a minidump (cached in
+/// `target/bench-dumps/`, reused while the fixture binary is unchanged), then runs
+/// `layoutdump run tokio` on every dump: full async backtraces of every task to JSON, and
+/// `--group`. It prints, per run, the best wall time of N, the peak RSS, the cost per task,
+/// and the phases `--timings` reports; and it checks that every run found as many tasks as
+/// the fixture said it had, or it would be timing a failure. The same for `web-many`, an
+/// axum service with 100k requests in flight, each request's chain some 20 futures deep
+/// through hyper, tower and axum (generic descent). Then the large binary
+/// (`service::bench`).
+///
+/// Runs use their own index cache, `target/bench-index-cache`: the best of N runs of a
+/// task-count dump is a warm run.
 fn bench() -> Result<(), String> {
     let args = parse_args()?;
     eprintln!("bench: building layoutdump and the tokio-many and web-many fixtures (release)");

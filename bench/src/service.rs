@@ -1,8 +1,5 @@
-//! The large-binary part of the benchmark: the `service-large` fixture (an HTTP server
-//! and client stack with TLS, a database pool, gRPC, Redis, templates; release with
-//! `debug = 2`), holding 100 requests open. It times `layoutdump run tokio` on its core
-//! with an empty name-index cache (cold: the DWARF is indexed and the index written) and
-//! with the index cached (warm), and checks every run listed all of the fixture's tasks.
+//! The large-binary part of the benchmark: `layoutdump run tokio` on a core of the
+//! `service-large` fixture, with the name-index cache empty (cold) and filled (warm).
 
 use std::path::Path;
 
@@ -21,6 +18,11 @@ fn dwarf_size(path: &Path) -> Result<u64, String> {
         .sum())
 }
 
+/// Builds the `service-large` fixture (an HTTP server and client stack with TLS, a
+/// database pool, gRPC, Redis, templates; release with `debug = 2`), holding 100 requests
+/// open, and times `layoutdump run tokio` on its core with an empty name-index cache (cold:
+/// the DWARF is indexed and the index written) and with the index cached (warm). Every run
+/// must list all of the fixture's tasks.
 pub fn bench(layoutdump: &Path, runs: usize) -> Result<(), String> {
     eprintln!(
         "bench: building the service-large fixture (release; several minutes the first time)"

@@ -1,13 +1,5 @@
 //! layoutdump-capture: writes an ELF core or a minidump of a live Linux x86_64 process
 //! with everything layoutdump needs — all writable memory and each thread's fs_base.
-//!
-//! ```no_run
-//! use layoutdump_capture::{capture, CaptureFormat, CaptureOptions};
-//! let opts = CaptureOptions { format: CaptureFormat::Core, ..CaptureOptions::default() };
-//! let summary = capture(1234, "app.core".as_ref(), &opts)?;
-//! println!("{} threads, {} bytes in {}", summary.threads, summary.bytes, summary.path.display());
-//! # Ok::<(), layoutdump_capture::CaptureError>(())
-//! ```
 
 #![cfg_attr(
     not(all(target_os = "linux", target_arch = "x86_64")),
@@ -155,6 +147,14 @@ impl fmt::Display for SkippedRegion {
 /// The process is stopped while it is read and resumes afterwards (also on error). The
 /// dump is written to `out` + `.tmp` and renamed into place, so a failed capture leaves
 /// no partial file; it is created mode 0600, since it holds the process's secrets.
+///
+/// ```no_run
+/// use layoutdump_capture::{capture, CaptureFormat, CaptureOptions};
+/// let opts = CaptureOptions { format: CaptureFormat::Core, ..CaptureOptions::default() };
+/// let summary = capture(1234, "app.core".as_ref(), &opts)?;
+/// println!("{} threads, {} bytes in {}", summary.threads, summary.bytes, summary.path.display());
+/// # Ok::<(), layoutdump_capture::CaptureError>(())
+/// ```
 pub fn capture(
     pid: i32,
     out: &Path,

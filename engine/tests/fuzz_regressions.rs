@@ -1,7 +1,6 @@
 //! Replays every input the fuzzers found a problem with (`fuzz/seeds/<target>/regress-*`,
-//! committed with the fix) through the same function the fuzz target calls, so a fixed
-//! crash stays fixed without a nightly toolchain. A stack overflow aborts the test binary,
-//! which fails the test as surely as a panic.
+//! committed with the fix) through the function its fuzz target calls, so a fixed crash
+//! stays fixed without a nightly toolchain (a stack overflow aborts: a failure too).
 
 use std::path::{Path, PathBuf};
 

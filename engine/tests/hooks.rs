@@ -1,7 +1,6 @@
-//! rhai hooks on synthetic memory with real DWARF: a hook decodes a value no rule can (a
-//! NUL-terminated name in a byte array, a packed state word), and hostile hooks — endless
-//! loops, deep recursion, huge strings and arrays, `eval`, `import` — end with an error
-//! that names the hook and its line in the layout, never a hang.
+//! rhai hooks on synthetic memory with real DWARF: a hook decodes a value no rule can, and
+//! a hostile hook ends with an error that names the hook and its line in the layout, never
+//! a hang.
 
 use std::sync::OnceLock;
 use std::sync::atomic::AtomicU64;
@@ -115,6 +114,8 @@ runtime hooks::Slot as s {
 hook len_of(s) """ s.__bytes.len() """
 "#;
 
+/// Hooks read what no rule can decode: a NUL-terminated name in a byte array, a packed
+/// state word.
 #[test]
 fn hooks_decode_what_rules_cannot() {
     let s = slot();
@@ -152,6 +153,8 @@ fn hook_error(body: &str) -> (String, Duration) {
     }
 }
 
+/// Endless loops, deep recursion, huge strings and arrays, and hooks that return nothing
+/// usable each end with an error in bounded time, never a hang.
 #[test]
 fn hostile_hooks_stop_at_their_limits() {
     let cases = [
@@ -184,6 +187,8 @@ fn hook_runtime_errors_point_at_the_layout_line() {
     assert!(err.contains("Division by zero"), "{err}");
 }
 
+/// `eval`, `import`, files and unknown names are refused, when the layout is compiled or
+/// when the hook runs.
 #[test]
 fn hooks_cannot_reach_outside_the_sandbox() {
     for (body, wanted) in [

@@ -1,7 +1,6 @@
-//! Fuzz target: any bytes as a cached name index (`*.names` in the index cache). The
-//! cache directory is the user's, but a file there may be damaged or planted: decoding
-//! must refuse or read it without panicking, and never index outside it. The work per
-//! input is `layoutdump_engine::fuzzing::index_file`.
+//! Fuzz target: any bytes as a cached name index (`*.names` in the index cache), which may
+//! be damaged or planted: decoding must refuse or read it without panicking, and never
+//! index outside it. The work per input is `layoutdump_engine::fuzzing::index_file`.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;

@@ -1,19 +1,6 @@
 //! Dumps the process the moment it panics or crashes, out of process, the way crash
 //! reporters do: a child runs `layoutdump capture` on us while we wait, so the dump shows
-//! every thread and task as they were, before any unwinding.
-//!
-//! ```no_run
-//! layoutdump_oncrash::install(layoutdump_oncrash::Config {
-//!     layoutdump: "/usr/local/bin/layoutdump".into(),
-//!     dir: "/var/crash".into(),
-//! })
-//! .expect("crash dumps");
-//! ```
-//!
-//! Panics: the panic hook captures, then runs the hook that was installed before.
-//! Signals (SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT): the handler captures with the
-//! signal written into the core, then the default action runs (the process dies as it
-//! would have). The handler only forks, execs and waits: no allocation, no locks.
+//! every thread and task as they were, before any unwinding. Call [`install`] in `main`.
 
 use std::ffi::CString;
 use std::io;
@@ -38,6 +25,19 @@ struct Prepared {
 static PREPARED: OnceLock<Prepared> = OnceLock::new();
 
 /// Installs the panic hook and the signal handlers. Call it once, early in `main`.
+///
+/// ```no_run
+/// layoutdump_oncrash::install(layoutdump_oncrash::Config {
+///     layoutdump: "/usr/local/bin/layoutdump".into(),
+///     dir: "/var/crash".into(),
+/// })
+/// .expect("crash dumps");
+/// ```
+///
+/// On a panic, the panic hook captures, then runs the hook that was installed before.
+/// On a signal (SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT), the handler captures with the
+/// signal written into the core, then the default action runs (the process dies as it
+/// would have). The handler only forks, execs and waits: no allocation, no locks.
 pub fn install(config: Config) -> io::Result<()> {
     std::fs::create_dir_all(&config.dir)?;
     let pid = std::process::id();

@@ -1,13 +1,5 @@
 //! Ordered parallel chunks: work on chunks `0..n` on a few worker threads, each with state
 //! of its own, and hand each chunk's result back to the calling thread in chunk order.
-//!
-//! The calling thread settles each result in order (adds what it found to the totals)
-//! and then consumes it (writes it out); a chunk may be held back until an earlier one has
-//! been settled (`Plan::starts_after`), which bounds how far the workers run ahead and
-//! lets a chunk's inputs (a step budget) depend only on chunks settled before it, never
-//! on the number of threads. A result that has been consumed goes back to the worker
-//! that made it (`recycle`): its buffers are reused there, and freed there, not on the
-//! calling thread. An error from `consume`, or a panic on any thread, stops every worker.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -19,7 +11,9 @@ pub struct Plan<F> {
     pub chunks: usize,
     /// Worker threads at most (at least one; never more than there are chunks).
     pub workers: usize,
-    /// The chunk that must have been settled before chunk `i` starts, if any.
+    /// The chunk that must have been settled before chunk `i` starts, if any. This bounds
+    /// how far the workers run ahead, and lets a chunk's inputs (a step budget) depend only
+    /// on chunks settled before it, never on the number of threads.
     pub starts_after: F,
 }
 
@@ -46,9 +40,11 @@ struct Progress {
 
 /// Runs every chunk of `plan`: `work` makes chunk `i`'s result on a worker thread, with
 /// that worker's state (`init`, made on its thread); this thread then `settle`s each
-/// result in chunk order (after which chunks waiting for it may start) and `consume`s it;
-/// the result then goes back to its worker (`recycle`, which may keep its buffers). The
-/// first error `consume` returns stops every worker and is returned.
+/// result in chunk order (adds what it found to the totals; after that, chunks waiting
+/// for it may start) and `consume`s it (writes it out); the result then goes back to the
+/// worker that made it (`recycle`), so that its buffers are reused there, and freed
+/// there, not on the calling thread. The first error `consume` returns stops every worker
+/// and is returned; a panic on any thread stops every worker too.
 pub fn run<S, O: Send, E>(
     plan: Plan<impl Fn(usize) -> Option<usize> + Sync>,
     init: impl Fn(usize) -> S + Sync,
