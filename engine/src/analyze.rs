@@ -38,10 +38,10 @@ pub struct Options {
     /// Draw progress on stderr while a large task list is read (the CLI sets it when
     /// stderr is a terminal).
     pub progress: bool,
-    /// List each runtime's tasks but read them only as the report is written
+    /// Leave each runtime's listed tasks to be read as the report is written
     /// (`task_stream`), in every format and view, so that memory stays bounded by a
-    /// window of tasks. The report's outcome is then known only once it is written
-    /// (`Report::late_findings`).
+    /// window of tasks; the report's outcome is then known only once it is written
+    /// (`Report::late_findings`). Otherwise they are read before `analyze` returns.
     pub defer_tasks: bool,
 }
 
@@ -291,19 +291,14 @@ pub fn analyze_dump(
         report.timings = timings;
         return (report, Outcome::Partial);
     }
-    // What reads each runtime's tasks as the report is written, when they are left for it.
-    let reader = opts.defer_tasks.then(|| {
-        Arc::new(crate::task_stream::TaskReader::new(
-            dbg.clone(),
-            dump.clone(),
-            image.load_bias,
-            opts.limits,
-            opts.progress,
-        ))
-    });
-    let defer_to = reader
-        .clone()
-        .map(|r| -> Arc<dyn crate::run::listing::ReadListed> { r });
+    // What reads each runtime's tasks: as the report is written, or all at once below.
+    let reader = Arc::new(crate::task_stream::TaskReader::new(
+        dbg.clone(),
+        dump.clone(),
+        image.load_bias,
+        opts.limits,
+        opts.progress,
+    ));
     let (symbolizing, findings) = rayon::join(
         || symbolize_all(&mut report.threads),
         || {
@@ -317,7 +312,7 @@ pub fn analyze_dump(
                 crate::run::Settings {
                     limits: opts.limits,
                     progress: opts.progress,
-                    defer_to,
+                    reader: reader.clone(),
                 },
             )
         },
@@ -352,9 +347,7 @@ pub fn analyze_dump(
             .unwrap_or_default();
     }
     report.runtimes = findings.runtimes;
-    if let Some(r) = &reader {
-        r.start(program);
-    }
+    reader.start(program);
     crate::polling::find_running(&mut report, dump.memory());
     report.block_on = findings.block_on;
     report.notes = findings.notes;
@@ -374,7 +367,11 @@ pub fn analyze_dump(
             program.name
         ));
     }
-    let complete = report.warnings.is_empty()
+    // The report held whole (`check --explain`, `triage`, a library's caller): every
+    // task read now, as the writers would read them.
+    let unread = !opts.defer_tasks && report.read_all_pending();
+    let complete = !unread
+        && report.warnings.is_empty()
         && report
             .runtimes
             .iter()

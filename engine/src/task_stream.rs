@@ -39,8 +39,9 @@ pub(crate) struct Found {
     partial: bool,
     /// What each task read adds to the wait-for graph (tasks that add nothing left out).
     waits: WaitFacts,
-    /// Task members that could not be read.
-    unread: crate::explain::UnreadMembers,
+    /// What the rules matched in the tasks read, and the task members that could not be
+    /// read.
+    usage: crate::explain::Usage,
     steps: u64,
     read: u64,
     progress: Option<crate::progress::Progress>,
@@ -251,7 +252,7 @@ impl TaskReader {
                 g.add(key, id);
             }
         }
-        found.unread.add(&spent.usage.unread);
+        found.usage.add(&spent.usage);
         found.steps = found.steps.saturating_add(spent.steps);
         for w in spent.warnings {
             found.partial = true;
@@ -321,13 +322,14 @@ impl Reading for TaskReader {
         let f = self.lock();
         let mut warnings = f.warnings.clone();
         if let Some(program) = self.program.get() {
-            warnings.extend(f.unread.warnings(program));
+            warnings.extend(f.usage.unread.warnings(program));
         }
         LateFindings {
             warnings,
             notes: f.notes.clone(),
             partial: f.partial,
             waits: f.waits.clone(),
+            usage: f.usage.clone(),
         }
     }
 }

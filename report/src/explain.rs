@@ -98,8 +98,15 @@ impl Usage {
         }
     }
 
-    /// Adds another evaluator's counts (a worker thread's share of one run).
+    /// Adds another evaluator's counts (a worker thread's share of one run); an empty
+    /// `Usage` (the default) takes the other's size.
     pub fn add(&mut self, other: &Usage) {
+        if self.rules.len() < other.rules.len() {
+            self.rules.resize(other.rules.len(), 0);
+        }
+        if self.roots.len() < other.roots.len() {
+            self.roots.resize(other.roots.len(), RootUse::default());
+        }
         for (a, b) in self.rules.iter_mut().zip(&other.rules) {
             *a += b;
         }

@@ -664,6 +664,45 @@ impl Report {
         }
     }
 
+    /// Reads every pending task into its runtime's `tasks`, in order: the report held
+    /// whole is one sink of the task stream. What reading found is added to the warnings,
+    /// notes and usage; true if something could not be read.
+    pub fn read_all_pending(&mut self) -> bool {
+        let late = self.late_findings_after(|rt| {
+            let Some(p) = rt.pending.take() else { return };
+            let _: Result<(), std::convert::Infallible> = p.stream(
+                |t, chunk: &mut std::sync::Mutex<Vec<TaskReport>>| lock(chunk).push(t),
+                |chunk| {
+                    rt.tasks.extend(lock(chunk).drain(..).map(|mut t| {
+                        t.shrink();
+                        t
+                    }));
+                    Ok(())
+                },
+            );
+        });
+        self.warnings.extend(late.warnings);
+        self.notes.extend(late.notes);
+        if let Some(usage) = &mut self.usage {
+            usage.add(&late.usage);
+        }
+        late.partial
+    }
+
+    /// Runs `read` on every runtime, then gives what the readers of their pending tasks
+    /// found (each reader asked once).
+    fn late_findings_after(&mut self, mut read: impl FnMut(&mut RuntimeReport)) -> LateFindings {
+        let readers: Vec<_> = self
+            .runtimes
+            .iter()
+            .filter_map(|r| r.pending.as_ref()?.tasks.reading())
+            .collect();
+        for rt in &mut self.runtimes {
+            read(rt);
+        }
+        late_findings_of(readers)
+    }
+
     /// Adds what reading the pending tasks found (`late_findings`, and the cycles of
     /// tasks waiting for each other) to the warnings and notes, for output that is not
     /// serialized (text), once the tasks have been read.
@@ -733,25 +772,31 @@ impl Report {
     /// What reading the pending tasks found (warnings, unavailable facts, which task
     /// waits for which); empty until they are written.
     pub fn late_findings(&self) -> LateFindings {
-        let mut all = LateFindings::default();
-        let mut seen: Vec<Arc<dyn pending::Reading>> = Vec::new();
-        for p in self.runtimes.iter().filter_map(|r| r.pending.as_ref()) {
-            let Some(reader) = p.tasks.reading() else {
-                continue;
-            };
-            // One reader serves every runtime of a dump: asked once.
-            if seen.iter().any(|s| Arc::ptr_eq(s, &reader)) {
-                continue;
-            }
-            seen.push(reader.clone());
-            let f = reader.late_findings();
-            all.warnings.extend(f.warnings);
-            all.notes.extend(f.notes);
-            all.partial |= f.partial;
-            all.waits.extend(f.waits);
-        }
-        all
+        late_findings_of(
+            self.runtimes
+                .iter()
+                .filter_map(|r| r.pending.as_ref()?.tasks.reading()),
+        )
     }
+}
+
+/// What these readers found, each asked once: one reader serves every runtime of a dump.
+fn late_findings_of(readers: impl IntoIterator<Item = Arc<dyn pending::Reading>>) -> LateFindings {
+    let mut all = LateFindings::default();
+    let mut seen: Vec<Arc<dyn pending::Reading>> = Vec::new();
+    for reader in readers {
+        if seen.iter().any(|s| Arc::ptr_eq(s, &reader)) {
+            continue;
+        }
+        seen.push(reader.clone());
+        let f = reader.late_findings();
+        all.warnings.extend(f.warnings);
+        all.notes.extend(f.notes);
+        all.partial |= f.partial;
+        all.waits.extend(f.waits);
+        all.usage.add(&f.usage);
+    }
+    all
 }
 
 /// `m`'s guard, poisoned or not: the groups behind these locks stay valid when a holder

@@ -54,6 +54,8 @@ pub struct LateFindings {
     pub notes: Vec<String>,
     pub partial: bool,
     pub waits: WaitFacts,
+    /// What the layout's rules matched and could not read in the tasks (`check --explain`).
+    pub usage: crate::explain::Usage,
 }
 
 /// How a writer renders tasks: into chunks it makes, one task at a time.
@@ -108,6 +110,13 @@ impl Rendered for Vec<TaskReport> {
 
 impl Rendered for () {
     fn clear(&mut self) {}
+}
+
+/// Tasks a chunk hands over whole (`Report::read_all_pending`, which keeps them).
+impl Rendered for Mutex<Vec<TaskReport>> {
+    fn clear(&mut self) {
+        self.get_mut().unwrap_or_else(|p| p.into_inner()).clear()
+    }
 }
 
 /// A runtime's tasks to be read as the report is written, in report order.

@@ -8,18 +8,30 @@ use layoutdump_lang::program::{Rule, RuleKind};
 use super::Findings;
 use super::listing::{ListedTasks, drop_on_every_thread};
 use super::order::sort_listed;
-use super::tasks::{listed_in_place, over_tasks, task_report};
+use super::tasks::{listed_in_place, task_report};
 use crate::eval::{EvalError, Evaluator, Value};
 use crate::eval::{display_string, field_value};
 use crate::report::Pending;
 use crate::report::{BlockOnReport, FieldValue, Fields, FutureRef, Hex, Map, RuntimeReport};
 
-/// Follows pointers and view `deref`s from `v` until a rule of `kind` matches its type.
+/// Follows pointers and view `deref`s from `v` until a rule of `kind` matches its type,
+/// and counts the match (`check --explain`).
 pub(super) fn match_rule<'p>(
     ev: &Evaluator<'p>,
     kind: RuleKind,
-    mut v: Value,
+    v: Value,
 ) -> Result<(&'p Rule, u64, Value), EvalError> {
+    let (i, rule, addr, v) = find_rule(ev, kind, v)?;
+    ev.usage.borrow_mut().hit(i);
+    Ok((rule, addr, v))
+}
+
+/// `match_rule` without counting the match: a task listed is counted when it is read.
+pub(super) fn find_rule<'p>(
+    ev: &Evaluator<'p>,
+    kind: RuleKind,
+    mut v: Value,
+) -> Result<(usize, &'p Rule, u64, Value), EvalError> {
     for _ in 0..16 {
         let Value::Place { addr, ty } = v else {
             return Err(EvalError::Other(
@@ -32,8 +44,7 @@ pub(super) fn match_rule<'p>(
             .map(|&i| (i, &ev.program.rules[i]))
             .find(|(_, r)| ev.guard_holds(r, &v))
         {
-            ev.usage.borrow_mut().hit(i);
-            return Ok((rule, addr, v));
+            return Ok((i, rule, addr, v));
         }
         v = match ev.deref(v) {
             Ok(next) => next,
@@ -312,7 +323,7 @@ pub(super) fn add_runtime(ev: &Evaluator<'_>, value: Value, tid: Option<u32>, ou
                 report.task_count = ev.to_int(&value).ok().and_then(|n| u64::try_from(n).ok())
             }
             "tasks" => match ev.items(value) {
-                Ok(items) if let Some(reader) = out.defer_to.clone() => {
+                Ok(items) if let Some(reader) = out.reader.clone() => {
                     let progress = crate::progress::Progress::new(
                         "listing tasks",
                         items.len() as u64,
@@ -340,29 +351,10 @@ pub(super) fn add_runtime(ev: &Evaluator<'_>, value: Value, tid: Option<u32>, ou
                     out.pending.push(listed.clone());
                     report.pending = Some(Pending::new(listed));
                 }
-                Ok(items) => {
-                    report.tasks.reserve_exact(items.len());
-                    ev.set_runtime(runtime);
-                    let chunks = over_tasks(
-                        ev,
-                        items,
-                        out,
-                        ("reading tasks", "read tasks and backtraces"),
-                        task_report,
-                    );
-                    ev.set_runtime(None);
-                    for result in chunks.into_iter().flatten() {
-                        match result {
-                            Ok(t) if !out.listed_tasks.insert((addr, t.address.0)) => {}
-                            Ok(mut t) => {
-                                t.shrink();
-                                report.tasks.push(t);
-                            }
-                            // A slab's free slot (`Option<Task>` holding None) is no task.
-                            Err(e) if e.is_absent() => {}
-                            Err(e) => out.warnings.push(format!("task in runtime at {here}: {e}")),
-                        }
-                    }
+                Ok(_) => {
+                    report
+                        .unavailable
+                        .insert(name, "no reader was given to read the tasks".into());
                 }
                 Err(e) => {
                     report.unavailable.insert(name, e.to_string());

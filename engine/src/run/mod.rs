@@ -52,19 +52,19 @@ pub struct Findings {
     listed_tasks: FxHashSet<(u64, u64)>,
     pub timings: crate::report::Timings,
     progress: bool,
-    /// What reads the tasks of a runtime left pending (`Settings::defer_to`), and the
-    /// lists left to it.
-    defer_to: Option<Arc<dyn ReadListed>>,
+    /// What reads each runtime's listed tasks (`Settings::reader`), and the lists left
+    /// to it; None only in `Findings::default`, before a run sets it.
+    reader: Option<Arc<dyn ReadListed>>,
     pending: Vec<Arc<ListedTasks>>,
 }
 
-/// How a run goes: its bounds, whether it draws progress on stderr, and whether it
-/// leaves each runtime's tasks to be read as the report is written, by `defer_to`.
-#[derive(Clone, Default)]
+/// How a run goes: its bounds, whether it draws progress on stderr, and what reads the
+/// tasks it lists for each runtime (as the report is written, or all at once after).
+#[derive(Clone)]
 pub struct Settings {
     pub limits: Limits,
     pub progress: bool,
-    pub defer_to: Option<Arc<dyn ReadListed>>,
+    pub reader: Arc<dyn ReadListed>,
 }
 
 /// ` at FILE:LINE:COL` of the task rule's `id` member, when the program has one task rule.
@@ -96,7 +96,7 @@ pub fn run(
     let ev = Evaluator::new(program, dbg, mem, bias, limits);
     let mut out = Findings {
         progress: settings.progress,
-        defer_to: settings.defer_to,
+        reader: Some(settings.reader),
         ..Default::default()
     };
     let started = std::time::Instant::now();

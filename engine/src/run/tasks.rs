@@ -1,5 +1,5 @@
-//! Reading a runtime's tasks: listed in parallel chunks, each read through the task rule
-//! into a report, or keyed for reading later.
+//! A runtime's tasks listed in parallel chunks (keyed by id and address, to be read
+//! later), and one task read through the task rule into a report.
 
 use std::sync::{Arc, Mutex};
 
@@ -7,8 +7,7 @@ use layoutdump_ordered as ordered;
 
 use layoutdump_lang::program::{Rule, RuleKind};
 
-use super::Findings;
-use super::findings::match_rule;
+use super::findings::{find_rule, match_rule};
 use super::listing::{Listed, PendingTask};
 use crate::eval::{EvalError, Evaluator, Members, Value};
 use crate::eval::{checked_field_value, display_string};
@@ -18,49 +17,6 @@ use crate::sync::lock;
 /// Tasks read per piece of work handed to a worker thread: large enough that making the
 /// worker's evaluator (and warming its caches) is noise, small enough to balance.
 pub(super) const TASK_CHUNK: usize = 2048;
-
-/// `read` of each item, in order, in chunks. A runtime's list is walked in order (it is
-/// linked), but its tasks are then read in parallel: each worker has its own evaluator,
-/// whose warnings, rule hits and steps are added back in chunk order, so the result does
-/// not depend on the number of threads. The caller drains the chunks one by one, so the
-/// results are never held twice.
-pub(crate) fn per_item<T: Send>(
-    ev: &Evaluator<'_>,
-    items: &[Value],
-    progress: &crate::progress::Progress,
-    read: impl Fn(&Evaluator<'_>, Value) -> T + Sync,
-) -> Vec<Vec<T>> {
-    if items.len() <= TASK_CHUNK {
-        return vec![items.iter().map(|i| read(ev, i.clone())).collect()];
-    }
-    let seed = ev.seed();
-    let chunks: Vec<&[Value]> = items.chunks(TASK_CHUNK).collect();
-    let mut out = Vec::with_capacity(chunks.len());
-    let _: Result<(), std::convert::Infallible> = ordered::run(
-        in_parallel(chunks.len()),
-        |_| seed.evaluator(),
-        |worker, at| {
-            let chunk = chunks[at];
-            let results: Vec<T> = chunk
-                .iter()
-                .enumerate()
-                .map(|(i, item)| {
-                    worker.prefetch_item(chunk.get(i + 4));
-                    read(worker, item.clone())
-                })
-                .collect();
-            progress.add(chunk.len() as u64);
-            (results, worker.drain())
-        },
-        |_, _| {},
-        |_, (_, spent)| ev.absorb(std::mem::take(spent)),
-        |_, (results, _)| {
-            out.push(std::mem::take(results));
-            Ok(())
-        },
-    );
-    out
-}
 
 /// Chunks that depend on nothing settled before them, on every thread.
 fn in_parallel(chunks: usize) -> ordered::Plan<fn(usize) -> Option<usize>> {
@@ -128,25 +84,11 @@ pub(super) fn listed_in_place(
     (keys, errors)
 }
 
-/// `per_item` over a runtime's task list: a progress line saying `what` is done, and the
-/// time taken added to `phase`.
-pub(super) fn over_tasks<T: Send>(
-    ev: &Evaluator<'_>,
-    items: Vec<Value>,
-    out: &mut Findings,
-    (what, phase): (&'static str, &'static str),
-    read: impl Fn(&Evaluator<'_>, Value) -> T + Sync,
-) -> Vec<Vec<T>> {
-    let progress = crate::progress::Progress::new(what, items.len() as u64, out.progress);
-    out.timings
-        .time(phase, || per_item(ev, &items, &progress, read))
-}
-
 /// What a deferred runtime needs of a task before it is read: its id (for the order) and
 /// address. The task rule's members up to `id` are evaluated, nothing else; their values
 /// are kept for reading the task (`Listed`) where only `let`s come before `id`.
 pub(super) fn task_key(ev: &Evaluator<'_>, item: Value) -> Result<PendingTask, EvalError> {
-    let (rule, addr, subject) = match_rule(ev, RuleKind::Task, item.clone())?;
+    let (_, rule, addr, subject) = find_rule(ev, RuleKind::Task, item.clone())?;
     let (mut id, mut listed) = (None, Listed::default());
     if let Some(last) = rule
         .members
