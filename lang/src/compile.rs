@@ -163,6 +163,7 @@ pub fn compile(main: SourceFile, loader: &dyn Loader) -> Result<Program, Diagnos
         match exprs.into_iter().map(ParsedExpr::resolved).collect() {
             Some(exprs) => {
                 program.exprs = exprs;
+                program.lower_chains();
                 return Ok(program);
             }
             None => diags.push(Diagnostic::new(

@@ -462,6 +462,9 @@ pub struct Program {
     /// (`runtime_code "tokio::" "mio::"`): folded in native stacks and left out of crash
     /// signatures.
     pub runtime_code: Vec<String>,
+    /// Each expression's chain of members (see `chain_shape`), by `ExprId`: worked out
+    /// once when the program is compiled, as it depends on nothing else.
+    pub chains: Vec<(ExprId, u32)>,
 }
 
 impl Program {
@@ -497,6 +500,46 @@ impl Program {
 
     pub fn span(&self, id: ExprId) -> Span {
         self.spans[id.0 as usize]
+    }
+
+    /// The chain of members `top` ends (`s.deadline.std.0.t` at its last `.t`): its root
+    /// (`s`) and how many members it has below `top`; `(top, 0)` for an expression that
+    /// is not a member.
+    pub fn chain_shape(&self, top: ExprId) -> (ExprId, u32) {
+        match self.chains.get(top.0 as usize) {
+            Some(&shape) => shape,
+            // A program made by hand, not compiled.
+            None => self.walk_chain(top),
+        }
+    }
+
+    fn walk_chain(&self, top: ExprId) -> (ExprId, u32) {
+        let (mut root, mut inner) = (top, 0u32);
+        while let ExprOf::Field(base, _) = self.expr(root) {
+            root = *base;
+            if matches!(self.expr(root), ExprOf::Field(..)) {
+                inner += 1;
+            }
+        }
+        (root, inner)
+    }
+
+    /// Works out every expression's chain (`chain_shape`) in one pass: a member's base is
+    /// made before it, so its chain is known by then (a walk where it is not).
+    pub(crate) fn lower_chains(&mut self) {
+        let mut chains: Vec<(ExprId, u32)> = Vec::with_capacity(self.exprs.len());
+        for (i, e) in self.exprs.iter().enumerate() {
+            let shape = match e {
+                ExprOf::Field(base, _) => match (self.expr(*base), chains.get(base.0 as usize)) {
+                    (ExprOf::Field(..), Some(&(root, inner))) => (root, inner + 1),
+                    (ExprOf::Field(..), None) => self.walk_chain(ExprId(i as u32)),
+                    _ => (*base, 0),
+                },
+                _ => (ExprId(i as u32), 0),
+            };
+            chains.push(shape);
+        }
+        self.chains = chains;
     }
 
     /// The layout span of a position rhai reported inside `hook`'s body.

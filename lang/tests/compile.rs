@@ -33,6 +33,41 @@ fn every_shipped_layout_compiles() {
 
 /// What the compiler makes of each runnable shipped layout (with the libraries it uses),
 /// as `Program::listing` shows it: every name resolved to a slot, function or builtin.
+/// Each member chain's root and length, worked out once in one pass at compile time, are
+/// those found by walking the chain from its outermost member, in every shipped layout
+/// (tokio's `s.deadline.std.0.t.tv_sec`: root `s`, four members below the last).
+#[test]
+fn chain_shapes_lowered_at_compile_time_are_those_walked() {
+    use layoutdump_lang::program::{Expr, ExprId};
+    let mut longest = 0;
+    for (name, _) in shipped().0 {
+        let program = compile(shipped().load(name).unwrap(), &shipped()).unwrap();
+        assert_eq!(program.chains.len(), program.exprs.len(), "{name}");
+        let by_hand = layoutdump_lang::Program {
+            chains: Vec::new(),
+            ..program.clone()
+        };
+        for i in 0..program.exprs.len() {
+            let id = ExprId(i as u32);
+            let (root, inner) = program.chain_shape(id);
+            assert_eq!(
+                (root, inner),
+                by_hand.chain_shape(id),
+                "{name}: expression {i}"
+            );
+            assert!(
+                !matches!(program.expr(root), Expr::Field(..)),
+                "{name}: {i}"
+            );
+            longest = longest.max(inner);
+        }
+    }
+    assert!(
+        longest >= 4,
+        "the longest chain has {longest} members below its last"
+    );
+}
+
 #[test]
 fn compiled_shipped_layouts() {
     for name in [

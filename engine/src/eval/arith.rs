@@ -302,7 +302,7 @@ impl Evaluator<'_> {
             Expr::Field(..) => {
                 // A member or a chain of members of a binding: `deadline.tv_sec`,
                 // `time.inner.state.wheel.elapsed`.
-                let (root, inner) = self.chain_shape(id);
+                let (root, inner) = self.program.chain_shape(id);
                 let inner = u64::from(inner);
                 let Expr::Local(slot) = self.program.expr(root) else {
                     return None;

@@ -68,16 +68,10 @@ pub struct Caches {
     pub statics: RefCell<FxHashMap<ExprId, StaticPlace>>,
     /// Arithmetic expressions compiled (see `arith`), by `ExprId`.
     pub arith: RefCell<Vec<super::arith::Compiled>>,
-    /// For a chain of members (`a.b.c`, by the outermost's `ExprId`): its root (`a`) and
-    /// how many members it has below the outermost; `NO_CHAIN` where not worked out yet.
-    pub chains: RefCell<Vec<(ExprId, u32)>>,
 }
 
 /// A static's link-time address and type, or why the binary has none by that name.
 pub type StaticPlace = Result<(u64, DieId), String>;
-
-/// A `Caches::chains` entry not worked out yet.
-pub const NO_CHAIN: (ExprId, u32) = (ExprId(u32::MAX), 0);
 
 /// How a value of some type is read as a number (see `Caches::numbers`).
 pub struct Number {

@@ -217,7 +217,7 @@ impl<'a> Evaluator<'a> {
     /// root is evaluated, as evaluating them one inside the other did, so a chain that
     /// fails (or meets the step limit) counts what it counted before.
     pub(super) fn field_chain(&self, top: ExprId, frame: &mut Frame) -> Result<Value, EvalError> {
-        let (root, inner) = self.chain_shape(top);
+        let (root, inner) = self.program.chain_shape(top);
         // Each inner link is an evaluation of its own (`top` was counted).
         self.charge(u64::from(inner))?;
         let v = match self.program.expr(root) {
@@ -247,29 +247,5 @@ impl<'a> Evaluator<'a> {
             }
             Ok(v)
         })
-    }
-
-    /// The root of the chain of members `top` and how many members it has below `top`,
-    /// worked out once per chain: a chain replayed needs only these.
-    pub(super) fn chain_shape(&self, top: ExprId) -> (ExprId, u32) {
-        let at = top.0 as usize;
-        if let Some(&known) = self.cache.chains.borrow().get(at)
-            && known != cache::NO_CHAIN
-        {
-            return known;
-        }
-        let (mut root, mut inner) = (top, 0u32);
-        while let Expr::Field(base, _) = self.program.expr(root) {
-            root = *base;
-            if matches!(self.program.expr(root), Expr::Field(..)) {
-                inner += 1;
-            }
-        }
-        let mut chains = self.cache.chains.borrow_mut();
-        if chains.len() <= at {
-            chains.resize(self.program.exprs.len().max(at + 1), cache::NO_CHAIN);
-        }
-        chains[at] = (root, inner);
-        (root, inner)
     }
 }
