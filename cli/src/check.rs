@@ -86,9 +86,12 @@ fn explain(
         binary: args.binary.clone(),
         debug_dirs: args.debug_dirs.clone(),
         index_cache: IndexCache::from_env(),
+        // Only counts are shown: the tasks are read and dropped, a window at a time.
+        defer_tasks: true,
         ..Options::default()
     };
-    let (report, _) = analyze(program, dump, &opts)?;
+    let (mut report, _) = analyze(program, dump, &opts)?;
+    report.read_pending_for_findings();
     use std::fmt::Write as _;
     let mut out = format!("{} on {}:\n", args.layout, dump.display());
     if let Some(usage) = &report.usage {
@@ -100,7 +103,7 @@ fn explain(
             "runtime {} at {:#x}: {} tasks",
             rt.kind,
             rt.address.0,
-            rt.tasks.len()
+            rt.task_count_listed()
         );
         for (name, why) in &rt.unavailable {
             let _ = writeln!(out, "  {name}: unavailable: {why}");

@@ -704,14 +704,29 @@ impl Report {
     }
 
     /// Adds what reading the pending tasks found (`late_findings`, and the cycles of
-    /// tasks waiting for each other) to the warnings and notes, for output that is not
+    /// tasks waiting for each other) to the warnings and notes, and what the rules matched
+    /// to the usage, for output that is not
     /// serialized (text), once the tasks have been read.
     pub fn add_late_findings(&mut self) {
         if self.runtimes.iter().any(|r| r.pending.is_some()) {
             let (warnings, notes) = self.late_warnings_and_notes();
             self.warnings = warnings;
             self.notes = notes;
+            let late = self.late_findings();
+            if let Some(usage) = &mut self.usage {
+                usage.add(&late.usage);
+            }
         }
+    }
+
+    /// Reads every pending task for what reading finds (warnings, waits, what the rules
+    /// matched), added as `add_late_findings` adds it, keeping no task: for output that
+    /// shows none (`check --explain`).
+    pub fn read_pending_for_findings(&mut self) {
+        for p in self.runtimes.iter().filter_map(|r| r.pending.as_ref()) {
+            let _: Result<(), std::convert::Infallible> = p.stream(|_, _: &mut ()| (), |_| Ok(()));
+        }
+        self.add_late_findings();
     }
 
     /// The warnings and notes with what reading the pending tasks found added.
