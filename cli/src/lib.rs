@@ -521,6 +521,9 @@ fn triage_command(args: TriageArgs) -> Result<ExitCode> {
         debug_dirs: args.debug_dirs,
         limits: args.limits.limits(),
         index_cache: IndexCache::from_env(),
+        // Only the crash is kept, and it reads the task it needs: the others are listed,
+        // never read.
+        defer_tasks: true,
         ..Options::default()
     };
     // Progress on a terminal only: a pipeline's stderr should stay clean.
