@@ -9,6 +9,7 @@ use layoutdump_lang::program::RuleKind;
 use crate::descent;
 use crate::dwarf::{DieId, Type, TypeKind};
 use crate::eval::FrameFacts;
+use crate::eval::observe::Seen;
 use crate::eval::{EvalError, Evaluator, Value};
 use crate::report::{
     AwaitFrame, BlockedOn, Branch, FieldValue, Fields, FrameHead, Held, Hex, SourceRef, Via,
@@ -108,7 +109,7 @@ fn chain(
                 .find(|&i| ev.guard_holds(&ev.program.rules[i], &v))
         });
         if let Some((i, rule)) = leaf.map(|i| (i, &ev.program.rules[i])) {
-            ev.usage.borrow_mut().hit(i);
+            ev.see(Seen::Matched { rule: i });
             let frame = if t.is_coroutine() {
                 coroutine_frame(ev, addr, &t, gathered)
                     .map(|(f, _)| f)
@@ -329,7 +330,7 @@ fn see_into(ev: &Evaluator<'_>, v: &Value, t: &Type, gathered: &mut Gathered) ->
                     },
                     other => vec![other],
                 };
-                ev.usage.borrow_mut().hit(i);
+                ev.see(Seen::Matched { rule: i });
                 let details = member_details(ev, rule, members, gathered);
                 return Some((kind, details, Ok(items)));
             }
@@ -366,7 +367,7 @@ fn description(
         .iter()
         .map(|&i| (i, &ev.program.rules[i]))
         .find(|(_, r)| !has_awaits(r) && ev.guard_holds(r, v))?;
-    ev.usage.borrow_mut().hit(i);
+    ev.see(Seen::Matched { rule: i });
     let members = ev.eval_members(&rule.members, rule.frame_size, v.clone());
     let kind = members.iter().find_map(|(n, r)| match (*n, r) {
         ("kind", Ok(Value::Str(s))) => Some(s.clone()),
@@ -577,7 +578,7 @@ fn held_resource(
     let Some(r) = ev.program.rules.get(rule) else {
         return;
     };
-    ev.usage.borrow_mut().hit(rule);
+    ev.see(Seen::Matched { rule });
     let mut kind = ev.name("held");
     let mut resource = None;
     for (name, value) in ev.eval_members(&r.members, r.frame_size, place) {

@@ -9,6 +9,7 @@ mod expr;
 mod field_value;
 mod hook;
 mod lists;
+pub(crate) mod observe;
 mod places;
 mod plan;
 pub mod route;
@@ -82,8 +83,9 @@ pub struct Evaluator<'a> {
     depth: Cell<u32>,
     /// Problems that did not stop evaluation (a list cut short), in order.
     pub warnings: RefCell<Vec<String>>,
-    /// What each root and rule found, for `check --explain`.
-    pub usage: RefCell<crate::explain::Usage>,
+    /// What listens to evaluation (`see`): what each root and rule found, for `check
+    /// --explain`, and the task members not read.
+    observer: RefCell<crate::explain::Usage>,
     /// The rhai engine, made at the first hook call.
     hooks: std::cell::OnceCell<hook::HookEngine>,
     /// The runtime whose task is being read (`task_runtime()`): its rule's subject.
@@ -199,7 +201,7 @@ impl<'a> Evaluator<'a> {
             warnings: RefCell::new(Vec::new()),
             hooks: std::cell::OnceCell::new(),
             runtime: std::cell::Cell::new(None),
-            usage: RefCell::new(crate::explain::Usage::new(program)),
+            observer: RefCell::new(crate::explain::Usage::new(program)),
             cache: cache::Caches::default(),
             absorbed_printed: RefCell::new(Vec::new()),
             recorder: RefCell::new(Default::default()),
@@ -366,7 +368,7 @@ impl<'a> Evaluator<'a> {
         Spent {
             warnings: std::mem::take(&mut *self.warnings.borrow_mut()),
             usage: std::mem::replace(
-                &mut *self.usage.borrow_mut(),
+                &mut *self.observer.borrow_mut(),
                 crate::explain::Usage::new(self.program),
             ),
             steps: self.steps.replace(0),
@@ -383,9 +385,20 @@ impl<'a> Evaluator<'a> {
         for w in spent.warnings {
             self.warn(w);
         }
-        self.usage.borrow_mut().add(&spent.usage);
+        self.observer.borrow_mut().add(&spent.usage);
         self.steps.set(self.steps.get().saturating_add(spent.steps));
         self.absorbed_printed.borrow_mut().extend(spent.printed);
+    }
+
+    /// Tells the observer what evaluation saw.
+    pub(crate) fn see(&self, what: observe::Seen<'_>) {
+        use observe::Observer as _;
+        self.observer.borrow_mut().seen(what);
+    }
+
+    /// What the observer counted so far.
+    pub(crate) fn usage(&self) -> crate::explain::Usage {
+        self.observer.borrow().clone()
     }
 
     /// Marks this evaluator as one of several running in parallel (a worker reading

@@ -9,6 +9,7 @@ use super::Findings;
 use super::listing::{ListedTasks, drop_on_every_thread};
 use super::order::sort_listed;
 use super::tasks::{listed_in_place, task_report};
+use crate::eval::observe::Seen;
 use crate::eval::{EvalError, Evaluator, Value};
 use crate::eval::{display_string, field_value};
 use crate::report::Pending;
@@ -22,7 +23,7 @@ pub(super) fn match_rule<'p>(
     v: Value,
 ) -> Result<(&'p Rule, u64, Value), EvalError> {
     let (i, rule, addr, v) = find_rule(ev, kind, v)?;
-    ev.usage.borrow_mut().hit(i);
+    ev.see(Seen::Matched { rule: i });
     Ok((rule, addr, v))
 }
 

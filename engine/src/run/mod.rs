@@ -10,6 +10,7 @@ use rustc_hash::FxHashSet;
 use layoutdump_lang::program::{RootKind, RuleKind};
 
 use crate::dwarf::DebugInfo;
+use crate::eval::observe::Seen;
 use crate::eval::{Evaluator, Limits, Value, field_value};
 use crate::memory::Memory;
 use crate::report::{BlockOnReport, Fields, Hex, RuntimeReport};
@@ -109,15 +110,22 @@ pub fn run(
     let mut frame_notes = Vec::new();
     for (root_index, root) in program.roots.iter().enumerate() {
         let here = program.location(root.span);
-        let record = |f: &mut dyn FnMut(&mut crate::explain::RootUse)| {
-            if let Some(u) = ev.usage.borrow_mut().roots.get_mut(root_index) {
-                f(u)
-            }
+        let root_error = |error: &str| {
+            ev.see(Seen::RootError {
+                root: root_index,
+                error,
+            })
+        };
+        let root_value = |absent: bool| {
+            ev.see(Seen::RootValue {
+                root: root_index,
+                absent,
+            })
         };
         let subjects: Vec<(Option<u32>, Value)> = match &root.kind {
             RootKind::Tls(path) => match tls_variable(dbg, path) {
                 Err(msg) => {
-                    record(&mut |u| u.error = Some(msg.to_string()));
+                    root_error(&msg.to_string());
                     out.warnings.push(format!("root at {here}: {msg}"));
                     continue;
                 }
@@ -158,7 +166,7 @@ pub fn run(
                     },
                 )],
                 Err(msg) => {
-                    record(&mut |u| u.error = Some(msg.to_string()));
+                    root_error(&msg.to_string());
                     out.warnings.push(format!("root at {here}: {msg}"));
                     continue;
                 }
@@ -176,7 +184,7 @@ pub fn run(
                     // ThreadPool) has nothing to scan for: said by `check --explain`, not
                     // a warning.
                     Err(msg) => {
-                        record(&mut |u| u.error = Some(msg.clone()));
+                        root_error(&msg);
                         continue;
                     }
                 };
@@ -210,7 +218,10 @@ pub fn run(
                 found
             }
         };
-        record(&mut |u| u.subjects = subjects.len() as u64);
+        ev.see(Seen::RootSubjects {
+            root: root_index,
+            count: subjects.len() as u64,
+        });
         let is_scan = matches!(root.kind, RootKind::Scan { .. });
         // A scan's candidates that led nowhere: one note, not one warning each.
         let mut scan_misses = 0u64;
@@ -231,7 +242,7 @@ pub fn run(
                 _ => None,
             };
             if candidate.is_some_and(|c| listed.contains(&c)) {
-                record(&mut |u| u.values += 1);
+                root_value(false);
                 continue;
             }
             // What evaluating a rejected candidate complained about (a list through freed
@@ -239,18 +250,16 @@ pub fn run(
             let ev_warnings = ev.warnings.borrow().len();
             let value = match ev.eval_with_subject(root.value, root.frame_size, subject.clone()) {
                 Ok(v) => {
-                    record(&mut |u| u.values += 1);
+                    root_value(false);
                     v
                 }
                 // "No runtime on this thread" is the common case, not a problem.
                 Err(e) if e.is_absent() => {
-                    record(&mut |u| u.absent += 1);
+                    root_value(true);
                     continue;
                 }
                 Err(e) => {
-                    record(&mut |u| {
-                        u.error.get_or_insert_with(|| e.to_string());
-                    });
+                    root_error(&e.to_string());
                     if is_scan {
                         scan_misses += 1;
                         ev.warnings.borrow_mut().truncate(ev_warnings);
@@ -379,7 +388,7 @@ pub fn run(
     }
     out.block_on.sort_by_key(|b| (b.thread, b.future.address));
     out.warnings.extend(ev.warnings.borrow().iter().cloned());
-    out.usage = ev.usage.borrow().clone();
+    out.usage = ev.usage();
     out.warnings.extend(out.usage.unread.warnings(program));
     if out.runtimes.is_empty() {
         out.warnings.extend(frame_notes.iter().cloned());

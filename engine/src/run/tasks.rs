@@ -9,6 +9,7 @@ use layoutdump_lang::program::{Rule, RuleKind};
 
 use super::findings::{find_rule, match_rule};
 use super::listing::{Listed, PendingTask};
+use crate::eval::observe::Seen;
 use crate::eval::{EvalError, Evaluator, Members, Value};
 use crate::eval::{checked_field_value, display_string};
 use crate::report::{FutureRef, Hex, TaskReport};
@@ -250,10 +251,12 @@ fn unread(ev: &Evaluator<'_>, rule: &Rule, name: &str, addr: u64, why: &str) {
         .members
         .iter()
         .position(|m| m.name == name && !m.is_let);
-    if let (Some(r), Some(m)) = (r, m) {
-        ev.usage
-            .borrow_mut()
-            .unread
-            .add_one((r, m), addr, &|| why.to_string());
+    if let (Some(rule), Some(member)) = (r, m) {
+        ev.see(Seen::Unread {
+            rule,
+            member,
+            addr,
+            why,
+        });
     }
 }
