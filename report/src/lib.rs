@@ -668,8 +668,14 @@ impl Report {
     /// whole is one sink of the task stream. What reading found is added to the warnings,
     /// notes and usage; true if something could not be read.
     pub fn read_all_pending(&mut self) -> bool {
-        let late = self.late_findings_after(|rt| {
-            let Some(p) = rt.pending.take() else { return };
+        // Asked once all are read; the lists that lead to them are gone by then.
+        let readers: Vec<_> = self
+            .runtimes
+            .iter()
+            .filter_map(|r| r.pending.as_ref()?.tasks.reading())
+            .collect();
+        for rt in &mut self.runtimes {
+            let Some(p) = rt.pending.take() else { continue };
             let _: Result<(), std::convert::Infallible> = p.stream(
                 |t, chunk: &mut std::sync::Mutex<Vec<TaskReport>>| lock(chunk).push(t),
                 |chunk| {
@@ -680,7 +686,8 @@ impl Report {
                     Ok(())
                 },
             );
-        });
+        }
+        let late = late_findings_of(readers);
         self.warnings.extend(late.warnings);
         self.notes.extend(late.notes);
         if let Some(usage) = &mut self.usage {
@@ -689,32 +696,18 @@ impl Report {
         late.partial
     }
 
-    /// Runs `read` on every runtime, then gives what the readers of their pending tasks
-    /// found (each reader asked once).
-    fn late_findings_after(&mut self, mut read: impl FnMut(&mut RuntimeReport)) -> LateFindings {
-        let readers: Vec<_> = self
-            .runtimes
-            .iter()
-            .filter_map(|r| r.pending.as_ref()?.tasks.reading())
-            .collect();
-        for rt in &mut self.runtimes {
-            read(rt);
-        }
-        late_findings_of(readers)
-    }
-
     /// Adds what reading the pending tasks found (`late_findings`, and the cycles of
     /// tasks waiting for each other) to the warnings and notes, and what the rules matched
-    /// to the usage, for output that is not
-    /// serialized (text), once the tasks have been read.
+    /// to the usage, for output that is not serialized (text), once the tasks are read.
     pub fn add_late_findings(&mut self) {
         if self.runtimes.iter().any(|r| r.pending.is_some()) {
-            let (warnings, notes) = self.late_warnings_and_notes();
+            let mut late = self.late_findings();
+            let usage = std::mem::take(&mut late.usage);
+            let (warnings, notes) = self.with_late(late);
             self.warnings = warnings;
             self.notes = notes;
-            let late = self.late_findings();
-            if let Some(usage) = &mut self.usage {
-                usage.add(&late.usage);
+            if let Some(u) = &mut self.usage {
+                u.add(&usage);
             }
         }
     }
@@ -731,7 +724,11 @@ impl Report {
 
     /// The warnings and notes with what reading the pending tasks found added.
     fn late_warnings_and_notes(&self) -> (Vec<String>, Vec<String>) {
-        let late = self.late_findings();
+        self.with_late(self.late_findings())
+    }
+
+    /// The warnings and notes with `late` (what reading found) and its cycles added.
+    fn with_late(&self, late: LateFindings) -> (Vec<String>, Vec<String>) {
         let mut warnings = self.warnings.clone();
         warnings.extend(late.warnings);
         let mut facts = late.waits;
