@@ -410,6 +410,36 @@ fn wrong_cast_is_a_warning_and_exit_3() {
 
 /// The mapexec fixture's layout, and its line listing the tasks, which the cases above
 /// replace with a mistake.
+/// A task member no task has (a misspelt field) is found only as the tasks are read,
+/// which every view does as it writes them: each still ends with exit 3, the graph too.
+#[test]
+fn a_member_unread_on_every_task_is_exit_3_in_every_view() {
+    let d = common::fixture_dumps("mapexec", Profile::Dev);
+    let (text, _) = mapexec_layout();
+    let from = "    name = t.name\n";
+    assert!(text.contains(from));
+    let dir = common::root().join("target/custom-layout-mistakes");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("misspelt-member.layout");
+    std::fs::write(&path, text.replacen(from, "    name = t.nmae\n", 1)).unwrap();
+    let (layout, core) = (path.to_str().unwrap(), d.core.to_str().unwrap());
+    for view in [
+        &[][..],
+        &["--format", "json"],
+        &["--format", "yaml"],
+        &["--group"],
+        &["--state", "idle"],
+        &["--graph", "dot"],
+    ] {
+        let out = common::layoutdump()
+            .args(["run", layout, core])
+            .args(view)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(3), "{view:?}");
+    }
+}
+
 fn mapexec_layout() -> (String, &'static str) {
     let text =
         std::fs::read_to_string(common::root().join("tests/fixtures/mapexec/mapexec.layout"))

@@ -340,7 +340,7 @@ fn run(mut args: RunArgs) -> Result<ExitCode> {
     report.show_only(filter);
     if let Some(GraphFormat::Dot) = args.graph {
         emit(&report, &writer::Dot, args.output.as_deref())?;
-        return Ok(exit_code(outcome));
+        return Ok(exit_code(written_outcome(&report, outcome)));
     }
     if args.group {
         // Text shows the groups first: its pending tasks are read for them now, and what
@@ -369,16 +369,21 @@ fn run(mut args: RunArgs) -> Result<ExitCode> {
         t.add("output", output_started.elapsed());
         eprint!("{}", t.render());
     }
-    // Tasks read as they were written may have had facts that could not be read.
-    let outcome = match outcome {
-        Outcome::Complete if report.late_findings().partial => Outcome::Partial,
-        o => o,
-    };
+    let outcome = written_outcome(&report, outcome);
     // The process ends here: freeing a million task reports one by one, or the name
     // index of a large binary (millions of entries, ~0.3 s), would only delay the exit.
     std::mem::forget(report);
     std::mem::forget(opts);
     Ok(exit_code(outcome))
+}
+
+/// The outcome of a report once written: tasks read as they were written may have had
+/// facts that could not be read.
+fn written_outcome(report: &Report, analyzed: Outcome) -> Outcome {
+    match analyzed {
+        Outcome::Complete if report.late_findings().partial => Outcome::Partial,
+        o => o,
+    }
 }
 
 pub(crate) fn exit_code(outcome: Outcome) -> ExitCode {
