@@ -359,10 +359,7 @@ fn wrong_cast_is_a_warning_and_exit_3() {
          => ({t}.ctrl.pointer - (i + 1) * (size_of((u64, mapexec::Task)) - 8) + 8) as mapexec::Task\n"
     );
     let wrong = text.replacen(from, &walk, 1);
-    let dir = common::root().join("target/custom-layout-mistakes");
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("wrong-stride.layout");
-    std::fs::write(&path, &wrong).unwrap();
+    let path = common::mistake_layout("wrong-stride.layout", &wrong);
     let line_of = |s: &str| wrong[..wrong.find(s).unwrap()].matches('\n').count() + 1;
     let out = run_layoutdump(&["run", path.to_str().unwrap(), d.core.to_str().unwrap()]);
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -408,8 +405,6 @@ fn wrong_cast_is_a_warning_and_exit_3() {
     );
 }
 
-/// The mapexec fixture's layout, and its line listing the tasks, which the cases above
-/// replace with a mistake.
 /// A task member no task has (a misspelt field) is found only as the tasks are read,
 /// which every view does as it writes them: each still ends with exit 3, the graph too.
 #[test]
@@ -418,10 +413,10 @@ fn a_member_unread_on_every_task_is_exit_3_in_every_view() {
     let (text, _) = mapexec_layout();
     let from = "    name = t.name\n";
     assert!(text.contains(from));
-    let dir = common::root().join("target/custom-layout-mistakes");
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("misspelt-member.layout");
-    std::fs::write(&path, text.replacen(from, "    name = t.nmae\n", 1)).unwrap();
+    let path = common::mistake_layout(
+        "misspelt-member.layout",
+        &text.replacen(from, "    name = t.nmae\n", 1),
+    );
     let (layout, core) = (path.to_str().unwrap(), d.core.to_str().unwrap());
     for view in [
         &[][..],
@@ -440,6 +435,8 @@ fn a_member_unread_on_every_task_is_exit_3_in_every_view() {
     }
 }
 
+/// The mapexec fixture's layout, and its line listing the tasks, which the cases above
+/// replace with a mistake.
 fn mapexec_layout() -> (String, &'static str) {
     let text =
         std::fs::read_to_string(common::root().join("tests/fixtures/mapexec/mapexec.layout"))

@@ -97,8 +97,6 @@ fn inhouse_layout_is_small_and_checks_clean() {
 fn check_catches_mistakes_in_the_custom_layout() {
     let d = fixture_dumps("inhouse", Profile::Dev);
     let text = std::fs::read_to_string(layout()).unwrap();
-    let dir = root().join("target/custom-layout-mistakes");
-    std::fs::create_dir_all(&dir).unwrap();
     let cases = [
         // A field name misremembered from the source.
         (
@@ -121,7 +119,7 @@ fn check_catches_mistakes_in_the_custom_layout() {
     ];
     for (from, to, wanted) in cases {
         assert!(text.contains(from), "{from}");
-        let path = dir.join("broken.layout");
+        let path = common::mistake_path("broken.layout");
         let (code, err) = common::check_layout_text(&path, &text.replacen(from, to, 1), &d.exe);
         assert_ne!(code, Some(0), "{to}: check passed");
         assert!(err.contains(wanted), "{to}: {err}");
@@ -156,14 +154,10 @@ fn explain_shows_where_the_task_list_stops() {
     assert!(text.contains("1 threads: 1 value, 0 absent"), "{text}");
 
     let text_src = std::fs::read_to_string(layout()).unwrap();
-    let dir = root().join("target/custom-layout-mistakes");
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("wrong-list.layout");
-    std::fs::write(
-        &path,
-        text_src.replacen("tasks = ex.tasks", "tasks = ex.timers.data", 1),
-    )
-    .unwrap();
+    let path = common::mistake_layout(
+        "wrong-list.layout",
+        &text_src.replacen("tasks = ex.tasks", "tasks = ex.timers.data", 1),
+    );
     let out = run_layoutdump(&["check", path.to_str().unwrap(), "--explain", core]);
     let text = String::from_utf8_lossy(&out.stdout);
     let task_line = text
@@ -192,10 +186,7 @@ fn failing_hook_in_a_leaf_is_partial() {
         "    deadline_ms = s.deadline_ms\n    late = fail(s.deadline_ms)\n",
         1,
     ) + "hook fail(x) \"\"\"\n    throw \"no clock\";\n\"\"\"\n";
-    let dir = root().join("target/custom-layout-mistakes");
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("failing-leaf.layout");
-    std::fs::write(&path, &broken).unwrap();
+    let path = common::mistake_layout("failing-leaf.layout", &broken);
     let out = run_layoutdump(&[
         "run",
         path.to_str().unwrap(),
@@ -237,10 +228,10 @@ fn misread_ids_are_a_warning() {
     let text = std::fs::read_to_string(layout()).unwrap();
     let from = "    id = t.id\n";
     assert!(text.contains(from));
-    let dir = root().join("target/custom-layout-mistakes");
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("wrong-id.layout");
-    std::fs::write(&path, text.replacen(from, "    id = t.word & 0x7\n", 1)).unwrap();
+    let path = common::mistake_layout(
+        "wrong-id.layout",
+        &text.replacen(from, "    id = t.word & 0x7\n", 1),
+    );
     let out = run_layoutdump(&["run", path.to_str().unwrap(), d.core.to_str().unwrap()]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(3), "{stdout}");

@@ -487,6 +487,21 @@ pub fn truth_rows<T: Ord>(
     rows
 }
 
+/// Where the tests write layouts with a mistake made on purpose (a file per case, kept to
+/// be read after a failure): `target/custom-layout-mistakes/NAME`.
+pub fn mistake_path(name: &str) -> PathBuf {
+    let dir = root().join("target/custom-layout-mistakes");
+    std::fs::create_dir_all(&dir).expect("make target/custom-layout-mistakes");
+    dir.join(name)
+}
+
+/// `text` written as the mistake layout `name` (see `mistake_path`): its path.
+pub fn mistake_layout(name: &str, text: &str) -> PathBuf {
+    let path = mistake_path(name);
+    std::fs::write(&path, text).expect("write the layout");
+    path
+}
+
 /// `layoutdump check PATH --binary BINARY` on `text` written to `path`: the exit status
 /// and what it printed on stderr.
 pub fn check_layout_text(path: &Path, text: &str, binary: &Path) -> (Option<i32>, String) {
